@@ -1,0 +1,44 @@
+# mwaa-iac developer entry points. `make setup && make test` on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+UV     := $(shell command -v uv 2>/dev/null)
+
+.PHONY: setup test lint fmt unit tf-test scan schema-lint clean
+
+setup: $(BIN)/mwaa-iac
+
+$(BIN)/mwaa-iac: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,terraform]'
+	@touch $@
+
+# Lint, unit + integration tests, the offline `terraform test` suite, the IaC scanner.
+test: setup lint schema-lint unit tf-test scan
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mwaa-iac tf fmt --check modules environments
+
+unit: setup
+	$(BIN)/pytest -q
+
+tf-test: setup
+	$(BIN)/mwaa-iac tf test modules/blue-green-decision
+
+schema-lint: setup
+	$(BIN)/python ../shared/tools/tf-schema-lint/check_hcl.py modules/ 2>/dev/null || \
+	  { test ! -f ../shared/tools/tf-schema-lint/check_hcl.py && echo "tf-schema-lint not mounted here; skipped"; }
+
+scan: setup
+	$(BIN)/checkov --quiet --compact -d modules --framework terraform --config-file .checkov.yaml
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/mwaa-iac tf fmt modules environments
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""MWAA control-plane emulator (rest-json, validated against botocore's own service model)."""

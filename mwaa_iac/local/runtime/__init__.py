@@ -1,0 +1,1 @@
+"""What backs an emulated MWAA environment: a real Airflow of its version (see ``airflow.py``)."""
