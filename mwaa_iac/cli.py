@@ -29,8 +29,12 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-versions_app = typer.Typer(help="The Airflow versions MWAA offers and the paths between them.", no_args_is_help=True)
-tf_app = typer.Typer(help="Terraform helpers run through the same engine as plan/apply.", no_args_is_help=True)
+versions_app = typer.Typer(
+    help="The Airflow versions MWAA offers and the paths between them.", no_args_is_help=True
+)
+tf_app = typer.Typer(
+    help="Terraform helpers run through the same engine as plan/apply.", no_args_is_help=True
+)
 app.add_typer(versions_app, name="versions")
 app.add_typer(tf_app, name="tf")
 
@@ -39,8 +43,11 @@ _state = {"debug": False}
 EnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment directory name under environments/.")]
 RootOpt = Annotated[
     Path | None,
-    typer.Option("--root", help="Repository root holding environments/ (default: $MWAA_IAC_ROOT or the cwd).",
-                 show_default=False),
+    typer.Option(
+        "--root",
+        help="Repository root holding environments/ (default: $MWAA_IAC_ROOT or the cwd).",
+        show_default=False,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 TfBinOpt = Annotated[
@@ -87,7 +94,9 @@ def _today(value: str | None) -> date:
 
 TodayOpt = Annotated[
     str | None,
-    typer.Option("--today", help="Evaluate end-of-support dates as of this day (YYYY-MM-DD).", show_default=False),
+    typer.Option(
+        "--today", help="Evaluate end-of-support dates as of this day (YYYY-MM-DD).", show_default=False
+    ),
 ]
 
 
@@ -98,8 +107,11 @@ def versions_list(json_out: JsonOpt = False, today: TodayOpt = None) -> None:
     catalog = load_catalog()
     if json_out:
         ui.emit_json(
-            {"checked": catalog.checked, "mwaa_dr_version": catalog.mwaa_dr_version,
-             "versions": [v.to_dict(day) for v in catalog.versions]}
+            {
+                "checked": catalog.checked,
+                "mwaa_dr_version": catalog.mwaa_dr_version,
+                "versions": [v.to_dict(day) for v in catalog.versions],
+            }
         )
         return
     from rich.table import Table
@@ -125,13 +137,17 @@ def _print_path(plan: PathPlan) -> None:
     if plan.allowed:
         ui.out.print(f"[success]{plan.from_version} → {plan.to_version}: {plan.strategy}[/]")
         for number, hop in enumerate(plan.hops, 1):
-            ui.out.print(f"  {number}. [key]{hop.kind}[/] {hop.from_version} → {hop.to_version}: {hop.reason}")
+            ui.out.print(
+                f"  {number}. [key]{hop.kind}[/] {hop.from_version} → {hop.to_version}: {hop.reason}"
+            )
         if plan.history_carried is not None:
             ui.out.print(f"  history carried: {'yes' if plan.history_carried else 'NO'}")
         for note in plan.notes:
             ui.out.print(f"  [muted]{note}[/]")
     else:
-        ui.err.print(f"[failure]refused: {plan.from_version} → {plan.to_version} ({plan.requested_strategy})[/]")
+        ui.err.print(
+            f"[failure]refused: {plan.from_version} → {plan.to_version} ({plan.requested_strategy})[/]"
+        )
         for reason in plan.refusals:
             ui.err.print(f"  - {reason}")
         for hint in plan.hints:
@@ -142,7 +158,9 @@ def _print_path(plan: PathPlan) -> None:
 def versions_path(
     from_version: Annotated[str, typer.Option("--from", help="Current Airflow version.")],
     to_version: Annotated[str, typer.Option("--to", help="Target Airflow version.")],
-    strategy: Annotated[Strategy, typer.Option("--strategy", help="auto, in-place or cutover.")] = Strategy.AUTO,
+    strategy: Annotated[
+        Strategy, typer.Option("--strategy", help="auto, in-place or cutover.")
+    ] = Strategy.AUTO,
     no_history: Annotated[
         bool, typer.Option("--no-history", help="Accept a cutover that does not carry run history.")
     ] = False,
@@ -165,11 +183,17 @@ def versions_path(
 @app.command()
 def render(
     env: EnvOpt,
-    phase: Annotated[str, typer.Option("--phase", "-p", help=f"One of: {', '.join(PHASE_NAMES)}, flip.")] = "steady",
+    phase: Annotated[
+        str, typer.Option("--phase", "-p", help=f"One of: {', '.join(PHASE_NAMES)}, flip.")
+    ] = "steady",
     version: Annotated[
         str | None,
-        typer.Option("--version", help="Version the phase moves to (an in-place hop for steady; the target for "
-                     "upgrade/flip). Default: from mwaa.yaml.", show_default=False),
+        typer.Option(
+            "--version",
+            help="Version the phase moves to (an in-place hop for steady; the target for "
+            "upgrade/flip). Default: from mwaa.yaml.",
+            show_default=False,
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -194,6 +218,169 @@ def render(
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
     ui.err.print(f"[success]wrote {out}[/] ({layout.phase})")
+
+
+# -- plan / apply ----------------------------------------------------------------------------------
+
+PhaseOpt = Annotated[str, typer.Option("--phase", "-p", help=f"One of: {', '.join(PHASE_NAMES)}, flip.")]
+VersionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--version",
+        help="Version the phase moves to (an in-place hop for steady; the target for "
+        "upgrade/flip). Default: from mwaa.yaml.",
+        show_default=False,
+    ),
+]
+
+
+def _terraform_line(line: str) -> None:
+    ui.err.out("  " + line.rstrip("\n"), style="muted", highlight=False)
+
+
+def _print_phase_plan(result) -> None:
+    summary = result.summary
+    ui.out.print(
+        f"[key]{result.env}[/] phase [key]{result.phase}[/] (active after: {result.layout.active_color})"
+    )
+    changed = [c for c in summary.resources if c.action != "no-op"]
+    if not changed:
+        ui.out.print("  [success]no changes[/]")
+    for change in changed:
+        extra = ""
+        if change.airflow_version_before or change.airflow_version_after:
+            extra = (
+                f"  airflow {change.airflow_version_before or '-'} → {change.airflow_version_after or '-'}"
+            )
+        ui.out.print(f"  {change.action:>8}  {change.address}{extra}")
+    if result.verdict.allowed:
+        ui.out.print("  [success]plan guard: allowed[/]")
+    else:
+        ui.out.print("  [failure]plan guard: refused[/]")
+        for violation in result.verdict.violations:
+            ui.out.print(f"    - {violation}")
+
+
+@app.command()
+def plan(
+    env: EnvOpt,
+    phase: PhaseOpt = "steady",
+    version: VersionOpt = None,
+    json_out: JsonOpt = False,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 0 no changes, 2 changes planned, 1 error.")
+    ] = False,
+    terraform_bin: TfBinOpt = None,
+    root: RootOpt = None,
+) -> None:
+    """Render the phase's tfvars, run terraform plan (saved), summarise it and run the plan guard."""
+    from mwaa_iac.workflows.phase import plan_phase, runner_for
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    if version is not None:
+        load_catalog().require(version)
+    runner = runner_for(ws, terraform_bin, None if json_out else _terraform_line)
+    try:
+        result = plan_phase(ws, config, parse_phase(phase, config), runner, version=version)
+    except MwaaIacError as exc:
+        if detailed_exitcode:
+            _report(exc)
+            raise typer.Exit(ExitCode.FAILED) from None
+        raise
+    if json_out:
+        ui.emit_json(result.to_dict())
+    else:
+        _print_phase_plan(result)
+    if not result.verdict.allowed:
+        raise typer.Exit(ExitCode.FAILED)
+    if detailed_exitcode and result.has_changes:
+        raise typer.Exit(ExitCode.CHANGES)
+
+
+@app.command()
+def apply(
+    env: EnvOpt,
+    phase: PhaseOpt = "steady",
+    version: VersionOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: JsonOpt = False,
+    terraform_bin: TfBinOpt = None,
+    root: RootOpt = None,
+) -> None:
+    """Plan the phase, show the summary, then apply exactly that saved plan (asks first unless --yes)."""
+    from mwaa_iac.workflows.phase import apply_phase, plan_phase, runner_for
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    if version is not None:
+        load_catalog().require(version)
+    runner = runner_for(ws, terraform_bin, None if json_out else _terraform_line)
+    result = plan_phase(ws, config, parse_phase(phase, config), runner, version=version)
+    if not json_out:
+        _print_phase_plan(result)
+    if not result.verdict.allowed:
+        if json_out:
+            ui.emit_json({**result.to_dict(), "applied": False})
+        raise typer.Exit(ExitCode.FAILED)
+    if not result.has_changes:
+        if json_out:
+            ui.emit_json({**result.to_dict(), "applied": False})
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("apply needs confirmation", hint="rerun with --yes in non-interactive use")
+        if not typer.confirm(f"Apply this plan to {env}?", default=False):
+            raise typer.Abort()
+    apply_phase(result, runner)
+    if json_out:
+        ui.emit_json({**result.to_dict(), "applied": True})
+    else:
+        ui.out.print(f"[success]applied {result.phase} to {env}[/]")
+
+
+# -- tf helpers -----------------------------------------------------------------------------------
+
+
+@tf_app.command("fmt")
+def tf_fmt(
+    paths: Annotated[list[Path], typer.Argument(help="Directories or files to format.")],
+    check: Annotated[
+        bool, typer.Option("--check", help="Only list files that need formatting (exit 1).")
+    ] = False,
+    terraform_bin: TfBinOpt = None,
+) -> None:
+    """terraform fmt -recursive over PATHS (with --check: list unformatted files and exit 1)."""
+    from mwaa_iac.adapters.terraform import TerraformRunner, resolve_engine
+
+    runner = TerraformRunner(Path.cwd(), engine=resolve_engine(terraform_bin))
+    files = runner.fmt([str(p) for p in paths], check=check)
+    for name in files:
+        ui.out.print(name)
+    if check and files:
+        ui.err.print(f"[failure]{len(files)} file(s) need terraform fmt[/] (run: make fmt)")
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@tf_app.command("test")
+def tf_test(
+    module: Annotated[list[Path], typer.Argument(help="Module directories with tests/*.tftest.hcl.")],
+    terraform_bin: TfBinOpt = None,
+) -> None:
+    """terraform init + terraform test in each MODULE (offline for provider-free modules)."""
+    from mwaa_iac.adapters.terraform import TerraformRunner, resolve_engine
+
+    engine = resolve_engine(terraform_bin)
+    failed = 0
+    for directory in module:
+        runner = TerraformRunner(directory, engine=engine)
+        runner.init(backend=False)
+        result = runner.test()
+        ui.out.print(result.output.rstrip(), markup=False)
+        if not result.ok:
+            failed += 1
+    if failed:
+        raise typer.Exit(ExitCode.FAILED)
 
 
 # -- error mapping -------------------------------------------------------------------------------

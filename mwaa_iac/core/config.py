@@ -31,7 +31,7 @@ BUCKET_ARN_RE = re.compile(r"^arn:aws(-[a-z]+)?:s3:::[a-z0-9.\-]+$")
 BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 ROLE_ARN_RE = re.compile(r"^arn:aws(-[a-z]+)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-/]+$")
 WINDOW_RE = re.compile(r"^(MON|TUE|WED|THU|FRI|SAT|SUN):([01]\d|2[0-3]):(00|30)$")
-SSM_NAME_RE = re.compile(r"^/?[a-zA-Z0-9_.\-/]{1,1011}$")
+SSM_NAME_RE = re.compile(r"^(/[a-zA-Z0-9_.\-]+)+$|^[a-zA-Z0-9_.\-]{1,1011}$")
 
 
 class Color(StrEnum):
@@ -78,7 +78,9 @@ class Network(_Model):
 
 
 class Source(_Model):
-    bucket_arn: str = Field(description="ARN of the versioned S3 bucket holding DAGs, e.g. arn:aws:s3:::my-bucket")
+    bucket_arn: str = Field(
+        description="ARN of the versioned S3 bucket holding DAGs, e.g. arn:aws:s3:::my-bucket"
+    )
     dag_s3_path: str = "dags"
     requirements_s3_path: str | None = None
     plugins_s3_path: str | None = None
@@ -95,7 +97,9 @@ class Source(_Model):
     @classmethod
     def _relative(cls, value: str | None) -> str | None:
         if value is not None and (value.startswith(("/", "s3://")) or not value):
-            raise ValueError("must be a path relative to the bucket, e.g. dags or requirements/requirements.txt")
+            raise ValueError(
+                "must be a path relative to the bucket, e.g. dags or requirements/requirements.txt"
+            )
         return value
 
     @property
@@ -124,7 +128,9 @@ class Logging(_Model):
 
 
 class DisasterRecovery(_Model):
-    backup_bucket: str = Field(description="S3 bucket for mwaa-dr backups: private and encrypted (holds secrets).")
+    backup_bucket: str = Field(
+        description="S3 bucket for mwaa-dr backups: private and encrypted (holds secrets)."
+    )
     retention_days: int = Field(30, ge=1, le=3650)
     path_prefix: str = "mwaa-dr"
 
@@ -132,7 +138,9 @@ class DisasterRecovery(_Model):
     @classmethod
     def _bucket(cls, value: str) -> str:
         if not BUCKET_NAME_RE.match(value):
-            raise ValueError("must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), not an ARN")
+            raise ValueError(
+                "must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), not an ARN"
+            )
         return value
 
 
@@ -145,7 +153,10 @@ class Routing(_Model):
     @classmethod
     def _ssm(cls, value: str) -> str:
         if not SSM_NAME_RE.match(value):
-            raise ValueError("must be an SSM parameter name such as /mwaa/analytics/active")
+            raise ValueError(
+                "must be an SSM parameter name such as /mwaa/analytics/active "
+                "(a name with '/' must start with '/')"
+            )
         return value
 
     @model_validator(mode="after")
@@ -177,7 +188,9 @@ class EnvironmentConfig(_Model):
 
     name: str = Field(description="Base name; environments become <name>-blue and <name>-green.")
     region: str
-    airflow_version: str = Field(description="Desired Airflow version: the knob a GitOps pull request changes.")
+    airflow_version: str = Field(
+        description="Desired Airflow version: the knob a GitOps pull request changes."
+    )
     strategy: Strategy = Strategy.AUTO
     environment_class: str = "mw1.small"
     schedulers: int = 2
@@ -210,7 +223,8 @@ class EnvironmentConfig(_Model):
             )
         if len(value) > NAME_MAX:
             raise ValueError(
-                f"is {len(value)} characters; at most {NAME_MAX} so that '<name>-green' fits MWAA's 80-character limit"
+                f"is {len(value)} characters; at most {NAME_MAX} so that '<name>-green' fits "
+                "MWAA's 80-character limit"
             )
         return value
 
@@ -230,7 +244,9 @@ class EnvironmentConfig(_Model):
     @classmethod
     def _class(cls, value: str) -> str:
         if value not in ENVIRONMENT_CLASSES:
-            raise ValueError(f"unknown environment class {value!r}; allowed: {', '.join(ENVIRONMENT_CLASSES)}")
+            raise ValueError(
+                f"unknown environment class {value!r}; allowed: {', '.join(ENVIRONMENT_CLASSES)}"
+            )
         return value
 
     @field_validator("webserver_access_mode")
@@ -274,7 +290,9 @@ class EnvironmentConfig(_Model):
     def _options(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
             if not CONFIG_KEY_RE.match(key) or "." not in key or len(key) > 64:
-                raise ValueError(f"option {key!r} must be 'section.key' in lowercase, e.g. core.default_timezone")
+                raise ValueError(
+                    f"option {key!r} must be 'section.key' in lowercase, e.g. core.default_timezone"
+                )
         return value
 
     @model_validator(mode="after")
@@ -288,9 +306,14 @@ class EnvironmentConfig(_Model):
         if self.min_webservers > self.max_webservers:
             raise ValueError("min_webservers must not exceed max_webservers")
         if self.environment_class == "mw1.micro" and (self.max_webservers > 1 or self.max_workers > 1):
-            raise ValueError("mw1.micro runs 1 web server and 1 worker: set max_webservers and max_workers to 1")
+            raise ValueError(
+                "mw1.micro runs 1 web server and 1 worker: set max_webservers and max_workers to 1"
+            )
         active = self.deployment.active_color
-        if self.deployment.version_of(active) is None and self.deployment.version_of(active.other) is not None:
+        if (
+            self.deployment.version_of(active) is None
+            and self.deployment.version_of(active.other) is not None
+        ):
             raise ValueError(f"deployment.active_color is {active} but only {active.other} has a version")
         return self
 
@@ -358,7 +381,9 @@ def parse_config(data: object, file: str = "<config>") -> EnvironmentConfig:
     """Validate already-parsed data. Raises ConfigError only."""
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
-        raise ConfigError([ConfigProblem(file, "", f"expected a mapping of settings at the top level, got {kind}")])
+        raise ConfigError(
+            [ConfigProblem(file, "", f"expected a mapping of settings at the top level, got {kind}")]
+        )
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
         raise ConfigError([ConfigProblem(file, str(k), "keys must be strings") for k in bad_keys])

@@ -3,7 +3,8 @@
 Every phase except ``steady`` names the *inactive* colour, the one being built, promoted or retired:
 
 - ``steady``: only the active slot (at its deployed version, or a hop version for an in-place upgrade);
-- ``clone-<c>``: slot ``c`` created at the active slot's version (the mwaa-dr restore needs matching versions);
+- ``clone-<c>``: slot ``c`` created at the active slot's version (mwaa-dr restores need matching
+  versions);
 - ``upgrade-<c>``: slot ``c`` at the target version (in place), the active slot untouched;
 - ``flip-<c>``: both slots, ``c`` becomes active (routing follows);
 - ``retire-<c>``: after the flip, slot ``c`` (the old one) is deleted.
@@ -62,7 +63,9 @@ def parse_phase(text: str, config: EnvironmentConfig) -> Phase:
     try:
         color = Color(color_text)
     except ValueError:
-        raise UsageError(f"unknown colour {color_text!r} in phase {text!r}", hint="colours: blue, green") from None
+        raise UsageError(
+            f"unknown colour {color_text!r} in phase {text!r}", hint="colours: blue, green"
+        ) from None
     if color is config.active_color:
         raise UsageError(
             f"phase {text!r} acts on {color}, which is the active colour",
@@ -122,7 +125,10 @@ def layout_for(
     if phase.kind is PhaseKind.STEADY:
         steady_version = version or source_version
         other_version = config.deployment.version_of(active.other) or steady_version
-        slots = {active: slot(active, True, steady_version), active.other: slot(active.other, False, other_version)}
+        slots = {
+            active: slot(active, True, steady_version),
+            active.other: slot(active.other, False, other_version),
+        }
         return PhaseLayout(phase, active, slots)
 
     target = phase.color

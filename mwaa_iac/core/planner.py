@@ -90,7 +90,9 @@ class _Attempt:
     two_pass: bool | None = None
 
 
-def in_place_refusal(source: AirflowVersion, target: AirflowVersion, catalog: Catalog, today: date) -> str | None:
+def in_place_refusal(
+    source: AirflowVersion, target: AirflowVersion, catalog: Catalog, today: date
+) -> str | None:
     """Why MWAA would reject an in-place change ``source`` → ``target`` in one step, or None."""
     if source.version == target.version:
         return None
@@ -144,7 +146,9 @@ def _in_place_path(
 def _hop_reason(a: AirflowVersion, b: AirflowVersion, target: AirflowVersion) -> str:
     direction = "upgrade" if b.key > a.key else "downgrade"
     if a.major == 2 and b.major == 3:
-        return f"major upgrade {a.version} → {b.version} through UpdateEnvironment (allowed from latest 2.11.x)"
+        return (
+            f"major upgrade {a.version} → {b.version} through UpdateEnvironment (allowed from latest 2.11.x)"
+        )
     if a.major == 3 and b.major == 2:
         return f"major downgrade {a.version} → {b.version} (3.x may go back to 2.11.x in place)"
     if b.version != target.version and b.major == 2 and b.key[1] == 11 and target.major == 3:
@@ -170,7 +174,9 @@ def _plan_in_place(source: AirflowVersion, target: AirflowVersion, catalog: Cata
         return attempt
     current = source
     for step in chain:
-        attempt.hops.append(Hop(HopKind.IN_PLACE, current.version, step.version, _hop_reason(current, step, target)))
+        attempt.hops.append(
+            Hop(HopKind.IN_PLACE, current.version, step.version, _hop_reason(current, step, target))
+        )
         current = step
     attempt.notes.append(
         "in place: scheduling stops for the whole update and running tasks are terminated "
@@ -233,7 +239,9 @@ def _plan_cutover(
     )
     current = source
     for step in chain:
-        attempt.hops.append(Hop(HopKind.IN_PLACE, current.version, step.version, _hop_reason(current, step, target)))
+        attempt.hops.append(
+            Hop(HopKind.IN_PLACE, current.version, step.version, _hop_reason(current, step, target))
+        )
         current = step
     # Pass 2 restores a fresh backup with the source's factory into the upgraded target: only
     # possible where mwaa-dr supports the target and the target schema is a superset (not a downgrade).
@@ -313,7 +321,9 @@ def plan_path(
         in_place = _plan_in_place(source, target, catalog, today)
         cutover = _plan_cutover(source, target, catalog, today, history)
         if not source.mwaa_dr and not in_place.refusals:
-            in_place.notes.insert(0, f"auto chose in place: mwaa-dr cannot copy metadata from {source.version}")
+            in_place.notes.insert(
+                0, f"auto chose in place: mwaa-dr cannot copy metadata from {source.version}"
+            )
             attempts = [(Strategy.IN_PLACE, in_place)]
         elif not cutover.refusals:
             cutover.notes.insert(

@@ -43,7 +43,11 @@ def template_context(config: EnvironmentConfig, layout: PhaseLayout) -> dict:
 
 
 def render_tfvars(
-    config: EnvironmentConfig, layout: PhaseLayout, template_text: str | None = None, *, source: str = "template"
+    config: EnvironmentConfig,
+    layout: PhaseLayout,
+    template_text: str | None = None,
+    *,
+    source: str = "template",
 ) -> str:
     """The tfvars document for ``layout`` as canonical JSON text (ends with a newline)."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -54,7 +58,8 @@ def render_tfvars(
         raise TemplateError(f"{source}: line {exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:
         raise TemplateError(
-            f"{source}: {exc.message}", hint="templates see: config, layout, phase, slots, logging, routing, tags, dr"
+            f"{source}: {exc.message}",
+            hint="templates see: config, layout, phase, slots, logging, routing, tags, dr",
         ) from None
     try:
         data = json.loads(text)

@@ -1,0 +1,96 @@
+"""The real entry point as a subprocess, as a user or CI runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "mwaa_iac.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_versions_path_json_goes_through_2_11() -> None:
+    result = run("versions", "path", "--from", "2.10.3", "--to", "3.3.1", "--json", "--today", "2026-11-23")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["allowed"] is True
+    assert [h["to_version"] for h in data["hops"]][-2:] == ["2.11.2", "3.3.1"]
+    assert all(h["reason"] for h in data["hops"])
+
+
+def test_refused_path_exits_1_with_reason() -> None:
+    result = run("versions", "path", "--from", "1.10.12", "--to", "2.10.3", "--strategy", "in-place")
+    assert result.returncode == 1
+    assert "cannot be upgraded in place" in result.stderr
+    data = json.loads(
+        run(
+            "versions", "path", "--from", "1.10.12", "--to", "2.10.3", "--strategy", "in-place", "--json"
+        ).stdout
+    )
+    assert data["allowed"] is False and data["refusals"]
+
+
+def test_versions_list_json() -> None:
+    data = json.loads(run("versions", "list", "--json", "--today", "2026-11-23").stdout)
+    by_version = {v["version"]: v for v in data["versions"]}
+    assert by_version["2.6.3"]["supported"] is False and by_version["2.10.3"]["supported"] is True
+
+
+def test_render_clone_green_prints_green_at_blue_version() -> None:
+    result = run("render", "--env", "example", "--phase", "clone-green")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["green"]["enabled"] is True
+    assert data["green"]["airflow_version"] == data["blue"]["airflow_version"] == "2.9.2"
+
+
+def test_render_writes_file_deterministically(tmp_path: Path) -> None:
+    out = tmp_path / "a.json"
+    assert (
+        run(
+            "render", "--env", "example", "--phase", "upgrade-green", "--version", "2.10.3", "-o", str(out)
+        ).returncode
+        == 0
+    )
+    first = out.read_bytes()
+    run("render", "--env", "example", "--phase", "upgrade-green", "--version", "2.10.3", "-o", str(out))
+    assert out.read_bytes() == first and json.loads(first)["green"]["airflow_version"] == "2.10.3"
+
+
+def test_bad_config_exit_2_names_file_and_key(workspace_root: Path) -> None:
+    config = workspace_root / "environments" / "demo" / "mwaa.yaml"
+    config.write_text(config.read_text().replace("mw1.small", "mw1.giant"))
+    result = run("render", "--env", "demo", "--root", str(workspace_root))
+    assert result.returncode == 2
+    assert "mwaa.yaml: environment_class: unknown environment class 'mw1.giant'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_env_and_phase_are_usage_errors() -> None:
+    missing = run("render", "--env", "nope")
+    assert missing.returncode == 2 and "environments here: example" in missing.stderr
+    bad_phase = run("render", "--env", "example", "--phase", "clone-blue")
+    assert bad_phase.returncode == 2 and "clone-green" in bad_phase.stderr
+    bad_version = run("render", "--env", "example", "--phase", "upgrade-green", "--version", "9.9.9")
+    assert bad_version.returncode == 2 and "not a version Amazon MWAA offers" in bad_version.stderr
+
+
+def test_help_lists_commands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("versions", "render", "plan", "apply"):
+        assert command in result.stdout

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mwaa_iac.core.catalog import load_catalog
+from mwaa_iac.core.planner import HopKind, Strategy, plan_path
+
+TODAY = date(2026, 11, 23)
+CATALOG = load_catalog()
+NAMES = CATALOG.names()
+
+
+def _hops(plan) -> list[tuple[str, str | None, str]]:
+    return [(str(h.kind), h.from_version, h.to_version) for h in plan.hops]
+
+
+def test_catalog_has_design_versions_and_dr_support() -> None:
+    for version in (
+        "2.7.2",
+        "2.8.1",
+        "2.9.2",
+        "2.10.1",
+        "2.10.3",
+        "2.11.0",
+        "2.11.2",
+        "3.0.6",
+        "3.2.1",
+        "3.3.1",
+    ):
+        assert CATALOG.get(version) is not None
+    assert CATALOG.get("2.10.3").dr_factory == "DRFactory_2_10"
+    assert CATALOG.get("3.0.6").dr_factory is None
+    assert CATALOG.get("1.10.12").end_of_support == date(2024, 2, 21)
+
+
+def test_minor_upgrade_in_place_is_one_hop() -> None:
+    plan = plan_path("2.9.2", "2.10.3", Strategy.IN_PLACE, TODAY)
+    assert plan.allowed and _hops(plan) == [("in-place", "2.9.2", "2.10.3")]
+
+
+def test_major_in_place_goes_through_latest_2_11() -> None:
+    plan = plan_path("2.10.3", "3.3.1", Strategy.IN_PLACE, TODAY)
+    assert _hops(plan) == [("in-place", "2.10.3", "2.11.2"), ("in-place", "2.11.2", "3.3.1")]
+    assert "stepping stone" in plan.hops[0].reason
+
+
+def test_2_11_0_must_reach_latest_2_11_before_3() -> None:
+    plan = plan_path("2.11.0", "3.0.6", Strategy.IN_PLACE, TODAY)
+    assert _hops(plan)[0] == ("in-place", "2.11.0", "2.11.2")
+
+
+def test_1_10_in_place_refused_with_hint() -> None:
+    plan = plan_path("1.10.12", "2.10.3", Strategy.IN_PLACE, TODAY)
+    assert not plan.allowed
+    assert "cannot be upgraded in place" in plan.refusals[0]
+    assert any("--no-history" in h for h in plan.hints)
+
+
+def test_end_of_support_target_refused() -> None:
+    plan = plan_path("2.9.2", "2.6.3", Strategy.AUTO, TODAY)
+    assert not plan.allowed and "end of support on 2025-12-30" in plan.refusals[0]
+    # ... but it was allowed before that date
+    assert plan_path("2.9.2", "2.6.3", Strategy.IN_PLACE, date(2025, 6, 1)).allowed
+
+
+def test_unknown_versions_refused() -> None:
+    plan = plan_path("2.9.2", "2.99.0", Strategy.AUTO, TODAY)
+    assert not plan.allowed and "not a version Amazon MWAA offers" in plan.refusals[0]
+    assert not plan_path("two", "2.10.3", Strategy.AUTO, TODAY).allowed
+
+
+def test_cutover_clones_at_source_then_upgrades_and_is_two_pass() -> None:
+    plan = plan_path("2.9.2", "2.10.3", Strategy.CUTOVER, TODAY)
+    assert _hops(plan) == [("new-environment", "2.9.2", "2.9.2"), ("in-place", "2.9.2", "2.10.3")]
+    assert plan.history_carried and plan.two_pass
+
+
+def test_cutover_to_3_is_single_pass() -> None:
+    plan = plan_path("2.10.3", "3.3.1", Strategy.CUTOVER, TODAY)
+    assert plan.history_carried and plan.two_pass is False
+    assert any("single pass" in n for n in plan.notes)
+
+
+def test_cutover_from_3_requires_no_history() -> None:
+    refused = plan_path("3.0.6", "3.3.1", Strategy.CUTOVER, TODAY)
+    assert not refused.allowed and "does not support Airflow 3.0.6" in refused.refusals[0]
+    plan = plan_path("3.0.6", "3.3.1", Strategy.CUTOVER, TODAY, history=False)
+    assert plan.allowed and plan.history_carried is False
+    assert _hops(plan) == [("new-environment", "3.0.6", "3.3.1")]
+    assert "NOT carried" in plan.hops[0].reason
+
+
+def test_auto_prefers_in_place_where_mwaa_dr_cannot_copy() -> None:
+    plan = plan_path("3.0.6", "3.3.1", Strategy.AUTO, TODAY)
+    assert plan.strategy is Strategy.IN_PLACE
+
+
+def test_downgrades() -> None:
+    assert _hops(plan_path("2.10.3", "2.9.2", Strategy.IN_PLACE, TODAY)) == [("in-place", "2.10.3", "2.9.2")]
+    down = plan_path("3.3.1", "2.10.3", Strategy.IN_PLACE, TODAY)
+    assert _hops(down) == [("in-place", "3.3.1", "2.11.2"), ("in-place", "2.11.2", "2.10.3")]
+
+
+def test_same_version_is_a_noop() -> None:
+    plan = plan_path("2.10.3", "2.10.3", Strategy.AUTO, TODAY)
+    assert plan.allowed and plan.is_noop
+
+
+@given(
+    src=st.sampled_from(NAMES),
+    dst=st.sampled_from(NAMES),
+    strategy=st.sampled_from(list(Strategy)),
+    history=st.booleans(),
+    today=st.dates(min_value=date(2023, 1, 1), max_value=date(2030, 1, 1)),
+)
+def test_path_properties(src: str, dst: str, strategy: Strategy, history: bool, today: date) -> None:
+    plan = plan_path(src, dst, strategy, today, history=history)
+    if not plan.allowed:
+        assert plan.refusals and not plan.hops
+        return
+    if plan.is_noop:
+        assert src == dst
+        return
+    # every path ends at the target
+    assert plan.hops[-1].to_version == dst
+    # hops chain
+    current = src
+    for hop in plan.hops:
+        assert hop.from_version == current
+        current = hop.to_version
+        version = CATALOG.get(hop.to_version)
+        # never passes through an end-of-support version
+        assert version.is_supported(today)
+        if hop.kind is HopKind.IN_PLACE:
+            before = CATALOG.get(hop.from_version)
+            # never an in-place major jump from below 2.11
+            if before.major == 2 and version.major == 3:
+                assert before.key[1] == 11
+            assert before.major != 1
+        assert hop.reason
