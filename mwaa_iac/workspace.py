@@ -75,8 +75,9 @@ def open_workspace(env: str, root: Path | None = None) -> Workspace:
         )
         raise UsageError(
             f"no configuration for environment {env!r}: {ws.config_file} does not exist",
-            hint=f"environments here: {', '.join(existing)}" if existing else
-            "create environments/<env>/mwaa.yaml (see environments/example/) or pass --root",
+            hint=f"environments here: {', '.join(existing)}"
+            if existing
+            else "create environments/<env>/mwaa.yaml (see environments/example/) or pass --root",
         )
     return ws
 

@@ -8,11 +8,10 @@ emulator calls them from a worker thread per environment, never two at once for 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 
-class RuntimeFailure(Exception):  # noqa: N818 - reads better at call sites than RuntimeFailureError
+class RuntimeFailure(Exception):
     """A runtime operation failed. ``rolled_back`` is False when restoring the old state failed too
     (the emulator then reports UNAVAILABLE instead of UPDATE_FAILED)."""
 
@@ -53,7 +52,9 @@ class Runtime(Protocol):
         """Provision and start the environment; return its web server URL (http://127.0.0.1:PORT)."""
         ...
 
-    def update(self, old: EnvSpec, new: EnvSpec, *, fail: str | None = None, fail_rollback: bool = False) -> str:
+    def update(
+        self, old: EnvSpec, new: EnvSpec, *, fail: str | None = None, fail_rollback: bool = False
+    ) -> str:
         """Apply a change (a version change snapshots the DB, switches venv, migrates, restarts).
         ``fail`` injects a failure after the snapshot with that message; ``fail_rollback`` makes the
         restore fail too. On failure the old version must be serving again, else rolled_back=False.
