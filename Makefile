@@ -28,9 +28,11 @@ unit: setup
 tf-test: setup
 	$(BIN)/mwaa-iac tf test modules/blue-green-decision
 
+# The offline AWS-provider schema check lives in the workplace's shared tools, beside the repo.
+SCHEMA_LINT ?= ../shared/tools/tf-schema-lint/check_hcl.py
 schema-lint: setup
-	$(BIN)/python ../shared/tools/tf-schema-lint/check_hcl.py modules/ 2>/dev/null || \
-	  { test ! -f ../shared/tools/tf-schema-lint/check_hcl.py && echo "tf-schema-lint not mounted here; skipped"; }
+	@if [ -f "$(SCHEMA_LINT)" ]; then $(BIN)/python "$(SCHEMA_LINT)" modules/; \
+	else echo "tf-schema-lint not found at $(SCHEMA_LINT); skipped"; fi
 
 scan: setup
 	$(BIN)/checkov --quiet --compact -d modules --framework terraform --config-file .checkov.yaml
