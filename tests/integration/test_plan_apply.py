@@ -55,7 +55,9 @@ def test_phases_through_a_full_cutover(sim_root: Path) -> None:
     config = sim_root / "environments/demo/mwaa.yaml"
     write_deployment(config, Deployment(active_color=Color.GREEN, blue="2.9.2", green="2.10.3"))
 
-    result = run("apply", "--env", "demo", "--root", str(sim_root), "--yes", "--phase", "retire-blue", "--json")
+    result = run(
+        "apply", "--env", "demo", "--root", str(sim_root), "--yes", "--phase", "retire-blue", "--json"
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["applied"] is True and data["guard"]["allowed"] is True
@@ -73,7 +75,7 @@ def test_steady_phase_with_active_slot_disabled_is_caught_by_terraform(sim_root:
     env_dir = sim_root / "environments/demo"
     template = (REPO / "mwaa_iac/templates/blue-green.tfvars.json.j2").read_text()
     (env_dir / "terraform.tfvars.json.j2").write_text(
-        template.replace('{{ slots[color] | tojson }}', '{{ dict(slots[color], enabled=False) | tojson }}')
+        template.replace("{{ slots[color] | tojson }}", "{{ dict(slots[color], enabled=False) | tojson }}")
     )
     result = run("plan", "--env", "demo", "--root", str(sim_root))
     assert result.returncode == 1
