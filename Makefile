@@ -34,8 +34,15 @@ schema-lint: setup
 	@if [ -f "$(SCHEMA_LINT)" ]; then $(BIN)/python "$(SCHEMA_LINT)" modules/; \
 	else echo "tf-schema-lint not found at $(SCHEMA_LINT); skipped"; fi
 
-scan: setup
-	$(BIN)/checkov --quiet --compact -d modules --framework terraform --config-file .checkov.yaml
+# checkov pins packaging versions that clash with pytest's, so it lives in a venv of its own.
+CHECKOV_VERSION ?= 3.3.30
+SCAN_VENV ?= .venv-scan
+$(SCAN_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
+
+scan: $(SCAN_VENV)/bin/checkov
+	$(SCAN_VENV)/bin/checkov --quiet --compact -d modules --framework terraform --config-file .checkov.yaml
 
 fmt: setup
 	$(BIN)/ruff format .
@@ -43,4 +50,4 @@ fmt: setup
 	$(BIN)/mwaa-iac tf fmt modules environments
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .pytest_cache .ruff_cache

@@ -339,6 +339,202 @@ def apply(
         ui.out.print(f"[success]applied {result.phase} to {env}[/]")
 
 
+# -- upgrade --------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """Renders workflow events: JSON lines with --json, else readable lines plus a live status."""
+
+    def __init__(self, json_lines: bool) -> None:
+        self.json_lines = json_lines
+        self.status = None
+
+    def __call__(self, event: dict) -> None:
+        if self.json_lines:
+            ui.emit_json_line(event)
+            return
+        kind = event.get("event", "")
+        if kind == "preflight.check":
+            mark = "[success]✓[/]" if event["ok"] else "[failure]✗[/]"
+            self._line(f"{mark} {event['check']}: {event['detail']}")
+        elif kind == "watch.status":
+            self._line(f"[progress]{event['status']}[/] after {_duration(event['elapsed_s'])}")
+            self._live(event)
+        elif kind in ("watch.poll", "watch.poll-error"):
+            self._live(event)
+        elif kind == "hop.started":
+            self._line(f"[key]hop {event['index']}[/]: {event['from']} → {event['to']} ({event['reason']})")
+        elif kind == "hop.done":
+            self._stop()
+            self._line(f"[success]hop to {event['to']} done in {_duration(event['elapsed_s'])}[/]")
+        elif kind == "hop.resumed":
+            self._line(f"resuming: the update to {event['to']} was already issued; watching it")
+        elif kind == "hop.update_environment":
+            self._line(f"UpdateEnvironment AirflowVersion={event['to']} ({event['why']})")
+        elif kind == "terraform.output":
+            ui.err.out("  " + event["line"].rstrip(), style="muted", highlight=False)
+        elif kind in ("backup.started", "backup.done", "backup.skipped"):
+            detail = event.get("location") or event.get("reason") or event.get("environment")
+            self._line(f"{kind.replace('.', ' ')}: {detail}")
+        elif kind == "health.poll":
+            self._live({"status": f"heartbeat {event['minutes_with_heartbeat']}/{event['required']} min"})
+        elif kind == "health.ok":
+            self._stop()
+            self._line(f"[success]scheduler heartbeat present for {event['minutes']} consecutive minutes[/]")
+        elif kind == "upgrade.resume":
+            self._line(f"resuming run {event['run_id']}")
+
+    def _line(self, text: str) -> None:
+        ui.err.print(text)
+
+    def _live(self, event: dict) -> None:
+        text = f"{event.get('status')}"
+        if "time_in_status_s" in event:
+            text += f" for {_duration(event['time_in_status_s'])}, total {_duration(event['elapsed_s'])}"
+        if event.get("error"):
+            text += f" (retrying: {event['error']})"
+        if self.status is None:
+            self.status = ui.err.status(text)
+            self.status.start()
+        else:
+            self.status.update(text)
+
+    def _stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def close(self) -> None:
+        self._stop()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+@app.command()
+def upgrade(
+    env: EnvOpt,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Target version (default: airflow_version in mwaa.yaml).", show_default=False
+        ),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="terraform (render/plan/guard/apply) or api (UpdateEnvironment).")
+    ] = "terraform",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Run the preflight and show the hops; change nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON-lines events on stdout (for CI).")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted upgrade from its journal.")
+    ] = False,
+    no_backup: Annotated[bool, typer.Option("--no-backup", help="Skip the mwaa-dr safety backup.")] = False,
+    constraints: Annotated[
+        str | None,
+        typer.Option(
+            "--constraints",
+            help="Airflow constraints file for the requirements check (offline).",
+            show_default=False,
+        ),
+    ] = None,
+    skip_requirements_check: Annotated[bool, typer.Option("--skip-requirements-check")] = False,
+    poll_interval: Annotated[
+        float,
+        typer.Option(
+            "--poll-interval",
+            envvar="MWAA_IAC_POLL_INTERVAL",
+            help="Seconds between GetEnvironment polls (AWS: keep >= 15).",
+        ),
+    ] = 15.0,
+    budget_minutes: Annotated[
+        float,
+        typer.Option(
+            "--budget-minutes",
+            help="Give up watching a hop after this long (MWAA keeps working; --resume continues).",
+        ),
+    ] = 180.0,
+    health_minutes: Annotated[
+        int,
+        typer.Option(
+            "--health-minutes",
+            help="Consecutive minutes of scheduler heartbeat required after the upgrade (0: skip).",
+        ),
+    ] = 3,
+    break_lock: Annotated[
+        bool, typer.Option("--break-lock", help="Take the lock from a dead workflow.")
+    ] = False,
+    terraform_bin: TfBinOpt = None,
+    root: RootOpt = None,
+) -> None:
+    """Upgrade (or downgrade) the active environment in place, hop by hop, watching each update."""
+    from mwaa_iac.adapters.cloudwatch import CloudWatch
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.workflows.upgrade import Upgrade, UpgradeOptions
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    options = UpgradeOptions(
+        to=to,
+        engine=engine,
+        dry_run=dry_run,
+        resume=resume,
+        backup=not no_backup,
+        constraints=constraints,
+        skip_requirements_check=skip_requirements_check,
+        poll_interval=poll_interval,
+        max_poll_interval=max(60.0, poll_interval),
+        budget_seconds=budget_minutes * 60,
+        health_minutes=health_minutes,
+        break_lock=break_lock,
+        terraform_bin=terraform_bin,
+    )
+    if not (dry_run or yes or resume):
+        if not sys.stdin.isatty():
+            raise UsageError("upgrade needs confirmation", hint="rerun with --yes (or --dry-run first)")
+        target = to or config.airflow_version
+        name = config.environment_name(config.active_color)
+        ui.err.print(
+            f"In-place upgrade of {name} to {target}: scheduling stops and running tasks are "
+            "terminated during the update (up to about two hours on AWS)."
+        )
+        if not typer.confirm("Continue?", default=False):
+            raise typer.Abort()
+    progress = _Progress(json_out)
+    workflow = Upgrade(
+        ws, config, options, MwaaClient(config.region), CloudWatch(config.region), emit=progress
+    )
+    try:
+        summary = workflow.run()
+    finally:
+        progress.close()
+    if json_out:
+        return
+    if summary.dry_run:
+        ui.out.print(
+            f"[success]dry run: {summary.environment} {summary.from_version} → {summary.to_version}[/]"
+        )
+        for hop in summary.hops:
+            ui.out.print(f"  {hop['kind']} {hop['from_version']} → {hop['to_version']}: {hop['reason']}")
+        return
+    ui.out.print(
+        f"[success]{summary.environment} upgraded {summary.from_version} → {summary.to_version}[/] "
+        f"in {_duration(summary.elapsed_s)}"
+    )
+    for hop in summary.hops:
+        spent = ", ".join(f"{k} {_duration(v)}" for k, v in hop.get("durations_s", {}).items())
+        ui.out.print(f"  {hop['from']} → {hop['to']}: {spent}")
+    ui.out.print(f"  safety backup: {summary.backup or 'none'}")
+
+
 # -- tf helpers -----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,53 @@
+"""CloudWatch: the scheduler heartbeat metric MWAA publishes (``AmazonMWAA/SchedulerHeartbeat``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import botocore.exceptions
+
+from mwaa_iac.errors import AwsError
+
+NAMESPACE = "AmazonMWAA"
+METRIC = "SchedulerHeartbeat"
+
+
+@dataclass
+class CloudWatch:
+    region: str | None = None
+    client: Any = None
+
+    def __post_init__(self) -> None:
+        if self.client is None:
+            self.client = boto3.client("cloudwatch", region_name=self.region)
+
+    def heartbeat_minutes(self, environment: str, minutes: int, now: datetime | None = None) -> list[bool]:
+        """For each of the last ``minutes`` whole minutes (oldest first): was a heartbeat published?"""
+        now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+        start = now - timedelta(minutes=minutes)
+        try:
+            response = self.client.get_metric_statistics(
+                Namespace=NAMESPACE,
+                MetricName=METRIC,
+                Dimensions=[
+                    {"Name": "Environment", "Value": environment},
+                    {"Name": "Function", "Value": "Scheduler"},
+                ],
+                StartTime=start,
+                EndTime=now,
+                Period=60,
+                Statistics=["SampleCount"],
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise AwsError(f"cannot read the {NAMESPACE}/{METRIC} metric of {environment}: {exc}") from exc
+        seen = set()
+        for point in response.get("Datapoints", []):
+            stamp = point["Timestamp"]
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=UTC)
+            if point.get("SampleCount", 0) > 0:
+                seen.add(stamp.replace(second=0, microsecond=0))
+        return [(start + timedelta(minutes=i)) in seen for i in range(minutes)]

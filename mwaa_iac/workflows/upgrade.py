@@ -1,0 +1,445 @@
+"""`mwaa-iac upgrade`: change the active environment's Airflow version in place, hop by hop.
+
+An explicit step list over a journal: preflight → safety backup → one step per hop (issue the update
+once, then watch it to a terminal status) → health gate → summary. Every step is recorded before and
+after it runs; ``resume=True`` continues an interrupted run without issuing an update twice. The
+workflow prints nothing: it calls ``emit`` with event dicts that the CLI renders.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from mwaa_iac.adapters.cloudwatch import CloudWatch
+from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
+from mwaa_iac.core.catalog import load_catalog
+from mwaa_iac.core.config import Deployment, EnvironmentConfig
+from mwaa_iac.core.planner import Hop, PathPlan, Strategy, plan_path
+from mwaa_iac.core.status import Observation, Outcome, ready_for_update
+from mwaa_iac.errors import EnvironmentUnavailableError, MwaaIacError, UsageError
+from mwaa_iac.workflows.journal import FileLock, Journal, JournalError
+from mwaa_iac.workflows.watch import DEFAULT_BUDGET, DEFAULT_INTERVAL, DEFAULT_MAX_INTERVAL, Watcher
+from mwaa_iac.workspace import Workspace, write_deployment
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class PreflightError(MwaaIacError):
+    """A preflight check failed; nothing was changed."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        failed = [c for c in checks if not c.ok]
+        super().__init__(
+            "preflight failed, nothing was changed:\n"
+            + "\n".join(f"  - {c.name}: {c.detail}" for c in failed)
+        )
+        self.checks = checks
+
+
+class UpdateFailedError(MwaaIacError):
+    """MWAA rolled the update back (UPDATE_FAILED): the environment serves its old version."""
+
+
+class HealthGateError(MwaaIacError):
+    """The scheduler heartbeat did not show up for the required minutes after the upgrade."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class UpgradeOptions:
+    to: str | None = None
+    engine: str = "api"  # api | terraform
+    dry_run: bool = False
+    resume: bool = False
+    backup: bool = True
+    constraints: str | None = None
+    skip_requirements_check: bool = False
+    poll_interval: float = DEFAULT_INTERVAL
+    max_poll_interval: float = DEFAULT_MAX_INTERVAL
+    budget_seconds: float = DEFAULT_BUDGET
+    health_minutes: int = 3
+    health_timeout_seconds: float | None = None
+    break_lock: bool = False
+    terraform_bin: str | None = None
+    today: date | None = None
+
+
+@dataclass
+class UpgradeSummary:
+    environment: str
+    from_version: str
+    to_version: str
+    hops: list[dict[str, Any]] = field(default_factory=list)
+    backup: str | None = None
+    outcome: str = "succeeded"
+    dry_run: bool = False
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "environment": self.environment,
+            "from": self.from_version,
+            "to": self.to_version,
+            "outcome": self.outcome,
+            "dry_run": self.dry_run,
+            "hops": self.hops,
+            "backup": self.backup,
+            "elapsed_s": round(self.elapsed_s, 1),
+        }
+
+
+BackupHook = Callable[[str, str], str]  # (environment name, version) -> backup location
+
+
+@dataclass
+class Upgrade:
+    ws: Workspace
+    config: EnvironmentConfig
+    options: UpgradeOptions
+    mwaa: MwaaClient
+    cloudwatch: CloudWatch | None = None
+    emit: Emit = lambda event: None
+    backup_hook: BackupHook | None = None
+    requirements_check: Callable[[str, str], Check] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    @property
+    def name(self) -> str:
+        return self.config.environment_name(self.config.active_color)
+
+    @property
+    def target(self) -> str:
+        return self.options.to or self.config.airflow_version
+
+    @property
+    def journal_path(self):
+        return self.ws.work_dir / "upgrade.journal.jsonl"
+
+    def run(self) -> UpgradeSummary:
+        load_catalog().require(self.target)
+        if self.options.engine not in ("api", "terraform"):
+            raise UsageError(f"unknown engine {self.options.engine!r}", hint="use --engine api or terraform")
+        lock = FileLock(self.ws.work_dir / "lock")
+        started = self.clock()
+        lock.acquire("upgrade", break_lock=self.options.break_lock)
+        try:
+            journal = self._open_journal()
+            summary = self._run(journal)
+            summary.elapsed_s = self.clock() - started
+            if journal is not None:
+                journal.end(summary.outcome, summary=summary.to_dict())
+            self.emit({"event": "upgrade.summary", **summary.to_dict()})
+            return summary
+        finally:
+            lock.release()
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _open_journal(self) -> Journal | None:
+        if self.options.dry_run:
+            return None
+        if self.options.resume:
+            if not self.journal_path.exists():
+                raise JournalError(f"nothing to resume: {self.journal_path} does not exist")
+            journal = Journal.load(self.journal_path)
+            if journal.finished:
+                raise JournalError(
+                    f"the last upgrade (run {journal.run_id}) already finished; nothing to resume",
+                    hint="run without --resume to start a new upgrade",
+                )
+            if journal.params.get("to") != self.target:
+                raise JournalError(
+                    f"the interrupted upgrade was to {journal.params.get('to')}, not {self.target}",
+                    hint=f"resume with --to {journal.params.get('to')}",
+                )
+            self.emit({"event": "upgrade.resume", "run_id": journal.run_id})
+            return journal
+        return Journal.start(
+            self.journal_path,
+            "upgrade",
+            {"to": self.target, "env": self.ws.env, "engine": self.options.engine},
+        )
+
+    def _run(self, journal: Journal | None) -> UpgradeSummary:
+        if journal is not None and journal.state("preflight") == "done":
+            data = journal.data("preflight")
+            plan = plan_path(data["from"], self.target, Strategy.IN_PLACE, self._today())
+        else:
+            if journal is not None:
+                journal.started("preflight")
+            plan, checks = self.preflight()
+            if not all(c.ok for c in checks):
+                if journal is not None:
+                    journal.end("preflight-failed", checks=[c.to_dict() for c in checks])
+                raise PreflightError(checks)
+            if journal is not None:
+                journal.done(
+                    "preflight", **{"from": plan.from_version, "hops": [h.to_version for h in plan.hops]}
+                )
+        summary = UpgradeSummary(self.name, plan.from_version, self.target, dry_run=self.options.dry_run)
+        if self.options.dry_run:
+            summary.outcome = "dry-run"
+            summary.hops = [h.to_dict() for h in plan.hops]
+            return summary
+        assert journal is not None
+        summary.backup = self._backup(journal, plan.from_version)
+        for index, hop in enumerate(plan.hops, 1):
+            summary.hops.append(self._hop(journal, index, hop))
+        self._health_gate(journal)
+        return summary
+
+    def preflight(self) -> tuple[PathPlan, list[Check]]:
+        checks: list[Check] = []
+
+        def check(name: str, ok: bool, detail: str) -> None:
+            item = Check(name, ok, detail)
+            checks.append(item)
+            self.emit({"event": "preflight.check", **item.to_dict()})
+
+        try:
+            observation = self.mwaa.observe(self.name)
+        except MwaaApiError as exc:
+            check("environment exists", False, exc.message)
+            return plan_path(
+                self.config.active_version, self.target, Strategy.IN_PLACE, self._today()
+            ), checks
+        current = observation.airflow_version or self.config.active_version
+        check("environment exists", True, f"{self.name} runs Airflow {current}")
+        plan = plan_path(current, self.target, Strategy.IN_PLACE, self._today())
+        if plan.allowed:
+            hops = " → ".join([current] + [h.to_version for h in plan.hops])
+            check("path allowed", True, hops if plan.hops else f"already at {self.target}")
+        else:
+            check(
+                "path allowed", False, "; ".join(plan.refusals) + "".join(f" (hint: {h})" for h in plan.hints)
+            )
+        why = ready_for_update(observation)
+        check(
+            "environment ready",
+            why is None,
+            why or f"{observation.status}, last update {observation.last_update_status}",
+        )
+        check("requirements", *self._requirements_check(plan))
+        check("lock", True, "held by this upgrade")
+        return plan, checks
+
+    def _requirements_check(self, plan: PathPlan) -> tuple[bool, str]:
+        path = self.config.source.requirements_s3_path
+        if not path:
+            return True, "no requirements file configured"
+        if self.options.skip_requirements_check:
+            return True, "skipped (--skip-requirements-check)"
+        if self.requirements_check is None or not plan.hops:
+            return True, "nothing to check"
+        result = self.requirements_check(path, self.target)
+        return result.ok, result.detail
+
+    def _backup(self, journal: Journal, version: str) -> str | None:
+        if journal.state("backup") == "done":
+            return journal.data("backup").get("location")
+        if not self.options.backup:
+            journal.done("backup", skipped="--no-backup")
+            self.emit({"event": "backup.skipped", "reason": "--no-backup"})
+            return None
+        catalog_version = load_catalog().get(version)
+        if catalog_version is None or not catalog_version.mwaa_dr:
+            journal.done("backup", skipped=f"mwaa-dr does not support {version}")
+            self.emit({"event": "backup.skipped", "reason": f"mwaa-dr does not support Airflow {version}"})
+            return None
+        if self.backup_hook is None:
+            raise UsageError(
+                "a safety backup was asked for but no backup method is available",
+                hint="pass --no-backup to upgrade without one",
+            )
+        journal.started("backup")
+        self.emit({"event": "backup.started", "environment": self.name})
+        location = self.backup_hook(self.name, version)
+        journal.done("backup", location=location)
+        self.emit({"event": "backup.done", "location": location})
+        return location
+
+    def _hop(self, journal: Journal, index: int, hop: Hop) -> dict[str, Any]:
+        step = f"hop-{index}-{hop.to_version}"
+        if journal.state(step) == "done":
+            return journal.data(step)
+        self.emit(
+            {
+                "event": "hop.started",
+                "index": index,
+                "from": hop.from_version,
+                "to": hop.to_version,
+                "reason": hop.reason,
+            }
+        )
+        issued = journal.data(step).get("update_issued", False)
+        if journal.state(step) == "started" and not issued:
+            # Interrupted between recording the step and recording the update: ask MWAA whether it
+            # is already working on it instead of issuing it twice.
+            issued = self._already_issued(self.mwaa.observe(self.name), hop)
+        if not issued:
+            journal.started(step, from_version=hop.from_version)
+            self._issue(hop)
+            journal.note(step, update_issued=True)
+        else:
+            self.emit({"event": "hop.resumed", "to": hop.to_version})
+        watcher = Watcher(
+            lambda: self.mwaa.observe(self.name),
+            interval=self.options.poll_interval,
+            max_interval=max(self.options.max_poll_interval, self.options.poll_interval),
+            budget=self.options.budget_seconds,
+            expect_version=hop.to_version,
+            on_event=lambda event: self.emit(event.to_dict()),
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+        result = watcher.run()
+        record = {
+            "from": hop.from_version,
+            "to": hop.to_version,
+            "outcome": str(result.outcome),
+            **result.to_dict(),
+        }
+        if result.outcome is Outcome.SUCCEEDED:
+            self._record_version(hop.to_version)
+            if (
+                self.options.engine == "terraform"
+                and hop.from_version.split(".")[0] != hop.to_version.split(".")[0]
+            ):
+                self._refresh_terraform_state(hop)
+            journal.done(step, **record)
+            self.emit({"event": "hop.done", **record})
+            return record
+        error = result.observation.last_update_error or "no error detail from MWAA"
+        if result.outcome is Outcome.NEEDS_HUMAN:
+            journal.end("unavailable", hop=record)
+            raise EnvironmentUnavailableError(
+                f"the update to {hop.to_version} failed and so did MWAA's rollback: "
+                f"{self.name} is UNAVAILABLE ({error})",
+                hint="a human is needed: check the environment in the MWAA console and contact AWS Support",
+            )
+        journal.end("rolled-back", hop=record)
+        raise UpdateFailedError(
+            f"the update of {self.name} to {hop.to_version} failed and was rolled back; it keeps serving "
+            f"Airflow {result.observation.airflow_version or hop.from_version}. MWAA said: {error}",
+            hint="fix the cause (often requirements or plugins that do not install on the new version), "
+            "then run the upgrade again",
+        )
+
+    @staticmethod
+    def _already_issued(observation: Observation, hop: Hop) -> bool:
+        if observation.airflow_version == hop.to_version:
+            return True
+        return (
+            observation.status not in ("AVAILABLE", "UPDATE_FAILED")
+            or observation.last_update_status == "PENDING"
+        )
+
+    def _issue(self, hop: Hop) -> None:
+        major_change = hop.from_version.split(".")[0] != hop.to_version.split(".")[0]
+        if self.options.engine == "terraform" and not major_change:
+            self._apply_terraform(hop)
+            return
+        self.emit(
+            {
+                "event": "hop.update_environment",
+                "to": hop.to_version,
+                "why": "major version change: Terraform would replace the environment"
+                if major_change and self.options.engine == "terraform"
+                else "api engine",
+            }
+        )
+        try:
+            self.mwaa.update_environment(self.name, AirflowVersion=hop.to_version)
+        except MwaaApiError as exc:
+            if exc.code == "ValidationException":
+                raise UpdateFailedError(
+                    f"MWAA refused the update of {self.name} to {hop.to_version}: {exc.message}",
+                    hint="nothing was changed; choose a target MWAA accepts (mwaa-iac versions path)",
+                ) from exc
+            raise
+
+    def _apply_terraform(self, hop: Hop) -> None:
+        from mwaa_iac.core.phases import Phase, PhaseKind
+        from mwaa_iac.errors import TerraformError
+        from mwaa_iac.workflows.phase import apply_phase, plan_phase, runner_for
+
+        runner = runner_for(
+            self.ws,
+            self.options.terraform_bin,
+            lambda line: self.emit({"event": "terraform.output", "line": line}),
+        )
+        result = plan_phase(self.ws, self.config, Phase(PhaseKind.STEADY), runner, version=hop.to_version)
+        self.emit({"event": "terraform.plan", **result.summary.to_dict(), "guard": result.verdict.to_dict()})
+        try:
+            apply_phase(result, runner)
+        except TerraformError as exc:
+            # The provider's waiter gives up on ROLLING_BACK/MAINTENANCE while AWS keeps working:
+            # the watcher that follows decides the outcome.
+            self.emit({"event": "terraform.apply_failed", "message": exc.message})
+
+    def _refresh_terraform_state(self, hop: Hop) -> None:
+        from mwaa_iac.core.phases import Phase, PhaseKind
+        from mwaa_iac.workflows.phase import runner_for, write_phase_tfvars
+
+        _, tfvars = write_phase_tfvars(self.ws, self.config, Phase(PhaseKind.STEADY), version=hop.to_version)
+        runner = runner_for(self.ws, self.options.terraform_bin)
+        runner.init()
+        runner.apply_refresh_only([tfvars])
+        self.emit({"event": "terraform.refreshed", "to": hop.to_version})
+
+    def _record_version(self, version: str) -> None:
+        deployment = self.config.deployment
+        color = self.config.active_color
+        updated = Deployment(
+            active_color=color,
+            blue=version if color.value == "blue" else deployment.blue,
+            green=version if color.value == "green" else deployment.green,
+        )
+        write_deployment(self.ws.config_file, updated)
+        self.config = self.config.model_copy(update={"deployment": updated})
+
+    def _health_gate(self, journal: Journal) -> None:
+        minutes = self.options.health_minutes
+        if minutes <= 0 or self.cloudwatch is None:
+            journal.done("health", skipped=True)
+            return
+        if journal.state("health") == "done":
+            return
+        journal.started("health")
+        timeout = self.options.health_timeout_seconds or (minutes + 5) * 60
+        start = self.clock()
+        while True:
+            buckets = self.cloudwatch.heartbeat_minutes(self.name, minutes + 1)
+            # The current, still-filling minute does not count; the N before it must all have data.
+            recent = buckets[:-1] if len(buckets) > minutes else buckets
+            healthy = len(recent) == minutes and all(recent)
+            self.emit({"event": "health.poll", "minutes_with_heartbeat": sum(recent), "required": minutes})
+            if healthy:
+                journal.done("health", minutes=minutes)
+                self.emit({"event": "health.ok", "minutes": minutes})
+                return
+            if self.clock() - start > timeout:
+                journal.end("unhealthy")
+                raise HealthGateError(
+                    f"{self.name}: the scheduler heartbeat was not present for {minutes} consecutive minutes "
+                    f"within {timeout / 60:.0f} min after the upgrade",
+                    hint="check the scheduler logs in CloudWatch; the upgrade itself completed",
+                )
+            self.sleep(min(30.0, max(self.options.poll_interval, 5.0)))
+
+    def _today(self) -> date:
+        return self.options.today or date.today()

@@ -1,0 +1,206 @@
+"""The upgrade workflow against a scripted MWAA (no network): steps, journal, resume, outcomes."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError, MwaaApiError
+from mwaa_iac.core.status import Observation
+from mwaa_iac.errors import EnvironmentUnavailableError, ExitCode
+from mwaa_iac.workflows.journal import Journal
+from mwaa_iac.workflows.upgrade import PreflightError, UpdateFailedError, Upgrade, UpgradeOptions
+from mwaa_iac.workspace import open_workspace
+
+
+class FakeMwaa:
+    """Behaves like MWAA for one environment: an update walks through AWS's statuses."""
+
+    def __init__(
+        self,
+        version: str = "2.9.2",
+        fail_with: str | None = None,
+        rollback_fails: bool = False,
+        status: str = "AVAILABLE",
+        reject: str | None = None,
+    ) -> None:
+        self.reject = reject
+        self.version = version
+        self.updates: list[str] = []
+        self.queue: list[Observation] = []
+        self.fail_with = fail_with
+        self.rollback_fails = rollback_fails
+        self.status = status
+        self.exists = True
+
+    def observe(self, name: str) -> Observation:
+        if not self.exists:
+            raise EnvironmentNotFoundError(
+                f"MWAA environment {name} not found", code="ResourceNotFoundException", retryable=False
+            )
+        if self.queue:
+            obs = self.queue.pop(0)
+            self.version = obs.airflow_version or self.version
+            return obs
+        return Observation(self.status, self.version, "SUCCESS")
+
+    def update_environment(self, name: str, **fields) -> str:
+        target = fields["AirflowVersion"]
+        if target == self.reject:
+            raise MwaaApiError(
+                f"UpdateEnvironment: ValidationException: Invalid AirflowVersion {target}",
+                code="ValidationException",
+                retryable=False,
+            )
+        self.updates.append(target)
+        old = self.version
+        pending = [Observation(s, old, "PENDING") for s in ("UPDATING", "CREATING_SNAPSHOT", "UPDATING")]
+        if self.fail_with is None:
+            self.queue = [*pending, Observation("AVAILABLE", target, "SUCCESS")]
+        elif self.rollback_fails:
+            self.queue = [
+                *pending,
+                Observation("ROLLING_BACK", old, "PENDING"),
+                Observation("UNAVAILABLE", old, "FAILED", self.fail_with),
+            ]
+        else:
+            self.queue = [
+                *pending,
+                Observation("ROLLING_BACK", old, "PENDING"),
+                Observation("UPDATE_FAILED", old, "FAILED", self.fail_with),
+            ]
+        return "arn"
+
+
+@pytest.fixture
+def ws(workspace_root: Path):
+    return open_workspace("demo", workspace_root)
+
+
+def _upgrade(ws, mwaa, events=None, **options) -> Upgrade:
+    opts = UpgradeOptions(
+        engine="api", poll_interval=1, backup=False, health_minutes=0, today=date(2026, 11, 23), **options
+    )
+    return Upgrade(
+        ws,
+        ws.load(),
+        opts,
+        mwaa,
+        emit=(events.append if events is not None else lambda e: None),
+        sleep=lambda s: None,
+    )
+
+
+def test_two_hop_major_upgrade_records_versions(ws) -> None:
+    mwaa = FakeMwaa("2.10.3")
+    events: list[dict] = []
+    summary = _upgrade(ws, mwaa, events, to="3.3.1").run()
+    assert mwaa.updates == ["2.11.2", "3.3.1"]
+    assert summary.outcome == "succeeded" and [h["to"] for h in summary.hops] == ["2.11.2", "3.3.1"]
+    assert "CREATING_SNAPSHOT" in summary.hops[0]["durations_s"]
+    assert ws.load().deployment.blue == "3.3.1"
+    assert Journal.load(ws.work_dir / "upgrade.journal.jsonl").finished
+    assert [e["event"] for e in events if e["event"].startswith("preflight")].count("preflight.check") == 5
+
+
+def test_dry_run_changes_nothing(ws) -> None:
+    mwaa = FakeMwaa()
+    summary = _upgrade(ws, mwaa, to="2.10.3", dry_run=True).run()
+    assert summary.outcome == "dry-run" and mwaa.updates == [] and summary.hops[0]["to_version"] == "2.10.3"
+    assert not (ws.work_dir / "upgrade.journal.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("version", "status", "to", "message"),
+    [
+        ("2.9.2", "AVAILABLE", "2.6.3", "end of support"),
+        ("1.10.12", "AVAILABLE", "2.10.3", "cannot be upgraded in place"),
+        ("2.9.2", "MAINTENANCE", "2.10.3", "maintenance window"),
+        ("2.9.2", "UPDATING", "2.10.3", "not AVAILABLE"),
+    ],
+)
+def test_refused_preflight_changes_nothing(ws, version, status, to, message) -> None:
+    mwaa = FakeMwaa(version, status=status)
+    with pytest.raises(PreflightError) as info:
+        _upgrade(ws, mwaa, to=to).run()
+    assert message in info.value.message and mwaa.updates == []
+    assert ws.load().deployment.blue == "2.9.2"
+
+
+def test_missing_environment_fails_preflight(ws) -> None:
+    mwaa = FakeMwaa()
+    mwaa.exists = False
+    with pytest.raises(PreflightError, match="not found"):
+        _upgrade(ws, mwaa, to="2.10.3").run()
+
+
+def test_update_failed_is_reported_with_error(ws) -> None:
+    mwaa = FakeMwaa(fail_with="UPDATE_FAILED: requirements could not be installed")
+    with pytest.raises(UpdateFailedError) as info:
+        _upgrade(ws, mwaa, to="2.10.3").run()
+    assert "rolled back" in info.value.message and "requirements could not be installed" in info.value.message
+    assert "keeps serving Airflow 2.9.2" in info.value.message
+    assert info.value.exit_code == ExitCode.FAILED
+    assert ws.load().deployment.blue == "2.9.2"
+
+
+def test_failed_rollback_needs_a_human(ws) -> None:
+    mwaa = FakeMwaa(fail_with="UNAVAILABLE: restore failed", rollback_fails=True)
+    with pytest.raises(EnvironmentUnavailableError) as info:
+        _upgrade(ws, mwaa, to="2.10.3").run()
+    assert info.value.exit_code == ExitCode.NEEDS_HUMAN and "human" in info.value.hint
+
+
+def test_validation_exception_is_shown_verbatim(ws) -> None:
+    mwaa = FakeMwaa(reject="2.10.3")
+    with pytest.raises(UpdateFailedError) as info:
+        _upgrade(ws, mwaa, to="2.10.3").run()
+    assert "MWAA refused" in info.value.message and "Invalid AirflowVersion 2.10.3" in info.value.message
+    assert ws.load().deployment.blue == "2.9.2"
+
+
+def test_resume_after_kill_does_not_issue_the_update_again(ws) -> None:
+    mwaa = FakeMwaa()
+
+    class Killed(BaseException):
+        pass
+
+    def die_while_updating(event: dict) -> None:
+        if event.get("event") == "watch.status" and event["status"] == "CREATING_SNAPSHOT":
+            raise Killed
+
+    with pytest.raises(Killed):
+        _upgrade(ws, mwaa, events=None, to="2.10.3").__class__(
+            ws,
+            ws.load(),
+            UpgradeOptions(engine="api", poll_interval=1, backup=False, health_minutes=0, to="2.10.3"),
+            mwaa,
+            emit=die_while_updating,
+            sleep=lambda s: None,
+        ).run()
+    assert mwaa.updates == ["2.10.3"]
+    assert not (ws.work_dir / "lock").exists()  # released even when killed by an exception
+    summary = _upgrade(ws, mwaa, to="2.10.3", resume=True).run()
+    assert mwaa.updates == ["2.10.3"]  # still one UpdateEnvironment
+    assert summary.outcome == "succeeded" and ws.load().deployment.blue == "2.10.3"
+
+
+def test_resume_when_killed_before_the_update_was_recorded(ws) -> None:
+    """The journal says the hop started but not that the update was issued; MWAA says it is
+    UPDATING: watch it, do not issue again."""
+    mwaa = FakeMwaa()
+    journal = Journal.start(ws.work_dir / "upgrade.journal.jsonl", "upgrade", {"to": "2.10.3"})
+    journal.done("preflight", **{"from": "2.9.2"})
+    journal.done("backup", skipped="test")
+    journal.started("hop-1-2.10.3")
+    mwaa.update_environment("analytics-blue", AirflowVersion="2.10.3")
+    _upgrade(ws, mwaa, to="2.10.3", resume=True).run()
+    assert mwaa.updates == ["2.10.3"]
+
+
+def test_second_upgrade_while_one_is_unfinished_is_refused(ws) -> None:
+    Journal.start(ws.work_dir / "upgrade.journal.jsonl", "upgrade", {"to": "2.10.3"})
+    with pytest.raises(Exception, match="unfinished upgrade"):
+        _upgrade(ws, FakeMwaa(), to="2.10.3").run()
