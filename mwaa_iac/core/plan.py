@@ -93,6 +93,8 @@ def classify_actions(actions: Sequence[str]) -> Action:
             return action
     if "read" in words:
         return Action.READ
+    if words <= {"no-op"}:  # e.g. a repeated "no-op": nothing happens
+        return Action.NO_OP
     raise PlanFormatError(f"unknown Terraform plan actions {list(key)!r}")
 
 

@@ -378,3 +378,7 @@ def test_enforce_guard_accepts_a_verdict_already_reached() -> None:
     assert enforce_guard(allowed) is allowed
     with pytest.raises(PlanGuardError):
         enforce_guard(guard_plan(summary))
+
+
+def test_repeated_no_op_is_no_op() -> None:
+    assert classify_actions(["no-op", "no-op"]) == Action.NO_OP

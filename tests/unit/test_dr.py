@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from mwaa_iac.core.dr import (
+    BACKUP_DAG_ID,
+    backup_prefix,
+    count_csv_records,
+    factory_for,
+    render_backup_dag,
+    render_cleanup_dag,
+    render_fixup_dag,
+    render_restore_dag,
+    run_id,
+    verify_counts,
+)
+from mwaa_iac.errors import UsageError
+
+
+def test_factory_follows_the_source_minor_version() -> None:
+    assert factory_for("2.9.2") == "DRFactory_2_9"
+    assert factory_for("2.11.2") == "DRFactory_2_11"
+    with pytest.raises(UsageError, match="does not support Airflow 3.0.6"):
+        factory_for("3.0.6")
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        lambda: render_backup_dag("DRFactory_2_9", "mwaa-dr/a/c1/pass1", "a", "pass 1"),
+        lambda: render_restore_dag("DRFactory_2_9", "mwaa-dr/a/c1/pass1", "a", "pass 1"),
+        lambda: render_cleanup_dag("DRFactory_2_9", "a", "pass 2"),
+        lambda: render_fixup_dag("a", "pass 1"),
+    ],
+)
+def test_rendered_dag_files_are_valid_python_with_their_marker(render) -> None:
+    dag_file = render()
+    ast.parse(dag_file.text)
+    assert dag_file.marker in dag_file.text and dag_file.relative_path.startswith("mwaa_iac_dr/")
+
+
+def test_backup_and_restore_use_the_given_factory_and_prefix() -> None:
+    backup = render_backup_dag("DRFactory_2_9", "mwaa-dr/a/c1/pass2", "a", "pass 2")
+    assert "from mwaa_dr.v_2_9.dr_factory import DRFactory_2_9" in backup.text
+    assert "path_prefix='mwaa-dr/a/c1/pass2'" in backup.text and f"dag_id={BACKUP_DAG_ID!r}" in backup.text
+    restore = render_restore_dag("DRFactory_2_10", "p", "a", "pass 1")
+    assert "class Factory(DRFactory_2_10)" in restore.text and "KeepDagsPaused" in restore.text
+
+
+def test_prefixes_and_run_ids_are_unique_and_short() -> None:
+    assert backup_prefix("mwaa-dr/", "analytics", "c1a2b3c4", "pass1") == "mwaa-dr/analytics/c1a2b3c4/pass1"
+    rid = run_id("restore", "c1a2b3c4d5", "p2")
+    assert rid == "res-c1a2b3c4-p2" and len(f"/dags/restore_metadata/dagRuns/{rid}") <= 64
+
+
+def test_csv_records_count_multiline_values_once_and_the_backup_run() -> None:
+    text = 'a|1|"two\nlines"\nbackup_metadata|2|x\nb|3|"q|uoted"\n'
+    assert count_csv_records(text) == (3, 1)
+    assert count_csv_records("") == (0, 0)
+
+
+def test_verify_counts_rules() -> None:
+    backup = {"variable": 20, "dag_run": 301, "log": 50, "job": 5, "active_dag": 3}
+    target = {"variable": 20, "dag_run": 300, "log": 75, "job": 9}
+    checks = {c.table: c for c in verify_counts(backup, target, excluded_backup_rows={"dag_run": 1})}
+    assert all(c.ok for c in checks.values()) and "active_dag" not in checks
+    bad = {c.table: c.ok for c in verify_counts(backup, {**target, "variable": 19}, excluded_backup_rows={})}
+    assert bad["variable"] is False and bad["dag_run"] is False
