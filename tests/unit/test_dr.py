@@ -22,7 +22,7 @@ from mwaa_iac.errors import UsageError
 def test_factory_follows_the_source_minor_version() -> None:
     assert factory_for("2.9.2") == "DRFactory_2_9"
     assert factory_for("2.11.2") == "DRFactory_2_11"
-    with pytest.raises(UsageError, match="does not support Airflow 3.0.6"):
+    with pytest.raises(UsageError, match=r"does not support Airflow 3\.0\.6"):
         factory_for("3.0.6")
 
 
