@@ -17,7 +17,7 @@ from typing import Any
 from mwaa_iac.adapters.cloudwatch import CloudWatch
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
 from mwaa_iac.core.catalog import load_catalog
-from mwaa_iac.core.config import Deployment, EnvironmentConfig
+from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
 from mwaa_iac.core.planner import Hop, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Observation, Outcome, ready_for_update
 from mwaa_iac.errors import EnvironmentUnavailableError, MwaaIacError, UsageError
@@ -116,10 +116,15 @@ class Upgrade:
     requirements_check: Callable[[str, str], Check] | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    color: Color | None = None  # the slot to change: the active one unless a cutover says otherwise
+
+    @property
+    def slot(self) -> Color:
+        return self.color or self.config.active_color
 
     @property
     def name(self) -> str:
-        return self.config.environment_name(self.config.active_color)
+        return self.config.environment_name(self.slot)
 
     @property
     def target(self) -> str:
@@ -197,10 +202,15 @@ class Upgrade:
             return summary
         assert journal is not None
         summary.backup = self._backup(journal, plan.from_version)
-        for index, hop in enumerate(plan.hops, 1):
-            summary.hops.append(self._hop(journal, index, hop))
-        self._health_gate(journal)
+        summary.hops = self.run_hops(journal, plan.hops)
+        self.health_gate(journal)
         return summary
+
+    def run_hops(
+        self, journal: Journal, hops: tuple[Hop, ...] | list[Hop], prefix: str = "hop"
+    ) -> list[dict]:
+        """Each in-place hop as a journal step ``<prefix>-<n>-<version>`` (done ones are skipped)."""
+        return [self._hop(journal, index, hop, prefix) for index, hop in enumerate(hops, 1)]
 
     def preflight(self) -> tuple[PathPlan, list[Check]]:
         checks: list[Check] = []
@@ -272,8 +282,8 @@ class Upgrade:
         self.emit({"event": "backup.done", "location": location})
         return location
 
-    def _hop(self, journal: Journal, index: int, hop: Hop) -> dict[str, Any]:
-        step = f"hop-{index}-{hop.to_version}"
+    def _hop(self, journal: Journal, index: int, hop: Hop, prefix: str = "hop") -> dict[str, Any]:
+        step = f"{prefix}-{index}-{hop.to_version}"
         if journal.state(step) == "done":
             return journal.data(step)
         self.emit(
@@ -373,7 +383,6 @@ class Upgrade:
             raise
 
     def _apply_terraform(self, hop: Hop) -> None:
-        from mwaa_iac.core.phases import Phase, PhaseKind
         from mwaa_iac.errors import TerraformError
         from mwaa_iac.workflows.phase import apply_phase, plan_phase, runner_for
 
@@ -382,20 +391,22 @@ class Upgrade:
             self.options.terraform_bin,
             lambda line: self.emit({"event": "terraform.output", "line": line}),
         )
-        result = plan_phase(self.ws, self.config, Phase(PhaseKind.STEADY), runner, version=hop.to_version)
+        result = plan_phase(self.ws, self.config, self._phase(), runner, version=hop.to_version)
         self.emit({"event": "terraform.plan", **result.summary.to_dict(), "guard": result.verdict.to_dict()})
         try:
             apply_phase(result, runner)
         except TerraformError as exc:
             # The provider's waiter gives up on ROLLING_BACK/MAINTENANCE while AWS keeps working:
-            # the watcher that follows decides the outcome.
+            # then the watcher that follows decides the outcome. If MWAA never started an update,
+            # the failure is Terraform's own and is reported as such.
+            if not self._already_issued(self.mwaa.observe(self.name), hop):
+                raise
             self.emit({"event": "terraform.apply_failed", "message": exc.message})
 
     def _refresh_terraform_state(self, hop: Hop) -> None:
-        from mwaa_iac.core.phases import Phase, PhaseKind
         from mwaa_iac.workflows.phase import runner_for, write_phase_tfvars
 
-        _, tfvars = write_phase_tfvars(self.ws, self.config, Phase(PhaseKind.STEADY), version=hop.to_version)
+        _, tfvars = write_phase_tfvars(self.ws, self.config, self._phase(), version=hop.to_version)
         runner = runner_for(self.ws, self.options.terraform_bin)
         runner.init()
         runner.apply_refresh_only([tfvars])
@@ -403,23 +414,30 @@ class Upgrade:
 
     def _record_version(self, version: str) -> None:
         deployment = self.config.deployment
-        color = self.config.active_color
+        color = self.slot
         updated = Deployment(
-            active_color=color,
+            active_color=deployment.active_color,
             blue=version if color.value == "blue" else deployment.blue,
             green=version if color.value == "green" else deployment.green,
         )
         write_deployment(self.ws.config_file, updated)
         self.config = self.config.model_copy(update={"deployment": updated})
 
-    def _health_gate(self, journal: Journal) -> None:
+    def _phase(self):
+        from mwaa_iac.core.phases import Phase, PhaseKind
+
+        if self.slot is self.config.active_color:
+            return Phase(PhaseKind.STEADY)
+        return Phase(PhaseKind.UPGRADE, self.slot)
+
+    def health_gate(self, journal: Journal, step: str = "health") -> None:
         minutes = self.options.health_minutes
+        if journal.state(step) == "done":
+            return
         if minutes <= 0 or self.cloudwatch is None:
-            journal.done("health", skipped=True)
+            journal.done(step, skipped=True)
             return
-        if journal.state("health") == "done":
-            return
-        journal.started("health")
+        journal.started(step)
         timeout = self.options.health_timeout_seconds or (minutes + 5) * 60
         start = self.clock()
         while True:
@@ -429,7 +447,7 @@ class Upgrade:
             healthy = len(recent) == minutes and all(recent)
             self.emit({"event": "health.poll", "minutes_with_heartbeat": sum(recent), "required": minutes})
             if healthy:
-                journal.done("health", minutes=minutes)
+                journal.done(step, minutes=minutes)
                 self.emit({"event": "health.ok", "minutes": minutes})
                 return
             if self.clock() - start > timeout:

@@ -1,0 +1,185 @@
+"""S3 for DAG files and mwaa-dr backups, SSM and Route 53 for routing.
+
+Backups hold plaintext connection passwords and variable values: this module checks the backup
+bucket is private and encrypted before anything is written to it, and never returns object
+contents to callers except for counting.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import botocore.exceptions
+
+from mwaa_iac.errors import AwsError
+
+
+def _fail(action: str, exc: Exception, hint: str | None = None) -> AwsError:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        return AwsError(
+            f"{action}: {error.get('Code')}: {error.get('Message')}", code=error.get("Code"), hint=hint
+        )
+    return AwsError(f"{action}: {exc}", hint=hint)
+
+
+@dataclass
+class S3:
+    region: str | None = None
+    client: Any = None
+
+    def __post_init__(self) -> None:
+        if self.client is None:
+            self.client = boto3.client("s3", region_name=self.region)
+
+    def put_text(self, bucket: str, key: str, text: str) -> None:
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _fail(f"cannot write s3://{bucket}/{key}", exc) from exc
+
+    def get_text(self, bucket: str, key: str) -> str | None:
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise _fail(f"cannot read s3://{bucket}/{key}", exc) from exc
+        return body.decode("utf-8", errors="replace")
+
+    def delete(self, bucket: str, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _fail(f"cannot delete s3://{bucket}/{key}", exc) from exc
+
+    def list_keys(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        keys: list[dict[str, Any]] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys += page.get("Contents", [])
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _fail(f"cannot list s3://{bucket}/{prefix}", exc) from exc
+        return keys
+
+    def bucket_problems(self, bucket: str) -> list[str]:
+        """Why ``bucket`` is not fit to hold secrets (empty list: it is private and encrypted)."""
+        problems: list[str] = []
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except botocore.exceptions.ClientError as exc:
+            return [
+                f"bucket {bucket} does not exist or is not accessible ({exc.response['Error'].get('Code')})"
+            ]
+        try:
+            config = self.client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+            missing = [
+                k
+                for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+                if not config.get(k)
+            ]
+            if missing:
+                problems.append(f"public access is not fully blocked ({', '.join(missing)} off)")
+        except botocore.exceptions.ClientError:
+            problems.append("no public access block is configured")
+        try:
+            rules = self.client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
+                "Rules"
+            ]
+            if not rules:
+                problems.append("no default encryption rule")
+        except botocore.exceptions.ClientError:
+            problems.append("default encryption is not configured")
+        return problems
+
+    def old_keys(
+        self, bucket: str, prefix: str, older_than_days: int, now: datetime | None = None
+    ) -> list[str]:
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
+        return [o["Key"] for o in self.list_keys(bucket, prefix) if o["LastModified"] < cutoff]
+
+
+BUCKET_FIX = (
+    "make the backup bucket private and encrypted, e.g. "
+    "aws s3api put-public-access-block --bucket B --public-access-block-configuration "
+    "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true; "
+    "aws s3api put-bucket-encryption --bucket B --server-side-encryption-configuration "
+    '\'{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms"}}]}\''
+)
+
+
+@dataclass
+class Routing:
+    """The published contract: an SSM parameter with the active environment, optionally a CNAME."""
+
+    region: str | None = None
+    ssm: Any = None
+    route53: Any = None
+
+    def __post_init__(self) -> None:
+        if self.ssm is None:
+            self.ssm = boto3.client("ssm", region_name=self.region)
+
+    def read(self, parameter: str) -> dict[str, Any] | None:
+        try:
+            value = self.ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+                return None
+            raise _fail(f"cannot read SSM parameter {parameter}", exc) from exc
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {"name": value}
+
+    def point(
+        self,
+        parameter: str,
+        *,
+        name: str,
+        color: str,
+        webserver_url: str | None,
+        airflow_version: str,
+        zone_id: str | None = None,
+        record_name: str | None = None,
+    ) -> None:
+        value = json.dumps(
+            {
+                "name": name,
+                "color": color,
+                "webserver_url": webserver_url,
+                "airflow_version": airflow_version,
+            },
+            sort_keys=True,
+        )
+        try:
+            self.ssm.put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _fail(f"cannot write SSM parameter {parameter}", exc) from exc
+        if zone_id and record_name and webserver_url:
+            client = self.route53 or boto3.client("route53")
+            host = webserver_url.removeprefix("https://").removeprefix("http://").split("/")[0]
+            try:
+                client.change_resource_record_sets(
+                    HostedZoneId=zone_id,
+                    ChangeBatch={
+                        "Comment": f"mwaa-iac: {name} is active",
+                        "Changes": [
+                            {
+                                "Action": "UPSERT",
+                                "ResourceRecordSet": {
+                                    "Name": record_name,
+                                    "Type": "CNAME",
+                                    "TTL": 60,
+                                    "ResourceRecords": [{"Value": host}],
+                                },
+                            }
+                        ],
+                    },
+                )
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                raise _fail(f"cannot update Route 53 record {record_name}", exc) from exc
