@@ -381,8 +381,37 @@ class _Progress:
         elif kind == "health.ok":
             self._stop()
             self._line(f"[success]scheduler heartbeat present for {event['minutes']} consecutive minutes[/]")
-        elif kind == "upgrade.resume":
+        elif kind in ("upgrade.resume", "cutover.resume"):
             self._line(f"resuming run {event['run_id']}")
+        elif kind == "step.started":
+            self._live({"status": event["step"]})
+        elif kind == "step.done":
+            self._stop()
+            self._line(f"[success]✓[/] {event['step']} ({_duration(event['elapsed_s'])})")
+        elif kind == "dr.run":
+            self._live(
+                {
+                    "status": f"{event['dag_id']} on {event['environment']}: {event['state']}",
+                    "elapsed_s": event["elapsed_s"],
+                    "time_in_status_s": event["elapsed_s"],
+                }
+            )
+        elif kind == "dr.waiting_for_dag":
+            self._live({"status": f"waiting for {event['environment']} to parse {event['dag_id']}"})
+        elif kind == "freeze.recorded":
+            self._line(f"recorded {len(event['dags'])} unpaused DAG(s) on the source")
+        elif kind == "freeze.paused":
+            self._line(
+                f"[warning]freeze started[/]: {event['count']} DAG(s) paused on {event['environment']}"
+            )
+        elif kind == "freeze.draining":
+            self._live({"status": f"draining: {event['running']} run(s) still running"})
+        elif kind == "freeze.drain_forced":
+            self._line(f"[warning]continuing with running runs (--force-drain): {event['still_running']}[/]")
+        elif kind == "live":
+            self._line(f"[success]{event['environment']} is live[/]: {event['unpaused']} DAG(s) unpaused")
+        elif kind == "target.create_environment":
+            self._line(f"CreateEnvironment {event['name']} at Airflow {event['version']}")
 
     def _line(self, text: str) -> None:
         ui.err.print(text)
@@ -533,6 +562,237 @@ def upgrade(
         spent = ", ".join(f"{k} {_duration(v)}" for k, v in hop.get("durations_s", {}).items())
         ui.out.print(f"  {hop['from']} → {hop['to']}: {spent}")
     ui.out.print(f"  safety backup: {summary.backup or 'none'}")
+
+
+# -- cutover / rollback / cleanup ---------------------------------------------------------------
+
+
+@app.command()
+def cutover(
+    env: EnvOpt,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Target version (default: airflow_version in mwaa.yaml).", show_default=False
+        ),
+    ] = None,
+    engine: Annotated[str, typer.Option("--engine", help="terraform or api.")] = "terraform",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Preflight and the plan of passes; change nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON-lines events on stdout (for CI).")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted cutover from its journal.")
+    ] = False,
+    single_pass: Annotated[
+        bool, typer.Option("--single-pass", help="Freeze before the copy; no second pass.")
+    ] = False,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="New environment without run history.")
+    ] = False,
+    force_drain: Annotated[
+        bool,
+        typer.Option("--force-drain", help="Copy even if runs are still running after the drain timeout."),
+    ] = False,
+    drain_minutes: Annotated[
+        float, typer.Option("--drain-minutes", help="How long to wait for running runs after pausing.")
+    ] = 10.0,
+    poll_interval: Annotated[
+        float,
+        typer.Option(
+            "--poll-interval",
+            envvar="MWAA_IAC_POLL_INTERVAL",
+            help="Seconds between GetEnvironment polls (AWS: keep >= 15).",
+        ),
+    ] = 15.0,
+    run_poll: Annotated[
+        float, typer.Option("--run-poll", envvar="MWAA_IAC_RUN_POLL", help="Seconds between DAG-run polls.")
+    ] = 5.0,
+    health_minutes: Annotated[
+        int,
+        typer.Option(
+            "--health-minutes",
+            help="Consecutive minutes of scheduler heartbeat required on the target (0: skip).",
+        ),
+    ] = 3,
+    break_lock: Annotated[
+        bool, typer.Option("--break-lock", help="Take the lock from a dead workflow.")
+    ] = False,
+    terraform_bin: TfBinOpt = None,
+    root: RootOpt = None,
+) -> None:
+    """Blue/green cutover to a new Airflow version, carrying history with mwaa-dr in two passes."""
+    from mwaa_iac.adapters.cloudwatch import CloudWatch
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.storage import S3, Routing
+    from mwaa_iac.workflows.cutover import Cutover, CutoverOptions
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    options = CutoverOptions(
+        to=to,
+        engine=engine,
+        dry_run=dry_run,
+        resume=resume,
+        poll_interval=poll_interval,
+        max_poll_interval=max(60.0, poll_interval),
+        health_minutes=health_minutes,
+        break_lock=break_lock,
+        terraform_bin=terraform_bin,
+        single_pass=single_pass,
+        no_history=no_history,
+        force_drain=force_drain,
+        drain_timeout_seconds=drain_minutes * 60,
+        run_poll_seconds=run_poll,
+    )
+    if engine not in ("api", "terraform"):
+        raise UsageError(f"unknown engine {engine!r}", hint="use --engine api or terraform")
+    if not (dry_run or yes or resume):
+        if not sys.stdin.isatty():
+            raise UsageError("cutover needs confirmation", hint="rerun with --yes (or --dry-run first)")
+        name = config.environment_name(config.active_color)
+        ui.err.print(
+            f"Cutover of {name} to {to or config.airflow_version} on the "
+            f"{config.active_color.other} colour; DAGs pause on {name} during the freeze."
+        )
+        if not typer.confirm("Continue?", default=False):
+            raise typer.Abort()
+    progress = _Progress(json_out)
+    workflow = Cutover(
+        ws,
+        config,
+        options,
+        MwaaClient(config.region),
+        S3(config.region),
+        Routing(config.region),
+        CloudWatch(config.region),
+        emit=progress,
+    )
+    try:
+        report = workflow.run()
+    finally:
+        progress.close()
+    if json_out:
+        if dry_run:
+            ui.emit_json_line({"event": "cutover.plan", **report})
+        return
+    if dry_run:
+        ui.out.print(
+            f"[success]dry run: {report['source']} → {report['target']} ({report['from']} → "
+            f"{report['to']})[/]"
+        )
+        ui.out.print(
+            f"  passes: {report['passes']}; freeze: {report['freeze']}; history carried: "
+            f"{'yes' if report['history_carried'] else 'NO'}"
+        )
+        for hop in report["hops"]:
+            ui.out.print(f"  {hop['kind']} {hop['from_version']} → {hop['to_version']}: {hop['reason']}")
+        for note in report["notes"]:
+            ui.out.print(f"  [muted]{note}[/]")
+        return
+    ui.out.print(f"[success]{report['target']} is live on Airflow {report['to']}[/] (was {report['source']})")
+    if report["freeze_window_s"] is not None:
+        ui.out.print(
+            f"  freeze window: {report['freeze_window_s']} s "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in report["freeze_steps_s"].items())
+        )
+    if report["rows_copied"]:
+        ui.out.print("  rows copied: " + ", ".join(f"{k} {v}" for k, v in report["rows_copied"].items()))
+    ui.out.print(f"  routing: {report['routing']} → {report['target']}")
+    ui.out.print(
+        f"  after the soak period: mwaa-iac cleanup --env {env}; to go back: mwaa-iac rollback --env {env}"
+    )
+
+
+@app.command()
+def rollback(
+    env: EnvOpt,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: JsonOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """During the soak: scheduling back to the old colour and routing flipped back."""
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.storage import Routing
+    from mwaa_iac.workflows.cutover import rollback as do_rollback
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    old = config.environment_name(config.active_color.other)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("rollback needs confirmation", hint="rerun with --yes")
+        ui.err.print(
+            f"[warning]Runs made on {config.environment_name(config.active_color)} since the cutover are "
+            f"not copied back to {old}.[/]"
+        )
+        if not typer.confirm(f"Roll back to {old}?", default=False):
+            raise typer.Abort()
+    result = do_rollback(ws, config, MwaaClient(config.region), Routing(config.region), lambda e: None)
+    if json_out:
+        ui.emit_json(result)
+        return
+    ui.out.print(f"[success]{result['active']} is active again[/]; {len(result['unpaused'])} DAG(s) unpaused")
+    ui.err.print(f"[warning]{result['warning']}[/]")
+
+
+@app.command()
+def cleanup(
+    env: EnvOpt,
+    backups: Annotated[
+        bool, typer.Option("--backups", help="Also delete backups older than dr.retention_days.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: JsonOpt = False,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", envvar="MWAA_IAC_POLL_INTERVAL")] = 15.0,
+    root: RootOpt = None,
+) -> None:
+    """After the soak: delete the inactive colour's environment, the DR DAG files, old backups."""
+    from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError, MwaaClient
+    from mwaa_iac.adapters.storage import S3
+    from mwaa_iac.workflows.cutover import cleanup as do_cleanup
+    from mwaa_iac.workflows.watch import Watcher
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    old = config.environment_name(config.active_color.other)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("cleanup needs confirmation", hint="rerun with --yes")
+        if not typer.confirm(f"Delete {old} (the inactive colour) for good?", default=False):
+            raise typer.Abort()
+    mwaa = MwaaClient(config.region)
+    progress = _Progress(json_out)
+
+    def wait_gone(name: str) -> None:
+        def observe():
+            try:
+                return mwaa.observe(name)
+            except EnvironmentNotFoundError:
+                from mwaa_iac.core.status import Observation
+
+                return Observation("DELETED")
+
+        Watcher(
+            observe,
+            interval=poll_interval,
+            max_interval=max(60.0, poll_interval),
+            on_event=lambda e: progress(e.to_dict()),
+        ).run()
+
+    try:
+        result = do_cleanup(ws, config, mwaa, S3(config.region), progress, backups=backups, watch=wait_gone)
+    finally:
+        progress.close()
+    if json_out:
+        ui.emit_json(result)
+        return
+    ui.out.print(
+        f"[success]cleaned up[/]: retired {result['retired'] or 'nothing (already gone)'}, "
+        f"{len(result['dag_files_removed'])} DR DAG file(s) removed, {result['backups_deleted']} old "
+        "backup object(s) deleted"
+    )
 
 
 # -- tf helpers -----------------------------------------------------------------------------------

@@ -201,6 +201,8 @@ def fixup(**context):
         counts = {{}}
         for table in TABLES:
             where = f" WHERE dag_id IS NULL OR dag_id NOT IN ({{own}})" if table in DAG_SCOPED else ""
+            if table == "variable":
+                where = " WHERE key <> '{FIXUP_VARIABLE}'"
             counts[table] = session.execute(text(f"SELECT count(*) FROM {{table}}{{where}}")).scalar()
     result = {{"run_id": context["run_id"], "xcom_remapped": remapped, "backup_rows_removed": removed,
               "counts": counts}}

@@ -1,0 +1,724 @@
+"""`mwaa-iac cutover`: move a deployment to a new Airflow version on the other colour, carrying
+history with mwaa-dr, in two passes so that scheduling pauses only for a short freeze.
+
+Steps (each a journal entry, each idempotent; see DESIGN.md §2):
+
+1. preflight;
+2. pass 1 while the source keeps running: deploy DR DAGs, create the target at the source's version,
+   back up the source, restore into the target, fix up, verify, upgrade the target in place, health;
+3. pass 2, the freeze: record the source's unpaused DAGs, pause them, drain running runs, back up
+   again, clean the target, restore with the source version's factory, fix up, verify;
+4. go live: unpause exactly the recorded DAGs on the target, flip routing, record the new colour;
+5. report: freeze window, rows per table, durations per step.
+
+Single pass (3.x targets, or ``--single-pass``): the freeze starts before pass 1 and there is no
+pass 2. Without history (``--no-history``): no backup or restore at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import botocore.session
+
+from mwaa_iac.adapters.airflow_api import AirflowApi
+from mwaa_iac.adapters.cloudwatch import CloudWatch
+from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
+from mwaa_iac.adapters.storage import BUCKET_FIX, S3, Routing
+from mwaa_iac.core import dr
+from mwaa_iac.core.catalog import load_catalog
+from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
+from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
+from mwaa_iac.core.status import Outcome, ready_for_update
+from mwaa_iac.errors import MwaaIacError, UsageError
+from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner
+from mwaa_iac.workflows.journal import FileLock, Journal, JournalError
+from mwaa_iac.workflows.upgrade import Check, PreflightError, Upgrade, UpgradeOptions
+from mwaa_iac.workflows.watch import Watcher
+from mwaa_iac.workspace import Workspace, write_deployment
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class CutoverOptions(UpgradeOptions):
+    single_pass: bool = False
+    no_history: bool = False
+    force_drain: bool = False
+    drain_timeout_seconds: float = 600.0
+    dag_timeout_seconds: float = 900.0
+    run_timeout_seconds: float = 3 * 3600.0
+    run_poll_seconds: float = 5.0
+
+
+@dataclass
+class Cutover:
+    ws: Workspace
+    config: EnvironmentConfig
+    options: CutoverOptions
+    mwaa: MwaaClient
+    s3: S3
+    routing: Routing
+    cloudwatch: CloudWatch | None = None
+    emit: Emit = lambda event: None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    journal: Journal | None = field(default=None, init=False)
+    timings: dict[str, float] = field(default_factory=dict, init=False)
+
+    # -- names -------------------------------------------------------------------------------------
+
+    @property
+    def source_color(self) -> Color:
+        return self.config.active_color
+
+    @property
+    def target_color(self) -> Color:
+        return self.config.active_color.other
+
+    @property
+    def source(self) -> str:
+        return self.config.environment_name(self.source_color)
+
+    @property
+    def target(self) -> str:
+        return self.config.environment_name(self.target_color)
+
+    @property
+    def to_version(self) -> str:
+        return self.options.to or self.config.airflow_version
+
+    @property
+    def journal_path(self):
+        return self.ws.work_dir / "cutover.journal.jsonl"
+
+    def api(self, name: str) -> AirflowApi:
+        return AirflowApi(self.mwaa, name, sleep=self.sleep)
+
+    # -- entry point -------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        load_catalog().require(self.to_version)
+        lock = FileLock(self.ws.work_dir / "lock")
+        lock.acquire("cutover", break_lock=self.options.break_lock)
+        try:
+            if self.options.dry_run:
+                plan, checks = self.preflight()
+                if not all(c.ok for c in checks):
+                    raise PreflightError(checks)
+                return self._dry_run_report(plan)
+            self.journal = self._open_journal()
+            report = self._run()
+            self.journal.end("succeeded", report=report)
+            self.emit({"event": "cutover.summary", **report})
+            return report
+        finally:
+            lock.release()
+
+    def _open_journal(self) -> Journal:
+        if self.options.resume:
+            if not self.journal_path.exists():
+                raise JournalError(f"nothing to resume: {self.journal_path} does not exist")
+            journal = Journal.load(self.journal_path)
+            if journal.finished:
+                raise JournalError(
+                    f"the last cutover (run {journal.run_id}) already finished; nothing to resume",
+                    hint="run without --resume to start a new cutover",
+                )
+            if journal.params.get("to") != self.to_version:
+                raise JournalError(
+                    f"the interrupted cutover was to {journal.params.get('to')}, not {self.to_version}",
+                    hint=f"resume with --to {journal.params.get('to')}",
+                )
+            # The deployment record may have moved on (go-live done): use the journal's colours.
+            source_color = Color(journal.params["source_color"])
+            if source_color is not self.config.active_color:
+                self.config = self.config.model_copy(
+                    update={
+                        "deployment": self.config.deployment.model_copy(update={"active_color": source_color})
+                    }
+                )
+            self.emit({"event": "cutover.resume", "run_id": journal.run_id})
+            return journal
+        return Journal.start(
+            self.journal_path,
+            "cutover",
+            {
+                "to": self.to_version,
+                "env": self.ws.env,
+                "engine": self.options.engine,
+                "source_color": str(self.source_color),
+                "single_pass": self.options.single_pass,
+                "no_history": self.options.no_history,
+            },
+        )
+
+    # -- the flow ----------------------------------------------------------------------------------
+
+    def _run(self) -> dict[str, Any]:
+        journal = self.journal
+        assert journal is not None
+        plan_data = self._step("preflight", self._preflight_step)
+        history = plan_data["history"]
+        two_pass = plan_data["two_pass"]
+        hops = [tuple(h) for h in plan_data["hops"]]
+        source_version = plan_data["source_version"]
+        factory = dr.factory_for(source_version) if history else None
+
+        if history:
+            self._step("deploy-dr", lambda: self._deploy_dr_dags(factory, "p1"))
+        self._step("target-requirements", self._target_requirements)
+        if not two_pass and history:
+            self._freeze()  # single pass: the freeze covers the whole copy and the upgrade
+        create_version = source_version if history else self.to_version
+        self._step("create-target", lambda: self._create_target(create_version))
+        rows: dict[str, Any] = {}
+        if history:
+            rows = self._copy_pass("p1", factory, clean=False)
+        in_place = [h for h in hops if h[0] == str(HopKind.IN_PLACE)]
+        if in_place:
+            self._upgrade_target(in_place)
+        self._step("health-target", self._health_target)
+        if two_pass and history:
+            self._freeze()
+            self._step("deploy-dr-p2", lambda: self._deploy_dr_dags(factory, "p2"))
+            rows = self._copy_pass("p2", factory, clean=True)
+        self._step("go-live", self._go_live)
+        self._step("retire-dr-dags", self._remove_dr_dags)
+        return self._report(rows, history, two_pass)
+
+    def _step(self, name: str, action: Callable[[], Any]) -> Any:
+        """Run ``action`` as journal step ``name`` unless it is done; its result is recorded."""
+        journal = self.journal
+        assert journal is not None
+        if journal.state(name) == "done":
+            return journal.data(name).get("result")
+        self.emit({"event": "step.started", "step": name})
+        journal.started(name)
+        start = self.clock()
+        result = action()
+        elapsed = self.clock() - start
+        journal.done(name, result=result, elapsed_s=round(elapsed, 3), ended=time.time())
+        self.emit({"event": "step.done", "step": name, "elapsed_s": round(elapsed, 1)})
+        return result
+
+    # -- preflight ---------------------------------------------------------------------------------
+
+    def preflight(self) -> tuple[PathPlan, list[Check]]:
+        checks: list[Check] = []
+
+        def check(name: str, ok: bool, detail: str) -> None:
+            item = Check(name, ok, detail)
+            checks.append(item)
+            self.emit({"event": "preflight.check", **item.to_dict()})
+
+        history = not self.options.no_history
+        try:
+            observation = self.mwaa.observe(self.source)
+        except MwaaApiError as exc:
+            check("source exists", False, exc.message)
+            return plan_path(self.config.active_version, self.to_version, Strategy.CUTOVER), checks
+        current = observation.airflow_version or self.config.active_version
+        check("source exists", True, f"{self.source} runs Airflow {current}")
+        plan = plan_path(current, self.to_version, Strategy.CUTOVER, self._today(), history=history)
+        if plan.allowed:
+            check("path allowed", True, " → ".join([current] + [h.to_version for h in plan.hops[1:]]))
+        else:
+            check(
+                "path allowed", False, "; ".join(plan.refusals) + "".join(f" (hint: {h})" for h in plan.hints)
+            )
+        why = ready_for_update(observation)
+        check("source ready", why is None, why or observation.status)
+        target_free = not self.mwaa.exists(self.target)
+        check(
+            "target colour free",
+            target_free,
+            f"{self.target} does not exist"
+            if target_free
+            else f"{self.target} already exists "
+            f"(run `mwaa-iac cleanup --env {self.ws.env}` after checking it)",
+        )
+        if history:
+            problems = self.s3.bucket_problems(self.config.dr.backup_bucket)
+            check(
+                "backup bucket private and encrypted",
+                not problems,
+                "; ".join(problems) + f" (fix: {BUCKET_FIX})" if problems else self.config.dr.backup_bucket,
+            )
+        check("lock", True, "held by this cutover")
+        return plan, checks
+
+    def _preflight_step(self) -> dict[str, Any]:
+        plan, checks = self.preflight()
+        if not all(c.ok for c in checks):
+            assert self.journal is not None
+            self.journal.end("preflight-failed", checks=[c.to_dict() for c in checks])
+            raise PreflightError(checks)
+        two_pass = bool(plan.two_pass) and not self.options.single_pass
+        return {
+            "source_version": plan.from_version,
+            "hops": [[str(h.kind), h.from_version, h.to_version, h.reason] for h in plan.hops],
+            "history": bool(plan.history_carried),
+            "two_pass": two_pass,
+        }
+
+    def _dry_run_report(self, plan: PathPlan) -> dict[str, Any]:
+        two_pass = bool(plan.two_pass) and not self.options.single_pass
+        return {
+            "dry_run": True,
+            "source": self.source,
+            "target": self.target,
+            "from": plan.from_version,
+            "to": self.to_version,
+            "history_carried": plan.history_carried,
+            "passes": 2 if two_pass else 1,
+            "freeze": "pass 2 only (minutes)" if two_pass else "from before the clone until go-live",
+            "hops": [h.to_dict() for h in plan.hops],
+            "notes": list(plan.notes),
+        }
+
+    # -- DR DAGs ----------------------------------------------------------------------------------------
+
+    def _prefix(self, label: str) -> str:
+        assert self.journal is not None
+        return dr.backup_prefix(self.config.dr.path_prefix, self.config.name, self.journal.run_id, label)
+
+    def _dag_key(self, relative: str) -> str:
+        return f"{self.config.source.dag_s3_path.strip('/')}/{relative}"
+
+    def _deploy_dr_dags(self, factory: str | None, label: str) -> dict[str, Any]:
+        assert factory is not None
+        prefix = self._prefix(label)
+        files = [
+            dr.render_backup_dag(factory, prefix, self.config.name, label),
+            dr.render_restore_dag(factory, prefix, self.config.name, label),
+            dr.render_fixup_dag(self.config.name, label),
+        ]
+        if label != "p1":
+            target_version = self.mwaa.observe(self.target).airflow_version or self.to_version
+            files.append(dr.render_cleanup_dag(dr.factory_for(target_version), self.config.name, label))
+        bucket = self.config.source.bucket_name
+        for item in files:
+            self.s3.put_text(bucket, self._dag_key(item.relative_path), item.text)
+        self.emit({"event": "dr.deployed", "prefix": prefix, "files": [f.relative_path for f in files]})
+        return {"prefix": prefix, "markers": {f.dag_id: f.marker for f in files}}
+
+    def _remove_dr_dags(self) -> dict[str, Any]:
+        bucket = self.config.source.bucket_name
+        removed = []
+        for dag_id in dr.DR_DAG_IDS:
+            key = self._dag_key(f"{dr.DR_DAG_FOLDER}/{dag_id}.py")
+            self.s3.delete(bucket, key)
+            removed.append(key)
+        return {"removed": removed}
+
+    def _markers(self, label: str) -> dict[str, str]:
+        assert self.journal is not None
+        step = "deploy-dr" if label == "p1" else "deploy-dr-p2"
+        return self.journal.data(step).get("result", {}).get("markers", {})
+
+    def _run_dag(
+        self, name: str, dag_id: str, label: str, conf: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        assert self.journal is not None
+        runner = DagRunner(self.api(name), self.options, self.emit, self.sleep, self.clock)
+        return runner.run(
+            dag_id, dr.run_id(dag_id, self.journal.run_id, label), self._markers(label)[dag_id], conf
+        )
+
+    # -- pass steps --------------------------------------------------------------------------------
+
+    def _copy_pass(self, label: str, factory: str | None, *, clean: bool) -> dict[str, Any]:
+        bucket = self.config.dr.backup_bucket
+        conf = {"bucket": bucket}
+        self._step(f"backup-{label}", lambda: self._run_dag(self.source, dr.BACKUP_DAG_ID, label, conf))
+        counts = self._step(f"verify-backup-{label}", lambda: self._backup_counts(label))
+        if clean:
+            self._step(
+                f"cleanup-target-{label}", lambda: self._run_dag(self.target, dr.CLEANUP_DAG_ID, label)
+            )
+        self._step(
+            f"restore-{label}",
+            lambda: self._run_dag(self.target, dr.RESTORE_DAG_ID, label, dr.restore_conf(bucket)),
+        )
+        self._step(f"fixup-{label}", lambda: self._run_dag(self.target, dr.FIXUP_DAG_ID, label))
+        return self._step(f"verify-restore-{label}", lambda: self._verify_restore(counts))
+
+    def _backup_counts(self, label: str) -> dict[str, Any]:
+        bucket = self.config.dr.backup_bucket
+        prefix = self._prefix(label)
+        keys = {o["Key"].rsplit("/", 1)[-1] for o in self.s3.list_keys(bucket, prefix + "/")}
+        missing = [t for t in dr.TABLES if f"{t}.csv" not in keys]
+        if missing:
+            raise CutoverError(
+                f"the backup under s3://{bucket}/{prefix}/ lacks {', '.join(t + '.csv' for t in missing)}",
+                hint="check the backup_metadata run's logs on the source",
+            )
+        counts: dict[str, int] = {}
+        excluded: dict[str, int] = {}
+        for table in dr.TABLES:
+            text = self.s3.get_text(bucket, f"{prefix}/{table}.csv") or ""
+            counts[table], excluded[table] = dr.count_csv_records(text)
+        self.emit({"event": "dr.backup_verified", "prefix": prefix, "tables": len(counts)})
+        return {"prefix": prefix, "counts": counts, "backup_run_rows": excluded}
+
+    def _verify_restore(self, backup: dict[str, Any]) -> dict[str, Any]:
+        raw = self.api(self.target).get_variable_value(dr.FIXUP_VARIABLE)
+        try:
+            fixup = json.loads(raw or "")
+        except ValueError:
+            raise CutoverError(f"the fix-up DAG on {self.target} left no counts") from None
+        checks = dr.verify_counts(
+            backup["counts"], fixup.get("counts", {}), excluded_backup_rows=backup["backup_run_rows"]
+        )
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            detail = ", ".join(f"{c.table}: backup {c.backup_rows}, target {c.target_rows}" for c in bad)
+            raise CutoverError(
+                f"the restore into {self.target} does not match the backup ({detail})",
+                hint=f"{self.source} keeps serving; inspect {self.target}, then rerun with --resume",
+            )
+        self.emit({"event": "dr.restore_verified", "tables": {c.table: c.target_rows for c in checks}})
+        return {
+            "tables": {c.table: c.backup_rows for c in checks},
+            "xcom_remapped": fixup.get("xcom_remapped"),
+            "backup_rows_removed": fixup.get("backup_rows_removed"),
+        }
+
+    # -- target environment ------------------------------------------------------------------------
+
+    def _target_requirements(self) -> dict[str, Any]:
+        """The target slot's requirements: the source's file plus mwaa-dr."""
+        bucket = self.config.source.bucket_name
+        source_path = self.config.source.requirements_s3_path
+        text = (self.s3.get_text(bucket, source_path) if source_path else "") or ""
+        lines = [line for line in text.splitlines() if not line.strip().lower().startswith("mwaa-dr")]
+        lines.append(dr.MWAA_DR_REQUIREMENT)
+        base = source_path.rsplit("/", 1)[0] + "/" if source_path and "/" in source_path else ""
+        path = f"{base}requirements.{self.target_color}.txt"
+        self.s3.put_text(bucket, path, "\n".join(lines).strip() + "\n")
+        return {"path": path}
+
+    def _create_target(self, version: str) -> dict[str, Any]:
+        assert self.journal is not None
+        requirements = self.journal.data("target-requirements").get("result", {}).get("path")
+        if not self.mwaa.exists(self.target):
+            if self.options.engine == "terraform":
+                self._terraform_phase("clone", version, requirements)
+            else:
+                source = self.mwaa.get_environment(self.source)
+                fields = create_fields_from(source)
+                fields.update(AirflowVersion=version)
+                if requirements:
+                    fields["RequirementsS3Path"] = requirements
+                    fields.pop("RequirementsS3ObjectVersion", None)
+                fields["Tags"] = {**fields.get("Tags", {}), "mwaa-iac:color": str(self.target_color)}
+                self.mwaa.create_environment(self.target, **fields)
+                self.emit({"event": "target.create_environment", "name": self.target, "version": version})
+        result = Watcher(
+            lambda: self.mwaa.observe(self.target),
+            interval=self.options.poll_interval,
+            max_interval=max(self.options.max_poll_interval, self.options.poll_interval),
+            budget=self.options.budget_seconds,
+            on_event=lambda event: self.emit(event.to_dict()),
+            sleep=self.sleep,
+            clock=self.clock,
+        ).run()
+        if result.outcome is not Outcome.SUCCEEDED:
+            raise CutoverError(
+                f"creating {self.target} ended {result.observation.status}: "
+                f"{result.observation.last_update_error or 'no detail'}",
+                hint=f"{self.source} is untouched and keeps serving",
+            )
+        self._record(**{str(self.target_color): version})
+        return {"version": version, **result.to_dict()}
+
+    def _terraform_phase(self, kind: str, version: str, requirements: str | None) -> None:
+        from mwaa_iac.core.phases import Phase, PhaseKind
+        from mwaa_iac.workflows.phase import apply_phase, plan_phase, runner_for
+
+        runner = runner_for(
+            self.ws,
+            self.options.terraform_bin,
+            lambda line: self.emit({"event": "terraform.output", "line": line}),
+        )
+        phase = Phase(PhaseKind(kind), self.target_color)
+        reqs = {self.target_color: requirements} if requirements else None
+        result = plan_phase(self.ws, self.config, phase, runner, version=version, requirements=reqs)
+        apply_phase(result, runner)
+
+    def _upgrade_target(self, hops: list[tuple]) -> None:
+        from mwaa_iac.core.planner import Hop
+
+        upgrade = Upgrade(
+            self.ws,
+            self.config,
+            self.options,
+            self.mwaa,
+            self.cloudwatch,
+            emit=self.emit,
+            sleep=self.sleep,
+            clock=self.clock,
+            color=self.target_color,
+        )
+        assert self.journal is not None
+        upgrade.run_hops(self.journal, [Hop(HopKind(k), f, t, r) for k, f, t, r in hops], prefix="target-hop")
+        self.config = upgrade.config
+
+    def _health_target(self) -> dict[str, Any]:
+        upgrade = Upgrade(
+            self.ws,
+            self.config,
+            self.options,
+            self.mwaa,
+            self.cloudwatch,
+            emit=self.emit,
+            sleep=self.sleep,
+            clock=self.clock,
+            color=self.target_color,
+        )
+        assert self.journal is not None
+        upgrade.health_gate(self.journal, step="health-gate-target")
+        return {"minutes": self.options.health_minutes}
+
+    # -- freeze and go-live ------------------------------------------------------------------------
+
+    def _freeze(self) -> None:
+        recorded = self._step("record-dags", self._record_unpaused)
+        self._step("pause-source", lambda: self._pause_source(recorded["dags"]))
+        self._step("drain-source", self._drain)
+
+    def _record_unpaused(self) -> dict[str, Any]:
+        dags = [
+            d["dag_id"]
+            for d in self.api(self.source).list_dags()
+            if not d.get("is_paused") and d["dag_id"] not in dr.DR_DAG_IDS
+        ]
+        self.emit({"event": "freeze.recorded", "dags": dags})
+        return {"dags": sorted(dags)}
+
+    def _pause_source(self, dags: list[str]) -> dict[str, Any]:
+        api = self.api(self.source)
+        started = time.time()
+        for dag_id in dags:
+            api.set_paused(dag_id, True)
+        self.emit({"event": "freeze.paused", "environment": self.source, "count": len(dags)})
+        return {"paused": dags, "freeze_started": started}
+
+    def _drain(self) -> dict[str, Any]:
+        api = self.api(self.source)
+        start = self.clock()
+        while True:
+            page = api.request("GET", "/dags/~/dagRuns", query={"state": "running", "limit": 100})
+            running = [
+                f"{r['dag_id']}/{r['dag_run_id']}"
+                for r in page.get("dag_runs", [])
+                if r.get("dag_id") not in dr.DR_DAG_IDS and r.get("state") in ("running", "queued")
+            ]
+            if not running:
+                return {"drained_after_s": round(self.clock() - start, 2)}
+            if self.clock() - start > self.options.drain_timeout_seconds:
+                if self.options.force_drain:
+                    self.emit({"event": "freeze.drain_forced", "still_running": running})
+                    return {"still_running": running}
+                raise CutoverError(
+                    f"runs still running on {self.source} after {self.options.drain_timeout_seconds:.0f} s: "
+                    + ", ".join(running[:20]),
+                    hint="wait and --resume, or --resume --force-drain to copy without them "
+                    "(their final state will not reach the target)",
+                )
+            self.emit({"event": "freeze.draining", "running": len(running)})
+            self.sleep(self.options.run_poll_seconds)
+
+    def _go_live(self) -> dict[str, Any]:
+        assert self.journal is not None
+        dags = self.journal.data("record-dags").get("result", {}).get("dags", [])
+        api = self.api(self.target)
+        for dag_id in dags:
+            api.set_paused(dag_id, False)
+        unpaused_at = time.time()
+        target_env = self.mwaa.get_environment(self.target)
+        version = target_env.get("AirflowVersion", self.to_version)
+        routing = self.config.routing
+        self.routing.point(
+            routing.ssm_parameter_name,
+            name=self.target,
+            color=str(self.target_color),
+            webserver_url=target_env.get("WebserverUrl"),
+            airflow_version=version,
+            zone_id=routing.route53_zone_id,
+            record_name=routing.route53_record_name,
+        )
+        self._record(active_color=str(self.target_color), **{str(self.target_color): version})
+        self.emit({"event": "live", "environment": self.target, "unpaused": len(dags)})
+        return {"unpaused": dags, "unpaused_at": unpaused_at, "version": version}
+
+    def _record(self, active_color: str | None = None, **versions: str) -> None:
+        current = self.config.deployment
+        updated = Deployment(
+            active_color=Color(active_color) if active_color else current.active_color,
+            blue=versions.get("blue", current.blue),
+            green=versions.get("green", current.green),
+        )
+        write_deployment(self.ws.config_file, updated)
+        # Keep the source/target orientation of this run: only the versions change in memory.
+        self.config = self.config.model_copy(
+            update={"deployment": updated.model_copy(update={"active_color": self.source_color})}
+        )
+
+    # -- report ------------------------------------------------------------------------------------
+
+    def _report(self, rows: dict[str, Any], history: bool, two_pass: bool) -> dict[str, Any]:
+        assert self.journal is not None
+        steps = {}
+        for entry in self.journal.entries:
+            if entry.get("event") == "done" and "elapsed_s" in entry.get("data", {}):
+                steps[entry["step"]] = entry["data"]["elapsed_s"]
+        paused = self.journal.data("pause-source").get("result", {}).get("freeze_started")
+        unpaused = self.journal.data("go-live").get("result", {}).get("unpaused_at")
+        freeze = round(unpaused - paused, 1) if paused and unpaused else None
+        freeze_steps = {}
+        if paused:
+            in_freeze = False
+            for name, seconds in steps.items():
+                in_freeze = in_freeze or name == "pause-source"
+                if in_freeze:
+                    freeze_steps[name] = seconds
+        return {
+            "source": self.source,
+            "target": self.target,
+            "to": self.to_version,
+            "history_carried": history,
+            "passes": 2 if two_pass else 1,
+            "freeze_window_s": freeze,
+            "freeze_steps_s": freeze_steps,
+            "rows_copied": rows.get("tables", {}),
+            "steps_s": steps,
+            "routing": self.config.routing.ssm_parameter_name,
+        }
+
+    def _today(self) -> date:
+        return self.options.today or date.today()
+
+
+def create_fields_from(environment: dict[str, Any]) -> dict[str, Any]:
+    """CreateEnvironment arguments that reproduce ``environment`` (a GetEnvironment answer), derived
+    from botocore's MWAA model so that no input member is forgotten or invented."""
+    model = botocore.session.get_session().get_service_model("mwaa")
+    shape = model.operation_model("CreateEnvironment").input_shape
+    fields = _project(environment, shape)
+    fields.pop("Name", None)
+    return fields
+
+
+def _project(value: Any, shape: Any) -> Any:
+    if shape.type_name == "structure":
+        if not isinstance(value, dict):
+            return None
+        out = {}
+        for member, member_shape in shape.members.items():
+            if member in value and value[member] is not None:
+                projected = _project(value[member], member_shape)
+                if projected is not None:
+                    out[member] = projected
+        return out
+    if shape.type_name == "list":
+        return [_project(v, shape.member) for v in value] if isinstance(value, list) else None
+    return value
+
+
+class RollbackError(MwaaIacError):
+    pass
+
+
+def rollback(
+    ws: Workspace, config: EnvironmentConfig, mwaa: MwaaClient, routing: Routing, emit: Emit
+) -> dict[str, Any]:
+    """During the soak: pause on the new side, unpause the recorded DAGs on the old side, flip
+    routing back. Runs made on the new side are not copied back."""
+    path = ws.work_dir / "cutover.journal.jsonl"
+    if not path.exists():
+        raise UsageError("no cutover is recorded for this environment: nothing to roll back")
+    journal = Journal.load(path)
+    if journal.state("go-live") != "done":
+        raise UsageError(
+            "the last cutover did not go live: the old colour still serves",
+            hint="resume it with `mwaa-iac cutover --resume`, or clean up the new colour",
+        )
+    old = Color(journal.params["source_color"])
+    new = old.other
+    if config.active_color is not new:
+        raise UsageError(
+            f"{config.name}'s active colour is already {config.active_color}: nothing to roll back"
+        )
+    dags = journal.data("record-dags").get("result", {}).get("dags", [])
+    new_name, old_name = config.environment_name(new), config.environment_name(old)
+    if not mwaa.exists(old_name):
+        raise UsageError(f"{old_name} no longer exists (cleaned up): a rollback is not possible")
+    new_api, old_api = AirflowApi(mwaa, new_name), AirflowApi(mwaa, old_name)
+    for dag_id in dags:
+        new_api.set_paused(dag_id, True)
+    for dag_id in dags:
+        old_api.set_paused(dag_id, False)
+    env = mwaa.get_environment(old_name)
+    routing.point(
+        config.routing.ssm_parameter_name,
+        name=old_name,
+        color=str(old),
+        webserver_url=env.get("WebserverUrl"),
+        airflow_version=env.get("AirflowVersion", ""),
+        zone_id=config.routing.route53_zone_id,
+        record_name=config.routing.route53_record_name,
+    )
+    deployment = config.deployment.model_copy(update={"active_color": old})
+    write_deployment(ws.config_file, deployment)
+    result = {
+        "active": old_name,
+        "paused_on": new_name,
+        "unpaused": dags,
+        "warning": f"runs made on {new_name} since the cutover are not copied back",
+    }
+    emit({"event": "rollback.done", **result})
+    return result
+
+
+def cleanup(
+    ws: Workspace,
+    config: EnvironmentConfig,
+    mwaa: MwaaClient,
+    s3: S3,
+    emit: Emit,
+    *,
+    backups: bool = False,
+    watch: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """After the soak: delete the inactive colour, remove DR DAG files, optionally old backups."""
+    old = config.active_color.other
+    old_name = config.environment_name(old)
+    result: dict[str, Any] = {"retired": None, "dag_files_removed": [], "backups_deleted": 0}
+    if mwaa.exists(old_name):
+        mwaa.delete_environment(old_name)
+        emit({"event": "cleanup.deleting", "environment": old_name})
+        if watch is not None:
+            watch(old_name)
+        result["retired"] = old_name
+    bucket = config.source.bucket_name
+    for dag_id in dr.DR_DAG_IDS:
+        key = f"{config.source.dag_s3_path.strip('/')}/{dr.DR_DAG_FOLDER}/{dag_id}.py"
+        s3.delete(bucket, key)
+        result["dag_files_removed"].append(key)
+    if backups:
+        prefix = dr.backup_prefix(config.dr.path_prefix, config.name, "", "") + "/"
+        old_keys = s3.old_keys(config.dr.backup_bucket, prefix, config.dr.retention_days)
+        for key in old_keys:
+            s3.delete(config.dr.backup_bucket, key)
+        result["backups_deleted"] = len(old_keys)
+    deployment = config.deployment.model_copy(update={str(old): None})
+    write_deployment(ws.config_file, deployment)
+    emit({"event": "cleanup.done", **result})
+    return result
