@@ -38,6 +38,19 @@ tf_app = typer.Typer(
 app.add_typer(versions_app, name="versions")
 app.add_typer(tf_app, name="tf")
 
+
+def _mount_subcommands() -> None:
+    from mwaa_iac.commands.gitops import register
+    from mwaa_iac.local.commands import local_app
+
+    app.add_typer(
+        local_app, name="local", help="The local stack: moto + an MWAA emulator backed by real Airflow."
+    )
+    register(app)
+
+
+_mount_subcommands()
+
 _state = {"debug": False}
 
 EnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment directory name under environments/.")]
@@ -417,6 +430,8 @@ class _Progress:
         ui.err.print(text)
 
     def _live(self, event: dict) -> None:
+        if not ui.err.is_terminal:  # no spinner in logs: status changes are printed as lines
+            return
         text = f"{event.get('status')}"
         if "time_in_status_s" in event:
             text += f" for {_duration(event['time_in_status_s'])}, total {_duration(event['elapsed_s'])}"
@@ -859,6 +874,12 @@ def _report(exc: MwaaIacError) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: runs the app and maps errors to exit codes (see the README's table).
     Typer/Click handle usage errors themselves (message + exit code 2)."""
+    import signal
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwind: release locks, keep the journal consistent
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app(args=argv, prog_name="mwaa-iac", standalone_mode=True)
     except SystemExit as exc:

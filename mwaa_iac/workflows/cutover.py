@@ -299,9 +299,12 @@ class Cutover:
             dr.render_restore_dag(factory, prefix, self.config.name, label),
             dr.render_fixup_dag(self.config.name, label),
         ]
-        if label != "p1":
-            target_version = self.mwaa.observe(self.target).airflow_version or self.to_version
-            files.append(dr.render_cleanup_dag(dr.factory_for(target_version), self.config.name, label))
+        # The cleanup DAG runs in the target: its factory follows the target's version (the source's
+        # in pass 1, where the target is created at the source's version).
+        target_version = (
+            self.mwaa.observe(self.target).airflow_version if self.mwaa.exists(self.target) else None
+        ) or self.config.active_version
+        files.append(dr.render_cleanup_dag(dr.factory_for(target_version), self.config.name, label))
         bucket = self.config.source.bucket_name
         for item in files:
             self.s3.put_text(bucket, self._dag_key(item.relative_path), item.text)
@@ -338,16 +341,25 @@ class Cutover:
         conf = {"bucket": bucket}
         self._step(f"backup-{label}", lambda: self._run_dag(self.source, dr.BACKUP_DAG_ID, label, conf))
         counts = self._step(f"verify-backup-{label}", lambda: self._backup_counts(label))
+        assert self.journal is not None
+        cleanup_step = f"cleanup-target-{label}"
+        if self.journal.state(f"restore-{label}") == "started":
+            # An interrupted or failed restore left partial rows (log and task_fail have no unique
+            # key and would duplicate): clean the target before restoring again.
+            clean = True
+            cleanup_step = f"cleanup-target-{label}-retry{self._attempt(f'restore-{label}')}"
         if clean:
-            self._step(
-                f"cleanup-target-{label}", lambda: self._run_dag(self.target, dr.CLEANUP_DAG_ID, label)
-            )
+            self._step(cleanup_step, lambda: self._run_dag(self.target, dr.CLEANUP_DAG_ID, label))
         self._step(
             f"restore-{label}",
             lambda: self._run_dag(self.target, dr.RESTORE_DAG_ID, label, dr.restore_conf(bucket)),
         )
         self._step(f"fixup-{label}", lambda: self._run_dag(self.target, dr.FIXUP_DAG_ID, label))
         return self._step(f"verify-restore-{label}", lambda: self._verify_restore(counts))
+
+    def _attempt(self, step: str) -> int:
+        assert self.journal is not None
+        return sum(1 for e in self.journal.entries if e.get("step") == step and e.get("event") == "started")
 
     def _backup_counts(self, label: str) -> dict[str, Any]:
         bucket = self.config.dr.backup_bucket
@@ -589,6 +601,8 @@ class Cutover:
                 in_freeze = in_freeze or name == "pause-source"
                 if in_freeze:
                     freeze_steps[name] = seconds
+                if name == "go-live":
+                    break
         return {
             "source": self.source,
             "target": self.target,

@@ -35,10 +35,13 @@ class DagRunner:
                 return
             errors = self._import_errors(dag_id)
             if errors:
+                missing_dr = "mwaa_dr" in errors
                 raise CutoverError(
                     f"{self.api.environment} cannot import the {dag_id} DAG: {errors}",
                     hint=f"mwaa-dr must be installed: add {dr.MWAA_DR_REQUIREMENT} to the environment's "
-                    "requirements and update it",
+                    "requirements and update it"
+                    if missing_dr
+                    else "the generated DAG file does not import on this Airflow version: a bug in mwaa-iac",
                 )
             if self.clock() - start > self.options.dag_timeout_seconds:
                 raise CutoverError(
@@ -66,7 +69,11 @@ class DagRunner:
         name = self.api.environment
         self.wait_for_dag(dag_id, marker)
         self.api.set_paused(dag_id, False)
-        self.api.trigger(dag_id, run_id, conf)
+        existing = self.api.trigger(dag_id, run_id, conf)
+        if existing.get("state") == "failed":
+            # A resumed workflow retries a run that failed before: replace it, same id.
+            self.api.request("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}")
+            self.api.trigger(dag_id, run_id, conf)
         self.emit({"event": "dr.triggered", "environment": name, "dag_id": dag_id, "run_id": run_id})
         start = self.clock()
         delay = self.options.run_poll_seconds

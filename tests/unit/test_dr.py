@@ -68,3 +68,17 @@ def test_verify_counts_rules() -> None:
     assert all(c.ok for c in checks.values()) and "active_dag" not in checks
     bad = {c.table: c.ok for c in verify_counts(backup, {**target, "variable": 19}, excluded_backup_rows={})}
     assert bad["variable"] is False and bad["dag_run"] is False
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        lambda: render_backup_dag("DRFactory_2_9", "p", "a", "p1"),
+        lambda: render_restore_dag("DRFactory_2_9", "p", "a", "p1"),
+        lambda: render_cleanup_dag("DRFactory_2_9", "a", "p2"),
+        lambda: render_fixup_dag("a", "p1"),
+    ],
+)
+def test_airflow_safe_mode_would_parse_the_files(render) -> None:
+    text = render().text.lower()
+    assert "airflow" in text and "dag" in text

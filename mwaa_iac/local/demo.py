@@ -1,0 +1,158 @@
+"""The README's main job: on the local stack, seed a blue 2.9.2 environment with real history and
+prepare a deployment directory for `mwaa-iac cutover` to move it to 2.10.3.
+
+Only standard AWS calls are used (boto3 through the stack's endpoint variables), so what runs here is
+what runs against AWS.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from mwaa_iac.adapters.airflow_api import AirflowApi
+from mwaa_iac.adapters.mwaa import MwaaClient
+from mwaa_iac.adapters.storage import S3
+from mwaa_iac.core.status import Observation, Outcome
+from mwaa_iac.local.seed import SeedPlan, run_seed, upload_dags
+from mwaa_iac.workflows.watch import Watcher
+
+DEMO_CONFIG = """# Written by `mwaa-iac local demo` for the local stack.
+name: {name}
+region: us-east-1
+airflow_version: "{to_version}"
+strategy: cutover
+environment_class: mw1.small
+schedulers: 2
+min_workers: 1
+max_workers: 2
+network:
+  subnet_ids: [subnet-0a1b2c3d4e5f60718, subnet-0f1e2d3c4b5a69788]
+  security_group_ids: [sg-0123456789abcdef0]
+source:
+  bucket_arn: arn:aws:s3:::{source_bucket}
+  dag_s3_path: dags
+  requirements_s3_path: requirements/requirements.txt
+execution_role_arn: arn:aws:iam::123456789012:role/mwaa-demo-execution
+dr:
+  backup_bucket: {dr_bucket}
+  retention_days: 30
+routing:
+  ssm_parameter_name: /mwaa/{name}/active
+soak_hours: 1
+deployment:
+  active_color: blue
+  blue: "{from_version}"
+  green: null
+"""
+
+
+@dataclass
+class DemoSetup:
+    root: Path
+    env: str
+    source: str
+    seeded: dict[str, Any]
+
+
+def ensure_bucket(s3_client: Any, bucket: str, *, private_encrypted: bool) -> None:
+    existing = {b["Name"] for b in s3_client.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        s3_client.create_bucket(Bucket=bucket)
+    s3_client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if private_encrypted:
+        s3_client.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        s3_client.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+            },
+        )
+
+
+def prepare(
+    root: Path,
+    *,
+    name: str = "demo",
+    from_version: str = "2.9.2",
+    to_version: str = "2.10.3",
+    plan: SeedPlan | None = None,
+    progress: Callable[[str], None] = lambda text: None,
+    poll: float = 2.0,
+) -> DemoSetup:
+    """Buckets, the blue environment at ``from_version``, seeded history, and ``root``/environments/<name>."""
+    plan = plan or SeedPlan()
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    source_bucket, dr_bucket = f"{name}-airflow-source", f"{name}-mwaa-dr-backups"
+    s3_client = boto3.client("s3", region_name=region)
+    ensure_bucket(s3_client, source_bucket, private_encrypted=False)
+    ensure_bucket(s3_client, dr_bucket, private_encrypted=True)
+    s3 = S3(region, client=s3_client)
+    s3.put_text(source_bucket, "requirements/requirements.txt", "# demo requirements\n")
+    env_dir = root / "environments" / name
+    env_dir.mkdir(parents=True, exist_ok=True)
+    (env_dir / "mwaa.yaml").write_text(
+        DEMO_CONFIG.format(
+            name=name,
+            from_version=from_version,
+            to_version=to_version,
+            source_bucket=source_bucket,
+            dr_bucket=dr_bucket,
+        )
+    )
+    mwaa = MwaaClient(region)
+    blue = f"{name}-blue"
+    if not mwaa.exists(blue):
+        progress(f"creating {blue} at Airflow {from_version}")
+        mwaa.create_environment(
+            blue,
+            AirflowVersion=from_version,
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/mwaa-demo-execution",
+            SourceBucketArn=f"arn:aws:s3:::{source_bucket}",
+            DagS3Path="dags",
+            RequirementsS3Path="requirements/requirements.txt",
+            NetworkConfiguration={
+                "SubnetIds": ["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"],
+                "SecurityGroupIds": ["sg-0123456789abcdef0"],
+            },
+            EnvironmentClass="mw1.small",
+            MaxWorkers=2,
+            Tags={"mwaa-iac:deployment": name, "mwaa-iac:color": "blue"},
+        )
+    result = Watcher(lambda: mwaa.observe(blue), interval=poll, max_interval=poll, budget=1800).run()
+    if result.outcome is not Outcome.SUCCEEDED:
+        raise RuntimeError(
+            f"{blue} ended {result.observation.status}: {result.observation.last_update_error}"
+        )
+    api = AirflowApi(mwaa, blue)
+    seeded: dict[str, Any] = {}
+    if api.get_variable_value("mwaa_iac_seed") is None:
+        progress(f"seeding {blue}: {plan.runs} runs x {len(plan.dags)} DAGs x {plan.tasks} tasks")
+        upload_dags(s3, source_bucket, "dags", plan)
+        started = time.monotonic()
+        seeded = run_seed(api, plan)
+        progress(f"seeded in {time.monotonic() - started:.0f} s: {seeded}")
+    return DemoSetup(root, name, blue, seeded)
+
+
+def observation_or_deleted(mwaa: MwaaClient, name: str) -> Observation:
+    from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError
+
+    try:
+        return mwaa.observe(name)
+    except EnvironmentNotFoundError:
+        return Observation("DELETED")

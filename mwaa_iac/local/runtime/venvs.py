@@ -1,0 +1,362 @@
+"""A cache of virtual environments, one per Apache Airflow version, for the local runtime.
+
+``ensure_venv("2.10.3")`` returns a :class:`Venv` with ``apache-airflow[postgres]``, the Amazon provider
+and ``mwaa-dr`` installed, building it on first use:
+
+* where: ``$MWAA_IAC_VENV_CACHE`` or ``~/.cache/mwaa-iac/venvs``, in ``<version>-py<X.Y>``;
+* how: with ``uv`` when it is on PATH (seconds, thanks to its package cache), else ``python -m venv``
+  and pip;
+* which Python: the one MWAA uses for that version (the catalog's ``python``), falling back to the
+  closest one found on this machine (3.11 for every 2.x when 3.12 is missing);
+* pins: Airflow's official constraints file when it can be downloaded, else a constraints file kept in
+  ``constraints/`` beside this module (a ``pip freeze`` of an environment verified to migrate a
+  database, serve the REST API and run a DAG), else a short list of pins that no 2.x release may go
+  without;
+* atomically: built in a temporary directory renamed into place on success, under a lock file so two
+  processes never build the same venv. The venv is relocatable because everything runs it as
+  ``<venv>/bin/python -m ...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV_VAR = "MWAA_IAC_VENV_CACHE"
+MWAA_DR_REQUIREMENT = "mwaa-dr==2.2.0"
+# mwaa-dr's S3 storage goes through smart_open and boto3; the Amazon provider brings boto3 (and is what
+# MWAA installs anyway).
+AMAZON_PROVIDER_REQUIREMENT = "apache-airflow-providers-amazon"
+OFFICIAL_CONSTRAINTS_URL = (
+    "https://raw.githubusercontent.com/apache/airflow/constraints-{version}/constraints-{python}.txt"
+)
+CONSTRAINTS_DIR = Path(__file__).with_name("constraints")
+COMPLETE_MARKER = ".mwaa-iac-complete"
+SMOKE_IMPORTS = "import airflow.www.app, airflow.executors.local_executor, mwaa_dr, psycopg2, smart_open"
+FREEZE_FILE = "mwaa-iac-freeze.txt"
+# Without any constraints file, Airflow's own bounds suffice for 2.9 and later (2.9.2, 2.10.x and 2.11.x
+# resolve to working sets); older releases predate bounds they turned out to need.
+FALLBACK_PINS = ["sqlalchemy<2"]
+
+
+def fallback_pins(airflow_version: str) -> list[str]:
+    """Pins for a version with no constraints file."""
+    major, minor = (int(p) for p in airflow_version.split(".")[:2])
+    pins = list(FALLBACK_PINS)
+    if (major, minor) < (2, 9):
+        pins += ["flask-session<0.6", "connexion<3", "marshmallow<4"]
+    if (major, minor) < (2, 8):
+        pins += ["pendulum<3"]
+    return pins
+
+
+class VenvBuildError(Exception):
+    """A virtualenv for an Airflow version could not be built."""
+
+
+@dataclass(frozen=True)
+class Venv:
+    """A finished virtualenv for one Airflow version."""
+
+    path: Path
+    airflow_version: str
+    python_version: str  # "3.11"
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.path / "bin"
+
+    @property
+    def freeze_file(self) -> Path:
+        """``name==version`` of everything installed: the constraints for requirements installs."""
+        return self.path / FREEZE_FILE
+
+
+def default_cache_dir() -> Path:
+    """``$MWAA_IAC_VENV_CACHE``, else ``~/.cache/mwaa-iac/venvs`` (``$XDG_CACHE_HOME`` respected)."""
+    configured = os.environ.get(CACHE_ENV_VAR)
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "mwaa-iac" / "venvs"
+
+
+def wanted_python(airflow_version: str) -> str:
+    """The Python version MWAA runs ``airflow_version`` on (from the catalog), e.g. ``"3.11"``."""
+    try:
+        from mwaa_iac.core.catalog import load_catalog
+
+        entry = load_catalog().get(airflow_version)
+        if entry is not None and entry.python:
+            return entry.python
+    except Exception:  # the catalog is a convenience here; never fail a build over it
+        log.debug("catalog lookup failed for %s", airflow_version, exc_info=True)
+    major = int(airflow_version.split(".")[0])
+    minor = int(airflow_version.split(".")[1])
+    return "3.12" if (major, minor) >= (2, 11) else "3.11"
+
+
+def _probe_python(executable: str) -> tuple[str, str] | None:
+    """``(real executable path, "X.Y")`` if ``executable`` runs, else None (pyenv shims may not)."""
+    try:
+        out = subprocess.run(
+            [
+                executable,
+                "-c",
+                "import sys; print(getattr(sys, '_base_executable', sys.executable));"
+                "print('%d.%d' % sys.version_info[:2])",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[0].strip(), out[1].strip()
+
+
+def _python_candidates(version: str) -> Iterator[str]:
+    found = shutil.which(f"python{version}")
+    if found:
+        yield found
+    pyenv_root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    yield from sorted(glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}"), reverse=True)
+    for prefix in ("/usr/local/bin", "/usr/bin", "/opt/homebrew/bin"):
+        yield f"{prefix}/python{version}"
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
+        yield sys.executable
+
+
+def find_python(airflow_version: str) -> tuple[str, str]:
+    """``(interpreter path, "X.Y")`` for ``airflow_version``: MWAA's Python if this machine has it,
+    else 3.11 (what MWAA uses for 2.7-2.10), else 3.12. Raises VenvBuildError when none runs."""
+    preferred = wanted_python(airflow_version)
+    order = [preferred] + [v for v in ("3.11", "3.12") if v != preferred]
+    for version in order:
+        for candidate in _python_candidates(version):
+            probed = _probe_python(candidate)
+            if probed and probed[1] == version:
+                if version != preferred:
+                    log.warning(
+                        "Python %s (MWAA's for Airflow %s) not found; using Python %s",
+                        preferred,
+                        airflow_version,
+                        version,
+                    )
+                return probed
+    raise VenvBuildError(
+        f"no Python interpreter for Airflow {airflow_version}: install python{preferred} "
+        f"(or python3.11) and put it on PATH"
+    )
+
+
+def find_uv() -> str | None:
+    """``uv``: ``$MWAA_IAC_UV`` (``none`` forces pip), on PATH, beside the running interpreter (a
+    venv that was not activated), or the ``uv`` package's own binary; None to fall back to pip."""
+    configured = os.environ.get("MWAA_IAC_UV")
+    if configured:
+        return None if configured.lower() == "none" else configured
+    found = shutil.which("uv")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "uv"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    try:
+        import uv  # type: ignore[import-not-found]
+
+        return str(uv.find_uv_bin())
+    except Exception:
+        return None
+
+
+def venv_key(airflow_version: str, python_version: str) -> str:
+    return f"{airflow_version}-py{python_version}"
+
+
+def bundled_constraints(airflow_version: str, python_version: str) -> Path | None:
+    """The constraints file kept with this package for that version, if any."""
+    for name in (f"airflow-{airflow_version}-py{python_version}.txt", f"airflow-{airflow_version}.txt"):
+        candidate = CONSTRAINTS_DIR / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def fetch_official_constraints(airflow_version: str, python_version: str, dest: Path) -> bool:
+    """Download Airflow's own constraints for that version; False (quickly) when unreachable."""
+    url = OFFICIAL_CONSTRAINTS_URL.format(version=airflow_version, python=python_version)
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            dest.write_bytes(response.read())
+        return True
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        log.info(
+            "Airflow's constraints for %s are not reachable (%s); using local pins", airflow_version, exc
+        )
+        return False
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, timeout: float) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise VenvBuildError(f"timed out waiting for the lock {path}") from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def installer_env() -> dict[str, str]:
+    """The environment for uv/pip: never download interpreters, no virtualenv of the caller's."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    return env
+
+
+def _run(cmd: list[str], log_file: Path, timeout: float) -> None:
+    with open(log_file, "a") as out:
+        out.write(f"$ {' '.join(cmd)}\n")
+        out.flush()
+        try:
+            proc = subprocess.run(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=installer_env(), timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise VenvBuildError(f"{cmd[0]} timed out after {timeout:.0f}s (log: {log_file})") from exc
+    if proc.returncode != 0:
+        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-25:])
+        raise VenvBuildError(f"`{' '.join(cmd[:4])} ...` failed (exit {proc.returncode}):\n{tail}")
+
+
+def pip_install_command(
+    python: Path,
+    requirements: list[str],
+    *,
+    constraints: list[Path],
+    target: Path | None = None,
+    requirements_file: Path | None = None,
+) -> list[str]:
+    """An install command into the venv of ``python`` (or into ``target``): uv's when uv is on PATH."""
+    uv = find_uv()
+    if uv:
+        cmd = [uv, "pip", "install", "--python", str(python)]
+    else:
+        cmd = [str(python), "-m", "pip", "install", "--no-input"]
+    if target is not None:
+        cmd += ["--target", str(target)]
+    for constraint in constraints:
+        cmd += ["--constraint", str(constraint)]
+    if requirements_file is not None:
+        cmd += ["--requirement", str(requirements_file)]
+    return cmd + list(requirements)
+
+
+def ensure_venv(airflow_version: str, cache_dir: Path | None = None, *, timeout: float = 1800.0) -> Venv:
+    """The cached venv for ``airflow_version``, built now if missing (see the module docstring)."""
+    parts = airflow_version.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise VenvBuildError(f"{airflow_version!r} is not an Airflow version")
+    if int(parts[0]) != 2:
+        raise VenvBuildError(f"the local runtime runs Airflow 2.x only, not {airflow_version}")
+    root = (cache_dir or default_cache_dir()).expanduser()
+    python, python_version = find_python(airflow_version)
+    key = venv_key(airflow_version, python_version)
+    final = root / key
+    venv = Venv(final, airflow_version, python_version)
+    if (final / COMPLETE_MARKER).is_file():
+        return venv
+    with _file_lock(root / f".{key}.lock", timeout=timeout):
+        if (final / COMPLETE_MARKER).is_file():  # another process built it meanwhile
+            return venv
+        _build(airflow_version, python, python_version, root, final, timeout=timeout)
+    return venv
+
+
+def _build(
+    airflow_version: str, python: str, python_version: str, root: Path, final: Path, *, timeout: float
+) -> None:
+    started = time.monotonic()
+    tmp = root / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    build_log = root / f"{final.name}.build.log"
+    build_log.write_text(f"building Airflow {airflow_version} on Python {python_version} ({python})\n")
+    log.info("building the Airflow %s venv in %s (log: %s)", airflow_version, final, build_log)
+    try:
+        uv = find_uv()
+        if uv:
+            _run([uv, "venv", "--quiet", "--relocatable", "--python", python, str(tmp)], build_log, 300)
+        else:
+            _run([python, "-m", "venv", str(tmp)], build_log, 300)
+        constraints: list[Path] = []
+        official = tmp / "airflow-constraints.txt"
+        pins: list[str] = []
+        if fetch_official_constraints(airflow_version, python_version, official):
+            constraints.append(official)
+        elif (bundled := bundled_constraints(airflow_version, python_version)) is not None:
+            constraints.append(bundled)
+        else:
+            pins = fallback_pins(airflow_version)
+        requirements = [
+            f"apache-airflow[postgres]=={airflow_version}",
+            AMAZON_PROVIDER_REQUIREMENT,
+            MWAA_DR_REQUIREMENT,
+            *pins,
+        ]
+        venv_python = tmp / "bin" / "python"
+        _run(pip_install_command(venv_python, requirements, constraints=constraints), build_log, timeout)
+        # Importing the web app and the executor catches most broken dependency sets early.
+        _run([str(venv_python), "-c", SMOKE_IMPORTS], build_log, 300)
+        freeze = _freeze(venv_python)
+        (tmp / FREEZE_FILE).write_text(freeze)
+        (tmp / COMPLETE_MARKER).write_text(
+            f"airflow {airflow_version}\npython {python_version}\n"
+            f"freeze-sha256 {hashlib.sha256(freeze.encode()).hexdigest()}\n"
+        )
+        if final.exists():  # an incomplete leftover
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("built the Airflow %s venv in %.0fs", airflow_version, time.monotonic() - started)
+
+
+def _freeze(python: Path) -> str:
+    uv = find_uv()
+    cmd = [uv, "pip", "freeze", "--python", str(python)] if uv else [str(python), "-m", "pip", "freeze"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=installer_env(), check=True).stdout
+    # Only name==version lines make valid constraints (no editable or URL installs here anyway).
+    return "".join(line + "\n" for line in out.splitlines() if "==" in line and not line.startswith("-"))

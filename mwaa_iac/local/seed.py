@@ -1,0 +1,187 @@
+"""Seed an emulated environment with real-looking history, for the demo, tests and benchmarks.
+
+Everything goes through the same doors a user's data does: DAG files uploaded to the environment's
+S3 DAG folder, and a seeding DAG triggered through InvokeRestApi that writes runs, task instances,
+XComs, log rows, variables, connections (with passwords) and pools through Airflow's own models.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mwaa_iac.adapters.airflow_api import AirflowApi
+from mwaa_iac.adapters.storage import S3
+
+SEED_DAG_ID = "mwaa_iac_seed"
+BUSINESS_DAGS = ("etl_orders", "report_daily", "sync_customers")
+SEED_FOLDER = "seed"
+
+BUSINESS_DAG_TEMPLATE = '''"""Example business DAG {dag_id} (seeded by mwaa-iac's local stack)."""
+from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.python import PythonOperator
+
+
+def step(ti=None, **context):
+    return {{"task": ti.task_id, "rows": 42}}
+
+
+with DAG({dag_id!r}, schedule={schedule!r}, start_date=datetime(2024, 1, 1), catchup=False,
+         description="seeded example") as dag:
+    previous = None
+    for index in range({tasks}):
+        task = PythonOperator(task_id=f"t{{index:02d}}", python_callable=step)
+        if previous is not None:
+            previous >> task
+        previous = task
+'''
+
+SEED_DAG = '''"""mwaa-iac local stack: synthetic history through Airflow's models (not for production)."""
+import json
+from datetime import datetime, timedelta, timezone
+
+from airflow import DAG
+from airflow.models import Connection, DagBag, Log, Pool, Variable, XCom
+from airflow.operators.python import PythonOperator
+from airflow.settings import Session
+from airflow.utils.state import DagRunState
+from airflow.utils.types import DagRunType
+from sqlalchemy import text
+
+
+def seed(**context):
+    conf = context["dag_run"].conf or {}
+    runs = int(conf.get("runs", 100))
+    dags = conf.get("dags", [])
+    bag = DagBag(read_dags_from_db=True)
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    made = {"dag_runs": 0}
+    with Session() as session:
+        for i in range(int(conf.get("variables", 0))):
+            value = json.dumps({"index": i, "secret": f"value-{i}"})
+            Variable.set(f"seed_var_{i:02d}", value, session=session)
+        for i in range(int(conf.get("connections", 0))):
+            conn_id = f"seed_conn_{i:02d}"
+            session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+            session.add(Connection(conn_id=conn_id, conn_type="postgres", host=f"db{i}.example.internal",
+                                   login=f"user{i}", password=f"pw-{i}-s3cr3t", port=5432, schema="app"))
+        for i in range(int(conf.get("pools", 0))):
+            name = f"seed_pool_{i}"
+            session.query(Pool).filter(Pool.pool == name).delete()
+            session.add(Pool(pool=name, slots=4 + i, description="seeded", include_deferred=False))
+        session.commit()
+        offset = int(conf.get("offset", 0))
+        for dag_id in dags:
+            dag = bag.get_dag(dag_id, session=session)
+            for n in range(offset, offset + runs):
+                when = start + timedelta(hours=n)
+                run_id = f"seed__{when.isoformat()}"
+                dag_run = dag.create_dagrun(
+                    run_id=run_id, execution_date=when, data_interval=(when, when + timedelta(hours=1)),
+                    state=DagRunState.SUCCESS, run_type=DagRunType.SCHEDULED, external_trigger=False,
+                    start_date=when, session=session,
+                )
+                dag_run.end_date = when + timedelta(minutes=5)
+                for ti in dag_run.get_task_instances(session=session):
+                    ti.state = "success"
+                    ti.start_date = when
+                    ti.end_date = when + timedelta(minutes=1)
+                    ti.duration = 60.0
+                    ti.try_number = 1
+                    XCom.set(key="return_value", value={"task": ti.task_id, "run": n}, task_id=ti.task_id,
+                             dag_id=dag_id, run_id=run_id, session=session)
+                    session.add(Log(event="success", task_instance=ti))
+                made["dag_runs"] += 1
+                if made["dag_runs"] % 50 == 0:
+                    session.commit()
+        session.commit()
+        counts = {t: session.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                  for t in ("dag_run", "task_instance", "xcom", "log", "variable", "connection", "slot_pool")}
+    Variable.set("mwaa_iac_seed", json.dumps(counts))
+    return counts
+
+
+with DAG("mwaa_iac_seed", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
+         description="mwaa-iac local stack seeding") as dag:
+    PythonOperator(task_id="seed", python_callable=seed, execution_timeout=timedelta(hours=2))
+'''
+
+
+@dataclass
+class SeedPlan:
+    runs: int = 100  # per business DAG
+    tasks: int = 10
+    variables: int = 20
+    connections: int = 10
+    pools: int = 5
+    dags: tuple[str, ...] = BUSINESS_DAGS
+
+
+def upload_dags(s3: S3, bucket: str, dag_path: str, plan: SeedPlan) -> list[str]:
+    keys = []
+    base = dag_path.strip("/")
+    for dag_id in plan.dags:
+        key = f"{base}/{SEED_FOLDER}/{dag_id}.py"
+        s3.put_text(
+            bucket, key, BUSINESS_DAG_TEMPLATE.format(dag_id=dag_id, schedule="@hourly", tasks=plan.tasks)
+        )
+        keys.append(key)
+    key = f"{base}/{SEED_FOLDER}/{SEED_DAG_ID}.py"
+    s3.put_text(bucket, key, SEED_DAG)
+    keys.append(key)
+    return keys
+
+
+def wait_for_dags(
+    api: AirflowApi, dag_ids: list[str], timeout: float = 300.0, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = [d for d in dag_ids if api.get_dag(d) is None]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"DAGs not visible in {api.environment}: {', '.join(missing)}")
+        sleep(2.0)
+
+
+def run_seed(
+    api: AirflowApi,
+    plan: SeedPlan,
+    *,
+    run_id: str = "seed-1",
+    offset: int = 0,
+    timeout: float = 3600.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Trigger the seeding DAG and wait; returns the table counts it left in a Variable."""
+    wait_for_dags(api, [*plan.dags, SEED_DAG_ID], sleep=sleep)
+    api.set_paused(SEED_DAG_ID, False)
+    conf = {
+        "runs": plan.runs,
+        "dags": list(plan.dags),
+        "variables": plan.variables,
+        "connections": plan.connections,
+        "pools": plan.pools,
+        "offset": offset,
+    }
+    api.trigger(SEED_DAG_ID, run_id, conf)
+    deadline = time.monotonic() + timeout
+    while True:
+        state = api.get_run(SEED_DAG_ID, run_id).get("state")
+        if state == "success":
+            break
+        if state == "failed" or time.monotonic() > deadline:
+            raise RuntimeError(
+                f"seeding DAG run {run_id} ended {state}: {api.failed_tasks(SEED_DAG_ID, run_id)}"
+            )
+        sleep(2.0)
+    api.set_paused(SEED_DAG_ID, True)
+    for dag_id in plan.dags:
+        api.set_paused(dag_id, False)  # business DAGs are live on the source
+    return json.loads(api.get_variable_value("mwaa_iac_seed") or "{}")

@@ -1,0 +1,389 @@
+"""Render the report document (``Report.to_dict()``): JSON, Markdown for a pull-request comment, and
+text for a terminal (rich). All three read the same dict, so they cannot disagree. Deterministic: the
+same document gives the same bytes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+COMMENT_MARKER = "<!-- mwaa-iac-report env={env} -->"
+"""First line of the Markdown report: lets a CI job find and update its own comment."""
+
+_ICONS = {"change": "🔄", "no-change": "✅", "refused": "⛔", "failed-checks": "⚠️"}
+_TITLES = {
+    "change": "Change planned",
+    "no-change": "No change",
+    "refused": "Refused",
+    "failed-checks": "Preflight failed",
+}
+DASH = "\u2013"
+_CHECK_ICONS = {"passed": "✅", "failed": "❌", "skipped": "⚪", "unavailable": "❔", "error": "❗"}
+
+
+def render_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    """A value inside a table cell: code-formatted, pipes and newlines escaped."""
+    if value is None:
+        return DASH
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    text = text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
+    return f"`{text}`"
+
+
+def _text(value: str) -> str:
+    return value.replace("|", "\\|").replace("\n", " ")
+
+
+def _details(summary: str, body: list[str]) -> list[str]:
+    return ["<details>", f"<summary>{summary}</summary>", "", *body, "", "</details>", ""]
+
+
+def _facts(data: dict[str, Any]) -> list[str]:
+    decision = data["decision"]
+    changes = data["changes"]
+    deployed = data["deployed"]
+    base = data["base"]
+    rows: list[tuple[str, str]] = []
+    desired = f"`{changes['desired_version']}`"
+    if base is not None:
+        if changes["new_environment"]:
+            desired += f" (new: no configuration at `{base['ref']}`)"
+        else:
+            desired += f" (`{base['ref']}`: `{changes['base_version']}`)"
+    rows.append(("Desired Airflow", desired))
+    if deployed["version"]:
+        rows.append(
+            ("Deployed", f"`{deployed['version']}` on {deployed['active_color']} ({deployed['source']})")
+        )
+    else:
+        rows.append(("Deployed", "nothing yet"))
+    path = decision["path"]
+    if decision["kind"] == "upgrade" and path is not None:
+        hops = len(path["hops"])
+        rows.append(("Strategy", f"**{decision['strategy']}** ({hops} step{'s' if hops != 1 else ''})"))
+    elif decision["kind"] == "refused" and path is not None:
+        rows.append(("Strategy", f"refused ({decision['requested_strategy']} requested)"))
+    rows.append(("Downtime", _text(decision["downtime"]["summary"])))
+    carried = decision["history"]["carried"]
+    if carried is not None:
+        factory = decision["history"]["mwaa_dr_factory"]
+        how = (
+            f" with mwaa-dr {decision['history']['mwaa_dr_version']} `{factory}`"
+            if carried and factory
+            else ""
+        )
+        rows.append(("Run history", ("carried" + how) if carried else "**not carried**"))
+    rows.append(("Live state", _text(data["live"]["message"])))
+    terraform = data["terraform"]
+    if terraform["ran"]:
+        guard = "allowed" if terraform["guard"]["allowed"] else "**refused**"
+        count = len(terraform["changes"])
+        rows.append(("Terraform", f"phase `{terraform['phase']}`: {count} change(s); plan guard {guard}"))
+    else:
+        rows.append(("Terraform", f"phase `{terraform['phase']}`: {_text(terraform['reason'] or '')}"))
+    checks = ", ".join(
+        f"{_CHECK_ICONS.get(c['status'], '')} {c['name']}: {c['status']}" for c in data["checks"]
+    )
+    rows.append(("Preflight", checks))
+    rows.append(("Extra cost", _text(data["cost"]["summary"])))
+    lines = ["| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in rows]
+    return lines
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    """The report as a pull-request comment: a verdict line, a short table, collapsible details."""
+    verdict = data["verdict"]
+    status = verdict["status"]
+    out = [
+        COMMENT_MARKER.format(env=data["env"]),
+        f"### mwaa-iac report: `{data['env']}` ({data['name']}, {data['region']})",
+        "",
+        f"**{_ICONS.get(status, '')} {_TITLES.get(status, status)}:** {_text(verdict['summary'])}",
+        "",
+        *_facts(data),
+        "",
+    ]
+    decision = data["decision"]
+    path = decision["path"]
+
+    # What changed.
+    changes = data["changes"]
+    if data["base"] is not None:
+        body: list[str] = []
+        settings = changes["settings"]
+        if changes["new_environment"]:
+            body.append(f"`mwaa.yaml` is new: the environment does not exist at `{data['base']['ref']}`.")
+        elif settings:
+            body += ["| setting | base | this change |", "|---|---|---|"]
+            body += [f"| `{c['key']}` | {_cell(c['before'])} | {_cell(c['after'])} |" for c in settings]
+        else:
+            body.append("No settings changed in `mwaa.yaml`.")
+        if data["base"]["error"]:
+            body += ["", f"Note: {_text(data['base']['error'])}."]
+        for tf in changes["terraform_files"]:
+            body += [
+                "",
+                f"`{tf['file']}` ({tf['status']})" + (f": {_text(tf['error'])}" if tf["error"] else ""),
+            ]
+            if tf["changes"]:
+                body += ["", "| key | base | this change |", "|---|---|---|"]
+                body += [
+                    f"| `{c['key']}` | {_cell(c['before'])} | {_cell(c['after'])} |" for c in tf["changes"]
+                ]
+        count = len(settings) + sum(len(tf["changes"]) or 1 for tf in changes["terraform_files"])
+        out += _details(f"What changed ({count}) against <code>{data['base']['ref']}</code>", body)
+
+    # The decision.
+    if path is not None:
+        body = []
+        if path["allowed"]:
+            for number, hop in enumerate(path["hops"], 1):
+                body.append(
+                    f"{number}. **{hop['kind']}** `{hop['from_version']}` → `{hop['to_version']}`: "
+                    + _text(hop["reason"])
+                )
+            if not path["hops"]:
+                body.append("No hops: the deployed version is the desired one.")
+        else:
+            body += [f"- ⛔ {_text(r)}" for r in path["refusals"]]
+            body += [f"- 💡 {_text(h)}" for h in path["hints"]]
+        if path["notes"]:
+            body.append("")
+            body += [f"- {_text(n)}" for n in path["notes"]]
+        body += ["", f"Downtime: {_text(decision['downtime']['summary'])}."]
+        if decision["kind"] == "upgrade":
+            version = f" at `{decision['next_phase_version']}`" if decision["next_phase_version"] else ""
+            body.append(f"First Terraform phase: `{decision['next_phase']}`{version}.")
+        title = f"Upgrade path {path['from']} → {path['to']}" + (" (refused)" if not path["allowed"] else "")
+        out += _details(title, body)
+    for note in data["deployed"]["notes"]:
+        out += [f"> {_text(note)}", ""]
+
+    # Live state.
+    live = data["live"]
+    if live["environments"]:
+        body = ["| environment | status | Airflow | class | last update |", "|---|---|---|---|---|"]
+        for env in live["environments"]:
+            if env["exists"]:
+                last = env["last_update_status"] or DASH
+                if env["last_update_error"]:
+                    last += f" ({_text(env['last_update_error'])})"
+                body.append(
+                    f"| `{env['name']}` | {env['status']} | `{env['airflow_version']}` | "
+                    f"{env['environment_class']} | {last} |"
+                )
+            else:
+                body.append(f"| `{env['name']}` | not found | {DASH} | {DASH} | {DASH} |")
+        out += _details("Live state", body)
+
+    # Terraform.
+    terraform = data["terraform"]
+    if terraform["ran"]:
+        body = []
+        if terraform["changes"]:
+            body += ["| resource | action | Airflow |", "|---|---|---|"]
+            for change in terraform["changes"]:
+                versions = DASH
+                if change["airflow_version_before"] or change["airflow_version_after"]:
+                    before = change["airflow_version_before"] or DASH
+                    after = change["airflow_version_after"] or DASH
+                    versions = f"`{before}` → `{after}`"
+                body.append(f"| `{change['address']}` | {change['action']} | {versions} |")
+        else:
+            body.append("No changes.")
+        guard = terraform["guard"]
+        body += ["", ("✅ " if guard["allowed"] else "⛔ ") + _text(guard["message"])]
+        body += [
+            f"- {_text(v['address'])}: {_text(v['reason'])}. Instead: {_text(v['instead'])}."
+            for v in guard["violations"]
+        ]
+        body += [f"- {_text(n)}" for n in guard["notes"]]
+        out += _details(f"Terraform plan: phase <code>{terraform['phase']}</code>", body)
+
+    # Preflight checks.
+    body = []
+    for check in data["checks"]:
+        body.append(
+            f"**{check['name']}** {_CHECK_ICONS.get(check['status'], '')} {check['status']}: "
+            + _text(check["summary"])
+        )
+        details = check["details"] or {}
+        for conflict in details.get("conflicts", []):
+            where = f" ({conflict['where']})" if conflict["where"] else ""
+            body.append(f"- `{conflict['package']}`{where}: {_text(conflict['reason'])}")
+        for finding in details.get("findings", []):
+            fix = f" Fix: {_text(finding['fix'])}" if finding["fix"] else ""
+            kind = "breaking" if finding["breaking"] else "warning"
+            body.append(
+                f"- `{finding['file']}:{finding['line']}` {finding['rule']} ({kind}): "
+                f"{_text(finding['message']).rstrip('.')}.{fix}"
+            )
+        for item in details.get("imports") or []:
+            if not item["ok"]:
+                body.append(f"- `{item['file']}` does not import: {_text(item['error'] or '')}")
+        body.append("")
+    out += _details("Preflight checks", body[:-1])
+
+    # Cost.
+    cost = data["cost"]
+    estimate = cost["estimate"]
+    if estimate is not None:
+        body = ["| item | quantity | unit price | cost |", "|---|---|---|---|"]
+        for line in estimate["lines"]:
+            qty = _quantity(line["quantity_low"], line["quantity_high"])
+            price = DASH if line["unit_price_usd"] is None else f"${line['unit_price_usd']:g}/{line['unit']}"
+            if line["uncertain"] and line["quantity_high"]:
+                price += " ⚠️"
+            body.append(
+                f"| {_text(line['description'])} | {qty} | {price} | "
+                f"{_usd(line['low_usd'], line['high_usd'])} |"
+            )
+        body.append(f"| **total** | | | **{_usd(estimate['low_usd'], estimate['high_usd'])}** |")
+        body.append("")
+        body += [f"- {_text(a)}" for a in estimate["assumptions"]]
+        if estimate["uncertain_figures"]:
+            body.append("- ⚠️ uncertain figures: " + "; ".join(estimate["uncertain_figures"]))
+        body += [f"- source `{key}`: {_text(text)}" for key, text in estimate["sources"].items()]
+        out += _details(
+            f"Extra cost of the parallel run: {_usd(estimate['low_usd'], estimate['high_usd'])}", body
+        )
+    out.append(f"<sub>mwaa-iac report · schema v{data['schema_version']} · as of {data['today']}</sub>")
+    return "\n".join(out) + "\n"
+
+
+def _quantity(low: float, high: float) -> str:
+    return f"{low:g}" if low == high else f"{low:g}{DASH}{high:g}"
+
+
+def _usd(low: float, high: float) -> str:
+    return f"${low:,.2f}" if low == high else f"${low:,.2f}{DASH}${high:,.2f}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Text (terminal)
+# --------------------------------------------------------------------------------------------------
+
+_STYLES = {"change": "warning", "no-change": "success", "refused": "failure", "failed-checks": "failure"}
+_CHECK_STYLES = {"passed": "success", "failed": "failure", "error": "failure", "unavailable": "warning"}
+
+
+def render_text(data: dict[str, Any], console: Console) -> None:
+    """Print the report for a terminal."""
+    verdict = data["verdict"]
+    style = _STYLES.get(verdict["status"], "key")
+    console.print(f"[key]{escape(data['env'])}[/] ({escape(data['name'])}, {escape(data['region'])})")
+    console.print(
+        f"[{style}]{_TITLES.get(verdict['status'], verdict['status'])}:[/] {escape(verdict['summary'])}"
+    )
+    changes = data["changes"]
+    if data["base"] is not None:
+        console.print(f"\n[key]Changes against {escape(data['base']['ref'])}[/]")
+        if changes["new_environment"]:
+            console.print("  new environment: no mwaa.yaml at the base")
+        for change in changes["settings"]:
+            console.print(f"  {escape(change['key'])}: {_arrow(change)}")
+        for tf in changes["terraform_files"]:
+            console.print(
+                f"  {escape(tf['file'])} ({tf['status']})"
+                + (f": {escape(tf['error'])}" if tf["error"] else "")
+            )
+            for change in tf["changes"]:
+                console.print(f"    {escape(change['key'])}: {_arrow(change)}")
+        if not changes["settings"] and not changes["terraform_files"] and not changes["new_environment"]:
+            console.print("  [muted]nothing changed[/]")
+    console.print("\n[key]Live[/]")
+    console.print(f"  {escape(data['live']['message'])}")
+    deployed = data["deployed"]
+    console.print(
+        f"  deployed: {escape(deployed['version'] or 'nothing')} on {deployed['active_color']} "
+        f"({deployed['source']})"
+    )
+    for note in deployed["notes"]:
+        console.print(f"  [warning]{escape(note)}[/]")
+    decision = data["decision"]
+    path = decision["path"]
+    console.print("\n[key]Decision[/]")
+    if path is not None and path["allowed"]:
+        if path["hops"]:
+            console.print(f"  strategy: {decision['strategy']} (requested {decision['requested_strategy']})")
+        for number, hop in enumerate(path["hops"], 1):
+            console.print(
+                f"  {number}. {hop['kind']} {hop['from_version']} → {hop['to_version']}: "
+                + escape(hop["reason"])
+            )
+        for note in path["notes"]:
+            console.print(f"  [muted]{escape(note)}[/]")
+    elif path is not None:
+        for reason in path["refusals"]:
+            console.print(f"  [failure]refused:[/] {escape(reason)}")
+        for hint in path["hints"]:
+            console.print(f"  [warning]hint:[/] {escape(hint)}")
+    console.print(f"  downtime: {escape(decision['downtime']['summary'])}")
+    carried = decision["history"]["carried"]
+    if carried is not None:
+        console.print(f"  history carried: {'yes' if carried else 'NO'}")
+    terraform = data["terraform"]
+    console.print(f"\n[key]Terraform[/] (phase {escape(terraform['phase'])})")
+    if not terraform["ran"]:
+        console.print(f"  [muted]{escape(terraform['reason'] or '')}[/]")
+    else:
+        for change in terraform["changes"]:
+            console.print(f"  {change['action']:>8}  {escape(change['address'])}")
+        if not terraform["changes"]:
+            console.print("  [success]no changes[/]")
+        guard = terraform["guard"]
+        console.print(
+            ("  [success]" if guard["allowed"] else "  [failure]") + escape(guard["message"]) + "[/]"
+        )
+    console.print("\n[key]Preflight[/]")
+    for check in data["checks"]:
+        check_style = _CHECK_STYLES.get(check["status"], "muted")
+        console.print(f"  [{check_style}]{check['name']}: {check['status']}[/] {escape(check['summary'])}")
+        details = check["details"] or {}
+        for conflict in details.get("conflicts", []):
+            console.print(f"    - {escape(conflict['package'])}: {escape(conflict['reason'])}")
+        for finding in details.get("findings", []):
+            console.print(
+                f"    - {escape(finding['file'])}:{finding['line']} {finding['rule']} "
+                + escape(finding["message"])
+            )
+    console.print("\n[key]Cost[/]")
+    cost = data["cost"]
+    console.print(f"  {escape(cost['summary'])}")
+    if cost["estimate"] is not None:
+        table = Table(show_header=True, box=None, pad_edge=False)
+        for column in ("item", "quantity", "unit price", "cost"):
+            table.add_column(column)
+        for line in cost["estimate"]["lines"]:
+            price = "-" if line["unit_price_usd"] is None else f"${line['unit_price_usd']:g}/{line['unit']}"
+            table.add_row(
+                escape(line["description"]),
+                _quantity(line["quantity_low"], line["quantity_high"]),
+                price + (" (uncertain)" if line["uncertain"] and line["quantity_high"] else ""),
+                _usd(line["low_usd"], line["high_usd"]),
+            )
+        console.print(table)
+
+
+def _arrow(change: dict[str, Any]) -> str:
+    return f"{escape(_plain(change['before']))} → {escape(_plain(change['after']))}"
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
