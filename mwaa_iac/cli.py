@@ -553,8 +553,19 @@ def upgrade(
         if not typer.confirm("Continue?", default=False):
             raise typer.Abort()
     progress = _Progress(json_out)
+    mwaa = MwaaClient(config.region)
+
+    def safety_backup(name: str, version: str) -> str:
+        from mwaa_iac.adapters.storage import S3
+        from mwaa_iac.workflows.backup import DrTiming, take_backup
+
+        timing = DrTiming(run_poll_seconds=min(5.0, poll_interval))
+        return take_backup(config, name, mwaa=mwaa, s3=S3(config.region), emit=progress, timing=timing)[
+            "location"
+        ]
+
     workflow = Upgrade(
-        ws, config, options, MwaaClient(config.region), CloudWatch(config.region), emit=progress
+        ws, config, options, mwaa, CloudWatch(config.region), emit=progress, backup_hook=safety_backup
     )
     try:
         summary = workflow.run()
@@ -807,6 +818,87 @@ def cleanup(
         f"[success]cleaned up[/]: retired {result['retired'] or 'nothing (already gone)'}, "
         f"{len(result['dag_files_removed'])} DR DAG file(s) removed, {result['backups_deleted']} old "
         "backup object(s) deleted"
+    )
+
+
+@app.command()
+def backup(
+    env: EnvOpt,
+    json_out: JsonOpt = False,
+    run_poll: Annotated[float, typer.Option("--run-poll", envvar="MWAA_IAC_RUN_POLL")] = 5.0,
+    root: RootOpt = None,
+) -> None:
+    """Back up the active environment's metadata with mwaa-dr into the DR bucket (with a manifest)."""
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.storage import S3
+    from mwaa_iac.workflows.backup import DrTiming, take_backup
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    progress = _Progress(json_out)
+    try:
+        result = take_backup(
+            config,
+            config.environment_name(config.active_color),
+            mwaa=MwaaClient(config.region),
+            s3=S3(config.region),
+            emit=progress,
+            timing=DrTiming(run_poll_seconds=run_poll),
+        )
+    finally:
+        progress.close()
+    if json_out:
+        ui.emit_json(result)
+        return
+    ui.out.print(
+        f"[success]backup of {result['environment']} (Airflow {result['airflow_version']})[/]: "
+        f"{result['location']}"
+    )
+    ui.out.print("  records: " + ", ".join(f"{k} {v}" for k, v in result["records"].items()))
+
+
+@app.command()
+def restore(
+    env: EnvOpt,
+    source: Annotated[
+        str, typer.Option("--from", help="s3://BUCKET/PREFIX of a backup made by `mwaa-iac backup`.")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: JsonOpt = False,
+    run_poll: Annotated[float, typer.Option("--run-poll", envvar="MWAA_IAC_RUN_POLL")] = 5.0,
+    root: RootOpt = None,
+) -> None:
+    """Restore a backup into the inactive colour's environment (its metadata is replaced)."""
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.storage import S3
+    from mwaa_iac.workflows.backup import DrTiming, restore_backup
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    target = config.environment_name(config.active_color.other)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("restore needs confirmation", hint="rerun with --yes")
+        if not typer.confirm(f"Replace the metadata of {target} with {source}?", default=False):
+            raise typer.Abort()
+    progress = _Progress(json_out)
+    try:
+        result = restore_backup(
+            config,
+            source,
+            mwaa=MwaaClient(config.region),
+            s3=S3(config.region),
+            emit=progress,
+            timing=DrTiming(run_poll_seconds=run_poll),
+        )
+    finally:
+        progress.close()
+    if json_out:
+        ui.emit_json(result)
+        return
+    ui.out.print(
+        f"[success]restored into {result['environment']}[/]: "
+        + ", ".join(f"{k} {v}" for k, v in result["tables"].items())
     )
 
 

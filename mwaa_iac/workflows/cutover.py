@@ -36,6 +36,7 @@ from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
 from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Outcome, ready_for_update
 from mwaa_iac.errors import MwaaIacError, UsageError
+from mwaa_iac.workflows.backup import backup_table_counts
 from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner
 from mwaa_iac.workflows.journal import FileLock, Journal, JournalError
 from mwaa_iac.workflows.upgrade import Check, PreflightError, Upgrade, UpgradeOptions
@@ -362,22 +363,11 @@ class Cutover:
         return sum(1 for e in self.journal.entries if e.get("step") == step and e.get("event") == "started")
 
     def _backup_counts(self, label: str) -> dict[str, Any]:
-        bucket = self.config.dr.backup_bucket
-        prefix = self._prefix(label)
-        keys = {o["Key"].rsplit("/", 1)[-1] for o in self.s3.list_keys(bucket, prefix + "/")}
-        missing = [t for t in dr.TABLES if f"{t}.csv" not in keys]
-        if missing:
-            raise CutoverError(
-                f"the backup under s3://{bucket}/{prefix}/ lacks {', '.join(t + '.csv' for t in missing)}",
-                hint="check the backup_metadata run's logs on the source",
-            )
-        counts: dict[str, int] = {}
-        excluded: dict[str, int] = {}
-        for table in dr.TABLES:
-            text = self.s3.get_text(bucket, f"{prefix}/{table}.csv") or ""
-            counts[table], excluded[table] = dr.count_csv_records(text)
-        self.emit({"event": "dr.backup_verified", "prefix": prefix, "tables": len(counts)})
-        return {"prefix": prefix, "counts": counts, "backup_run_rows": excluded}
+        result = backup_table_counts(self.s3, self.config.dr.backup_bucket, self._prefix(label))
+        self.emit(
+            {"event": "dr.backup_verified", "prefix": result["prefix"], "tables": len(result["counts"])}
+        )
+        return result
 
     def _verify_restore(self, backup: dict[str, Any]) -> dict[str, Any]:
         raw = self.api(self.target).get_variable_value(dr.FIXUP_VARIABLE)

@@ -232,10 +232,14 @@ def test_bad_environment_class(emu: EmulatorHandle) -> None:
 
 
 def test_bad_webserver_access_mode_enum(emu: EmulatorHandle) -> None:
+    import botocore.session
+
+    # The allowed set comes from the installed botocore's model (it grew PUBLIC_AND_PRIVATE).
+    allowed = botocore.session.get_session().get_service_model("mwaa").shape_for("WebserverAccessMode").enum
     assert create_rejected(emu, WebserverAccessMode="OPEN") == (
         "ValidationException",
         violation(
-            "'OPEN'", "webserverAccessMode", "Member must satisfy enum value set: [PRIVATE_ONLY, PUBLIC_ONLY]"
+            "'OPEN'", "webserverAccessMode", f"Member must satisfy enum value set: [{', '.join(allowed)}]"
         ),
         400,
     )

@@ -177,6 +177,7 @@ class Environment:
     last_update: dict[str, Any] | None = None
     status_since: float = field(default_factory=time.monotonic)
     history: list[Status] = field(default_factory=list, repr=False, compare=False)  # this process only
+    update_requests: int = field(default=0, compare=False)  # accepted UpdateEnvironment calls, this process
     op_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     serving: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -257,6 +258,8 @@ class Environment:
             "airflow_version": self.config.get("AirflowVersion"),
             "webserver_url": self.webserver_url,
             "last_update": _jsonable_last_update(self.last_update),
+            "update_requests": self.update_requests,
+            "history": [str(s) for s in self.history],
         }
 
 
@@ -700,6 +703,7 @@ class MwaaBackend:
             self._check_config(new_config)
             fault = self.faults.fail_update.pop(name, None)
             old_config = env.config
+            env.update_requests += 1
             env.last_update = {"Status": "PENDING", "CreatedAt": _now(), "Source": "CUSTOMER"}
             env.serving.clear()
             self._transition(env, S.UPDATING)

@@ -1,0 +1,176 @@
+"""`mwaa-iac backup` and `mwaa-iac restore`: the mwaa-dr building blocks on their own.
+
+A backup runs mwaa-dr's backup DAG (the environment's own version's factory) into a fresh prefix of
+the DR bucket, checks that every table's CSV is there and writes ``manifest.json`` beside them
+(environment, version, factory, record counts — never values). A restore reads that manifest, cleans
+the inactive colour's environment, restores with the backup's factory, fixes up and verifies counts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mwaa_iac.adapters.airflow_api import AirflowApi
+from mwaa_iac.adapters.mwaa import MwaaClient
+from mwaa_iac.adapters.storage import BUCKET_FIX, S3
+from mwaa_iac.core import dr
+from mwaa_iac.core.catalog import parse_version
+from mwaa_iac.core.config import EnvironmentConfig
+from mwaa_iac.errors import UsageError
+from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class DrTiming:
+    dag_timeout_seconds: float = 900.0
+    run_timeout_seconds: float = 3 * 3600.0
+    run_poll_seconds: float = 5.0
+
+
+def require_private_bucket(s3: S3, bucket: str) -> None:
+    problems = s3.bucket_problems(bucket)
+    if problems:
+        raise UsageError(
+            f"the backup bucket {bucket} is not fit to hold secrets: {'; '.join(problems)}",
+            hint=BUCKET_FIX,
+        )
+
+
+def backup_table_counts(s3: S3, bucket: str, prefix: str) -> dict[str, Any]:
+    """Check every table's CSV exists under ``prefix``; count records (and the backup's own run's)."""
+    keys = {o["Key"].rsplit("/", 1)[-1] for o in s3.list_keys(bucket, prefix.rstrip("/") + "/")}
+    missing = [t for t in dr.TABLES if f"{t}.csv" not in keys]
+    if missing:
+        raise CutoverError(
+            f"the backup under s3://{bucket}/{prefix}/ lacks {', '.join(t + '.csv' for t in missing)}",
+            hint="check the backup_metadata run's logs in the source environment",
+        )
+    counts: dict[str, int] = {}
+    excluded: dict[str, int] = {}
+    for table in dr.TABLES:
+        text = s3.get_text(bucket, f"{prefix}/{table}.csv") or ""
+        counts[table], excluded[table] = dr.count_csv_records(text)
+    return {"prefix": prefix, "counts": counts, "backup_run_rows": excluded}
+
+
+def parse_location(location: str) -> tuple[str, str]:
+    if not location.startswith("s3://") or "/" not in location[5:]:
+        raise UsageError(f"--from {location!r} is not an S3 location", hint="use s3://BUCKET/PREFIX")
+    bucket, _, prefix = location[5:].partition("/")
+    return bucket, prefix.strip("/")
+
+
+def take_backup(
+    config: EnvironmentConfig,
+    environment: str,
+    *,
+    mwaa: MwaaClient,
+    s3: S3,
+    emit: Any,
+    timing: DrTiming | None = None,
+    sleep: Any = time.sleep,
+) -> dict[str, Any]:
+    """Back up ``environment`` with mwaa-dr; returns the location and record counts."""
+    timing = timing or DrTiming()
+    version = mwaa.observe(environment).airflow_version or config.active_version
+    factory = dr.factory_for(version)
+    bucket = config.dr.backup_bucket
+    require_private_bucket(s3, bucket)
+    backup_id = uuid.uuid4().hex[:8]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    prefix = dr.backup_prefix(config.dr.path_prefix, config.name, f"{stamp}-{backup_id}", "")
+    dag_file = dr.render_backup_dag(factory, prefix, config.name, f"backup {backup_id}")
+    s3.put_text(
+        config.source.bucket_name,
+        f"{config.source.dag_s3_path.strip('/')}/{dag_file.relative_path}",
+        dag_file.text,
+    )
+    emit({"event": "backup.started", "environment": environment, "location": f"s3://{bucket}/{prefix}"})
+    runner = DagRunner(AirflowApi(mwaa, environment, sleep=sleep), timing, emit, sleep)
+    runner.run(dr.BACKUP_DAG_ID, dr.run_id("backup", backup_id, "b"), dag_file.marker, {"bucket": bucket})
+    counts = backup_table_counts(s3, bucket, prefix)
+    manifest = {
+        "environment": environment,
+        "deployment": config.name,
+        "airflow_version": version,
+        "factory": factory,
+        "created": stamp,
+        "records": counts["counts"],
+        "backup_run_records": counts["backup_run_rows"],
+    }
+    s3.put_text(bucket, f"{prefix}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True))
+    location = f"s3://{bucket}/{prefix}"
+    emit({"event": "backup.done", "location": location})
+    return {"location": location, **manifest}
+
+
+def restore_backup(
+    config: EnvironmentConfig,
+    location: str,
+    *,
+    mwaa: MwaaClient,
+    s3: S3,
+    emit: Any,
+    timing: DrTiming | None = None,
+    sleep: Any = time.sleep,
+) -> dict[str, Any]:
+    """Restore a backup into the inactive colour's environment (cleaned first), fix up, verify."""
+    timing = timing or DrTiming()
+    bucket, prefix = parse_location(location)
+    raw = s3.get_text(bucket, f"{prefix}/{MANIFEST}")
+    if raw is None:
+        raise UsageError(f"{location} has no {MANIFEST}: not a backup made by mwaa-iac backup")
+    manifest = json.loads(raw)
+    target = config.environment_name(config.active_color.other)
+    if not mwaa.exists(target):
+        raise UsageError(
+            f"{target} (the inactive colour) does not exist",
+            hint="restore targets the inactive colour; create it first (mwaa-iac apply --phase clone-...)",
+        )
+    target_version = mwaa.observe(target).airflow_version or ""
+    if parse_version(target_version) < parse_version(manifest["airflow_version"]):
+        raise UsageError(
+            f"{target} runs Airflow {target_version}, older than the backup's {manifest['airflow_version']}",
+            hint="mwaa-dr restores into the same or a newer version only",
+        )
+    restore_id = uuid.uuid4().hex[:8]
+    label = f"restore {restore_id}"
+    files = [
+        dr.render_cleanup_dag(dr.factory_for(target_version), config.name, label),
+        dr.render_restore_dag(manifest["factory"], prefix, config.name, label),
+        dr.render_fixup_dag(config.name, label),
+    ]
+    for item in files:
+        s3.put_text(
+            config.source.bucket_name,
+            f"{config.source.dag_s3_path.strip('/')}/{item.relative_path}",
+            item.text,
+        )
+    runner = DagRunner(AirflowApi(mwaa, target, sleep=sleep), timing, emit, sleep)
+    markers = {f.dag_id: f.marker for f in files}
+    runner.run(dr.CLEANUP_DAG_ID, dr.run_id("cleanup", restore_id, "r"), markers[dr.CLEANUP_DAG_ID])
+    runner.run(
+        dr.RESTORE_DAG_ID,
+        dr.run_id("restore", restore_id, "r"),
+        markers[dr.RESTORE_DAG_ID],
+        dr.restore_conf(bucket),
+    )
+    runner.run(dr.FIXUP_DAG_ID, dr.run_id("fixup", restore_id, "r"), markers[dr.FIXUP_DAG_ID])
+    fixup = json.loads(AirflowApi(mwaa, target, sleep=sleep).get_variable_value(dr.FIXUP_VARIABLE) or "{}")
+    checks = dr.verify_counts(
+        manifest["records"], fixup.get("counts", {}), excluded_backup_rows=manifest["backup_run_records"]
+    )
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        detail = ", ".join(f"{c.table}: backup {c.backup_rows}, target {c.target_rows}" for c in bad)
+        raise CutoverError(f"the restore into {target} does not match the backup ({detail})")
+    result = {"environment": target, "from": location, "tables": {c.table: c.target_rows for c in checks}}
+    emit({"event": "restore.done", **result})
+    return result
