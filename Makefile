@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV     := $(shell command -v uv 2>/dev/null)
 
-.PHONY: setup test lint fmt unit tf-test scan schema-lint clean
+.PHONY: setup test lint fmt unit tf-test scan schema-lint clean demo demo-down bench
 
 setup: $(BIN)/mwaa-iac
 
@@ -43,6 +43,13 @@ $(SCAN_VENV)/bin/checkov:
 
 scan: $(SCAN_VENV)/bin/checkov
 	$(SCAN_VENV)/bin/checkov --quiet --compact -d modules --framework terraform --config-file .checkov.yaml
+
+# The main job: local stack up, blue 2.9.2 seeded with history, cutover to 2.10.3, summary.
+demo: setup
+	$(BIN)/mwaa-iac local demo
+
+demo-down: setup
+	$(BIN)/mwaa-iac local down --remove-state --yes
 
 fmt: setup
 	$(BIN)/ruff format .

@@ -421,6 +421,13 @@ class _Progress:
             self._live({"status": f"draining: {event['running']} run(s) still running"})
         elif kind == "freeze.drain_forced":
             self._line(f"[warning]continuing with running runs (--force-drain): {event['still_running']}[/]")
+        elif kind == "freeze.aborted":
+            self._line(
+                f"[warning]freeze aborted: {event['unpaused']} DAG(s) unpaused again on "
+                f"{event['environment']}[/]"
+            )
+        elif kind == "freeze.abort_failed":
+            self._line(f"[failure]could not unpause {event['dags']} on the source: {event['error']}[/]")
         elif kind == "live":
             self._line(f"[success]{event['environment']} is live[/]: {event['unpaused']} DAG(s) unpaused")
         elif kind == "target.create_environment":
@@ -717,6 +724,10 @@ def cutover(
         for note in report["notes"]:
             ui.out.print(f"  [muted]{note}[/]")
         return
+    _print_cutover_report(report, env)
+
+
+def _print_cutover_report(report: dict, env: str) -> None:
     ui.out.print(f"[success]{report['target']} is live on Airflow {report['to']}[/] (was {report['source']})")
     if report["freeze_window_s"] is not None:
         ui.out.print(
@@ -902,6 +913,78 @@ def restore(
     )
 
 
+def local_demo(
+    runs: Annotated[
+        int, typer.Option("--runs", help="Seeded runs per example DAG (3 DAGs x 10 tasks each).")
+    ] = 100,
+    health_minutes: Annotated[
+        int, typer.Option("--health-minutes", help="Heartbeat minutes required on green.")
+    ] = 1,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="Local stack state (default: $MWAA_IAC_LOCAL_DIR or ./.mwaa-iac/local).",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON-lines events on stdout.")] = False,
+) -> None:
+    """The main job: start the local stack, seed blue 2.9.2 with history, cut it over to 2.10.3."""
+    from mwaa_iac.adapters.cloudwatch import CloudWatch
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.storage import S3, Routing
+    from mwaa_iac.local import stack
+    from mwaa_iac.local.demo import prepare
+    from mwaa_iac.local.seed import SeedPlan
+    from mwaa_iac.workflows.cutover import Cutover, CutoverOptions
+
+    say = (lambda text: None) if json_out else (lambda text: ui.err.print(f"[progress]{text}[/]"))
+    info = stack.up(state_dir)
+    state = "already up" if info.already_running else "up"
+    say(f"local stack {state}: moto {info.moto_endpoint}, MWAA {info.mwaa_endpoint}")
+    os.environ.update(stack.load_env(state_dir))
+    root = stack.resolve_state_dir(state_dir) / "demo"
+    setup = prepare(root, plan=SeedPlan(runs=runs), progress=say, poll=1.0)
+    ws = open_workspace(setup.env, root)
+    config = ws.load()
+    if config.active_color.value == "green":
+        ui.out.print(
+            "[warning]the demo already cut over to green[/]: see `mwaa-iac local status`; for a fresh run: "
+            "mwaa-iac local down --remove-state --yes && make demo"
+        )
+        return
+    options = CutoverOptions(
+        engine="api",
+        poll_interval=1.0,
+        max_poll_interval=2.0,
+        run_poll_seconds=1.0,
+        health_minutes=health_minutes,
+        resume=(ws.work_dir / "cutover.journal.jsonl").exists(),
+        dag_timeout_seconds=300,
+    )
+    say(f"cutover {setup.source} (Airflow 2.9.2) -> {setup.env}-green (Airflow 2.10.3)")
+    progress = _Progress(json_out)
+    region = config.region
+    workflow = Cutover(
+        ws,
+        config,
+        options,
+        MwaaClient(region),
+        S3(region),
+        Routing(region),
+        CloudWatch(region),
+        emit=progress,
+    )
+    try:
+        report = workflow.run()
+    finally:
+        progress.close()
+    if not json_out:
+        _print_cutover_report(report, setup.env)
+        ui.out.print(f"  deployment files: {ws.directory}; stop the stack: mwaa-iac local down")
+
+
 # -- tf helpers -----------------------------------------------------------------------------------
 
 
@@ -991,6 +1074,15 @@ def main(argv: list[str] | None = None) -> int:
             ui.err.print("This is a bug in mwaa-iac; rerun with --debug for the traceback and report it.")
         return int(ExitCode.BUG)
     return 0
+
+
+def _mount_demo() -> None:
+    from mwaa_iac.local.commands import local_app
+
+    local_app.command("demo")(local_demo)
+
+
+_mount_demo()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,8 @@ BACKUP_DAG_ID = "backup_metadata"
 RESTORE_DAG_ID = "restore_metadata"
 CLEANUP_DAG_ID = "cleanup_metadata"
 FIXUP_DAG_ID = "mwaa_iac_fixup"
-DR_DAG_IDS = (BACKUP_DAG_ID, RESTORE_DAG_ID, CLEANUP_DAG_ID, FIXUP_DAG_ID)
+PREPARE_DAG_ID = "mwaa_iac_prepare"
+DR_DAG_IDS = (BACKUP_DAG_ID, RESTORE_DAG_ID, CLEANUP_DAG_ID, FIXUP_DAG_ID, PREPARE_DAG_ID)
 DR_DAG_FOLDER = "mwaa_iac_dr"  # sub-folder of the environment's DAG folder holding our files
 FIXUP_VARIABLE = "mwaa_iac_fixup"  # where the fix-up DAG leaves its counts (read over the REST API)
 MWAA_DR_REQUIREMENT = "mwaa-dr==2.2.0"
@@ -221,6 +222,55 @@ with DAG({FIXUP_DAG_ID!r}, schedule=None, start_date=datetime(2024, 1, 1), catch
 """
     )
     return DagFile(f"{DR_DAG_FOLDER}/{FIXUP_DAG_ID}.py", text, FIXUP_DAG_ID, marker)
+
+
+def render_prepare_dag(deployment: str, label: str) -> DagFile:
+    """Empties the target's history tables before a second restore (``log`` and ``task_fail`` have
+    no unique key and would duplicate). Unlike mwaa-dr's cleanup DAG it keeps the ``dag`` table,
+    DAG tags and the running scheduler's job, so the target goes on scheduling at once instead of
+    re-parsing every DAG file first (a minute of frozen time on a small environment)."""
+    marker = f"mwaa-iac prepare {label}"
+    own = ", ".join(repr(d) for d in DR_DAG_IDS)
+    text = (
+        _HEADER.format(purpose="pre-restore cleanup DAG", deployment=deployment, label=label, factory="-")
+        + f"""
+from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.python import PythonOperator
+from airflow.settings import Session
+from sqlalchemy import inspect, text
+
+OWN = ({own})
+# Children before parents; tables a version lacks are skipped.
+DAG_SCOPED = ("xcom", "rendered_task_instance_fields", "task_fail", "task_reschedule", "task_instance_note",
+              "task_instance_history", "task_instance", "dag_run_note", "dag_run", "sla_miss", "log")
+
+
+def prepare(**context):
+    own = ", ".join(f"'{{d}}'" for d in OWN)
+    with Session() as session:
+        existing = set(inspect(session.get_bind()).get_table_names())
+        deleted = {{}}
+        for table in DAG_SCOPED:
+            if table not in existing:
+                continue
+            columns = {{c["name"] for c in inspect(session.get_bind()).get_columns(table)}}
+            where = f" WHERE dag_id IS NULL OR dag_id NOT IN ({{own}})" if "dag_id" in columns else ""
+            deleted[table] = session.execute(text(f"DELETE FROM {{table}}{{where}}")).rowcount
+        deleted["trigger"] = session.execute(text("DELETE FROM trigger")).rowcount
+        stale_jobs = "DELETE FROM job WHERE state IS DISTINCT FROM 'running'"
+        deleted["job"] = session.execute(text(stale_jobs)).rowcount
+        session.commit()
+    return deleted
+
+
+with DAG({PREPARE_DAG_ID!r}, schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
+         description={marker!r}) as dag:
+    PythonOperator(task_id="prepare", python_callable=prepare)
+"""
+    )
+    return DagFile(f"{DR_DAG_FOLDER}/{PREPARE_DAG_ID}.py", text, PREPARE_DAG_ID, marker)
 
 
 def restore_conf(bucket: str) -> dict[str, str]:

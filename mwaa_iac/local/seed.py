@@ -54,6 +54,54 @@ from airflow.utils.types import DagRunType
 from sqlalchemy import text
 
 
+DATES = ("execution_date", "logical_date", "data_interval_start", "data_interval_end", "start_date",
+         "end_date", "queued_at", "queued_dttm", "updated_at", "last_scheduling_decision", "dttm",
+         "timestamp")
+
+
+def columns(session, table):
+    rows = session.execute(text("SELECT column_name FROM information_schema.columns WHERE table_name = :t "
+                                "ORDER BY ordinal_position"), {"t": table})
+    return [r[0] for r in rows]
+
+
+def clone_runs(session, dag_id, template, count):
+    """Bulk history for benchmarks: ``count`` copies of one seeded run (its task instances, XComs and
+    log rows), hours before it, written with INSERT ... SELECT in the database."""
+    def select(table, skip=()):
+        out = []
+        for c in columns(session, table):
+            if c in skip:
+                continue
+            if c == "run_id":
+                out.append((c, "'bulk__' || g"))
+            elif c in DATES:
+                out.append((c, f"t.{c} - (g || ' hours')::interval"))
+            else:
+                out.append((c, f"t.{c}"))
+        return out
+
+    params = {"d": dag_id, "r": template, "n": count}
+    cols = select("dag_run", skip=("id",))
+    session.execute(text(
+        f"INSERT INTO dag_run ({', '.join(c for c, _ in cols)}) SELECT {', '.join(e for _, e in cols)} "
+        "FROM dag_run t, generate_series(1, :n) g WHERE t.dag_id = :d AND t.run_id = :r"), params)
+    cols = select("task_instance", skip=("id",))
+    session.execute(text(
+        f"INSERT INTO task_instance ({', '.join(c for c, _ in cols)}) SELECT {', '.join(e for _, e in cols)} "
+        "FROM task_instance t, generate_series(1, :n) g WHERE t.dag_id = :d AND t.run_id = :r"), params)
+    cols = select("xcom", skip=("dag_run_id",))
+    session.execute(text(
+        f"INSERT INTO xcom (dag_run_id, {', '.join(c for c, _ in cols)}) "
+        f"SELECT dr.id, {', '.join(e for _, e in cols)} FROM xcom t CROSS JOIN generate_series(1, :n) g "
+        "JOIN dag_run dr ON dr.dag_id = t.dag_id AND dr.run_id = 'bulk__' || g "
+        "WHERE t.dag_id = :d AND t.run_id = :r"), params)
+    cols = select("log", skip=("id",))
+    session.execute(text(
+        f"INSERT INTO log ({', '.join(c for c, _ in cols)}) SELECT {', '.join(e for _, e in cols)} "
+        "FROM log t, generate_series(1, :n) g WHERE t.dag_id = :d AND t.run_id = :r"), params)
+
+
 def seed(**context):
     conf = context["dag_run"].conf or {}
     runs = int(conf.get("runs", 100))
@@ -100,6 +148,11 @@ def seed(**context):
                 if made["dag_runs"] % 50 == 0:
                     session.commit()
         session.commit()
+        clones = int(conf.get("clone_runs", 0))
+        if clones:
+            for dag_id in dags:
+                clone_runs(session, dag_id, f"seed__{start.isoformat()}", clones)
+            session.commit()
         counts = {t: session.execute(text(f"SELECT count(*) FROM {t}")).scalar()
                   for t in ("dag_run", "task_instance", "xcom", "log", "variable", "connection", "slot_pool")}
     Variable.set("mwaa_iac_seed", json.dumps(counts))
@@ -120,6 +173,7 @@ class SeedPlan:
     connections: int = 10
     pools: int = 5
     dags: tuple[str, ...] = BUSINESS_DAGS
+    clone_runs: int = 0  # extra runs per DAG copied in bulk by SQL (benchmarks at 100,000+ task instances)
 
 
 def upload_dags(s3: S3, bucket: str, dag_path: str, plan: SeedPlan) -> list[str]:
@@ -164,6 +218,7 @@ def run_seed(
     api.set_paused(SEED_DAG_ID, False)
     conf = {
         "runs": plan.runs,
+        "clone_runs": plan.clone_runs,
         "dags": list(plan.dags),
         "variables": plan.variables,
         "connections": plan.connections,

@@ -143,7 +143,7 @@ def restore_backup(
     restore_id = uuid.uuid4().hex[:8]
     label = f"restore {restore_id}"
     files = [
-        dr.render_cleanup_dag(dr.factory_for(target_version), config.name, label),
+        dr.render_prepare_dag(config.name, label),
         dr.render_restore_dag(manifest["factory"], prefix, config.name, label),
         dr.render_fixup_dag(config.name, label),
     ]
@@ -155,7 +155,7 @@ def restore_backup(
         )
     runner = DagRunner(AirflowApi(mwaa, target, sleep=sleep), timing, emit, sleep)
     markers = {f.dag_id: f.marker for f in files}
-    runner.run(dr.CLEANUP_DAG_ID, dr.run_id("cleanup", restore_id, "r"), markers[dr.CLEANUP_DAG_ID])
+    runner.run(dr.PREPARE_DAG_ID, dr.run_id("prepare", restore_id, "r"), markers[dr.PREPARE_DAG_ID])
     runner.run(
         dr.RESTORE_DAG_ID,
         dr.run_id("restore", restore_id, "r"),

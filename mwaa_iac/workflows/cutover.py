@@ -114,7 +114,11 @@ class Cutover:
                     raise PreflightError(checks)
                 return self._dry_run_report(plan)
             self.journal = self._open_journal()
-            report = self._run()
+            try:
+                report = self._run()
+            except Exception:
+                self._abort_freeze()
+                raise
             self.journal.end("succeeded", report=report)
             self.emit({"event": "cutover.summary", **report})
             return report
@@ -186,8 +190,10 @@ class Cutover:
             self._upgrade_target(in_place)
         self._step("health-target", self._health_target)
         if two_pass and history:
-            self._freeze()
+            # Deploy pass 2's DAG files before the freeze so that their parsing is not frozen time.
             self._step("deploy-dr-p2", lambda: self._deploy_dr_dags(factory, "p2"))
+            self._step("parse-dr-p2", self._wait_for_p2_dags)
+            self._freeze()
             rows = self._copy_pass("p2", factory, clean=True)
         self._step("go-live", self._go_live)
         self._step("retire-dr-dags", self._remove_dr_dags)
@@ -300,12 +306,7 @@ class Cutover:
             dr.render_restore_dag(factory, prefix, self.config.name, label),
             dr.render_fixup_dag(self.config.name, label),
         ]
-        # The cleanup DAG runs in the target: its factory follows the target's version (the source's
-        # in pass 1, where the target is created at the source's version).
-        target_version = (
-            self.mwaa.observe(self.target).airflow_version if self.mwaa.exists(self.target) else None
-        ) or self.config.active_version
-        files.append(dr.render_cleanup_dag(dr.factory_for(target_version), self.config.name, label))
+        files.append(dr.render_prepare_dag(self.config.name, label))
         bucket = self.config.source.bucket_name
         for item in files:
             self.s3.put_text(bucket, self._dag_key(item.relative_path), item.text)
@@ -350,13 +351,23 @@ class Cutover:
             clean = True
             cleanup_step = f"cleanup-target-{label}-retry{self._attempt(f'restore-{label}')}"
         if clean:
-            self._step(cleanup_step, lambda: self._run_dag(self.target, dr.CLEANUP_DAG_ID, label))
+            self._step(cleanup_step, lambda: self._run_dag(self.target, dr.PREPARE_DAG_ID, label))
         self._step(
             f"restore-{label}",
             lambda: self._run_dag(self.target, dr.RESTORE_DAG_ID, label, dr.restore_conf(bucket)),
         )
         self._step(f"fixup-{label}", lambda: self._run_dag(self.target, dr.FIXUP_DAG_ID, label))
         return self._step(f"verify-restore-{label}", lambda: self._verify_restore(counts))
+
+    def _wait_for_p2_dags(self) -> dict[str, Any]:
+        markers = self._markers("p2")
+        DagRunner(self.api(self.source), self.options, self.emit, self.sleep, self.clock).wait_for_dag(
+            dr.BACKUP_DAG_ID, markers[dr.BACKUP_DAG_ID]
+        )
+        target = DagRunner(self.api(self.target), self.options, self.emit, self.sleep, self.clock)
+        for dag_id in (dr.PREPARE_DAG_ID, dr.RESTORE_DAG_ID, dr.FIXUP_DAG_ID):
+            target.wait_for_dag(dag_id, markers[dag_id])
+        return {"parsed": sorted(markers)}
 
     def _attempt(self, step: str) -> int:
         assert self.journal is not None
@@ -494,6 +505,24 @@ class Cutover:
         recorded = self._step("record-dags", self._record_unpaused)
         self._step("pause-source", lambda: self._pause_source(recorded["dags"]))
         self._step("drain-source", self._drain)
+
+    def _abort_freeze(self) -> None:
+        """A step failed after the source's DAGs were paused and before go-live: give scheduling
+        back to the source, and make --resume start the freeze again."""
+        journal = self.journal
+        if journal is None or journal.state("pause-source") != "done" or journal.state("go-live") == "done":
+            return
+        dags = journal.data("record-dags").get("result", {}).get("dags", [])
+        try:
+            api = self.api(self.source)
+            for dag_id in dags:
+                api.set_paused(dag_id, False)
+        except MwaaIacError as exc:
+            self.emit({"event": "freeze.abort_failed", "error": exc.message, "dags": dags})
+            return
+        for step in ("record-dags", "pause-source", "drain-source"):
+            journal.note(step, aborted=True)
+        self.emit({"event": "freeze.aborted", "environment": self.source, "unpaused": len(dags)})
 
     def _record_unpaused(self) -> dict[str, Any]:
         dags = [
@@ -705,6 +734,17 @@ def cleanup(
     old = config.active_color.other
     old_name = config.environment_name(old)
     result: dict[str, Any] = {"retired": None, "dag_files_removed": [], "backups_deleted": 0}
+    journal_path = ws.work_dir / "cutover.journal.jsonl"
+    if journal_path.exists():
+        journal = Journal.load(journal_path)
+        if not journal.finished:
+            if journal.state("go-live") != "done" and journal.state("pause-source") == "done":
+                paused = journal.data("record-dags").get("result", {}).get("dags", [])
+                source = AirflowApi(mwaa, config.environment_name(Color(journal.params["source_color"])))
+                for dag_id in paused:
+                    source.set_paused(dag_id, False)
+            journal.end("abandoned", by="cleanup")
+            result["abandoned_cutover"] = journal.run_id
     if mwaa.exists(old_name):
         mwaa.delete_environment(old_name)
         emit({"event": "cleanup.deleting", "environment": old_name})

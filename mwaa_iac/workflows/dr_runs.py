@@ -100,4 +100,4 @@ class DagRunner:
                 }
             )
             self.sleep(delay)
-            delay = min(delay * 1.5, 30.0)
+            delay = min(delay * 1.5, 5 * self.options.run_poll_seconds, 30.0)

@@ -12,6 +12,7 @@ from mwaa_iac.core.dr import (
     render_backup_dag,
     render_cleanup_dag,
     render_fixup_dag,
+    render_prepare_dag,
     render_restore_dag,
     run_id,
     verify_counts,

@@ -1,0 +1,204 @@
+"""`mwaa-iac cutover`, `rollback` and `cleanup` on the local stack with seeded history.
+
+One deployment per module, seeded like a real one (300 dag runs, 3,000 task instances, XComs, log
+rows, 20 variables, 10 connections with passwords, 5 pools). The tests run in file order: two
+failure paths first (each cleaned up with `mwaa-iac cleanup`), then a cutover killed at several step
+boundaries and resumed, then rollback and cleanup.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+
+from mwaa_iac.adapters.storage import S3
+from mwaa_iac.local.demo import DemoSetup
+from mwaa_iac.workspace import load_config
+from tests.e2e.conftest import LocalStack, api, make_deployment, total
+
+pytestmark = pytest.mark.local
+NAME = "cut"
+BUSINESS = ("etl_orders", "report_daily", "sync_customers")
+CHECK_DAG = '''"""mwaa-iac e2e check (airflow DAG): reads a restored connection and XCom, prints neither."""
+import json
+from datetime import datetime
+
+from airflow import DAG
+from airflow.hooks.base import BaseHook
+from airflow.models import Variable, XCom
+from airflow.operators.python import PythonOperator
+
+
+def check(**context):
+    password_ok = BaseHook.get_connection("seed_conn_03").password == "pw-3-s3cr3t"
+    value = XCom.get_one(run_id="seed__2025-01-01T05:00:00+00:00", dag_id="etl_orders", task_id="t00",
+                         key="return_value")
+    Variable.set("e2e_check", json.dumps({"password_ok": password_ok, "xcom": value}))
+
+
+with DAG("e2e_check", schedule=None, start_date=datetime(2024, 1, 1), catchup=False) as dag:
+    PythonOperator(task_id="check", python_callable=check)
+'''
+
+
+@pytest.fixture(scope="module")
+def deployment(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> DemoSetup:
+    return make_deployment(tmp_path_factory.mktemp("cut"), NAME, runs=100)
+
+
+def _cutover(stack: LocalStack, setup: DemoSetup, *extra: str, stop_when=None):
+    args = (
+        "cutover",
+        "--env",
+        NAME,
+        "--root",
+        str(setup.root),
+        "--engine",
+        "api",
+        "--yes",
+        "--poll-interval",
+        "1",
+        "--run-poll",
+        "1",
+        "--health-minutes",
+        "0",
+        *extra,
+    )
+    if stop_when is None:
+        return stack.cli(*args)
+    return stack.cli_until(*args, stop_when=stop_when)
+
+
+def _step_done(name: str):
+    return lambda e: e.get("event") == "step.done" and e.get("step") == name
+
+
+def _paused(env: str) -> dict[str, bool]:
+    return {d["dag_id"]: d["is_paused"] for d in api(env).list_dags()}
+
+
+def _cleanup(stack: LocalStack, setup: DemoSetup) -> None:
+    result = stack.cli("cleanup", "--env", NAME, "--root", str(setup.root), "--yes", "--poll-interval", "1")
+    assert result.returncode == 0, result.stderr
+
+
+def _run_dag(env: str, dag_id: str, run_id: str) -> None:
+    client = api(env)
+    client.set_paused(dag_id, False)
+    client.trigger(dag_id, run_id)
+    for _ in range(180):
+        if client.get_run(dag_id, run_id)["state"] in ("success", "failed"):
+            break
+        time.sleep(1)
+    assert client.get_run(dag_id, run_id)["state"] == "success"
+
+
+def test_target_upgrade_failure_stops_before_the_freeze(
+    local_stack: LocalStack, deployment: DemoSetup
+) -> None:
+    local_stack.admin.fail_next_update(f"{NAME}-green", "plugins did not load (injected)")
+    result = _cutover(local_stack, deployment)
+    assert result.returncode == 1 and "plugins did not load" in result.stderr
+    assert "freeze" not in result.stderr
+    assert all(not _paused(deployment.source)[d] for d in BUSINESS)  # blue keeps scheduling
+    _cleanup(local_stack, deployment)
+
+
+def test_restore_failure_stops_before_pausing_anything(
+    local_stack: LocalStack, deployment: DemoSetup
+) -> None:
+    code, events = _cutover(local_stack, deployment, stop_when=_step_done("verify-backup-p1"))
+    assert code == -9
+    prefix = next(e for e in events if e.get("event") == "dr.backup_verified")["prefix"]
+    boto3.client("s3").delete_object(Bucket=f"{NAME}-mwaa-dr-backups", Key=f"{prefix}/dag_run.csv")
+    result = _cutover(local_stack, deployment, "--resume", "--break-lock")
+    assert result.returncode == 1 and "restore_metadata" in result.stderr and "failed tasks" in result.stderr
+    assert all(not _paused(deployment.source)[d] for d in BUSINESS)
+    _cleanup(local_stack, deployment)
+
+
+def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
+    local_stack: LocalStack, deployment: DemoSetup
+) -> None:
+    blue, green = f"{NAME}-blue", f"{NAME}-green"
+    S3("us-east-1").put_text(f"{NAME}-airflow-source", "dags/e2e_check.py", CHECK_DAG)
+    kills = ["create-target", "restore-p1", "health-target", "pause-source", "restore-p2", "go-live"]
+    first = True
+    for step in kills:
+        extra = () if first else ("--resume", "--break-lock")
+        code, _ = _cutover(local_stack, deployment, *extra, stop_when=_step_done(step))
+        assert code == -9, f"the cutover ended before {step}"
+        first = False
+        if step == "health-target":
+            # Between the passes blue keeps scheduling: this run must reach green in pass 2.
+            _run_dag(blue, "etl_orders", "between-passes")
+    result = _cutover(local_stack, deployment, "--resume", "--break-lock")
+    assert result.returncode == 0, result.stderr
+    assert "is live on Airflow 2.10.3" in result.stdout and "freeze window" in result.stdout
+
+    # History: the same runs, task instances, variables, connections and pools on both colours.
+    for dag_id in BUSINESS:
+        assert total(green, f"/dags/{dag_id}/dagRuns") == total(blue, f"/dags/{dag_id}/dagRuns")
+        assert total(green, f"/dags/{dag_id}/dagRuns/~/taskInstances") == total(
+            blue, f"/dags/{dag_id}/dagRuns/~/taskInstances"
+        )
+    assert api(green).get_run("etl_orders", "between-passes")["state"] == "success"
+    assert total(green, "/connections") == total(blue, "/connections") == 10
+    assert total(green, "/pools") == total(blue, "/pools")
+    blue_vars = {v["key"] for v in api(blue).request("GET", "/variables", query={"limit": 100})["variables"]}
+    green_vars = {
+        v["key"] for v in api(green).request("GET", "/variables", query={"limit": 100})["variables"]
+    }
+    assert blue_vars <= green_vars and len(blue_vars) >= 20
+    # Restored twice (pass 1 and pass 2) and killed mid-restore: no duplicated log rows.
+    blue_log = total(blue, "/eventLogs", dag_id="etl_orders")
+    assert blue_log <= total(green, "/eventLogs", dag_id="etl_orders") <= blue_log + 3
+
+    # Secrets decrypt with green's own key, and XComs of restored runs are found.
+    _run_dag(green, "e2e_check", "check-1")
+    check = json.loads(api(green).get_variable_value("e2e_check"))
+    assert check == {"password_ok": True, "xcom": {"task": "t00", "run": 5}}
+
+    # Scheduling moved: exactly the recorded DAGs paused on blue and live on green.
+    assert all(_paused(blue)[d] for d in BUSINESS) and not any(_paused(green)[d] for d in BUSINESS)
+    assert {d for d, paused in _paused(green).items() if not paused} == set(BUSINESS)
+    routing = json.loads(boto3.client("ssm").get_parameter(Name=f"/mwaa/{NAME}/active")["Parameter"]["Value"])
+    assert routing["name"] == green and routing["airflow_version"] == "2.10.3"
+    recorded = load_config(deployment.root / "environments" / NAME / "mwaa.yaml").deployment
+    assert recorded.active_color.value == "green" and recorded.green == "2.10.3"
+
+
+def test_rollback_returns_scheduling_to_blue(local_stack: LocalStack, deployment: DemoSetup) -> None:
+    result = local_stack.cli("rollback", "--env", NAME, "--root", str(deployment.root), "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "not copied back" in result.stderr
+    assert not any(_paused(f"{NAME}-blue")[d] for d in BUSINESS)
+    assert all(_paused(f"{NAME}-green")[d] for d in BUSINESS)
+    routing = json.loads(boto3.client("ssm").get_parameter(Name=f"/mwaa/{NAME}/active")["Parameter"]["Value"])
+    assert routing["name"] == f"{NAME}-blue"
+
+
+def test_cleanup_retires_the_inactive_colour(local_stack: LocalStack, deployment: DemoSetup) -> None:
+    result = local_stack.cli(
+        "cleanup",
+        "--env",
+        NAME,
+        "--root",
+        str(deployment.root),
+        "--yes",
+        "--backups",
+        "--poll-interval",
+        "1",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout[result.stdout.index("{\n") :])
+    assert data["retired"] == f"{NAME}-green"
+    assert f"{NAME}-green" not in {e["name"] for e in local_stack.admin.environments()}
+    keys = [o["Key"] for o in S3("us-east-1").list_keys(f"{NAME}-airflow-source", "dags/mwaa_iac_dr/")]
+    assert keys == []
+    # Backups younger than dr.retention_days stay.
+    assert S3("us-east-1").list_keys(f"{NAME}-mwaa-dr-backups", "mwaa-dr/") and data["backups_deleted"] == 0
