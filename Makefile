@@ -48,6 +48,10 @@ scan: $(SCAN_VENV)/bin/checkov
 demo: setup
 	$(BIN)/mwaa-iac local demo
 
+# Freeze window vs raw copy vs in-place upgrade, at 3,000 and 105,000 task instances (bench/out/).
+bench: setup
+	$(BIN)/python bench/freeze_bench.py
+
 demo-down: setup
 	$(BIN)/mwaa-iac local down --remove-state --yes
 

@@ -468,6 +468,48 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def _requirements_preflight(config, path: str, version: str, constraints: str | None):
+    """The environment's requirements.txt (read from its S3 bucket) against the target's constraints."""
+    import tempfile
+
+    from mwaa_iac.adapters.storage import S3
+    from mwaa_iac.checks.requirements import (
+        ConstraintsUnavailableError,
+        RequirementsOptions,
+        check_requirements,
+        parse_requirements_file,
+    )
+    from mwaa_iac.workflows.upgrade import Check
+
+    text = S3(config.region).get_text(config.source.bucket_name, path)
+    if text is None:
+        return Check("requirements", False, f"s3://{config.source.bucket_name}/{path} does not exist")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "requirements.txt"
+        local.write_text(text)
+        entries = [line for line in parse_requirements_file(local, path) if line.kind != "option"]
+        if not entries:
+            return Check("requirements", True, f"{path} lists no packages")
+        options = RequirementsOptions(
+            constraints_file=Path(constraints) if constraints else None, resolver="none"
+        )
+        try:
+            result = check_requirements(local, version, options, display=path)
+        except ConstraintsUnavailableError as exc:
+            return Check(
+                "requirements",
+                False,
+                f"constraints for Airflow {version} could not be had ({exc.message}); "
+                "pass --constraints FILE, or --skip-requirements-check to continue without the check",
+            )
+    if result.ok:
+        return Check(
+            "requirements", True, f"{path}: {result.requirements} requirement(s) fit Airflow {version}"
+        )
+    conflicts = "; ".join(f"{c.package}: {c.reason}" for c in result.conflicts[:5])
+    return Check("requirements", False, f"{path} conflicts with Airflow {version}'s constraints: {conflicts}")
+
+
 @app.command()
 def upgrade(
     env: EnvOpt,
@@ -571,8 +613,18 @@ def upgrade(
             "location"
         ]
 
+    def requirements_check(path: str, version: str):
+        return _requirements_preflight(config, path, version, constraints)
+
     workflow = Upgrade(
-        ws, config, options, mwaa, CloudWatch(config.region), emit=progress, backup_hook=safety_backup
+        ws,
+        config,
+        options,
+        mwaa,
+        CloudWatch(config.region),
+        emit=progress,
+        backup_hook=safety_backup,
+        requirements_check=requirements_check,
     )
     try:
         summary = workflow.run()

@@ -203,6 +203,12 @@ def fixup(**context):
             removed += session.execute(text(delete)).rowcount
         removed += session.execute(text("DELETE FROM dag_run WHERE dag_id = 'backup_metadata'")).rowcount
         session.execute(text("DROP TABLE IF EXISTS active_dags"))
+        # Empty strings come back from mwaa-dr's CSVs as NULL; the REST API rejects task instances
+        # whose hostname or unixname is NULL (HTTP 500 on /taskInstances), so restore the ''.
+        blanks = session.execute(text(
+            "UPDATE task_instance SET hostname = COALESCE(hostname, ''), unixname = COALESCE(unixname, '') "
+            "WHERE hostname IS NULL OR unixname IS NULL"
+        )).rowcount
         session.commit()
         counts = {{}}
         for table in TABLES:
@@ -211,7 +217,7 @@ def fixup(**context):
                 where = " WHERE key <> '{FIXUP_VARIABLE}'"
             counts[table] = session.execute(text(f"SELECT count(*) FROM {{table}}{{where}}")).scalar()
     result = {{"run_id": context["run_id"], "xcom_remapped": remapped, "backup_rows_removed": removed,
-              "counts": counts}}
+              "blank_strings_restored": blanks, "counts": counts}}
     Variable.set({FIXUP_VARIABLE!r}, json.dumps(result))
     return result
 

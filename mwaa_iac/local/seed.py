@@ -143,7 +143,7 @@ def seed(**context):
                     ti.try_number = 1
                     XCom.set(key="return_value", value={"task": ti.task_id, "run": n}, task_id=ti.task_id,
                              dag_id=dag_id, run_id=run_id, session=session)
-                    session.add(Log(event="success", task_instance=ti))
+                    session.add(Log(event="success", task_instance=ti, owner="airflow"))
                 made["dag_runs"] += 1
                 if made["dag_runs"] % 50 == 0:
                     session.commit()

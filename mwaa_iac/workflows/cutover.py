@@ -195,6 +195,7 @@ class Cutover:
             self._step("parse-dr-p2", self._wait_for_p2_dags)
             self._freeze()
             rows = self._copy_pass("p2", factory, clean=True)
+        self._freeze()  # without history nothing froze yet: pause the source right before go-live
         self._step("go-live", self._go_live)
         self._step("retire-dr-dags", self._remove_dr_dags)
         return self._report(rows, history, two_pass)

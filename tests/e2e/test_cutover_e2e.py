@@ -96,6 +96,18 @@ def _run_dag(env: str, dag_id: str, run_id: str) -> None:
     assert client.get_run(dag_id, run_id)["state"] == "success"
 
 
+def test_dry_run_plans_two_passes_and_changes_nothing(local_stack: LocalStack, deployment: DemoSetup) -> None:
+    result = local_stack.cli(
+        "cutover", "--env", NAME, "--root", str(deployment.root), "--engine", "api", "--dry-run", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    plan = next(json.loads(line) for line in result.stdout.splitlines() if '"cutover.plan"' in line)
+    assert plan["passes"] == 2 and plan["history_carried"] is True
+    assert [h["to_version"] for h in plan["hops"]] == ["2.9.2", "2.10.3"]
+    assert f"{NAME}-green" not in {e["name"] for e in local_stack.admin.environments()}
+    assert not (deployment.root / ".mwaa-iac" / NAME / "cutover.journal.jsonl").exists()
+
+
 def test_target_upgrade_failure_stops_before_the_freeze(
     local_stack: LocalStack, deployment: DemoSetup
 ) -> None:

@@ -12,7 +12,6 @@ from mwaa_iac.core.dr import (
     render_backup_dag,
     render_cleanup_dag,
     render_fixup_dag,
-    render_prepare_dag,
     render_restore_dag,
     run_id,
     verify_counts,

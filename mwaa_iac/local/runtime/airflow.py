@@ -454,7 +454,7 @@ class AirflowRuntime:
     def _create_admin(self, state: EnvState, spec: EnvSpec, venv: Venv, req_dir: str | None) -> None:
         self._run_airflow(
             state, spec, venv, req_dir,
-            ["users", "create", "--username", state.admin_user, "--password", state.admin_password,
+            ["users", "create", "--username", state.admin_user, f"--password={state.admin_password}",
              "--role", "Admin", "--firstname", "MWAA", "--lastname", "Emulator",
              "--email", "mwaa-emulator@localhost.localdomain"],
             "migrate.log",
@@ -825,7 +825,7 @@ class AirflowRuntime:
                 database=database_name(spec.name),
                 fernet_key=base64.urlsafe_b64encode(os.urandom(32)).decode(),
                 secret_key=secrets.token_urlsafe(32),
-                admin_password=secrets.token_urlsafe(24),
+                admin_password=secrets.token_hex(24),  # never starts with "-" (argparse)
                 port=self._allocate_port(previous.port if previous else None),
                 spec=spec_to_dict(spec),
             )

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from mwaa_iac.adapters.storage import S3
+from mwaa_iac.workflows.cutover import create_fields_from
+
+
+def test_create_fields_copy_the_source_configuration_and_nothing_else() -> None:
+    source = {
+        "Name": "analytics-blue",
+        "Arn": "arn:aws:airflow:us-east-1:123456789012:environment/analytics-blue",
+        "Status": "AVAILABLE",
+        "AirflowVersion": "2.9.2",
+        "EnvironmentClass": "mw1.medium",
+        "ExecutionRoleArn": "arn:aws:iam::123456789012:role/r",
+        "SourceBucketArn": "arn:aws:s3:::b",
+        "DagS3Path": "dags",
+        "NetworkConfiguration": {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]},
+        "LoggingConfiguration": {
+            "TaskLogs": {"Enabled": True, "LogLevel": "INFO", "CloudWatchLogGroupArn": "arn:aws:logs:..."}
+        },
+        "AirflowConfigurationOptions": {"core.default_timezone": "utc"},
+        "Tags": {"team": "data"},
+        "WebserverUrl": "abc.airflow.amazonaws.com",
+        "LastUpdate": {"Status": "SUCCESS"},
+        "Schedulers": 2,
+    }
+    fields = create_fields_from(source)
+    assert "Name" not in fields and "Status" not in fields and "Arn" not in fields
+    assert "WebserverUrl" not in fields and "LastUpdate" not in fields
+    assert fields["LoggingConfiguration"] == {"TaskLogs": {"Enabled": True, "LogLevel": "INFO"}}
+    assert fields["NetworkConfiguration"]["SubnetIds"] == ["subnet-1", "subnet-2"]
+    assert fields["EnvironmentClass"] == "mw1.medium" and fields["Schedulers"] == 2
+    assert fields["Tags"] == {"team": "data"}
+
+
+class _FakeS3:
+    def __init__(self, objects: dict[str, datetime]) -> None:
+        self.objects = objects
+
+    def get_paginator(self, name: str):
+        objects = self.objects
+
+        class Paginator:
+            def paginate(self, Bucket: str, Prefix: str):
+                yield {
+                    "Contents": [
+                        {"Key": k, "LastModified": t} for k, t in objects.items() if k.startswith(Prefix)
+                    ]
+                }
+
+        return Paginator()
+
+
+def test_old_backups_are_those_past_retention() -> None:
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    s3 = S3(
+        client=_FakeS3(
+            {
+                "mwaa-dr/a/old/dag_run.csv": now - timedelta(days=40),
+                "mwaa-dr/a/new/dag_run.csv": now - timedelta(days=2),
+                "other/x.csv": now - timedelta(days=400),
+            }
+        )
+    )
+    assert s3.old_keys("bucket", "mwaa-dr/a/", 30, now=now) == ["mwaa-dr/a/old/dag_run.csv"]
