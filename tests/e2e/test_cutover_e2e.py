@@ -169,14 +169,15 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
     blue_log = total(blue, "/eventLogs", dag_id="etl_orders")
     assert blue_log <= total(green, "/eventLogs", dag_id="etl_orders") <= blue_log + 3
 
+    # Scheduling moved: exactly the recorded DAGs paused on blue and live on green.
+    assert all(_paused(blue)[d] for d in BUSINESS) and not any(_paused(green)[d] for d in BUSINESS)
+    assert {d for d, paused in _paused(green).items() if not paused} == set(BUSINESS)
+
     # Secrets decrypt with green's own key, and XComs of restored runs are found.
     _run_dag(green, "e2e_check", "check-1")
     check = json.loads(api(green).get_variable_value("e2e_check"))
     assert check == {"password_ok": True, "xcom": {"task": "t00", "run": 5}}
-
-    # Scheduling moved: exactly the recorded DAGs paused on blue and live on green.
-    assert all(_paused(blue)[d] for d in BUSINESS) and not any(_paused(green)[d] for d in BUSINESS)
-    assert {d for d, paused in _paused(green).items() if not paused} == set(BUSINESS)
+    api(green).set_paused("e2e_check", True)
     routing = json.loads(boto3.client("ssm").get_parameter(Name=f"/mwaa/{NAME}/active")["Parameter"]["Value"])
     assert routing["name"] == green and routing["airflow_version"] == "2.10.3"
     recorded = load_config(deployment.root / "environments" / NAME / "mwaa.yaml").deployment
