@@ -73,6 +73,26 @@ TfBinOpt = Annotated[
     ),
 ]
 
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+JsonLinesOpt = Annotated[bool, typer.Option("--json", help="JSON-lines events on stdout (for CI).")]
+ToOpt = Annotated[
+    str | None,
+    typer.Option("--to", help="Target version (default: airflow_version in mwaa.yaml).", show_default=False),
+]
+EngineOpt = Annotated[str, typer.Option("--engine", help="terraform (render/plan/guard/apply) or api.")]
+PollOpt = Annotated[
+    float,
+    typer.Option(
+        "--poll-interval",
+        envvar="MWAA_IAC_POLL_INTERVAL",
+        help="Seconds between GetEnvironment polls (AWS: keep >= 15).",
+    ),
+]
+RunPollOpt = Annotated[
+    float, typer.Option("--run-poll", envvar="MWAA_IAC_RUN_POLL", help="Seconds between DAG-run polls.")
+]
+BreakLockOpt = Annotated[bool, typer.Option("--break-lock", help="Take the lock from a dead workflow.")]
+
 
 def _version_callback(value: bool) -> None:
     if value:
@@ -233,6 +253,18 @@ def render(
     ui.err.print(f"[success]wrote {out}[/] ({layout.phase})")
 
 
+def _confirm(
+    command: str, question: str, *, warning: str | None = None, hint: str = "rerun with --yes"
+) -> None:
+    """Ask before a change; in non-interactive use the command needs --yes (exit 2 otherwise)."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"{command} needs confirmation", hint=hint)
+    if warning:
+        ui.err.print(warning)
+    if not typer.confirm(question, default=False):
+        raise typer.Abort()
+
+
 # -- plan / apply ----------------------------------------------------------------------------------
 
 PhaseOpt = Annotated[str, typer.Option("--phase", "-p", help=f"One of: {', '.join(PHASE_NAMES)}, flip.")]
@@ -316,7 +348,7 @@ def apply(
     env: EnvOpt,
     phase: PhaseOpt = "steady",
     version: VersionOpt = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     json_out: JsonOpt = False,
     terraform_bin: TfBinOpt = None,
     root: RootOpt = None,
@@ -341,10 +373,7 @@ def apply(
             ui.emit_json({**result.to_dict(), "applied": False})
         return
     if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("apply needs confirmation", hint="rerun with --yes in non-interactive use")
-        if not typer.confirm(f"Apply this plan to {env}?", default=False):
-            raise typer.Abort()
+        _confirm("apply", f"Apply this plan to {env}?")
     apply_phase(result, runner)
     if json_out:
         ui.emit_json({**result.to_dict(), "applied": True})
@@ -513,20 +542,13 @@ def _requirements_preflight(config, path: str, version: str, constraints: str | 
 @app.command()
 def upgrade(
     env: EnvOpt,
-    to: Annotated[
-        str | None,
-        typer.Option(
-            "--to", help="Target version (default: airflow_version in mwaa.yaml).", show_default=False
-        ),
-    ] = None,
-    engine: Annotated[
-        str, typer.Option("--engine", help="terraform (render/plan/guard/apply) or api (UpdateEnvironment).")
-    ] = "terraform",
+    to: ToOpt = None,
+    engine: EngineOpt = "terraform",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Run the preflight and show the hops; change nothing.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="JSON-lines events on stdout (for CI).")] = False,
+    yes: YesOpt = False,
+    json_out: JsonLinesOpt = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted upgrade from its journal.")
     ] = False,
@@ -540,14 +562,7 @@ def upgrade(
         ),
     ] = None,
     skip_requirements_check: Annotated[bool, typer.Option("--skip-requirements-check")] = False,
-    poll_interval: Annotated[
-        float,
-        typer.Option(
-            "--poll-interval",
-            envvar="MWAA_IAC_POLL_INTERVAL",
-            help="Seconds between GetEnvironment polls (AWS: keep >= 15).",
-        ),
-    ] = 15.0,
+    poll_interval: PollOpt = 15.0,
     budget_minutes: Annotated[
         float,
         typer.Option(
@@ -562,9 +577,7 @@ def upgrade(
             help="Consecutive minutes of scheduler heartbeat required after the upgrade (0: skip).",
         ),
     ] = 3,
-    break_lock: Annotated[
-        bool, typer.Option("--break-lock", help="Take the lock from a dead workflow.")
-    ] = False,
+    break_lock: BreakLockOpt = False,
     terraform_bin: TfBinOpt = None,
     root: RootOpt = None,
 ) -> None:
@@ -591,16 +604,14 @@ def upgrade(
         terraform_bin=terraform_bin,
     )
     if not (dry_run or yes or resume):
-        if not sys.stdin.isatty():
-            raise UsageError("upgrade needs confirmation", hint="rerun with --yes (or --dry-run first)")
-        target = to or config.airflow_version
         name = config.environment_name(config.active_color)
-        ui.err.print(
-            f"In-place upgrade of {name} to {target}: scheduling stops and running tasks are "
-            "terminated during the update (up to about two hours on AWS)."
+        _confirm(
+            "upgrade",
+            "Continue?",
+            warning=f"In-place upgrade of {name} to {to or config.airflow_version}: scheduling stops and "
+            "running tasks are terminated during the update (up to about two hours on AWS).",
+            hint="rerun with --yes (or --dry-run first)",
         )
-        if not typer.confirm("Continue?", default=False):
-            raise typer.Abort()
     progress = _Progress(json_out)
     mwaa = MwaaClient(config.region)
 
@@ -655,18 +666,13 @@ def upgrade(
 @app.command()
 def cutover(
     env: EnvOpt,
-    to: Annotated[
-        str | None,
-        typer.Option(
-            "--to", help="Target version (default: airflow_version in mwaa.yaml).", show_default=False
-        ),
-    ] = None,
-    engine: Annotated[str, typer.Option("--engine", help="terraform or api.")] = "terraform",
+    to: ToOpt = None,
+    engine: EngineOpt = "terraform",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Preflight and the plan of passes; change nothing.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="JSON-lines events on stdout (for CI).")] = False,
+    yes: YesOpt = False,
+    json_out: JsonLinesOpt = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted cutover from its journal.")
     ] = False,
@@ -683,17 +689,8 @@ def cutover(
     drain_minutes: Annotated[
         float, typer.Option("--drain-minutes", help="How long to wait for running runs after pausing.")
     ] = 10.0,
-    poll_interval: Annotated[
-        float,
-        typer.Option(
-            "--poll-interval",
-            envvar="MWAA_IAC_POLL_INTERVAL",
-            help="Seconds between GetEnvironment polls (AWS: keep >= 15).",
-        ),
-    ] = 15.0,
-    run_poll: Annotated[
-        float, typer.Option("--run-poll", envvar="MWAA_IAC_RUN_POLL", help="Seconds between DAG-run polls.")
-    ] = 5.0,
+    poll_interval: PollOpt = 15.0,
+    run_poll: RunPollOpt = 5.0,
     health_minutes: Annotated[
         int,
         typer.Option(
@@ -701,9 +698,7 @@ def cutover(
             help="Consecutive minutes of scheduler heartbeat required on the target (0: skip).",
         ),
     ] = 3,
-    break_lock: Annotated[
-        bool, typer.Option("--break-lock", help="Take the lock from a dead workflow.")
-    ] = False,
+    break_lock: BreakLockOpt = False,
     terraform_bin: TfBinOpt = None,
     root: RootOpt = None,
 ) -> None:
@@ -734,15 +729,14 @@ def cutover(
     if engine not in ("api", "terraform"):
         raise UsageError(f"unknown engine {engine!r}", hint="use --engine api or terraform")
     if not (dry_run or yes or resume):
-        if not sys.stdin.isatty():
-            raise UsageError("cutover needs confirmation", hint="rerun with --yes (or --dry-run first)")
         name = config.environment_name(config.active_color)
-        ui.err.print(
-            f"Cutover of {name} to {to or config.airflow_version} on the "
-            f"{config.active_color.other} colour; DAGs pause on {name} during the freeze."
+        _confirm(
+            "cutover",
+            "Continue?",
+            warning=f"Cutover of {name} to {to or config.airflow_version} on the "
+            f"{config.active_color.other} colour; DAGs pause on {name} during the freeze.",
+            hint="rerun with --yes (or --dry-run first)",
         )
-        if not typer.confirm("Continue?", default=False):
-            raise typer.Abort()
     progress = _Progress(json_out)
     workflow = Cutover(
         ws,
@@ -797,7 +791,7 @@ def _print_cutover_report(report: dict, env: str) -> None:
 @app.command()
 def rollback(
     env: EnvOpt,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     json_out: JsonOpt = False,
     root: RootOpt = None,
 ) -> None:
@@ -810,14 +804,12 @@ def rollback(
     config = ws.load()
     old = config.environment_name(config.active_color.other)
     if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("rollback needs confirmation", hint="rerun with --yes")
-        ui.err.print(
-            f"[warning]Runs made on {config.environment_name(config.active_color)} since the cutover are "
-            f"not copied back to {old}.[/]"
+        new = config.environment_name(config.active_color)
+        _confirm(
+            "rollback",
+            f"Roll back to {old}?",
+            warning=f"[warning]Runs made on {new} since the cutover are not copied back to {old}.[/]",
         )
-        if not typer.confirm(f"Roll back to {old}?", default=False):
-            raise typer.Abort()
     result = do_rollback(ws, config, MwaaClient(config.region), Routing(config.region), lambda e: None)
     if json_out:
         ui.emit_json(result)
@@ -832,9 +824,9 @@ def cleanup(
     backups: Annotated[
         bool, typer.Option("--backups", help="Also delete backups older than dr.retention_days.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     json_out: JsonOpt = False,
-    poll_interval: Annotated[float, typer.Option("--poll-interval", envvar="MWAA_IAC_POLL_INTERVAL")] = 15.0,
+    poll_interval: PollOpt = 15.0,
     root: RootOpt = None,
 ) -> None:
     """After the soak: delete the inactive colour's environment, the DR DAG files, old backups."""
@@ -847,10 +839,7 @@ def cleanup(
     config = ws.load()
     old = config.environment_name(config.active_color.other)
     if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("cleanup needs confirmation", hint="rerun with --yes")
-        if not typer.confirm(f"Delete {old} (the inactive colour) for good?", default=False):
-            raise typer.Abort()
+        _confirm("cleanup", f"Delete {old} (the inactive colour) for good?")
     mwaa = MwaaClient(config.region)
     progress = _Progress(json_out)
 
@@ -888,7 +877,7 @@ def cleanup(
 def backup(
     env: EnvOpt,
     json_out: JsonOpt = False,
-    run_poll: Annotated[float, typer.Option("--run-poll", envvar="MWAA_IAC_RUN_POLL")] = 5.0,
+    run_poll: RunPollOpt = 5.0,
     root: RootOpt = None,
 ) -> None:
     """Back up the active environment's metadata with mwaa-dr into the DR bucket (with a manifest)."""
@@ -926,9 +915,9 @@ def restore(
     source: Annotated[
         str, typer.Option("--from", help="s3://BUCKET/PREFIX of a backup made by `mwaa-iac backup`.")
     ],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     json_out: JsonOpt = False,
-    run_poll: Annotated[float, typer.Option("--run-poll", envvar="MWAA_IAC_RUN_POLL")] = 5.0,
+    run_poll: RunPollOpt = 5.0,
     root: RootOpt = None,
 ) -> None:
     """Restore a backup into the inactive colour's environment (its metadata is replaced)."""
@@ -940,10 +929,7 @@ def restore(
     config = ws.load()
     target = config.environment_name(config.active_color.other)
     if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("restore needs confirmation", hint="rerun with --yes")
-        if not typer.confirm(f"Replace the metadata of {target} with {source}?", default=False):
-            raise typer.Abort()
+        _confirm("restore", f"Replace the metadata of {target} with {source}?")
     progress = _Progress(json_out)
     try:
         result = restore_backup(

@@ -38,7 +38,7 @@ from mwaa_iac.core.status import Outcome, ready_for_update
 from mwaa_iac.errors import MwaaIacError, UsageError
 from mwaa_iac.workflows.backup import backup_table_counts
 from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner
-from mwaa_iac.workflows.journal import FileLock, Journal, JournalError
+from mwaa_iac.workflows.journal import FileLock, Journal, open_journal
 from mwaa_iac.workflows.upgrade import Check, PreflightError, Upgrade, UpgradeOptions
 from mwaa_iac.workflows.watch import Watcher
 from mwaa_iac.workspace import Workspace, write_deployment
@@ -126,31 +126,7 @@ class Cutover:
             lock.release()
 
     def _open_journal(self) -> Journal:
-        if self.options.resume:
-            if not self.journal_path.exists():
-                raise JournalError(f"nothing to resume: {self.journal_path} does not exist")
-            journal = Journal.load(self.journal_path)
-            if journal.finished:
-                raise JournalError(
-                    f"the last cutover (run {journal.run_id}) already finished; nothing to resume",
-                    hint="run without --resume to start a new cutover",
-                )
-            if journal.params.get("to") != self.to_version:
-                raise JournalError(
-                    f"the interrupted cutover was to {journal.params.get('to')}, not {self.to_version}",
-                    hint=f"resume with --to {journal.params.get('to')}",
-                )
-            # The deployment record may have moved on (go-live done): use the journal's colours.
-            source_color = Color(journal.params["source_color"])
-            if source_color is not self.config.active_color:
-                self.config = self.config.model_copy(
-                    update={
-                        "deployment": self.config.deployment.model_copy(update={"active_color": source_color})
-                    }
-                )
-            self.emit({"event": "cutover.resume", "run_id": journal.run_id})
-            return journal
-        return Journal.start(
+        journal = open_journal(
             self.journal_path,
             "cutover",
             {
@@ -161,7 +137,16 @@ class Cutover:
                 "single_pass": self.options.single_pass,
                 "no_history": self.options.no_history,
             },
+            resume=self.options.resume,
         )
+        if self.options.resume:
+            # The deployment record may have moved on (go-live done): use the journal's colours.
+            source_color = Color(journal.params["source_color"])
+            if source_color is not self.config.active_color:
+                deployment = self.config.deployment.model_copy(update={"active_color": source_color})
+                self.config = self.config.model_copy(update={"deployment": deployment})
+            self.emit({"event": "cutover.resume", "run_id": journal.run_id})
+        return journal
 
     # -- the flow ----------------------------------------------------------------------------------
 

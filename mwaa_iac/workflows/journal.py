@@ -115,6 +115,27 @@ class Journal:
             os.fsync(handle.fileno())
 
 
+def open_journal(path: Path, workflow: str, params: dict[str, Any], *, resume: bool) -> Journal:
+    """A new journal, or with ``resume`` the interrupted one at ``path`` (which must be unfinished and
+    for the same target version)."""
+    if not resume:
+        return Journal.start(path, workflow, params)
+    if not path.exists():
+        raise JournalError(f"nothing to resume: {path} does not exist")
+    journal = Journal.load(path)
+    if journal.finished:
+        raise JournalError(
+            f"the last {journal.workflow} (run {journal.run_id}) already finished; nothing to resume",
+            hint=f"run without --resume to start a new {workflow}",
+        )
+    if journal.params.get("to") != params.get("to"):
+        raise JournalError(
+            f"the interrupted {journal.workflow} was to {journal.params.get('to')}, not {params.get('to')}",
+            hint=f"resume with --to {journal.params.get('to')}",
+        )
+    return journal
+
+
 @dataclass
 class FileLock:
     path: Path

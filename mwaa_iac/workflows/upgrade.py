@@ -21,7 +21,7 @@ from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
 from mwaa_iac.core.planner import Hop, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Observation, Outcome, ready_for_update
 from mwaa_iac.errors import EnvironmentUnavailableError, MwaaIacError, UsageError
-from mwaa_iac.workflows.journal import FileLock, Journal, JournalError
+from mwaa_iac.workflows.journal import FileLock, Journal, open_journal
 from mwaa_iac.workflows.watch import DEFAULT_BUDGET, DEFAULT_INTERVAL, DEFAULT_MAX_INTERVAL, Watcher
 from mwaa_iac.workspace import Workspace, write_deployment
 
@@ -157,27 +157,15 @@ class Upgrade:
     def _open_journal(self) -> Journal | None:
         if self.options.dry_run:
             return None
-        if self.options.resume:
-            if not self.journal_path.exists():
-                raise JournalError(f"nothing to resume: {self.journal_path} does not exist")
-            journal = Journal.load(self.journal_path)
-            if journal.finished:
-                raise JournalError(
-                    f"the last upgrade (run {journal.run_id}) already finished; nothing to resume",
-                    hint="run without --resume to start a new upgrade",
-                )
-            if journal.params.get("to") != self.target:
-                raise JournalError(
-                    f"the interrupted upgrade was to {journal.params.get('to')}, not {self.target}",
-                    hint=f"resume with --to {journal.params.get('to')}",
-                )
-            self.emit({"event": "upgrade.resume", "run_id": journal.run_id})
-            return journal
-        return Journal.start(
+        journal = open_journal(
             self.journal_path,
             "upgrade",
             {"to": self.target, "env": self.ws.env, "engine": self.options.engine},
+            resume=self.options.resume,
         )
+        if self.options.resume:
+            self.emit({"event": "upgrade.resume", "run_id": journal.run_id})
+        return journal
 
     def _run(self, journal: Journal | None) -> UpgradeSummary:
         if journal is not None and journal.state("preflight") == "done":
