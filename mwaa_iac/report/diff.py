@@ -73,12 +73,21 @@ def _strip_interpolation(value: str) -> str:
     return value
 
 
+def _is_parser_key(key: object) -> bool:
+    return isinstance(key, str) and key.startswith("__") and key.endswith("__")
+
+
 def normalize_hcl(value: Any, *, attribute: bool = False) -> Any:
     """Make python-hcl2's output comparable and readable: drop its line-number keys, merge repeated
     blocks (``[{"name": {...}}, ...]``) into one mapping, unwrap single-valued attributes (older
     python-hcl2 releases wrap every attribute value in a list) and ``${...}`` around expressions."""
     if isinstance(value, Mapping):
-        return {str(k): normalize_hcl(v, attribute=True) for k, v in value.items() if k not in _HCL_LINE_KEYS}
+        # python-hcl2 8 adds "__comments__" and "__is_block__" keys: neither is configuration.
+        return {
+            str(k): normalize_hcl(v, attribute=True)
+            for k, v in value.items()
+            if k not in _HCL_LINE_KEYS and not _is_parser_key(k)
+        }
     if isinstance(value, list):
         if value and all(isinstance(v, Mapping) for v in value):
             merged: dict[str, Any] = {}

@@ -104,3 +104,16 @@ def api(name: str) -> AirflowApi:
 
 def total(name: str, path: str, **query) -> int:
     return api(name).request("GET", path, query={"limit": 1, **query})["total_entries"]
+
+
+def run_ids(name: str, dag_id: str) -> set[str]:
+    """Every dag_run_id of ``dag_id`` (paged: the REST API returns at most 100 per call)."""
+    ids: set[str] = set()
+    offset = 0
+    while True:
+        page = api(name).request("GET", f"/dags/{dag_id}/dagRuns", query={"limit": 100, "offset": offset})
+        batch = [r["dag_run_id"] for r in page["dag_runs"]]
+        ids.update(batch)
+        offset += len(batch)
+        if not batch or offset >= page["total_entries"]:
+            return ids
