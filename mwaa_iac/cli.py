@@ -18,6 +18,7 @@ from mwaa_iac.core.phases import PHASE_NAMES, layout_for, parse_phase
 from mwaa_iac.core.planner import PathPlan, Strategy, plan_path
 from mwaa_iac.core.render import render_tfvars
 from mwaa_iac.errors import ConfigError, ExitCode, MwaaIacError, PathRefusedError, TerraformError, UsageError
+from mwaa_iac.options import EnvOpt, JsonOpt, RootOpt, ToOpt
 from mwaa_iac.workspace import open_workspace
 
 app = typer.Typer(
@@ -53,16 +54,6 @@ _mount_subcommands()
 
 _state = {"debug": False}
 
-EnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment directory name under environments/.")]
-RootOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--root",
-        help="Repository root holding environments/ (default: $MWAA_IAC_ROOT or the cwd).",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 TfBinOpt = Annotated[
     str | None,
     typer.Option(
@@ -75,10 +66,6 @@ TfBinOpt = Annotated[
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 JsonLinesOpt = Annotated[bool, typer.Option("--json", help="JSON-lines events on stdout (for CI).")]
-ToOpt = Annotated[
-    str | None,
-    typer.Option("--to", help="Target version (default: airflow_version in mwaa.yaml).", show_default=False),
-]
 EngineOpt = Annotated[str, typer.Option("--engine", help="terraform (render/plan/guard/apply) or api.")]
 PollOpt = Annotated[
     float,

@@ -21,24 +21,9 @@ from rich.table import Table
 from mwaa_iac import ui
 from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.errors import ExitCode, MwaaIacError, UsageError
+from mwaa_iac.options import EnvOpt, JsonOpt, RootOpt, ToOpt
 from mwaa_iac.workspace import open_workspace
 
-EnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment directory name under environments/.")]
-RootOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--root",
-        help="Repository root holding environments/ (default: $MWAA_IAC_ROOT or the cwd).",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-ToOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--to", help="Target Airflow version (default: airflow_version in mwaa.yaml).", show_default=False
-    ),
-]
 SourceDirOpt = Annotated[
     Path | None,
     typer.Option(
