@@ -780,12 +780,14 @@ def rollback(
     env: EnvOpt,
     yes: YesOpt = False,
     json_out: JsonOpt = False,
+    break_lock: BreakLockOpt = False,
     root: RootOpt = None,
 ) -> None:
     """During the soak: scheduling back to the old colour and routing flipped back."""
     from mwaa_iac.adapters.mwaa import MwaaClient
     from mwaa_iac.adapters.storage import Routing
     from mwaa_iac.workflows.cutover import rollback as do_rollback
+    from mwaa_iac.workflows.state import open_state
 
     ws = open_workspace(env, root)
     config = ws.load()
@@ -797,7 +799,15 @@ def rollback(
             f"Roll back to {old}?",
             warning=f"[warning]Runs made on {new} since the cutover are not copied back to {old}.[/]",
         )
-    result = do_rollback(ws, config, MwaaClient(config.region), Routing(config.region), lambda e: None)
+    result = do_rollback(
+        ws,
+        config,
+        MwaaClient(config.region),
+        Routing(config.region),
+        lambda e: None,
+        open_state(ws, config),
+        break_lock=break_lock,
+    )
     if json_out:
         ui.emit_json(result)
         return
@@ -814,12 +824,14 @@ def cleanup(
     yes: YesOpt = False,
     json_out: JsonOpt = False,
     poll_interval: PollOpt = 15.0,
+    break_lock: BreakLockOpt = False,
     root: RootOpt = None,
 ) -> None:
     """After the soak: delete the inactive colour's environment, the DR DAG files, old backups."""
     from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError, MwaaClient
     from mwaa_iac.adapters.storage import S3
     from mwaa_iac.workflows.cutover import cleanup as do_cleanup
+    from mwaa_iac.workflows.state import open_state
     from mwaa_iac.workflows.watch import Watcher
 
     ws = open_workspace(env, root)
@@ -847,7 +859,18 @@ def cleanup(
         ).run()
 
     try:
-        result = do_cleanup(ws, config, mwaa, S3(config.region), progress, backups=backups, watch=wait_gone)
+        s3 = S3(config.region)
+        result = do_cleanup(
+            ws,
+            config,
+            mwaa,
+            s3,
+            progress,
+            open_state(ws, config, s3),
+            backups=backups,
+            watch=wait_gone,
+            break_lock=break_lock,
+        )
     finally:
         progress.close()
     if json_out:
@@ -962,7 +985,9 @@ def local_demo(
     from mwaa_iac.local import stack
     from mwaa_iac.local.demo import prepare
     from mwaa_iac.local.seed import SeedPlan
-    from mwaa_iac.workflows.cutover import Cutover, CutoverOptions
+    from mwaa_iac.workflows.cutover import JOURNAL, Cutover, CutoverOptions
+    from mwaa_iac.workflows.journal import Journal
+    from mwaa_iac.workflows.state import open_state
 
     say = (lambda text: None) if json_out else (lambda text: ui.err.print(f"[progress]{text}[/]"))
     info = stack.up(state_dir)
@@ -979,13 +1004,14 @@ def local_demo(
             "mwaa-iac local down --remove-state --yes && make demo"
         )
         return
+    recorded = Journal.load(open_state(ws, config), JOURNAL)
     options = CutoverOptions(
         engine="api",
         poll_interval=1.0,
         max_poll_interval=2.0,
         run_poll_seconds=1.0,
         health_minutes=health_minutes,
-        resume=(ws.work_dir / "cutover.journal.jsonl").exists(),
+        resume=recorded is not None and not recorded.finished,
         dag_timeout_seconds=300,
     )
     say(f"cutover {setup.source} (Airflow 2.9.2) -> {setup.env}-green (Airflow 2.10.3)")

@@ -8,6 +8,7 @@ contents to callers except for counting.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,12 @@ def _fail(action: str, exc: Exception, hint: str | None = None) -> AwsError:
             f"{action}: {error.get('Code')}: {error.get('Message')}", code=error.get("Code"), hint=hint
         )
     return AwsError(f"{action}: {exc}", hint=hint)
+
+
+_STATE_HINT = (
+    "check that the bucket exists in this region and that these credentials may read and write it "
+    "(for journals and locks: mwaa.yaml's state.s3_bucket)"
+)
 
 
 @dataclass
@@ -50,6 +57,44 @@ class S3:
                 return None
             raise _fail(f"cannot read s3://{bucket}/{key}", exc) from exc
         return body.decode("utf-8", errors="replace")
+
+    def get_text_etag(self, bucket: str, key: str) -> tuple[str, str] | None:
+        """(text, ETag) of an object, or None when it does not exist."""
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key)
+            body = response["Body"].read()
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise _fail(f"cannot read s3://{bucket}/{key}", exc, hint=_STATE_HINT) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise _fail(f"cannot read s3://{bucket}/{key}", exc) from exc
+        return body.decode("utf-8", errors="replace"), response["ETag"]
+
+    def put_text_if(
+        self, bucket: str, key: str, text: str, *, etag: str | None, attempts: int = 5
+    ) -> str | None:
+        """Write ``key`` only if it is still at ``etag`` (``etag=None``: only if it does not exist).
+        Returns the new ETag, or None when the condition failed (412). S3 answers 409
+        ConditionalRequestConflict while another conditional write to the key is in flight: retried."""
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        for attempt in range(attempts):
+            try:
+                response = self.client.put_object(
+                    Bucket=bucket, Key=key, Body=text.encode("utf-8"), **condition
+                )
+                return response["ETag"]
+            except botocore.exceptions.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code == "PreconditionFailed" or (code == "NoSuchKey" and etag is not None):
+                    return None
+                if code == "ConditionalRequestConflict" and attempt + 1 < attempts:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise _fail(f"cannot write s3://{bucket}/{key}", exc, hint=_STATE_HINT) from exc
+            except botocore.exceptions.BotoCoreError as exc:
+                raise _fail(f"cannot write s3://{bucket}/{key}", exc) from exc
+        return None
 
     def delete(self, bucket: str, key: str) -> None:
         try:

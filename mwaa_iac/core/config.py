@@ -144,6 +144,24 @@ class DisasterRecovery(_Model):
         return value
 
 
+class StateLocation(_Model):
+    """Where journals and the lock live when more than one machine runs workflows."""
+
+    s3_bucket: str = Field(
+        description="S3 bucket for journals and the lock (objects under <s3_prefix>/<name>/)."
+    )
+    s3_prefix: str = "mwaa-iac/state"
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not BUCKET_NAME_RE.match(value):
+            raise ValueError(
+                "must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), not an ARN"
+            )
+        return value
+
+
 class Routing(_Model):
     ssm_parameter_name: str = Field(description="SSM parameter that names the active environment.")
     route53_zone_id: str | None = None
@@ -211,6 +229,11 @@ class EnvironmentConfig(_Model):
     tags: dict[str, str] = Field(default_factory=dict)
     dr: DisasterRecovery
     routing: Routing
+    state: StateLocation | None = Field(
+        None,
+        description="Journals and the lock in S3 (conditional writes); "
+        "unset: local files under .mwaa-iac/<env>/.",
+    )
     soak_hours: int = Field(24, ge=0, le=24 * 90)
     deployment: Deployment = Deployment()
 

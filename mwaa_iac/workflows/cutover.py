@@ -38,7 +38,8 @@ from mwaa_iac.core.status import Outcome, ready_for_update
 from mwaa_iac.errors import MwaaIacError, UsageError
 from mwaa_iac.workflows.backup import backup_table_counts
 from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner
-from mwaa_iac.workflows.journal import FileLock, Journal, open_journal
+from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_journal
+from mwaa_iac.workflows.state import StateStore, open_state
 from mwaa_iac.workflows.upgrade import Check, PreflightError, Upgrade, UpgradeOptions
 from mwaa_iac.workflows.watch import Watcher
 from mwaa_iac.workspace import Workspace, write_deployment
@@ -57,6 +58,9 @@ class CutoverOptions(UpgradeOptions):
     run_poll_seconds: float = 5.0
 
 
+JOURNAL = "cutover.journal.jsonl"
+
+
 @dataclass
 class Cutover:
     ws: Workspace
@@ -69,6 +73,7 @@ class Cutover:
     emit: Emit = lambda event: None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    state: StateStore | None = None  # journal and lock: mwaa.yaml's state setting unless given
     journal: Journal | None = field(default=None, init=False)
     timings: dict[str, float] = field(default_factory=dict, init=False)
 
@@ -95,8 +100,10 @@ class Cutover:
         return self.options.to or self.config.airflow_version
 
     @property
-    def journal_path(self):
-        return self.ws.work_dir / "cutover.journal.jsonl"
+    def store(self) -> StateStore:
+        if self.state is None:
+            self.state = open_state(self.ws, self.config, self.s3)
+        return self.state
 
     def api(self, name: str) -> AirflowApi:
         return AirflowApi(self.mwaa, name, sleep=self.sleep)
@@ -105,9 +112,7 @@ class Cutover:
 
     def run(self) -> dict[str, Any]:
         load_catalog().require(self.to_version)
-        lock = FileLock(self.ws.work_dir / "lock")
-        lock.acquire("cutover", break_lock=self.options.break_lock)
-        try:
+        with holding_lock(self.store, "cutover", break_lock=self.options.break_lock):
             if self.options.dry_run:
                 plan, checks = self.preflight()
                 if not all(c.ok for c in checks):
@@ -122,12 +127,11 @@ class Cutover:
             self.journal.end("succeeded", report=report)
             self.emit({"event": "cutover.summary", **report})
             return report
-        finally:
-            lock.release()
 
     def _open_journal(self) -> Journal:
         journal = open_journal(
-            self.journal_path,
+            self.store,
+            JOURNAL,
             "cutover",
             {
                 "to": self.to_version,
@@ -243,7 +247,7 @@ class Cutover:
                 not problems,
                 "; ".join(problems) + f" (fix: {BUCKET_FIX})" if problems else self.config.dr.backup_bucket,
             )
-        check("lock", True, "held by this cutover")
+        check("lock", True, f"held by this cutover ({self.store.where(LOCK_NAME)})")
         return plan, checks
 
     def _preflight_step(self) -> dict[str, Any]:
@@ -656,54 +660,61 @@ class RollbackError(MwaaIacError):
 
 
 def rollback(
-    ws: Workspace, config: EnvironmentConfig, mwaa: MwaaClient, routing: Routing, emit: Emit
+    ws: Workspace,
+    config: EnvironmentConfig,
+    mwaa: MwaaClient,
+    routing: Routing,
+    emit: Emit,
+    store: StateStore,
+    *,
+    break_lock: bool = False,
 ) -> dict[str, Any]:
     """During the soak: pause on the new side, unpause the recorded DAGs on the old side, flip
     routing back. Runs made on the new side are not copied back."""
-    path = ws.work_dir / "cutover.journal.jsonl"
-    if not path.exists():
-        raise UsageError("no cutover is recorded for this environment: nothing to roll back")
-    journal = Journal.load(path)
-    if journal.state("go-live") != "done":
-        raise UsageError(
-            "the last cutover did not go live: the old colour still serves",
-            hint="resume it with `mwaa-iac cutover --resume`, or clean up the new colour",
+    with holding_lock(store, "rollback", break_lock=break_lock):
+        journal = Journal.load(store, JOURNAL)
+        if journal is None:
+            raise UsageError("no cutover is recorded for this environment: nothing to roll back")
+        if journal.state("go-live") != "done":
+            raise UsageError(
+                "the last cutover did not go live: the old colour still serves",
+                hint="resume it with `mwaa-iac cutover --resume`, or clean up the new colour",
+            )
+        old = Color(journal.params["source_color"])
+        new = old.other
+        if config.active_color is not new:
+            raise UsageError(
+                f"{config.name}'s active colour is already {config.active_color}: nothing to roll back"
+            )
+        dags = journal.data("record-dags").get("result", {}).get("dags", [])
+        new_name, old_name = config.environment_name(new), config.environment_name(old)
+        if not mwaa.exists(old_name):
+            raise UsageError(f"{old_name} no longer exists (cleaned up): a rollback is not possible")
+        new_api, old_api = AirflowApi(mwaa, new_name), AirflowApi(mwaa, old_name)
+        for dag_id in dags:
+            new_api.set_paused(dag_id, True)
+        for dag_id in dags:
+            old_api.set_paused(dag_id, False)
+        env = mwaa.get_environment(old_name)
+        routing.point(
+            config.routing.ssm_parameter_name,
+            name=old_name,
+            color=str(old),
+            webserver_url=env.get("WebserverUrl"),
+            airflow_version=env.get("AirflowVersion", ""),
+            zone_id=config.routing.route53_zone_id,
+            record_name=config.routing.route53_record_name,
         )
-    old = Color(journal.params["source_color"])
-    new = old.other
-    if config.active_color is not new:
-        raise UsageError(
-            f"{config.name}'s active colour is already {config.active_color}: nothing to roll back"
-        )
-    dags = journal.data("record-dags").get("result", {}).get("dags", [])
-    new_name, old_name = config.environment_name(new), config.environment_name(old)
-    if not mwaa.exists(old_name):
-        raise UsageError(f"{old_name} no longer exists (cleaned up): a rollback is not possible")
-    new_api, old_api = AirflowApi(mwaa, new_name), AirflowApi(mwaa, old_name)
-    for dag_id in dags:
-        new_api.set_paused(dag_id, True)
-    for dag_id in dags:
-        old_api.set_paused(dag_id, False)
-    env = mwaa.get_environment(old_name)
-    routing.point(
-        config.routing.ssm_parameter_name,
-        name=old_name,
-        color=str(old),
-        webserver_url=env.get("WebserverUrl"),
-        airflow_version=env.get("AirflowVersion", ""),
-        zone_id=config.routing.route53_zone_id,
-        record_name=config.routing.route53_record_name,
-    )
-    deployment = config.deployment.model_copy(update={"active_color": old})
-    write_deployment(ws.config_file, deployment)
-    result = {
-        "active": old_name,
-        "paused_on": new_name,
-        "unpaused": dags,
-        "warning": f"runs made on {new_name} since the cutover are not copied back",
-    }
-    emit({"event": "rollback.done", **result})
-    return result
+        deployment = config.deployment.model_copy(update={"active_color": old})
+        write_deployment(ws.config_file, deployment)
+        result = {
+            "active": old_name,
+            "paused_on": new_name,
+            "unpaused": dags,
+            "warning": f"runs made on {new_name} since the cutover are not copied back",
+        }
+        emit({"event": "rollback.done", **result})
+        return result
 
 
 def cleanup(
@@ -712,18 +723,19 @@ def cleanup(
     mwaa: MwaaClient,
     s3: S3,
     emit: Emit,
+    store: StateStore,
     *,
     backups: bool = False,
     watch: Callable[[str], None] | None = None,
+    break_lock: bool = False,
 ) -> dict[str, Any]:
     """After the soak: delete the inactive colour, remove DR DAG files, optionally old backups."""
-    old = config.active_color.other
-    old_name = config.environment_name(old)
-    result: dict[str, Any] = {"retired": None, "dag_files_removed": [], "backups_deleted": 0}
-    journal_path = ws.work_dir / "cutover.journal.jsonl"
-    if journal_path.exists():
-        journal = Journal.load(journal_path)
-        if not journal.finished:
+    with holding_lock(store, "cleanup", break_lock=break_lock):
+        old = config.active_color.other
+        old_name = config.environment_name(old)
+        result: dict[str, Any] = {"retired": None, "dag_files_removed": [], "backups_deleted": 0}
+        journal = Journal.load(store, JOURNAL)
+        if journal is not None and not journal.finished:
             if journal.state("go-live") != "done" and journal.state("pause-source") == "done":
                 paused = journal.data("record-dags").get("result", {}).get("dags", [])
                 source = AirflowApi(mwaa, config.environment_name(Color(journal.params["source_color"])))
@@ -731,24 +743,24 @@ def cleanup(
                     source.set_paused(dag_id, False)
             journal.end("abandoned", by="cleanup")
             result["abandoned_cutover"] = journal.run_id
-    if mwaa.exists(old_name):
-        mwaa.delete_environment(old_name)
-        emit({"event": "cleanup.deleting", "environment": old_name})
-        if watch is not None:
-            watch(old_name)
-        result["retired"] = old_name
-    bucket = config.source.bucket_name
-    for dag_id in dr.DR_DAG_IDS:
-        key = f"{config.source.dag_s3_path.strip('/')}/{dr.DR_DAG_FOLDER}/{dag_id}.py"
-        s3.delete(bucket, key)
-        result["dag_files_removed"].append(key)
-    if backups:
-        prefix = dr.backup_prefix(config.dr.path_prefix, config.name, "", "") + "/"
-        old_keys = s3.old_keys(config.dr.backup_bucket, prefix, config.dr.retention_days)
-        for key in old_keys:
-            s3.delete(config.dr.backup_bucket, key)
-        result["backups_deleted"] = len(old_keys)
-    deployment = config.deployment.model_copy(update={str(old): None})
-    write_deployment(ws.config_file, deployment)
-    emit({"event": "cleanup.done", **result})
-    return result
+        if mwaa.exists(old_name):
+            mwaa.delete_environment(old_name)
+            emit({"event": "cleanup.deleting", "environment": old_name})
+            if watch is not None:
+                watch(old_name)
+            result["retired"] = old_name
+        bucket = config.source.bucket_name
+        for dag_id in dr.DR_DAG_IDS:
+            key = f"{config.source.dag_s3_path.strip('/')}/{dr.DR_DAG_FOLDER}/{dag_id}.py"
+            s3.delete(bucket, key)
+            result["dag_files_removed"].append(key)
+        if backups:
+            prefix = dr.backup_prefix(config.dr.path_prefix, config.name, "", "") + "/"
+            old_keys = s3.old_keys(config.dr.backup_bucket, prefix, config.dr.retention_days)
+            for key in old_keys:
+                s3.delete(config.dr.backup_bucket, key)
+            result["backups_deleted"] = len(old_keys)
+        deployment = config.deployment.model_copy(update={str(old): None})
+        write_deployment(ws.config_file, deployment)
+        emit({"event": "cleanup.done", **result})
+        return result

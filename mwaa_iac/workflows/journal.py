@@ -1,12 +1,14 @@
-"""A workflow's journal and lock.
+"""A workflow's journal and lock, kept in a :mod:`~mwaa_iac.workflows.state` store (local files by
+default, S3 when configured).
 
-The journal is a JSON-lines file: every step is recorded before it runs ("started") and after it
-ran ("done", with what it produced, e.g. the update that was issued), fsync'ed each time. After a
-crash or Ctrl-C, ``--resume`` reads it back: done steps are skipped, a started step is continued
-(an UpdateEnvironment already issued is watched, not issued again).
+The journal is JSON lines: every step is recorded before it runs ("started") and after it ran
+("done", with what it produced, e.g. the update that was issued), durably each time. After a crash
+or Ctrl-C, ``--resume`` reads it back: done steps are skipped, a started step is continued (an
+UpdateEnvironment already issued is watched, not issued again).
 
-The lock is a file created with O_EXCL holding who owns it. A lock whose process is gone (same
-host) is *stale*; it is broken only when the user says so (``--break-lock``).
+The lock is created exclusively (O_EXCL locally, a conditional PutObject in S3) and holds who owns
+it. A lock whose process is gone (same host) is *stale*; any lock is broken only when the user says
+so (``--break-lock``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 from mwaa_iac.errors import LockHeldError, MwaaIacError
+from mwaa_iac.workflows.state import StateStore
 
 
 class JournalError(MwaaIacError):
@@ -30,34 +34,38 @@ class JournalError(MwaaIacError):
 
 @dataclass
 class Journal:
-    path: Path
+    store: StateStore
+    name: str
     workflow: str
     run_id: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     entries: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, path: Path, workflow: str, params: dict[str, Any]) -> Journal:
+    def start(cls, store: StateStore, name: str, workflow: str, params: dict[str, Any]) -> Journal:
         """A new journal; refuses to overwrite one that has not finished."""
-        existing = cls.load(path) if path.exists() else None
+        existing = cls.load(store, name)
         if existing is not None and not existing.finished:
             raise JournalError(
-                f"an unfinished {existing.workflow} (run {existing.run_id}) is recorded in {path}",
-                hint="continue it with --resume, or remove the journal file after checking the environment",
+                f"an unfinished {existing.workflow} (run {existing.run_id}) is recorded in "
+                f"{store.where(name)}",
+                hint="continue it with --resume, or remove the journal after checking the environment",
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
         if existing is not None:
-            path.rename(path.with_name(f"{path.stem}.{existing.run_id}{path.suffix}"))
-        journal = cls(path, workflow, run_id=uuid.uuid4().hex[:8], params=params)
+            stem, _, suffix = name.partition(".")
+            store.rename(name, f"{stem}.{existing.run_id}.{suffix}")
+        journal = cls(store, name, workflow, run_id=uuid.uuid4().hex[:8], params=params)
         journal._append({"event": "begin", "workflow": workflow, "run_id": journal.run_id, "params": params})
         return journal
 
     @classmethod
-    def load(cls, path: Path) -> Journal:
-        try:
-            lines = path.read_text("utf-8").splitlines()
-        except OSError as exc:
-            raise JournalError(f"cannot read journal {path}: {exc.strerror or exc}") from None
+    def load(cls, store: StateStore, name: str) -> Journal | None:
+        """The journal recorded under ``name``, or None when there is none."""
+        text = store.read(name)
+        if text is None:
+            return None
+        where = store.where(name)
+        lines = text.splitlines()
         entries = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -67,11 +75,15 @@ class Journal:
             except json.JSONDecodeError:
                 if number == len(lines):  # a torn last line from a crash mid-write: ignore it
                     break
-                raise JournalError(f"journal {path} is corrupt at line {number}") from None
+                raise JournalError(f"journal {where} is corrupt at line {number}") from None
         if not entries or entries[0].get("event") != "begin":
-            raise JournalError(f"journal {path} has no begin record")
+            raise JournalError(f"journal {where} has no begin record")
         head = entries[0]
-        return cls(path, head["workflow"], head["run_id"], head.get("params", {}), entries)
+        return cls(store, name, head["workflow"], head["run_id"], head.get("params", {}), entries)
+
+    @property
+    def where(self) -> str:
+        return self.store.where(self.name)
 
     @property
     def finished(self) -> bool:
@@ -108,21 +120,20 @@ class Journal:
 
     def _append(self, entry: dict[str, Any]) -> None:
         entry = {"at": time.time(), **entry}
+        self.store.append(self.name, json.dumps(entry, sort_keys=True, default=str) + "\n")
         self.entries.append(entry)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
 
 
-def open_journal(path: Path, workflow: str, params: dict[str, Any], *, resume: bool) -> Journal:
-    """A new journal, or with ``resume`` the interrupted one at ``path`` (which must be unfinished and
-    for the same target version)."""
+def open_journal(
+    store: StateStore, name: str, workflow: str, params: dict[str, Any], *, resume: bool
+) -> Journal:
+    """A new journal, or with ``resume`` the interrupted one under ``name`` (which must be unfinished
+    and for the same target version)."""
     if not resume:
-        return Journal.start(path, workflow, params)
-    if not path.exists():
-        raise JournalError(f"nothing to resume: {path} does not exist")
-    journal = Journal.load(path)
+        return Journal.start(store, name, workflow, params)
+    journal = Journal.load(store, name)
+    if journal is None:
+        raise JournalError(f"nothing to resume: {store.where(name)} does not exist")
     if journal.finished:
         raise JournalError(
             f"the last {journal.workflow} (run {journal.run_id}) already finished; nothing to resume",
@@ -136,67 +147,90 @@ def open_journal(path: Path, workflow: str, params: dict[str, Any], *, resume: b
     return journal
 
 
+LOCK_NAME = "lock"
+
+
 @dataclass
-class FileLock:
-    path: Path
+class Lock:
+    """One workflow at a time per environment."""
+
+    store: StateStore
+    name: str = LOCK_NAME
     owner: dict[str, Any] = field(default_factory=dict)
     held: bool = False
 
     def acquire(self, workflow: str, *, break_lock: bool = False) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.owner = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "workflow": workflow,
             "since": time.time(),
+            "token": uuid.uuid4().hex,
         }
+        text = json.dumps(self.owner)
         for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._read()
-                if break_lock:
-                    self.path.unlink(missing_ok=True)
-                    break_lock = False
-                    continue
-                stale = self._is_stale(holder)
-                raise LockHeldError(
-                    f"{'a stale' if stale else 'another'} {holder.get('workflow', 'workflow')} "
-                    "holds the lock "
-                    f"{self.path} (pid {holder.get('pid')} on {holder.get('host')})",
-                    hint="wait for it to finish"
-                    + (
-                        "; its process is gone: rerun with --break-lock to take the lock"
-                        if stale
-                        else "; if you are sure it is gone, rerun with --break-lock"
-                    ),
-                ) from None
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.owner, handle)
-            self.held = True
-            return
+            if self.store.create(self.name, text):
+                self.held = True
+                return
+            holder = self.holder()
+            if break_lock:
+                self.store.delete(self.name)
+                break_lock = False
+                continue
+            raise self._held_error(holder)
+        raise LockHeldError(f"the lock {self.store.where(self.name)} was taken again while breaking it")
 
     def release(self) -> None:
         if self.held:
-            with contextlib.suppress(FileNotFoundError):
-                if self._read().get("pid") == self.owner.get("pid"):
-                    self.path.unlink()
+            if self.holder().get("token") == self.owner.get("token"):
+                self.store.delete(self.name)
             self.held = False
 
-    def _read(self) -> dict[str, Any]:
+    def holder(self) -> dict[str, Any]:
         try:
-            return json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
+            value = json.loads(self.store.read(self.name) or "{}")
+        except ValueError:
             return {}
+        return value if isinstance(value, dict) else {}
 
-    @staticmethod
-    def _is_stale(holder: dict[str, Any]) -> bool:
-        if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
-            return False
-        try:
-            os.kill(holder["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
+    def _held_error(self, holder: dict[str, Any]) -> LockHeldError:
+        stale = is_stale(holder)
+        since = holder.get("since")
+        when = (
+            f", since {datetime.fromtimestamp(since, UTC):%Y-%m-%d %H:%M:%S} UTC"
+            if isinstance(since, int | float)
+            else ""
+        )
+        return LockHeldError(
+            f"{'a stale' if stale else 'another'} {holder.get('workflow', 'workflow')} holds the lock "
+            f"{self.store.where(self.name)} (pid {holder.get('pid')} on {holder.get('host')}{when})",
+            hint="wait for it to finish"
+            + (
+                "; its process is gone: rerun with --break-lock to take the lock"
+                if stale
+                else "; if you are sure it is gone, rerun with --break-lock"
+            ),
+        )
+
+
+@contextlib.contextmanager
+def holding_lock(store: StateStore, workflow: str, *, break_lock: bool = False) -> Iterator[Lock]:
+    lock = Lock(store)
+    lock.acquire(workflow, break_lock=break_lock)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def is_stale(holder: dict[str, Any]) -> bool:
+    """Whether the lock's owner is known to be gone: only decidable on the host that took it."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
         return False
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

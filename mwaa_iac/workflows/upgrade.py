@@ -21,7 +21,8 @@ from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
 from mwaa_iac.core.planner import Hop, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Observation, Outcome, ready_for_update
 from mwaa_iac.errors import EnvironmentUnavailableError, MwaaIacError, UsageError
-from mwaa_iac.workflows.journal import FileLock, Journal, open_journal
+from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_journal
+from mwaa_iac.workflows.state import StateStore, open_state
 from mwaa_iac.workflows.watch import DEFAULT_BUDGET, DEFAULT_INTERVAL, DEFAULT_MAX_INTERVAL, Watcher
 from mwaa_iac.workspace import Workspace, write_deployment
 
@@ -117,6 +118,7 @@ class Upgrade:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     color: Color | None = None  # the slot to change: the active one unless a cutover says otherwise
+    state: StateStore | None = None  # journal and lock: mwaa.yaml's state setting unless given
 
     @property
     def slot(self) -> Color:
@@ -130,18 +132,20 @@ class Upgrade:
     def target(self) -> str:
         return self.options.to or self.config.airflow_version
 
+    JOURNAL = "upgrade.journal.jsonl"
+
     @property
-    def journal_path(self):
-        return self.ws.work_dir / "upgrade.journal.jsonl"
+    def store(self) -> StateStore:
+        if self.state is None:
+            self.state = open_state(self.ws, self.config)
+        return self.state
 
     def run(self) -> UpgradeSummary:
         load_catalog().require(self.target)
         if self.options.engine not in ("api", "terraform"):
             raise UsageError(f"unknown engine {self.options.engine!r}", hint="use --engine api or terraform")
-        lock = FileLock(self.ws.work_dir / "lock")
         started = self.clock()
-        lock.acquire("upgrade", break_lock=self.options.break_lock)
-        try:
+        with holding_lock(self.store, "upgrade", break_lock=self.options.break_lock):
             journal = self._open_journal()
             summary = self._run(journal)
             summary.elapsed_s = self.clock() - started
@@ -149,8 +153,6 @@ class Upgrade:
                 journal.end(summary.outcome, summary=summary.to_dict())
             self.emit({"event": "upgrade.summary", **summary.to_dict()})
             return summary
-        finally:
-            lock.release()
 
     # -- steps ------------------------------------------------------------------------------------
 
@@ -158,7 +160,8 @@ class Upgrade:
         if self.options.dry_run:
             return None
         journal = open_journal(
-            self.journal_path,
+            self.store,
+            self.JOURNAL,
             "upgrade",
             {"to": self.target, "env": self.ws.env, "engine": self.options.engine},
             resume=self.options.resume,
@@ -232,7 +235,7 @@ class Upgrade:
             why or f"{observation.status}, last update {observation.last_update_status}",
         )
         check("requirements", *self._requirements_check(plan))
-        check("lock", True, "held by this upgrade")
+        check("lock", True, f"held by this upgrade ({self.store.where(LOCK_NAME)})")
         return plan, checks
 
     def _requirements_check(self, plan: PathPlan) -> tuple[bool, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 
 from mwaa_iac.workspace import load_config
@@ -95,21 +96,33 @@ def test_failed_rollback_exits_3(local_stack: LocalStack, tmp_path: Path) -> Non
 def test_kill_while_updating_then_resume_issues_no_second_update(
     local_stack: LocalStack, tmp_path: Path
 ) -> None:
+    """With the journal and lock in S3 (mwaa.yaml `state`), as CI runners on different machines use it."""
     setup = make_deployment(tmp_path, "upgkill", runs=1)
+    config = tmp_path / "environments" / "upgkill" / "mwaa.yaml"
+    state_bucket = "upgkill-mwaa-dr-backups"  # private and encrypted (made by the demo's setup)
+    config.write_text(config.read_text() + f"state:\n  s3_bucket: {state_bucket}\n")
     local_stack.admin.stretch(3, setup.source)
     args = ("upgrade", "--env", "upgkill", "--root", str(tmp_path), "--to", "2.10.3", "--no-backup", *FAST)
     code, _ = local_stack.cli_until(
         *args, stop_when=lambda e: e.get("event") == "watch.status" and e.get("status") == "CREATING_SNAPSHOT"
     )
     assert code == -9 and local_stack.environment(setup.source)["update_requests"] == 1
+    s3 = boto3.client("s3")
+    prefix = "mwaa-iac/state/upgkill/"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=state_bucket, Prefix=prefix).get("Contents", [])}
+    assert keys == {prefix + "lock", prefix + "upgrade.journal.jsonl"}
+    assert not (tmp_path / ".mwaa-iac" / "upgkill" / "upgrade.journal.jsonl").exists()
     # The killed process left its lock behind: a resume says so and needs --break-lock.
     locked = local_stack.cli(*args, "--resume")
     assert locked.returncode == 5 and "--break-lock" in locked.stderr
+    assert f"s3://{state_bucket}/{prefix}lock" in locked.stderr
     result = local_stack.cli(*args, "--resume", "--break-lock")
     assert result.returncode == 0, result.stderr
     assert "already issued" in result.stderr
     env = local_stack.environment(setup.source)
     assert env["update_requests"] == 1 and env["airflow_version"] == "2.10.3"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=state_bucket, Prefix=prefix).get("Contents", [])}
+    assert keys == {prefix + "upgrade.journal.jsonl"}  # lock released, journal finished
 
 
 def test_refused_path_changes_nothing(local_stack: LocalStack, tmp_path: Path) -> None:

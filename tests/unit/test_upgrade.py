@@ -11,6 +11,7 @@ from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError, MwaaApiError
 from mwaa_iac.core.status import Observation
 from mwaa_iac.errors import EnvironmentUnavailableError, ExitCode
 from mwaa_iac.workflows.journal import Journal
+from mwaa_iac.workflows.state import LocalStore
 from mwaa_iac.workflows.upgrade import PreflightError, UpdateFailedError, Upgrade, UpgradeOptions
 from mwaa_iac.workspace import open_workspace
 
@@ -101,7 +102,7 @@ def test_two_hop_major_upgrade_records_versions(ws) -> None:
     assert summary.outcome == "succeeded" and [h["to"] for h in summary.hops] == ["2.11.2", "3.3.1"]
     assert "CREATING_SNAPSHOT" in summary.hops[0]["durations_s"]
     assert ws.load().deployment.blue == "3.3.1"
-    assert Journal.load(ws.work_dir / "upgrade.journal.jsonl").finished
+    assert Journal.load(LocalStore(ws.work_dir), "upgrade.journal.jsonl").finished
     assert [e["event"] for e in events if e["event"].startswith("preflight")].count("preflight.check") == 5
 
 
@@ -191,7 +192,7 @@ def test_resume_when_killed_before_the_update_was_recorded(ws) -> None:
     """The journal says the hop started but not that the update was issued; MWAA says it is
     UPDATING: watch it, do not issue again."""
     mwaa = FakeMwaa()
-    journal = Journal.start(ws.work_dir / "upgrade.journal.jsonl", "upgrade", {"to": "2.10.3"})
+    journal = Journal.start(LocalStore(ws.work_dir), "upgrade.journal.jsonl", "upgrade", {"to": "2.10.3"})
     journal.done("preflight", **{"from": "2.9.2"})
     journal.done("backup", skipped="test")
     journal.started("hop-1-2.10.3")
@@ -201,6 +202,6 @@ def test_resume_when_killed_before_the_update_was_recorded(ws) -> None:
 
 
 def test_second_upgrade_while_one_is_unfinished_is_refused(ws) -> None:
-    Journal.start(ws.work_dir / "upgrade.journal.jsonl", "upgrade", {"to": "2.10.3"})
+    Journal.start(LocalStore(ws.work_dir), "upgrade.journal.jsonl", "upgrade", {"to": "2.10.3"})
     with pytest.raises(Exception, match="unfinished upgrade"):
         _upgrade(ws, FakeMwaa(), to="2.10.3").run()
