@@ -44,9 +44,44 @@ with DAG("e2e_check", schedule=None, start_date=datetime(2024, 1, 1), catchup=Fa
 '''
 
 
+STATE_BUCKET = f"{NAME}-mwaa-dr-backups"  # journals and the lock in S3 (mwaa.yaml `state`)
+JOURNAL_KEY = f"mwaa-iac/state/{NAME}/cutover.journal.jsonl"
+# Every step of a two-pass cutover 2.9.2 → 2.10.3 with history, in order ("hop:V": the target's
+# in-place upgrade to V).
+FLOW = [
+    "preflight",
+    "deploy-dr",
+    "target-requirements",
+    "create-target",
+    "backup-p1",
+    "verify-backup-p1",
+    "restore-p1",
+    "fixup-p1",
+    "verify-restore-p1",
+    "hop:2.10.3",
+    "health-target",
+    "deploy-dr-p2",
+    "parse-dr-p2",
+    "record-dags",
+    "pause-source",
+    "drain-source",
+    "backup-p2",
+    "verify-backup-p2",
+    "cleanup-target-p2",
+    "restore-p2",
+    "fixup-p2",
+    "verify-restore-p2",
+    "go-live",
+    "retire-dr-dags",
+]
+
+
 @pytest.fixture(scope="module")
 def deployment(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> DemoSetup:
-    return make_deployment(tmp_path_factory.mktemp("cut"), NAME, runs=100)
+    setup = make_deployment(tmp_path_factory.mktemp("cut"), NAME, runs=100)
+    config = setup.root / "environments" / NAME / "mwaa.yaml"
+    config.write_text(config.read_text() + f"state:\n  s3_bucket: {STATE_BUCKET}\n")
+    return setup
 
 
 def _cutover(stack: LocalStack, setup: DemoSetup, *extra: str, stop_when=None):
@@ -74,6 +109,11 @@ def _cutover(stack: LocalStack, setup: DemoSetup, *extra: str, stop_when=None):
 
 def _step_done(name: str):
     return lambda e: e.get("event") == "step.done" and e.get("step") == name
+
+
+def _boundary(event: dict) -> bool:
+    """A step was recorded as done (the journal is written before the event)."""
+    return event.get("event") in ("step.done", "hop.done")
 
 
 def _paused(env: str) -> dict[str, bool]:
@@ -105,7 +145,8 @@ def test_dry_run_plans_two_passes_and_changes_nothing(local_stack: LocalStack, d
     assert plan["passes"] == 2 and plan["history_carried"] is True
     assert [h["to_version"] for h in plan["hops"]] == ["2.9.2", "2.10.3"]
     assert f"{NAME}-green" not in {e["name"] for e in local_stack.admin.environments()}
-    assert not (deployment.root / ".mwaa-iac" / NAME / "cutover.journal.jsonl").exists()
+    listed = boto3.client("s3").list_objects_v2(Bucket=STATE_BUCKET, Prefix=f"mwaa-iac/state/{NAME}/")
+    assert listed.get("KeyCount", 0) == 0  # no journal; the lock was released
 
 
 def test_target_upgrade_failure_stops_before_the_freeze(
@@ -135,18 +176,27 @@ def test_restore_failure_stops_before_pausing_anything(
 def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
     local_stack: LocalStack, deployment: DemoSetup
 ) -> None:
+    """SIGKILL after every step of the flow in turn (each resume runs until the next step is
+    recorded, then dies), with a run made on blue between the passes; then everything must be there
+    exactly once."""
     blue, green = f"{NAME}-blue", f"{NAME}-green"
     S3("us-east-1").put_text(f"{NAME}-airflow-source", "dags/e2e_check.py", CHECK_DAG)
-    kills = ["create-target", "restore-p1", "health-target", "pause-source", "restore-p2", "go-live"]
-    first = True
-    for step in kills:
-        extra = () if first else ("--resume", "--break-lock")
-        code, _ = _cutover(local_stack, deployment, *extra, stop_when=_step_done(step))
-        assert code == -9, f"the cutover ended before {step}"
-        first = False
-        if step == "health-target":
+    killed_after: list[str] = []
+    extra: tuple[str, ...] = ()
+    while not killed_after or killed_after[-1] != FLOW[-1]:
+        assert len(killed_after) < len(FLOW), f"steps repeated or unknown: {killed_after}"
+        code, events = _cutover(local_stack, deployment, *extra, stop_when=_boundary)
+        assert code == -9, f"the cutover ended (exit {code}) after {killed_after}"
+        last = events[-1]
+        killed_after.append(last["step"] if last["event"] == "step.done" else f"hop:{last['to']}")
+        if killed_after[-1] == "health-target":
             # Between the passes blue keeps scheduling: this run must reach green in pass 2.
             _run_dag(blue, "etl_orders", "between-passes")
+        extra = ("--resume", "--break-lock")
+    assert killed_after == FLOW  # every boundary was hit, each step ran once
+    assert JOURNAL_KEY in {
+        o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=STATE_BUCKET)["Contents"]
+    }
     result = _cutover(local_stack, deployment, "--resume", "--break-lock")
     assert result.returncode == 0, result.stderr
     assert "is live on Airflow 2.10.3" in result.stdout and "freeze window" in result.stdout
