@@ -37,6 +37,7 @@ from mwaa_iac.local.demo import prepare  # noqa: E402
 from mwaa_iac.local.runtime.postgres import PostgresCluster, database_name  # noqa: E402
 from mwaa_iac.local.seed import SeedPlan  # noqa: E402
 from mwaa_iac.workflows.cutover import Cutover, CutoverOptions  # noqa: E402
+from mwaa_iac.workflows.dr_runs import DagRunner  # noqa: E402
 from mwaa_iac.workspace import open_workspace  # noqa: E402
 
 SIZES = {
@@ -99,6 +100,33 @@ def invoke_latency(name: str, calls: int = 40) -> dict[str, float]:
     }
 
 
+NOOP_DAG = '''"""bench: a one-task airflow DAG that does nothing (the cost of any DAG run)."""
+from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.python import PythonOperator
+
+with DAG("bench_noop", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
+         description="bench noop") as dag:
+    PythonOperator(task_id="noop", python_callable=lambda: None)
+'''
+
+
+def dag_run_floor(name: str, bucket: str, options: CutoverOptions, runs: int = 3) -> float:
+    """Median seconds for one run of a one-task no-op DAG in ``name``, run the way the freeze runs
+    its DR DAGs (unpause, trigger through InvokeRestApi, steady polling, pause): what any DAG run
+    costs before it copies a row."""
+    S3("us-east-1").put_text(bucket, "dags/bench_noop.py", NOOP_DAG)
+    runner = DagRunner(AirflowApi(MwaaClient("us-east-1"), name), options, lambda e: None)
+    runner.wait_for_dag("bench_noop", "bench noop")
+    samples = []
+    for index in range(runs):
+        start = time.perf_counter()
+        runner.run("bench_noop", f"noop-{index}", "bench noop", backoff=False)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
 def run_size(state_dir: Path, size: str) -> dict:
     plan = SIZES[size]
     root = state_dir / f"bench-{size}"
@@ -127,6 +155,9 @@ def run_size(state_dir: Path, size: str) -> dict:
         emit=events.append,
     ).run()
     raw_s, raw_rows = raw_copy_seconds(state_dir, setup.source)
+    floor = dag_run_floor(f"{name}-green", config.source.bucket_name, options)
+    dr_steps = ("backup", "cleanup", "restore", "fixup")
+    dr_runs = sum(1 for step in report["freeze_steps_s"] if step.split("-")[0] in dr_steps)
     hop = next((e for e in events if e.get("event") == "hop.done"), {})
     in_place_s = hop.get("elapsed_s")
     freeze = report["freeze_window_s"]
@@ -142,6 +173,10 @@ def run_size(state_dir: Path, size: str) -> dict:
         "raw_copy_s": round(raw_s, 2),
         "raw_copy_rows": raw_rows,
         "freeze_over_raw": round(freeze / raw_s, 1) if freeze and raw_s else None,
+        "dag_run_floor_s": round(floor, 2),
+        "dr_dag_runs_in_freeze": dr_runs,
+        "freeze_floor_s": round(dr_runs * floor, 1),
+        "floor_over_raw": round(dr_runs * floor / raw_s, 1) if raw_s else None,
         "in_place_upgrade_s": in_place_s,
         "in_place_over_freeze": round(in_place_s / freeze, 2) if freeze and in_place_s else None,
         "create_environment_s": create["elapsed_s"],
@@ -182,6 +217,10 @@ def main() -> int:
             f"{r['invoke_rest_api']['p95_ms']} ms |"
         )
     for r in results:
+        print(
+            f"{r['size']}: one no-op DAG run {r['dag_run_floor_s']} s x {r['dr_dag_runs_in_freeze']} DR runs "
+            f"in the freeze = {r['freeze_floor_s']} s before any row is copied ({r['floor_over_raw']}x raw)"
+        )
         print(f"{r['size']} freeze steps: " + ", ".join(f"{k} {v}s" for k, v in r["freeze_steps_s"].items()))
     print(f"AWS in-place unavailability for context: {AWS_IN_PLACE}")
     return 0

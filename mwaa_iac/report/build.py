@@ -11,7 +11,7 @@ every renderer reads.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from mwaa_iac.core.phases import Phase, PhaseKind
 from mwaa_iac.core.planner import PathPlan, Strategy, plan_path
 from mwaa_iac.errors import ConfigError, ExitCode, MwaaIacError, TerraformError
 from mwaa_iac.report.aws import LiveState, read_live_state
-from mwaa_iac.report.diff import Change, FileChange, diff_mappings, diff_terraform_files
+from mwaa_iac.report.diff import Change, FileChange, diff_mappings, diff_terraform_files, mask_sensitive
 from mwaa_iac.report.git import GitRepo, open_repo
 from mwaa_iac.workspace import Workspace
 
@@ -451,7 +451,11 @@ def build_report(ws: Workspace, options: ReportOptions | None = None) -> Report:
             settings_changes = diff_mappings(
                 base.raw or {}, yaml.safe_load(ws.config_file.read_text("utf-8"))
             )
-        file_changes = diff_terraform_files(base.terraform_files, _working_terraform_files(ws))
+        settings_changes = mask_sensitive(settings_changes)
+        file_changes = [
+            replace(f, changes=tuple(mask_sensitive(list(f.changes))))
+            for f in diff_terraform_files(base.terraform_files, _working_terraform_files(ws))
+        ]
 
     # What is live.
     if options.live:

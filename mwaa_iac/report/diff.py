@@ -60,6 +60,43 @@ def diff_mappings(before: Mapping[str, Any] | None, after: Mapping[str, Any] | N
     return changes
 
 
+MASKED = "(masked)"
+# Parts of a key that mark its value as a secret: Airflow options such as webserver.secret_key,
+# core.fernet_key, database.sql_alchemy_conn, smtp.smtp_password, secrets.backend_kwargs.
+_SENSITIVE_PARTS = (
+    "password",
+    "secret",
+    "token",
+    "fernet",
+    "credential",
+    "private",
+    "_conn",
+    "kwargs",
+    "auth",
+)
+
+
+def is_sensitive(key: str) -> bool:
+    lowered = key.lower()
+    return any(part in lowered for part in _SENSITIVE_PARTS)
+
+
+def mask_sensitive(changes: list[Change]) -> list[Change]:
+    """The same changes with the values of secret-looking keys replaced by ``(masked)``: a pull
+    request comment is read by everyone with access to the repository."""
+    return [
+        Change(
+            c.key,
+            c.kind,
+            None if c.before is None else MASKED,
+            None if c.after is None else MASKED,
+        )
+        if is_sensitive(c.key)
+        else c
+        for c in changes
+    ]
+
+
 # --------------------------------------------------------------------------------------------------
 # Terraform files
 # --------------------------------------------------------------------------------------------------

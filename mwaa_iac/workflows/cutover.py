@@ -182,6 +182,10 @@ class Cutover:
             # Deploy pass 2's DAG files before the freeze so that their parsing is not frozen time.
             self._step("deploy-dr-p2", lambda: self._deploy_dr_dags(factory, "p2"))
             self._step("parse-dr-p2", self._wait_for_p2_dags)
+            # Pass 1's rows on the target have served their purpose (the restore was verified and
+            # the target upgraded with them): empty it now, so that this is not frozen time either.
+            # The target is not live and its DAGs are paused, so nothing runs on it meanwhile.
+            self._step("cleanup-target-p2", lambda: self._run_dag(self.target, dr.PREPARE_DAG_ID, "p2"))
             self._freeze()
             rows = self._copy_pass("p2", factory, clean=True)
         self._freeze()  # without history nothing froze yet: pause the source right before go-live
@@ -322,8 +326,13 @@ class Cutover:
     ) -> dict[str, Any]:
         assert self.journal is not None
         runner = DagRunner(self.api(name), self.options, self.emit, self.sleep, self.clock)
+        frozen = self.journal.state("pause-source") == "done" and self.journal.state("go-live") != "done"
         return runner.run(
-            dag_id, dr.run_id(dag_id, self.journal.run_id, label), self._markers(label)[dag_id], conf
+            dag_id,
+            dr.run_id(dag_id, self.journal.run_id, label),
+            self._markers(label)[dag_id],
+            conf,
+            backoff=not frozen,
         )
 
     # -- pass steps --------------------------------------------------------------------------------

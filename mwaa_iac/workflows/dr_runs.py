@@ -64,8 +64,17 @@ class DagRunner:
         return None
 
     def run(
-        self, dag_id: str, run_id: str, marker: str, conf: dict[str, Any] | None = None
+        self,
+        dag_id: str,
+        run_id: str,
+        marker: str,
+        conf: dict[str, Any] | None = None,
+        *,
+        backoff: bool = True,
     ) -> dict[str, Any]:
+        """Trigger ``dag_id`` and wait for its run. Polls back off from ``run_poll_seconds`` up to 5x
+        it, except with ``backoff=False`` (inside the freeze window, where a run noticed late is
+        frozen time: a steady poll costs at most one interval per run)."""
         name = self.api.environment
         self.wait_for_dag(dag_id, marker)
         self.api.set_paused(dag_id, False)
@@ -100,4 +109,5 @@ class DagRunner:
                 }
             )
             self.sleep(delay)
-            delay = min(delay * 1.5, 5 * self.options.run_poll_seconds, 30.0)
+            if backoff:
+                delay = min(delay * 1.5, 5 * self.options.run_poll_seconds, 30.0)

@@ -65,3 +65,46 @@ def test_old_backups_are_those_past_retention() -> None:
         )
     )
     assert s3.old_keys("bucket", "mwaa-dr/a/", 30, now=now) == ["mwaa-dr/a/old/dag_run.csv"]
+
+
+class _FakeApi:
+    """A DAG that runs for ``polls`` polls, then succeeds."""
+
+    environment = "x-green"
+
+    def __init__(self, polls: int) -> None:
+        self.polls = polls
+        self.paused: list[bool] = []
+
+    def get_dag(self, dag_id: str) -> dict:
+        return {"dag_id": dag_id, "description": "m"}
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.paused.append(paused)
+
+    def trigger(self, dag_id: str, run_id: str, conf=None) -> dict:
+        return {"state": "queued"}
+
+    def get_run(self, dag_id: str, run_id: str) -> dict:
+        self.polls -= 1
+        return {"state": "success" if self.polls < 0 else "running"}
+
+
+def _sleeps(backoff: bool) -> list[float]:
+    from types import SimpleNamespace
+
+    from mwaa_iac.workflows.dr_runs import DagRunner
+
+    options = SimpleNamespace(dag_timeout_seconds=60, run_timeout_seconds=600, run_poll_seconds=1.0)
+    sleeps: list[float] = []
+    api = _FakeApi(polls=8)
+    result = DagRunner(api, options, lambda e: None, sleep=sleeps.append).run(
+        "restore_metadata", "r1", "m", backoff=backoff
+    )
+    assert result["run_id"] == "r1" and api.paused == [False, True]  # unpaused to run, paused after
+    return sleeps
+
+
+def test_dag_run_polls_back_off_outside_the_freeze_and_stay_steady_inside() -> None:
+    assert _sleeps(backoff=True) == [1.0, 1.5, 2.25, 3.375, 5.0, 5.0, 5.0, 5.0]
+    assert _sleeps(backoff=False) == [1.0] * 8  # a run noticed late would be frozen time

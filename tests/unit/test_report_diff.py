@@ -56,3 +56,25 @@ def test_terraform_diff_lists_changed_variables_and_ignores_formatting() -> None
 def test_unparsable_terraform_is_reported_not_raised() -> None:
     changes = diff_terraform_files({"x.tf": "a = 1\n"}, {"x.tf": "a = = =\n"})
     assert changes[0].error is not None and changes[0].error.startswith("could not be parsed")
+
+
+def test_secret_looking_settings_are_masked_and_others_shown() -> None:
+    from mwaa_iac.report.diff import MASKED, mask_sensitive
+
+    before = {
+        "airflow_configuration_options": {"core.default_timezone": "utc", "smtp.smtp_password": "old-pw"}
+    }
+    after = {
+        "airflow_configuration_options": {
+            "core.default_timezone": "europe/berlin",
+            "smtp.smtp_password": "new-pw",
+            "secrets.backend_kwargs": '{"token": "t"}',
+        }
+    }
+    changes = {c.key: c for c in mask_sensitive(diff_mappings(before, after))}
+    assert changes['airflow_configuration_options["core.default_timezone"]'].after == "europe/berlin"
+    password = changes['airflow_configuration_options["smtp.smtp_password"]']
+    assert (password.kind, password.before, password.after) == ("changed", MASKED, MASKED)
+    added = changes['airflow_configuration_options["secrets.backend_kwargs"]']
+    assert (added.kind, added.before, added.after) == ("added", None, MASKED)
+    assert "pw" not in repr(list(changes.values())) and '"t"' not in repr(list(changes.values()))
