@@ -127,6 +127,14 @@ class Logging(_Model):
     worker: LogModule = LogModule(log_level="WARNING")
 
 
+def _bucket_name(value: str) -> str:
+    if not BUCKET_NAME_RE.match(value):
+        raise ValueError(
+            "must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), not an ARN"
+        )
+    return value
+
+
 class DisasterRecovery(_Model):
     backup_bucket: str = Field(
         description="S3 bucket for mwaa-dr backups: private and encrypted (holds secrets)."
@@ -134,14 +142,7 @@ class DisasterRecovery(_Model):
     retention_days: int = Field(30, ge=1, le=3650)
     path_prefix: str = "mwaa-dr"
 
-    @field_validator("backup_bucket")
-    @classmethod
-    def _bucket(cls, value: str) -> str:
-        if not BUCKET_NAME_RE.match(value):
-            raise ValueError(
-                "must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), not an ARN"
-            )
-        return value
+    _bucket = field_validator("backup_bucket")(lambda value: _bucket_name(value))
 
 
 class StateLocation(_Model):
@@ -152,14 +153,7 @@ class StateLocation(_Model):
     )
     s3_prefix: str = "mwaa-iac/state"
 
-    @field_validator("s3_bucket")
-    @classmethod
-    def _bucket(cls, value: str) -> str:
-        if not BUCKET_NAME_RE.match(value):
-            raise ValueError(
-                "must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), not an ARN"
-            )
-        return value
+    _bucket = field_validator("s3_bucket")(lambda value: _bucket_name(value))
 
 
 class Routing(_Model):
