@@ -94,30 +94,81 @@ Deployment {deployment}, {label}, mwaa-dr factory {factory}.
 '''
 
 
+# mwaa-dr's own DAGs run one Airflow task per table (plus setup, teardown and empty markers): on a
+# small environment nearly all of a backup's or restore's time is task start-up and scheduling,
+# and inside the freeze that is frozen time. These DAGs run the same factory's setup, table
+# exports/imports and teardown in one task, in mwaa-dr's order.
+_RESTORE_ORDER = """
+
+def _restore_order(factory):
+    \"\"\"The factory's tables in mwaa-dr's restore order (it wires task(table) >> task(dependency)
+    for each dependency it declares).\"\"\"
+    pending = list(factory.tables())
+    ordered = []
+    while pending:
+        ready = [t for t in pending if not any(p in pending for p in factory.model.reverse_graph[t])]
+        if not ready:
+            raise RuntimeError("mwaa-dr's table dependencies form a cycle")
+        ordered += ready
+        pending = [t for t in pending if t not in ready]
+    return ordered
+"""
+_ONE_TASK = """
+
+def {action}_all_tables(**context):
+    factory.setup_{action}(**context)
+    tables = {tables}
+    for table in tables:
+        print(f"mwaa-iac: {action} of table {{table.name}}")
+        table.{action}(**context)
+    factory.teardown_{action}(**context)
+
+
+with DAG({dag_id!r}, schedule=None, start_date=datetime(2022, 1, 1), catchup=False,
+         description={marker!r}) as dag:
+    PythonOperator(task_id="{action}_all_tables", python_callable={action}_all_tables)
+"""
+
+
 def render_backup_dag(factory: str, path_prefix: str, deployment: str, label: str) -> DagFile:
+    """mwaa-dr's backup in one task: the factory's setup, every table's export (``xcom`` before
+    ``task_instance``, as mwaa-dr orders them, so no XCom refers to an unexported task), teardown."""
     marker = f"mwaa-iac backup {path_prefix}"
     module = _factory_module(factory)
     text = (
         _HEADER.format(purpose="mwaa-dr backup DAG", deployment=deployment, label=label, factory=factory)
         + f"""
+from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.python import PythonOperator
 from {module} import {factory}
 
 factory = {factory}(dag_id={BACKUP_DAG_ID!r}, path_prefix={path_prefix!r}, storage_type="S3")
-dag = factory.create_backup_dag()
-dag._description = {marker!r}  # DAG.description has no setter; the REST API shows it
 """
+        + _ONE_TASK.format(
+            action="backup",
+            tables='sorted(factory.tables(), key=lambda t: t.name != "xcom")',
+            dag_id=BACKUP_DAG_ID,
+            marker=marker,
+        )
     )
     return DagFile(f"{DR_DAG_FOLDER}/{BACKUP_DAG_ID}.py", text, BACKUP_DAG_ID, marker)
 
 
 def render_restore_dag(factory: str, path_prefix: str, deployment: str, label: str) -> DagFile:
-    """The restore DAG, with mwaa-dr's unpausing of the source's active DAGs turned off: mwaa-iac
-    unpauses exactly the recorded DAGs itself at go-live (otherwise both colours would schedule)."""
+    """mwaa-dr's restore in one task (tables in the factory's dependency order), with mwaa-dr's
+    unpausing of the source's active DAGs turned off: mwaa-iac unpauses exactly the recorded DAGs
+    itself at go-live (otherwise both colours would schedule)."""
     marker = f"mwaa-iac restore {path_prefix}"
     module = _factory_module(factory)
     text = (
         _HEADER.format(purpose="mwaa-dr restore DAG", deployment=deployment, label=label, factory=factory)
         + f"""
+from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.python import PythonOperator
 from mwaa_dr.framework.model.active_dag_table import ActiveDagTable
 from {module} import {factory}
 
@@ -135,9 +186,11 @@ class Factory({factory}):
 
 
 factory = Factory(dag_id={RESTORE_DAG_ID!r}, path_prefix={path_prefix!r}, storage_type="S3")
-dag = factory.create_restore_dag()
-dag._description = {marker!r}  # DAG.description has no setter; the REST API shows it
 """
+        + _RESTORE_ORDER
+        + _ONE_TASK.format(
+            action="restore", tables="_restore_order(factory)", dag_id=RESTORE_DAG_ID, marker=marker
+        )
     )
     return DagFile(f"{DR_DAG_FOLDER}/{RESTORE_DAG_ID}.py", text, RESTORE_DAG_ID, marker)
 

@@ -1,0 +1,72 @@
+"""The generated DR DAG files, loaded by real Airflow with mwaa-dr 2.2.0 installed (the local
+stack's version venvs): they import, run in one task each, and the restore visits the tables in an
+order that keeps every dependency mwaa-dr's own restore DAG declares."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mwaa_iac.core import dr
+from mwaa_iac.local.runtime.venvs import ensure_venv
+
+pytestmark = pytest.mark.local
+
+PROBE = r"""
+import importlib.util, json, sys
+from airflow.models import DagBag
+
+folder = sys.argv[1]
+bag = DagBag(folder, include_examples=False)
+spec = importlib.util.spec_from_file_location("restore", f"{folder}/restore_metadata.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+own = module.factory.create_restore_dag()  # mwaa-dr's per-table DAG from the same factory
+edges = [[t.task_id, d] for t in own.tasks for d in t.downstream_task_ids]
+print(json.dumps({
+    "errors": {k: str(v)[-300:] for k, v in bag.import_errors.items()},
+    "dags": {d.dag_id: {"description": d.description, "tasks": [t.task_id for t in d.tasks]}
+             for d in bag.dags.values()},
+    "order": [t.name for t in module._restore_order(module.factory)],
+    "edges": edges,
+}))
+"""
+
+
+@pytest.mark.parametrize("version", ["2.9.2", "2.10.3"])
+def test_one_task_dr_dags_load_and_keep_mwaa_drs_restore_order(version: str, tmp_path: Path) -> None:
+    factory = dr.factory_for(version)
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    files = [
+        dr.render_backup_dag(factory, "mwaa-dr/t/c1/p1", "t", "p1"),
+        dr.render_restore_dag(factory, "mwaa-dr/t/c1/p1", "t", "p1"),
+    ]
+    for item in files:
+        (folder / f"{item.dag_id}.py").write_text(item.text)
+    venv = ensure_venv(version)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+    }
+    probe = subprocess.run(
+        [str(venv.python), "-c", PROBE, str(folder)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    assert result["dags"] == {
+        f.dag_id: {"description": f.marker, "tasks": [f"{f.dag_id.split('_')[0]}_all_tables"]} for f in files
+    }
+    order = result["order"]
+    assert set(order) == set(dr.TABLES)
+    for upstream, downstream in result["edges"]:
+        a, b = upstream.removeprefix("restore_"), downstream.removeprefix("restore_")
+        if a in order and b in order:
+            assert order.index(a) < order.index(b), f"{a} must be restored before {b}"
