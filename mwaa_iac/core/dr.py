@@ -97,36 +97,64 @@ Deployment {deployment}, {label}, mwaa-dr factory {factory}.
 # mwaa-dr's own DAGs run one Airflow task per table (plus setup, teardown and empty markers): on a
 # small environment nearly all of a backup's or restore's time is task start-up and scheduling,
 # and inside the freeze that is frozen time. These DAGs run the same factory's setup, table
-# exports/imports and teardown in one task, in mwaa-dr's order.
-_RESTORE_ORDER = """
+# exports/imports and teardown in one task: tables in "levels" that keep mwaa-dr's order, the
+# tables of a level side by side in threads (each table uses its own database connection and S3
+# stream, as it does in mwaa-dr's separate tasks), so that large tables still copy in parallel.
+_ONE_TASK = """
 
-def _restore_order(factory):
-    \"\"\"The factory's tables in mwaa-dr's restore order (it wires task(table) >> task(dependency)
-    for each dependency it declares).\"\"\"
+def _levels_in_restore_order(factory):
+    \"\"\"The factory's tables in levels: mwaa-dr wires task(table) >> task(dependency) for each
+    dependency it declares, so a table is ready once every table pointing at it is done.\"\"\"
     pending = list(factory.tables())
-    ordered = []
+    levels = []
     while pending:
         ready = [t for t in pending if not any(p in pending for p in factory.model.reverse_graph[t])]
         if not ready:
             raise RuntimeError("mwaa-dr's table dependencies form a cycle")
-        ordered += ready
+        levels.append(ready)
         pending = [t for t in pending if t not in ready]
-    return ordered
-"""
-_ONE_TASK = """
+    return levels
+
+
+def _levels_in_backup_order(factory):
+    \"\"\"xcom first, then the rest (mwaa-dr exports xcom before task_instance, so no exported XCom
+    belongs to a task instance that is not exported).\"\"\"
+    tables = factory.tables()
+    return [[t for t in tables if t.name == "xcom"], [t for t in tables if t.name != "xcom"]]
+
+
+def _one_table(table, context):
+    start = time.monotonic()
+    table.{action}(**context)
+    print(f"mwaa-iac: {action} of table {{table.name}} took {{time.monotonic() - start:.1f}} s")
+
 
 def {action}_all_tables(**context):
     factory.setup_{action}(**context)
-    tables = {tables}
-    for table in tables:
-        print(f"mwaa-iac: {action} of table {{table.name}}")
-        table.{action}(**context)
+    for level in {levels}(factory):
+        if not level:
+            continue
+        with ThreadPoolExecutor(max_workers=min(4, len(level))) as pool:
+            futures = {{table.name: pool.submit(_one_table, table, context) for table in level}}
+        failed = {{name: f.exception() for name, f in futures.items() if f.exception() is not None}}
+        if failed:
+            names = ", ".join(sorted(failed))
+            cause = next(iter(failed.values()))
+            raise RuntimeError(f"mwaa-dr {action} failed for table(s) {{names}}") from cause
     factory.teardown_{action}(**context)
 
 
 with DAG({dag_id!r}, schedule=None, start_date=datetime(2022, 1, 1), catchup=False,
          description={marker!r}) as dag:
     PythonOperator(task_id="{action}_all_tables", python_callable={action}_all_tables)
+"""
+_IMPORTS = """
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.python import PythonOperator
 """
 
 
@@ -137,18 +165,14 @@ def render_backup_dag(factory: str, path_prefix: str, deployment: str, label: st
     module = _factory_module(factory)
     text = (
         _HEADER.format(purpose="mwaa-dr backup DAG", deployment=deployment, label=label, factory=factory)
-        + f"""
-from datetime import datetime
-
-from airflow import DAG
-from airflow.operators.python import PythonOperator
-from {module} import {factory}
+        + _IMPORTS
+        + f"""from {module} import {factory}
 
 factory = {factory}(dag_id={BACKUP_DAG_ID!r}, path_prefix={path_prefix!r}, storage_type="S3")
 """
         + _ONE_TASK.format(
             action="backup",
-            tables='sorted(factory.tables(), key=lambda t: t.name != "xcom")',
+            levels="_levels_in_backup_order",
             dag_id=BACKUP_DAG_ID,
             marker=marker,
         )
@@ -164,12 +188,8 @@ def render_restore_dag(factory: str, path_prefix: str, deployment: str, label: s
     module = _factory_module(factory)
     text = (
         _HEADER.format(purpose="mwaa-dr restore DAG", deployment=deployment, label=label, factory=factory)
-        + f"""
-from datetime import datetime
-
-from airflow import DAG
-from airflow.operators.python import PythonOperator
-from mwaa_dr.framework.model.active_dag_table import ActiveDagTable
+        + _IMPORTS
+        + f"""from mwaa_dr.framework.model.active_dag_table import ActiveDagTable
 from {module} import {factory}
 
 
@@ -187,9 +207,8 @@ class Factory({factory}):
 
 factory = Factory(dag_id={RESTORE_DAG_ID!r}, path_prefix={path_prefix!r}, storage_type="S3")
 """
-        + _RESTORE_ORDER
         + _ONE_TASK.format(
-            action="restore", tables="_restore_order(factory)", dag_id=RESTORE_DAG_ID, marker=marker
+            action="restore", levels="_levels_in_restore_order", dag_id=RESTORE_DAG_ID, marker=marker
         )
     )
     return DagFile(f"{DR_DAG_FOLDER}/{RESTORE_DAG_ID}.py", text, RESTORE_DAG_ID, marker)

@@ -1,6 +1,6 @@
 """The generated DR DAG files, loaded by real Airflow with mwaa-dr 2.2.0 installed (the local
-stack's version venvs): they import, run in one task each, and the restore visits the tables in an
-order that keeps every dependency mwaa-dr's own restore DAG declares."""
+stack's version venvs): they import, run in one task each, and the restore's levels keep every
+dependency mwaa-dr's own restore DAG declares."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ print(json.dumps({
     "errors": {k: str(v)[-300:] for k, v in bag.import_errors.items()},
     "dags": {d.dag_id: {"description": d.description, "tasks": [t.task_id for t in d.tasks]}
              for d in bag.dags.values()},
-    "order": [t.name for t in module._restore_order(module.factory)],
+    "levels": [[t.name for t in level] for level in module._levels_in_restore_order(module.factory)],
     "edges": edges,
 }))
 """
@@ -64,9 +64,10 @@ def test_one_task_dr_dags_load_and_keep_mwaa_drs_restore_order(version: str, tmp
     assert result["dags"] == {
         f.dag_id: {"description": f.marker, "tasks": [f"{f.dag_id.split('_')[0]}_all_tables"]} for f in files
     }
-    order = result["order"]
-    assert set(order) == set(dr.TABLES)
+    level_of = {table: n for n, level in enumerate(result["levels"]) for table in level}
+    assert set(level_of) == set(dr.TABLES) and len(level_of) == len(dr.TABLES)
     for upstream, downstream in result["edges"]:
         a, b = upstream.removeprefix("restore_"), downstream.removeprefix("restore_")
-        if a in order and b in order:
-            assert order.index(a) < order.index(b), f"{a} must be restored before {b}"
+        if a in level_of and b in level_of:
+            assert level_of[a] < level_of[b], f"{a} must be restored before {b}"
+    assert level_of["dag_run"] < level_of["task_instance"] < level_of["xcom"]
