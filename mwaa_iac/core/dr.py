@@ -21,7 +21,7 @@ from mwaa_iac.errors import UsageError
 BACKUP_DAG_ID = "backup_metadata"
 RESTORE_DAG_ID = "restore_metadata"
 CLEANUP_DAG_ID = "cleanup_metadata"
-FIXUP_DAG_ID = "mwaa_iac_fixup"
+FIXUP_DAG_ID = "mwaa_iac_fixup"  # the fix-up's own DAG in earlier releases; now a restore task
 PREPARE_DAG_ID = "mwaa_iac_prepare"
 DR_DAG_IDS = (BACKUP_DAG_ID, RESTORE_DAG_ID, CLEANUP_DAG_ID, FIXUP_DAG_ID, PREPARE_DAG_ID)
 DR_DAG_FOLDER = "mwaa_iac_dr"  # sub-folder of the environment's DAG folder holding our files
@@ -146,8 +146,8 @@ def {action}_all_tables(**context):
 
 with DAG({dag_id!r}, schedule=None, start_date=datetime(2022, 1, 1), catchup=False,
          description={marker!r}) as dag:
-    PythonOperator(task_id="{action}_all_tables", python_callable={action}_all_tables)
-"""
+    {action}_task = PythonOperator(task_id="{action}_all_tables", python_callable={action}_all_tables)
+{then}"""
 _IMPORTS = """
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -175,22 +175,26 @@ factory = {factory}(dag_id={BACKUP_DAG_ID!r}, path_prefix={path_prefix!r}, stora
             levels="_levels_in_backup_order",
             dag_id=BACKUP_DAG_ID,
             marker=marker,
+            then="",
         )
     )
     return DagFile(f"{DR_DAG_FOLDER}/{BACKUP_DAG_ID}.py", text, BACKUP_DAG_ID, marker)
 
 
 def render_restore_dag(factory: str, path_prefix: str, deployment: str, label: str) -> DagFile:
-    """mwaa-dr's restore in one task (tables in the factory's dependency order), with mwaa-dr's
-    unpausing of the source's active DAGs turned off: mwaa-iac unpauses exactly the recorded DAGs
-    itself at go-live (otherwise both colours would schedule)."""
+    """mwaa-dr's restore in one task (tables in the factory's dependency order), then the fix-up
+    task. mwaa-dr's unpausing of the source's active DAGs is turned off: mwaa-iac unpauses exactly
+    the recorded DAGs itself at go-live (otherwise both colours would schedule)."""
     marker = f"mwaa-iac restore {path_prefix}"
     module = _factory_module(factory)
     text = (
         _HEADER.format(purpose="mwaa-dr restore DAG", deployment=deployment, label=label, factory=factory)
-        + _IMPORTS
-        + f"""from mwaa_dr.framework.model.active_dag_table import ActiveDagTable
+        + _IMPORTS.replace("import time\n", "import json\nimport time\n")
+        + f"""from airflow.models import Variable
+from airflow.settings import Session
+from mwaa_dr.framework.model.active_dag_table import ActiveDagTable
 from {module} import {factory}
+from sqlalchemy import text
 
 
 class KeepDagsPaused(ActiveDagTable):
@@ -207,8 +211,13 @@ class Factory({factory}):
 
 factory = Factory(dag_id={RESTORE_DAG_ID!r}, path_prefix={path_prefix!r}, storage_type="S3")
 """
+        + _FIXUP_TASK
         + _ONE_TASK.format(
-            action="restore", levels="_levels_in_restore_order", dag_id=RESTORE_DAG_ID, marker=marker
+            action="restore",
+            levels="_levels_in_restore_order",
+            dag_id=RESTORE_DAG_ID,
+            marker=marker,
+            then='    restore_task >> PythonOperator(task_id="fixup", python_callable=fixup)\n',
         )
     )
     return DagFile(f"{DR_DAG_FOLDER}/{RESTORE_DAG_ID}.py", text, RESTORE_DAG_ID, marker)
@@ -230,31 +239,17 @@ dag._description = {marker!r}  # DAG.description has no setter; the REST API sho
     return DagFile(f"{DR_DAG_FOLDER}/{CLEANUP_DAG_ID}.py", text, CLEANUP_DAG_ID, marker)
 
 
-def render_fixup_dag(deployment: str, label: str) -> DagFile:
-    """Runs in the target after every restore: repairs mwaa-dr's known defects and counts rows.
+# The fix-up: runs in the target after every restore, as the restore DAG's second task (one DAG
+# run less inside the freeze than a DAG of its own). It repairs mwaa-dr's known defects and counts:
+# - ``xcom.dag_run_id`` keeps the source's ids while dag_run ids are renumbered: remap them by
+#   (dag_id, run_id) so XCom lookups find their values;
+# - the running backup's own dag_run and task rows were exported: delete them;
+# - drop the ``active_dags`` helper table;
+# then store per-table counts (excluding mwaa-iac's and mwaa-dr's own DAGs) in the Airflow Variable
+# ``mwaa_iac_fixup`` for mwaa-iac to read through the REST API.
+_FIXUP_TASK = f"""
 
-    - ``xcom.dag_run_id`` keeps the source's ids while dag_run ids are renumbered: remap them by
-      (dag_id, run_id) so XCom lookups find their values;
-    - the running backup's own dag_run and task rows were exported: delete them;
-    - drop the ``active_dags`` helper table;
-    then store per-table counts (excluding mwaa-iac's and mwaa-dr's own DAGs) in the Airflow
-    Variable ``mwaa_iac_fixup`` for mwaa-iac to read through the REST API.
-    """
-    marker = f"mwaa-iac fixup {label}"
-    own = ", ".join(repr(d) for d in DR_DAG_IDS)
-    text = (
-        _HEADER.format(purpose="post-restore fix-up DAG", deployment=deployment, label=label, factory="-")
-        + f"""
-import json
-from datetime import datetime
-
-from airflow import DAG
-from airflow.models import Variable
-from airflow.operators.python import PythonOperator
-from airflow.settings import Session
-from sqlalchemy import text
-
-OWN = ({own})
+OWN = {DR_DAG_IDS!r}
 TABLES = {TABLES[:-1]!r}
 DAG_SCOPED = ("log", "dag_run", "task_instance", "task_fail", "xcom")
 
@@ -292,14 +287,7 @@ def fixup(**context):
               "blank_strings_restored": blanks, "counts": counts}}
     Variable.set({FIXUP_VARIABLE!r}, json.dumps(result))
     return result
-
-
-with DAG({FIXUP_DAG_ID!r}, schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-         description={marker!r}) as dag:
-    PythonOperator(task_id="fixup", python_callable=fixup)
 """
-    )
-    return DagFile(f"{DR_DAG_FOLDER}/{FIXUP_DAG_ID}.py", text, FIXUP_DAG_ID, marker)
 
 
 def render_prepare_dag(deployment: str, label: str) -> DagFile:

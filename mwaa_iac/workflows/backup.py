@@ -121,7 +121,8 @@ def restore_backup(
     timing: DrTiming | None = None,
     sleep: Any = time.sleep,
 ) -> dict[str, Any]:
-    """Restore a backup into the inactive colour's environment (cleaned first), fix up, verify."""
+    """Restore a backup into the inactive colour's environment (cleaned first; the restore DAG
+    fixes up after itself), verify."""
     timing = timing or DrTiming()
     bucket, prefix = parse_location(location)
     raw = s3.get_text(bucket, f"{prefix}/{MANIFEST}")
@@ -145,7 +146,6 @@ def restore_backup(
     files = [
         dr.render_prepare_dag(config.name, label),
         dr.render_restore_dag(manifest["factory"], prefix, config.name, label),
-        dr.render_fixup_dag(config.name, label),
     ]
     for item in files:
         s3.put_text(
@@ -162,7 +162,6 @@ def restore_backup(
         markers[dr.RESTORE_DAG_ID],
         dr.restore_conf(bucket),
     )
-    runner.run(dr.FIXUP_DAG_ID, dr.run_id("fixup", restore_id, "r"), markers[dr.FIXUP_DAG_ID])
     fixup = json.loads(AirflowApi(mwaa, target, sleep=sleep).get_variable_value(dr.FIXUP_VARIABLE) or "{}")
     checks = dr.verify_counts(
         manifest["records"], fixup.get("counts", {}), excluded_backup_rows=manifest["backup_run_records"]

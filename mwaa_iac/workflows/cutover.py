@@ -298,7 +298,6 @@ class Cutover:
         files = [
             dr.render_backup_dag(factory, prefix, self.config.name, label),
             dr.render_restore_dag(factory, prefix, self.config.name, label),
-            dr.render_fixup_dag(self.config.name, label),
         ]
         files.append(dr.render_prepare_dag(self.config.name, label))
         bucket = self.config.source.bucket_name
@@ -355,7 +354,6 @@ class Cutover:
             f"restore-{label}",
             lambda: self._run_dag(self.target, dr.RESTORE_DAG_ID, label, dr.restore_conf(bucket)),
         )
-        self._step(f"fixup-{label}", lambda: self._run_dag(self.target, dr.FIXUP_DAG_ID, label))
         return self._step(f"verify-restore-{label}", lambda: self._verify_restore(counts))
 
     def _wait_for_p2_dags(self) -> dict[str, Any]:
@@ -364,7 +362,7 @@ class Cutover:
             dr.BACKUP_DAG_ID, markers[dr.BACKUP_DAG_ID]
         )
         target = DagRunner(self.api(self.target), self.options, self.emit, self.sleep, self.clock)
-        for dag_id in (dr.PREPARE_DAG_ID, dr.RESTORE_DAG_ID, dr.FIXUP_DAG_ID):
+        for dag_id in (dr.PREPARE_DAG_ID, dr.RESTORE_DAG_ID):
             target.wait_for_dag(dag_id, markers[dag_id])
         return {"parsed": sorted(markers)}
 

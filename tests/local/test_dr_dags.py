@@ -1,6 +1,6 @@
 """The generated DR DAG files, loaded by real Airflow with mwaa-dr 2.2.0 installed (the local
-stack's version venvs): they import, run in one task each, and the restore's levels keep every
-dependency mwaa-dr's own restore DAG declares."""
+stack's version venvs): they import; the backup is one task; the restore is one task followed by
+the fix-up; the restore's levels keep every dependency mwaa-dr's own restore DAG declares."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ bag = DagBag(folder, include_examples=False)
 spec = importlib.util.spec_from_file_location("restore", f"{folder}/restore_metadata.py")
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
+mine = bag.dags["restore_metadata"]
 own = module.factory.create_restore_dag()  # mwaa-dr's per-table DAG from the same factory
 edges = [[t.task_id, d] for t in own.tasks for d in t.downstream_task_ids]
 print(json.dumps({
@@ -33,6 +34,7 @@ print(json.dumps({
              for d in bag.dags.values()},
     "levels": [[t.name for t in level] for level in module._levels_in_restore_order(module.factory)],
     "edges": edges,
+    "mine": [[t.task_id, d] for t in mine.tasks for d in t.downstream_task_ids],
 }))
 """
 
@@ -61,9 +63,12 @@ def test_one_task_dr_dags_load_and_keep_mwaa_drs_restore_order(version: str, tmp
     assert probe.returncode == 0, probe.stderr[-2000:]
     result = json.loads(probe.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
+    backup, restore = files
     assert result["dags"] == {
-        f.dag_id: {"description": f.marker, "tasks": [f"{f.dag_id.split('_')[0]}_all_tables"]} for f in files
+        backup.dag_id: {"description": backup.marker, "tasks": ["backup_all_tables"]},
+        restore.dag_id: {"description": restore.marker, "tasks": ["restore_all_tables", "fixup"]},
     }
+    assert ["restore_all_tables", "fixup"] in result["mine"]  # the fix-up runs after the restore
     level_of = {table: n for n, level in enumerate(result["levels"]) for table in level}
     assert set(level_of) == set(dr.TABLES) and len(level_of) == len(dr.TABLES)
     for upstream, downstream in result["edges"]:

@@ -11,7 +11,7 @@ from mwaa_iac.core.dr import (
     factory_for,
     render_backup_dag,
     render_cleanup_dag,
-    render_fixup_dag,
+    render_prepare_dag,
     render_restore_dag,
     run_id,
     verify_counts,
@@ -32,7 +32,6 @@ def test_factory_follows_the_source_minor_version() -> None:
         lambda: render_backup_dag("DRFactory_2_9", "mwaa-dr/a/c1/pass1", "a", "pass 1"),
         lambda: render_restore_dag("DRFactory_2_9", "mwaa-dr/a/c1/pass1", "a", "pass 1"),
         lambda: render_cleanup_dag("DRFactory_2_9", "a", "pass 2"),
-        lambda: render_fixup_dag("a", "pass 1"),
     ],
 )
 def test_rendered_dag_files_are_valid_python_with_their_marker(render) -> None:
@@ -76,7 +75,7 @@ def test_verify_counts_rules() -> None:
         lambda: render_backup_dag("DRFactory_2_9", "p", "a", "p1"),
         lambda: render_restore_dag("DRFactory_2_9", "p", "a", "p1"),
         lambda: render_cleanup_dag("DRFactory_2_9", "a", "p2"),
-        lambda: render_fixup_dag("a", "p1"),
+        lambda: render_prepare_dag("a", "p1"),
     ],
 )
 def test_airflow_safe_mode_would_parse_the_files(render) -> None:
