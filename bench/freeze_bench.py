@@ -156,7 +156,7 @@ def run_size(state_dir: Path, size: str) -> dict:
     ).run()
     raw_s, raw_rows = raw_copy_seconds(state_dir, setup.source)
     floor = dag_run_floor(f"{name}-green", config.source.bucket_name, options)
-    dr_steps = ("backup", "cleanup", "restore", "fixup")
+    dr_steps = ("backup", "cleanup", "restore")
     dr_runs = sum(1 for step in report["freeze_steps_s"] if step.split("-")[0] in dr_steps)
     hop = next((e for e in events if e.get("event") == "hop.done"), {})
     in_place_s = hop.get("elapsed_s")

@@ -52,7 +52,7 @@ class Journal:
                 hint="continue it with --resume, or remove the journal after checking the environment",
             )
         if existing is not None:
-            stem, _, suffix = name.partition(".")
+            stem, _, suffix = name.rpartition(".")  # upgrade.journal.jsonl -> upgrade.journal.<run>.jsonl
             store.rename(name, f"{stem}.{existing.run_id}.{suffix}")
         journal = cls(store, name, workflow, run_id=uuid.uuid4().hex[:8], params=params)
         journal._append({"event": "begin", "workflow": workflow, "run_id": journal.run_id, "params": params})
@@ -219,8 +219,13 @@ def holding_lock(store: StateStore, workflow: str, *, break_lock: bool = False) 
     lock.acquire(workflow, break_lock=break_lock)
     try:
         yield lock
-    finally:
-        lock.release()
+    except BaseException:
+        # The workflow's own error is what the user must see; a lock that cannot be released on
+        # top of it stays behind (--break-lock takes it).
+        with contextlib.suppress(MwaaIacError):
+            lock.release()
+        raise
+    lock.release()
 
 
 def is_stale(holder: dict[str, Any]) -> bool:

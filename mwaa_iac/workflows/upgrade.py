@@ -102,6 +102,7 @@ class UpgradeSummary:
         }
 
 
+JOURNAL = "upgrade.journal.jsonl"
 BackupHook = Callable[[str, str], str]  # (environment name, version) -> backup location
 
 
@@ -132,8 +133,6 @@ class Upgrade:
     def target(self) -> str:
         return self.options.to or self.config.airflow_version
 
-    JOURNAL = "upgrade.journal.jsonl"
-
     @property
     def store(self) -> StateStore:
         if self.state is None:
@@ -161,7 +160,7 @@ class Upgrade:
             return None
         journal = open_journal(
             self.store,
-            self.JOURNAL,
+            JOURNAL,
             "upgrade",
             {"to": self.target, "env": self.ws.env, "engine": self.options.engine},
             resume=self.options.resume,

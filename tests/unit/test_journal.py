@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core.config import parse_config_text
 from mwaa_iac.errors import LockHeldError
-from mwaa_iac.workflows.journal import Journal, JournalError, Lock, open_journal
+from mwaa_iac.workflows.journal import Journal, JournalError, Lock, holding_lock, open_journal
 from mwaa_iac.workflows.state import LocalStore, S3Store, StateError, open_state
 from mwaa_iac.workspace import Workspace
 
@@ -72,20 +72,20 @@ def test_journal_records_steps_and_reloads(new_store) -> None:
 
 
 def test_unfinished_journal_blocks_a_new_run_until_resumed(new_store) -> None:
-    first = Journal.start(new_store(), "j.jsonl", "upgrade", {"to": "2.10.3"})
+    first = Journal.start(new_store(), "upgrade.journal.jsonl", "upgrade", {"to": "2.10.3"})
     with pytest.raises(JournalError) as info:
-        Journal.start(new_store(), "j.jsonl", "upgrade", {})
+        Journal.start(new_store(), "upgrade.journal.jsonl", "upgrade", {})
     assert "unfinished upgrade" in info.value.message and "--resume" in info.value.hint
     with pytest.raises(JournalError, match=r"was to 2\.10\.3, not 2\.11\.2"):
-        open_journal(new_store(), "j.jsonl", "upgrade", {"to": "2.11.2"}, resume=True)
-    resumed = open_journal(new_store(), "j.jsonl", "upgrade", {"to": "2.10.3"}, resume=True)
+        open_journal(new_store(), "upgrade.journal.jsonl", "upgrade", {"to": "2.11.2"}, resume=True)
+    resumed = open_journal(new_store(), "upgrade.journal.jsonl", "upgrade", {"to": "2.10.3"}, resume=True)
     assert resumed.run_id == first.run_id
     resumed.end("succeeded")
     with pytest.raises(JournalError, match="already finished"):
-        open_journal(new_store(), "j.jsonl", "upgrade", {"to": "2.10.3"}, resume=True)
-    second = Journal.start(new_store(), "j.jsonl", "upgrade", {})  # a finished one is archived
+        open_journal(new_store(), "upgrade.journal.jsonl", "upgrade", {"to": "2.10.3"}, resume=True)
+    second = Journal.start(new_store(), "upgrade.journal.jsonl", "upgrade", {})  # a finished one is archived
     assert not second.finished and second.run_id != first.run_id
-    archived = Journal.load(new_store(), f"j.{first.run_id}.jsonl")
+    archived = Journal.load(new_store(), f"upgrade.journal.{first.run_id}.jsonl")
     assert archived is not None and archived.finished
 
 
@@ -148,6 +148,21 @@ def test_release_leaves_a_lock_that_was_taken_over(new_store) -> None:
     assert second.holder()["token"] == second.owner["token"]
     second.release()
     assert new_store().read("lock") is None
+
+
+def test_a_lock_that_cannot_be_released_does_not_hide_the_workflows_error(tmp_path) -> None:
+    class Unreachable(LocalStore):
+        def read(self, name: str) -> str | None:
+            if self.broken:
+                raise StateError("cannot read the lock (network down)")
+            return super().read(name)
+
+    store = Unreachable(tmp_path)
+    store.broken = False
+    with pytest.raises(ValueError, match="the workflow's own error"), holding_lock(store, "upgrade"):
+        store.broken = True
+        raise ValueError("the workflow's own error")
+    assert (tmp_path / "lock").exists()  # left behind: --break-lock takes it
 
 
 def test_s3_journal_refuses_to_clobber_a_concurrent_writer(s3_endpoint) -> None:
