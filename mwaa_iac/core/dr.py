@@ -100,11 +100,11 @@ Deployment {deployment}, {label}, mwaa-dr factory {factory}.
 # exports/imports and teardown in one task: tables in "levels" that keep mwaa-dr's order, the
 # tables of a level side by side in threads (each table uses its own database connection and S3
 # stream, as it does in mwaa-dr's separate tasks), so that large tables still copy in parallel.
-_ONE_TASK = """
+_RESTORE_LEVELS = """
 
-def _levels_in_restore_order(factory):
-    \"\"\"The factory's tables in levels: mwaa-dr wires task(table) >> task(dependency) for each
-    dependency it declares, so a table is ready once every table pointing at it is done.\"\"\"
+def _levels(factory):
+    \"\"\"The factory's tables in restore levels: mwaa-dr wires task(table) >> task(dependency)
+    for each dependency it declares, so a table is ready once every table pointing at it is done.\"\"\"
     pending = list(factory.tables())
     levels = []
     while pending:
@@ -114,14 +114,16 @@ def _levels_in_restore_order(factory):
         levels.append(ready)
         pending = [t for t in pending if t not in ready]
     return levels
+"""
+_BACKUP_LEVELS = """
 
-
-def _levels_in_backup_order(factory):
-    \"\"\"xcom first, then the rest (mwaa-dr exports xcom before task_instance, so no exported XCom
-    belongs to a task instance that is not exported).\"\"\"
+def _levels(factory):
+    \"\"\"Backup levels: xcom first, then the rest (mwaa-dr exports xcom before task_instance,
+    so no exported XCom belongs to a task instance that is not exported).\"\"\"
     tables = factory.tables()
     return [[t for t in tables if t.name == "xcom"], [t for t in tables if t.name != "xcom"]]
-
+"""
+_ONE_TASK = """
 
 def _one_table(table, context):
     start = time.monotonic()
@@ -131,7 +133,7 @@ def _one_table(table, context):
 
 def {action}_all_tables(**context):
     factory.setup_{action}(**context)
-    for level in {levels}(factory):
+    for level in _levels(factory):
         if not level:
             continue
         with ThreadPoolExecutor(max_workers=min(4, len(level))) as pool:
@@ -170,9 +172,9 @@ def render_backup_dag(factory: str, path_prefix: str, deployment: str, label: st
 
 factory = {factory}(dag_id={BACKUP_DAG_ID!r}, path_prefix={path_prefix!r}, storage_type="S3")
 """
+        + _BACKUP_LEVELS
         + _ONE_TASK.format(
             action="backup",
-            levels="_levels_in_backup_order",
             dag_id=BACKUP_DAG_ID,
             marker=marker,
             then="",
@@ -212,9 +214,9 @@ class Factory({factory}):
 factory = Factory(dag_id={RESTORE_DAG_ID!r}, path_prefix={path_prefix!r}, storage_type="S3")
 """
         + _FIXUP_TASK
+        + _RESTORE_LEVELS
         + _ONE_TASK.format(
             action="restore",
-            levels="_levels_in_restore_order",
             dag_id=RESTORE_DAG_ID,
             marker=marker,
             then='    restore_task >> PythonOperator(task_id="fixup", python_callable=fixup)\n',

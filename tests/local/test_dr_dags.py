@@ -32,7 +32,7 @@ print(json.dumps({
     "errors": {k: str(v)[-300:] for k, v in bag.import_errors.items()},
     "dags": {d.dag_id: {"description": d.description, "tasks": [t.task_id for t in d.tasks]}
              for d in bag.dags.values()},
-    "levels": [[t.name for t in level] for level in module._levels_in_restore_order(module.factory)],
+    "levels": [[t.name for t in level] for level in module._levels(module.factory)],
     "edges": edges,
     "mine": [[t.task_id, d] for t in mine.tasks for d in t.downstream_task_ids],
 }))
