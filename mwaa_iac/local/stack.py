@@ -386,7 +386,7 @@ def up(
     venv_cache: str | Path | None = None,
     stretch: float = 0.0,
     heartbeat_interval: float = 15.0,
-    sync_interval: float = 60.0,
+    sync_interval: float = 30.0,
     python: str = sys.executable,
 ) -> StackInfo:
     """Start moto and the MWAA emulator (idempotent: returns ``already_running=True`` when up)."""

@@ -9,6 +9,7 @@ large and slow answers).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -36,7 +37,14 @@ class FakeRuntime:
 
     _next_port = 18080
 
-    def __init__(self, state_dir: Path, aws_env: dict[str, str], *, venv_cache: Path | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        aws_env: dict[str, str],
+        *,
+        venv_cache: Path | None = None,
+        sync_interval: float = 0.0,
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.aws_env = dict(aws_env)
@@ -257,6 +265,30 @@ class _FakeAirflowApi:
 
 
 # ---------------------------------------------------------------------- test harness
+
+
+def prepare_account(endpoint_url: str, bucket: str = "mwaa-dags-bucket", role: str = "mwaa-execution") -> Any:
+    """What MWAA needs in the account before CreateEnvironment (the emulator checks it as MWAA does):
+    the source bucket with versioning enabled and the execution role. Returns an S3 client."""
+    import boto3
+
+    kwargs = {
+        "endpoint_url": endpoint_url,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+    s3 = boto3.client("s3", **kwargs)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    iam = boto3.client("iam", **kwargs)
+    trust = (
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", '
+        '"Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]}}]}'
+    )
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+    return s3
 
 
 def create_params(name: str = "blue", **overrides: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from mwaa_iac.local.stack import compact_recording, is_mutation, pid_alive
-from tests.local.fakes import create_params, mwaa_client
+from tests.local.fakes import create_params, mwaa_client, prepare_account
 
 pytestmark = pytest.mark.local
 
@@ -91,14 +91,7 @@ def test_up_status_down_round_trip_leaves_no_process(state_dir: Path) -> None:
     )
 
     # moto serves the rest of AWS; the emulator serves MWAA
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    s3.create_bucket(Bucket="mwaa-dags-bucket")
+    s3 = prepare_account(env["AWS_ENDPOINT_URL"])
     s3.put_object(Bucket="mwaa-dags-bucket", Key="dags/hello.py", Body=b"# a DAG")
     client = mwaa_client(env["AWS_ENDPOINT_URL_MWAA"])
     client.create_environment(**create_params("blue"))
@@ -153,6 +146,7 @@ def test_faults_through_the_cli(state_dir: Path) -> None:
     local("up", "--state-dir", str(state_dir), "--runtime", FAKE_RUNTIME)
     env = json.loads((state_dir / "env.json").read_text())
     client = mwaa_client(env["AWS_ENDPOINT_URL_MWAA"])
+    prepare_account(env["AWS_ENDPOINT_URL"])
     local("fault", "fail-create", "green", "-m", "no capacity", "--state-dir", str(state_dir))
     client.create_environment(**create_params("green"))
     failed = wait_status(client, "green", "CREATE_FAILED")

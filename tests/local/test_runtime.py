@@ -161,7 +161,7 @@ def test_bundled_constraints_cover_the_versions_the_tests_use() -> None:
         path = bundled_constraints(version, "3.11")
         assert path is not None, version
         assert f"apache-airflow=={version}\n" in path.read_text()
-    assert venv_key("2.10.3", "3.11") == "2.10.3-py3.11"
+    assert venv_key("2.10.3", "3.11") == "2.10.3-py3.11-mwaa-image-1"
 
 
 def test_postgres_runs_dumps_restores_and_stops(tmp_path: Path) -> None:

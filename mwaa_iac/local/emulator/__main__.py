@@ -18,9 +18,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mwaa_iac.local.emulator.background import HeartbeatPublisher, start_dag_sync
+from mwaa_iac.local.emulator.background import HeartbeatPublisher
 from mwaa_iac.local.emulator.models import MwaaBackend
 from mwaa_iac.local.emulator.persistence import EnvironmentStore
+from mwaa_iac.local.emulator.resources import AwsResources
 from mwaa_iac.local.emulator.server import create_app, serve
 
 log = logging.getLogger("mwaa_iac.local.emulator")
@@ -91,7 +92,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--heartbeat-interval", type=float, default=15.0, help="seconds between heartbeats")
     parser.add_argument(
-        "--sync-interval", type=float, default=15.0, help="seconds between DAG syncs (0: off)"
+        "--sync-interval",
+        type=float,
+        default=30.0,
+        help="seconds between syncs of each DAG-folder copy from S3 (MWAA: 30; 0: off)",
     )
     parser.add_argument("--port-file", type=Path, default=None, help="write the bound port here once serving")
     parser.add_argument("--log-level", default="INFO")
@@ -119,9 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     server = serve(deferred, args.port)
     aws_env = runtime_aws_env(args.moto_endpoint, server.url, args.region)
     runtime_class = load_runtime_class(args.runtime)
-    kwargs = {"venv_cache": args.venv_cache} if args.venv_cache else {}
+    kwargs: dict[str, object] = {"sync_interval": args.sync_interval}
+    if args.venv_cache:
+        kwargs["venv_cache"] = args.venv_cache
     runtime = runtime_class(runtime_dir, aws_env, **kwargs)
-    backend = MwaaBackend(runtime, store=EnvironmentStore(state_dir / "emulator"), stretch=args.stretch)
+    resources = AwsResources.for_endpoint(args.moto_endpoint, args.region) if args.moto_endpoint else None
+    backend = MwaaBackend(
+        runtime, store=EnvironmentStore(state_dir / "emulator"), stretch=args.stretch, resources=resources
+    )
     deferred.app = create_app(backend, default_region=args.region, runtime_name=args.runtime)
     loaded = backend.load()
     log.info(
@@ -133,14 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     heartbeat = None
     if args.moto_endpoint and args.heartbeat_interval > 0:
         heartbeat = HeartbeatPublisher(backend, args.moto_endpoint, interval=args.heartbeat_interval).start()
-    syncer = start_dag_sync(backend, args.sync_interval) if args.sync_interval > 0 else None
 
     stop.wait()
     log.info("stopping the MWAA emulator")
     server.stop()
-    for task in (heartbeat, syncer):
-        if task is not None:
-            task.stop()
+    if heartbeat is not None:
+        heartbeat.stop()
     backend.close()
     try:
         runtime.shutdown()

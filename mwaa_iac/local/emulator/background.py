@@ -1,4 +1,4 @@
-"""Background loops: the SchedulerHeartbeat metric and the periodic DAG sync from S3."""
+"""Background loops: the SchedulerHeartbeat metric (each runtime syncs its own DAG folders)."""
 
 from __future__ import annotations
 
@@ -117,8 +117,3 @@ class HeartbeatPublisher:
     def stop(self) -> None:
         if self._task is not None:
             self._task.stop()
-
-
-def start_dag_sync(backend: MwaaBackend, interval: float) -> PeriodicTask:
-    """Sync DAGs of every serving environment every ``interval`` seconds (busy ones are skipped)."""
-    return PeriodicTask("mwaa-dag-sync", interval, lambda: backend.sync_environments(wait=False)).start()

@@ -54,6 +54,7 @@ from mwaa_iac.local.emulator.exceptions import (
     ValidationException,
 )
 from mwaa_iac.local.emulator.persistence import EnvironmentStore
+from mwaa_iac.local.emulator.resources import AwsResources
 from mwaa_iac.local.emulator.validation import format_errors
 from mwaa_iac.local.runtime.base import ApiResponse, EnvSpec, Runtime, RuntimeFailure
 
@@ -159,6 +160,9 @@ def spec_for(name: str, config: dict[str, Any]) -> EnvSpec:
         plugins_s3_path=config.get("PluginsS3Path"),
         startup_script_s3_path=config.get("StartupScriptS3Path"),
         airflow_configuration_options=dict(config.get("AirflowConfigurationOptions") or {}),
+        requirements_s3_object_version=config.get("RequirementsS3ObjectVersion"),
+        plugins_s3_object_version=config.get("PluginsS3ObjectVersion"),
+        startup_script_s3_object_version=config.get("StartupScriptS3ObjectVersion"),
     )
 
 
@@ -362,8 +366,10 @@ class MwaaBackend:
         invoke_timeout: float = 10.0,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        resources: AwsResources | None = None,
     ) -> None:
         self.runtime = runtime
+        self.resources = resources
         self.store = store
         self.catalog = catalog or load_catalog()
         self.today = today
@@ -622,6 +628,9 @@ class MwaaBackend:
         self._check_config(config)
         tags = dict(params.get("Tags") or {})
         self._check_tags(tags)
+        if self.resources is not None:
+            self.resources.check_role(config["ExecutionRoleArn"])
+            self.resources.resolve_versions(config)
         with self._lock:
             existing = self._by_name(name)
             if existing is not None:
@@ -701,6 +710,10 @@ class MwaaBackend:
                         f"{refusal}"
                     )
             self._check_config(new_config)
+            if self.resources is not None:
+                if "ExecutionRoleArn" in changes:
+                    self.resources.check_role(new_config["ExecutionRoleArn"])
+                self.resources.resolve_versions(new_config, changes)
             fault = self.faults.fail_update.pop(name, None)
             old_config = env.config
             env.update_requests += 1

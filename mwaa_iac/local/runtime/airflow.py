@@ -61,7 +61,14 @@ from mwaa_iac.local.runtime.venvs import Venv, VenvBuildError, ensure_venv, inst
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("scheduler", "webserver")
+COMPONENTS = ("scheduler", "webserver", "triggerer")
+# The two copies of the S3 DAG folder each environment keeps, synced independently (as MWAA's
+# scheduler and worker containers each sync their own): ``dags/`` is what the scheduler, DAG
+# processor, web server and triggerer read; ``worker/dags/`` is what task processes run.
+DAG_COPIES = ("scheduler", "worker")
+# MWAA syncs the S3 DAG folder into its containers every 30 seconds (MWAA user guide, "Working with
+# DAGs"); the runtime's default, overridable per runtime (tests compress it).
+MWAA_SYNC_INTERVAL = 30.0
 ADMIN_USER = "mwaa-emulator"
 INVOKE_TIMEOUT = 10.0
 SCHEDULER_HEARTBEAT_THRESHOLD = 30.0
@@ -99,7 +106,10 @@ def _reserved(name: str) -> bool:
     return name in _SHELL_VARIABLES or name in _RESERVED_VARIABLES or name.startswith(_RESERVED_PREFIXES)
 
 
-# Settings an environment always gets, before its airflow_configuration_options.
+# Settings an environment always gets, before its airflow_configuration_options. Scheduling and
+# parsing use Apache Airflow's defaults, which MWAA keeps unless AirflowConfigurationOptions change
+# them (README "Local stack" lists the numbers): a new DAG file is listed within
+# dag_dir_list_interval (300 s), a changed one re-parsed within min_file_process_interval (30 s).
 DEFAULT_AIRFLOW_CONFIG = {
     "core.load_examples": "False",
     "core.dags_are_paused_at_creation": "True",
@@ -110,8 +120,8 @@ DEFAULT_AIRFLOW_CONFIG = {
     "database.load_default_connections": "False",
     "database.sql_alchemy_pool_size": "2",
     "database.sql_alchemy_max_overflow": "8",
-    "scheduler.dag_dir_list_interval": "5",
-    "scheduler.min_file_process_interval": "5",
+    "scheduler.dag_dir_list_interval": "300",
+    "scheduler.min_file_process_interval": "30",
     "scheduler.parsing_processes": "1",
     "scheduler.scheduler_heartbeat_sec": "5",
     "scheduler.enable_health_check": "False",
@@ -162,7 +172,7 @@ class _Env:
     popens: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     sync_lock: threading.Lock = field(default_factory=threading.Lock)
     sync_stop: threading.Event = field(default_factory=threading.Event)
-    sync_thread: threading.Thread | None = None
+    sync_threads: dict[str, threading.Thread] = field(default_factory=dict)
 
 
 class _Timer:
@@ -243,8 +253,9 @@ class AirflowRuntime:
     ``aws_env`` are the variables (endpoint, dummy credentials, region) Airflow's processes need to
     reach the local AWS endpoints; the runtime's own S3 client for DAG sync uses them too.
     ``venv_cache`` overrides where version venvs are cached; ``sync_interval`` is the period of each
-    environment's background DAG sync (0: none, rely on :meth:`sync`); ``start_timeout`` bounds the
-    wait for a started environment to be healthy.
+    environment's background DAG syncs (one per copy of the DAG folder, the worker's half a period
+    after the scheduler's; 0: none, rely on :meth:`sync`); ``start_timeout`` bounds the wait for a
+    started environment to be healthy.
     """
 
     def __init__(
@@ -253,7 +264,7 @@ class AirflowRuntime:
         aws_env: dict[str, str],
         *,
         venv_cache: Path | None = None,
-        sync_interval: float = 5.0,
+        sync_interval: float = MWAA_SYNC_INTERVAL,
         start_timeout: float = 240.0,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
@@ -362,8 +373,10 @@ class AirflowRuntime:
         self, state: EnvState, spec: EnvSpec, venv: Venv, requirements_dir: str | None
     ) -> dict[str, str]:
         home = self.env_dir(state.name)
+        path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
         env: dict[str, str] = {
-            "PATH": f"{venv.bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}",
+            # The worker launcher first: the executor starts every task as `airflow tasks run ...`.
+            "PATH": os.pathsep.join([str(home / "worker" / "bin"), str(venv.bin_dir), path]),
             "HOME": os.environ.get("HOME", str(home)),
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
@@ -390,6 +403,10 @@ class AirflowRuntime:
             config_env_vars(
                 {
                     "core.executor": "LocalExecutor",
+                    # Each task in a process of its own, started through the worker launcher, which
+                    # points it at the worker's copy of the DAG folder (MWAA's Celery workers read
+                    # theirs, not the scheduler's).
+                    "core.execute_tasks_new_python_interpreter": "True",
                     "core.dags_folder": str(home / "dags"),
                     "core.plugins_folder": str(home / "plugins"),
                     "core.fernet_key": state.fernet_key,
@@ -472,7 +489,9 @@ class AirflowRuntime:
                 str(venv.python), "-m", "airflow", "webserver",
                 "--port", str(state.port), "--hostname", "127.0.0.1", "--workers", "1",
             ],
+            "triggerer": [str(venv.python), "-m", "airflow", "triggerer", "--skip-serve-logs"],
         }  # fmt: skip
+        self._write_worker_launcher(home, venv)
         base_env = self._startup_env(spec, self._process_env(state, spec, venv, state.requirements_dir))
         for component, cmd in commands.items():
             role = f"{state.name}.{component}"
@@ -492,6 +511,25 @@ class AirflowRuntime:
             env.popens[component] = popen
             procs.write_record(self.pid_dir, role, popen.pid)
 
+    @staticmethod
+    def _write_worker_launcher(home: Path, venv: Venv) -> None:
+        """``worker/bin/airflow``: what the executor runs for each task. It sets the worker's copy of
+        the DAG folder (``--subdir DAGS_FOLDER/...`` resolves against it) and runs this version's
+        Airflow."""
+        bin_dir = home / "worker" / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        launcher = bin_dir / "airflow"
+        dags = home / "worker" / "dags"
+        text = (
+            "#!/bin/sh\n# mwaa-iac local stack: a task runs on the worker's own copy of the DAG folder.\n"
+            f"AIRFLOW__CORE__DAGS_FOLDER='{dags}'; export AIRFLOW__CORE__DAGS_FOLDER\n"
+            f"exec '{venv.python}' -m airflow \"$@\"\n"
+        )
+        tmp = launcher.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, launcher)
+
     def _startup_env(self, spec: EnvSpec, env: dict[str, str]) -> dict[str, str]:
         """``env`` plus what the environment's startup script exports (MWAA runs the script before
         each component starts; its output goes to ``startup.log``). A failing script fails the start."""
@@ -501,7 +539,8 @@ class AirflowRuntime:
         script = home / "startup.sh"
         key = spec.startup_script_s3_path.lstrip("/")
         try:
-            self.s3_client().download_file(spec.source_bucket, key, str(script))
+            version = spec.startup_script_s3_object_version
+            script.write_bytes(self._read_object(spec.source_bucket, key, version))
         except Exception as exc:
             raise _StepError(
                 CODE_STARTUP_SCRIPT, f"cannot read s3://{spec.source_bucket}/{key}: {exc}"
@@ -648,11 +687,21 @@ class AirflowRuntime:
                 )
             return self._s3_client
 
-    def _sync_dags(self, spec: EnvSpec) -> None:
+    def _read_object(self, bucket: str, key: str, version: str | None) -> bytes:
+        """An S3 object's bytes, of ``version`` when given (the one the environment runs)."""
+        extra = {"VersionId": version} if version else {}
+        return self.s3_client().get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+
+    def dag_folder(self, name: str, copy: str = "scheduler") -> Path:
+        """The environment's ``scheduler`` or ``worker`` copy of its DAG folder."""
+        home = self.env_dir(name)
+        return home / "dags" if copy == "scheduler" else home / "worker" / "dags"
+
+    def _sync_dags(self, spec: EnvSpec, copy: str = "scheduler") -> None:
         home = self.env_dir(spec.name)
-        dags = home / "dags"
+        dags = self.dag_folder(spec.name, copy)
         dags.mkdir(parents=True, exist_ok=True)
-        manifest_path = home / ".dag-manifest.json"
+        manifest_path = home / (".dag-manifest.json" if copy == "scheduler" else ".worker-dag-manifest.json")
         try:
             manifest: dict[str, str] = json.loads(manifest_path.read_text())
         except (OSError, ValueError):
@@ -695,12 +744,14 @@ class AirflowRuntime:
             return
         home = self.env_dir(spec.name)
         marker = home / ".plugins-etag"
-        head = self.s3_client().head_object(Bucket=spec.source_bucket, Key=spec.plugins_s3_path.lstrip("/"))
-        tag = f"{spec.plugins_s3_path}:{head.get('ETag', '')}"
+        key = spec.plugins_s3_path.lstrip("/")
+        extra = {"VersionId": spec.plugins_s3_object_version} if spec.plugins_s3_object_version else {}
+        head = self.s3_client().head_object(Bucket=spec.source_bucket, Key=key, **extra)
+        tag = f"{spec.plugins_s3_path}:{spec.plugins_s3_object_version or ''}:{head.get('ETag', '')}"
         if marker.is_file() and marker.read_text() == tag:
             return
         archive = home / ".plugins.zip"
-        self.s3_client().download_file(spec.source_bucket, spec.plugins_s3_path.lstrip("/"), str(archive))
+        archive.write_bytes(self._read_object(spec.source_bucket, key, spec.plugins_s3_object_version))
         plugins = home / "plugins"
         shutil.rmtree(plugins, ignore_errors=True)
         plugins.mkdir(parents=True)
@@ -713,35 +764,45 @@ class AirflowRuntime:
         marker.write_text(tag)
 
     def sync(self, spec: EnvSpec) -> None:
-        """Mirror the DAG folder (and plugins.zip) from S3 into the environment now."""
+        """Mirror the DAG folder into both copies now. plugins.zip is installed at create/update
+        only, at the object version the environment runs (as on MWAA)."""
         env = self._env(spec)
         with env.sync_lock:
-            self._sync_dags(spec)
+            for copy in DAG_COPIES:
+                self._sync_dags(spec, copy)
             self._sync_plugins(spec)
 
-    def _sync_loop(self, env: _Env) -> None:
-        while not env.sync_stop.wait(self.sync_interval):
+    def _sync_loop(self, env: _Env, copy: str, stop: threading.Event, offset: float) -> None:
+        if offset and stop.wait(offset):
+            return
+        while not stop.wait(self.sync_interval):
             try:
                 with env.sync_lock:
-                    self._sync_dags(env.spec)
+                    self._sync_dags(env.spec, copy)
             except Exception as exc:  # keep syncing; the bucket may come back
-                log.debug("DAG sync of %s failed: %s", env.name, exc)
+                log.debug("DAG sync of %s (%s copy) failed: %s", env.name, copy, exc)
 
     def _start_sync_thread(self, env: _Env) -> None:
-        if self.sync_interval <= 0 or (env.sync_thread is not None and env.sync_thread.is_alive()):
+        if self.sync_interval <= 0 or any(t.is_alive() for t in env.sync_threads.values()):
             return
         env.sync_stop = threading.Event()
-        env.sync_thread = threading.Thread(
-            target=self._sync_loop, args=(env,), name=f"dag-sync-{env.name}", daemon=True
-        )
-        env.sync_thread.start()
+        env.sync_threads = {}
+        for index, copy in enumerate(DAG_COPIES):
+            thread = threading.Thread(
+                target=self._sync_loop,
+                args=(env, copy, env.sync_stop, index * self.sync_interval / 2),
+                name=f"dag-sync-{env.name}-{copy}",
+                daemon=True,
+            )
+            env.sync_threads[copy] = thread
+            thread.start()
 
     def _stop_sync_thread(self, env: _Env) -> None:
         env.sync_stop.set()
-        thread = env.sync_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=30)
-        env.sync_thread = None
+        for thread in env.sync_threads.values():
+            if thread is not threading.current_thread():
+                thread.join(timeout=30)
+        env.sync_threads = {}
 
     def _prepare_requirements(self, spec: EnvSpec, venv: Venv) -> str | None:
         """Install the environment's requirements.txt for ``venv``'s version (None when it has none);
@@ -751,7 +812,7 @@ class AirflowRuntime:
         home = self.env_dir(spec.name)
         key = spec.requirements_s3_path.lstrip("/")
         try:
-            body = self.s3_client().get_object(Bucket=spec.source_bucket, Key=key)["Body"].read()
+            body = self._read_object(spec.source_bucket, key, spec.requirements_s3_object_version)
         except Exception as exc:
             raise _StepError(
                 CODE_REQUIREMENTS, f"cannot read s3://{spec.source_bucket}/{key}: {exc}"
@@ -816,7 +877,7 @@ class AirflowRuntime:
             with timer.step("postgres"):
                 self._ensure_postgres()
             home = self.env_dir(spec.name)
-            for sub in ("dags", "plugins", "logs"):
+            for sub in ("dags", "worker/dags", "plugins", "logs"):
                 (home / sub).mkdir(parents=True, exist_ok=True)
             previous = self._load_state(spec.name)
             state = EnvState(

@@ -34,6 +34,11 @@ class EnvSpec:
     plugins_s3_path: str | None = None
     startup_script_s3_path: str | None = None
     airflow_configuration_options: dict[str, str] = field(default_factory=dict)
+    # The S3 object versions the environment runs (MWAA keeps running these, whatever is uploaded
+    # later, until an UpdateEnvironment names other ones). None: the object is not versioned.
+    requirements_s3_object_version: str | None = None
+    plugins_s3_object_version: str | None = None
+    startup_script_s3_object_version: str | None = None
 
 
 @dataclass(frozen=True)

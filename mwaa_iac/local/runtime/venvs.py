@@ -1,7 +1,11 @@
 """A cache of virtual environments, one per Apache Airflow version, for the local runtime.
 
-``ensure_venv("2.10.3")`` returns a :class:`Venv` with ``apache-airflow[postgres]``, the Amazon provider
-and ``mwaa-dr`` installed, building it on first use:
+``ensure_venv("2.10.3")`` returns a :class:`Venv` with what MWAA's image has for that version and
+nothing more, building it on first use: ``apache-airflow[postgres]`` (psycopg2) and the Amazon
+provider, under Airflow's constraints for the version (MWAA builds its image from them and installs
+the Amazon provider; see "Local stack" in the README). Anything else, mwaa-dr included, reaches an
+environment only through its requirements.txt (installed at create/update, see ``airflow.py``), as on
+MWAA:
 
 * where: ``$MWAA_IAC_VENV_CACHE`` or ``~/.cache/mwaa-iac/venvs``, in ``<version>-py<X.Y>``;
 * how: with ``uv`` when it is on PATH (seconds, thanks to its package cache), else ``python -m venv``
@@ -38,16 +42,19 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CACHE_ENV_VAR = "MWAA_IAC_VENV_CACHE"
-MWAA_DR_REQUIREMENT = "mwaa-dr==2.2.0"
-# mwaa-dr's S3 storage goes through smart_open and boto3; the Amazon provider brings boto3 (and is what
-# MWAA installs anyway).
+# MWAA installs the Amazon provider (it brings boto3) in every image.
 AMAZON_PROVIDER_REQUIREMENT = "apache-airflow-providers-amazon"
 OFFICIAL_CONSTRAINTS_URL = (
     "https://raw.githubusercontent.com/apache/airflow/constraints-{version}/constraints-{python}.txt"
 )
 CONSTRAINTS_DIR = Path(__file__).with_name("constraints")
 COMPLETE_MARKER = ".mwaa-iac-complete"
-SMOKE_IMPORTS = "import airflow.www.app, airflow.executors.local_executor, mwaa_dr, psycopg2, smart_open"
+SMOKE_IMPORTS = (
+    "import airflow.www.app, airflow.executors.local_executor, airflow.providers.amazon, psycopg2, boto3"
+)
+# Part of the cache key: a venv built from another package recipe (e.g. an earlier release that
+# preinstalled mwaa-dr) is never reused.
+RECIPE = "mwaa-image-1"
 FREEZE_FILE = "mwaa-iac-freeze.txt"
 # Without any constraints file, Airflow's own bounds suffice for 2.9 and later (2.9.2, 2.10.x and 2.11.x
 # resolve to working sets); older releases predate bounds they turned out to need.
@@ -192,7 +199,7 @@ def find_uv() -> str | None:
 
 
 def venv_key(airflow_version: str, python_version: str) -> str:
-    return f"{airflow_version}-py{python_version}"
+    return f"{airflow_version}-py{python_version}-{RECIPE}"
 
 
 def bundled_constraints(airflow_version: str, python_version: str) -> Path | None:
@@ -332,7 +339,6 @@ def _build(
         requirements = [
             f"apache-airflow[postgres]=={airflow_version}",
             AMAZON_PROVIDER_REQUIREMENT,
-            MWAA_DR_REQUIREMENT,
             *pins,
         ]
         venv_python = tmp / "bin" / "python"
