@@ -40,7 +40,10 @@ source:
   dag_s3_path: dags
   requirements_s3_path: requirements/requirements.txt
 execution_role_arn: arn:aws:iam::123456789012:role/mwaa-demo-execution
-dr:
+# MWAA keeps Airflow's parsing defaults (a new DAG file listed within 300 s, a changed one re-parsed
+# within 30 s); a shorter listing interval makes mwaa-iac's DR DAG files appear sooner.
+airflow_configuration_options:
+{config_options}dr:
   backup_bucket: {dr_bucket}
   retention_days: 30
 routing:
@@ -59,6 +62,29 @@ class DemoSetup:
     env: str
     source: str
     seeded: dict[str, Any]
+
+
+# AirflowConfigurationOptions of the demo's environments (MWAA accepts these overrides).
+DEMO_AIRFLOW_CONFIG = {
+    "scheduler.dag_dir_list_interval": "20",
+    "scheduler.min_file_process_interval": "10",
+}
+DEMO_ROLE = "mwaa-demo-execution"
+_TRUST_POLICY = (
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", '
+    '"Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]}}]}'
+)
+
+
+def ensure_role(iam_client: Any, name: str) -> str:
+    """The execution role (MWAA refuses an environment whose role does not exist); returns its ARN."""
+    try:
+        return str(iam_client.get_role(RoleName=name)["Role"]["Arn"])
+    except iam_client.exceptions.NoSuchEntityException:
+        created = iam_client.create_role(
+            RoleName=name, AssumeRolePolicyDocument=_TRUST_POLICY, Description="mwaa-iac local demo"
+        )
+        return str(created["Role"]["Arn"])
 
 
 def ensure_bucket(s3_client: Any, bucket: str, *, private_encrypted: bool) -> None:
@@ -101,6 +127,7 @@ def prepare(
     s3_client = boto3.client("s3", region_name=region)
     ensure_bucket(s3_client, source_bucket, private_encrypted=False)
     ensure_bucket(s3_client, dr_bucket, private_encrypted=True)
+    role_arn = ensure_role(boto3.client("iam", region_name=region), DEMO_ROLE)
     s3 = S3(region, client=s3_client)
     s3.put_text(source_bucket, "requirements/requirements.txt", "# demo requirements\n")
     env_dir = root / "environments" / name
@@ -112,6 +139,7 @@ def prepare(
             to_version=to_version,
             source_bucket=source_bucket,
             dr_bucket=dr_bucket,
+            config_options="".join(f'  {k}: "{v}"\n' for k, v in DEMO_AIRFLOW_CONFIG.items()),
         )
     )
     mwaa = MwaaClient(region)
@@ -121,7 +149,7 @@ def prepare(
         mwaa.create_environment(
             blue,
             AirflowVersion=from_version,
-            ExecutionRoleArn="arn:aws:iam::123456789012:role/mwaa-demo-execution",
+            ExecutionRoleArn=role_arn,
             SourceBucketArn=f"arn:aws:s3:::{source_bucket}",
             DagS3Path="dags",
             RequirementsS3Path="requirements/requirements.txt",
@@ -131,6 +159,7 @@ def prepare(
             },
             EnvironmentClass="mw1.small",
             MaxWorkers=2,
+            AirflowConfigurationOptions=dict(DEMO_AIRFLOW_CONFIG),
             Tags={"mwaa-iac:deployment": name, "mwaa-iac:color": "blue"},
         )
     result = Watcher(lambda: mwaa.observe(blue), interval=poll, max_interval=poll, budget=1800).run()

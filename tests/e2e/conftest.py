@@ -3,6 +3,7 @@ Airflow). One stack per test session, on free loopback ports, stopped at the end
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -11,8 +12,10 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
 
 from mwaa_iac.adapters.airflow_api import AirflowApi
@@ -117,3 +120,28 @@ def run_ids(name: str, dag_id: str) -> set[str]:
         offset += len(batch)
         if not batch or offset >= page["total_entries"]:
             return ids
+
+
+def heartbeat_times(name: str, start: datetime, end: datetime) -> list[datetime]:
+    """When the ``AmazonMWAA/SchedulerHeartbeat`` metric of ``name`` was published (to the second)."""
+    client = boto3.client("cloudwatch", region_name="us-east-1")
+    response = client.get_metric_statistics(
+        Namespace="AmazonMWAA",
+        MetricName="SchedulerHeartbeat",
+        Dimensions=[{"Name": "Environment", "Value": name}, {"Name": "Function", "Value": "Scheduler"}],
+        StartTime=start,
+        EndTime=end,
+        Period=1,
+        Statistics=["SampleCount"],
+    )
+    stamps = []
+    for point in response.get("Datapoints", []):
+        stamp = point["Timestamp"]
+        stamps.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
+    return sorted(stamps)
+
+
+def heartbeat_gaps(name: str, start: datetime, end: datetime) -> list[float]:
+    """Seconds between consecutive heartbeats of ``name`` from ``start`` to ``end`` (both ends count)."""
+    points = [start, *heartbeat_times(name, start, end), end]
+    return [round((b - a).total_seconds(), 1) for a, b in itertools.pairwise(points)]
