@@ -448,6 +448,23 @@ class _Progress:
             self._line(f"[success]{event['environment']} is live[/]: {event['unpaused']} DAG(s) unpaused")
         elif kind == "target.create_environment":
             self._line(f"CreateEnvironment {event['name']} at Airflow {event['version']}")
+        elif kind == "dr.vendor":
+            versions = ", ".join(f"{k} {v}" for k, v in event["versions"].items())
+            self._line(
+                f"mwaa-dr delivered in the DAG folder ({versions}): {event['uploaded']} object(s) uploaded, "
+                f"{event['unchanged']} unchanged"
+            )
+        elif kind == "probe.started":
+            self._live({"status": f"probe: {event['dag_id']} on {event['environment']}"})
+        elif kind == "probe.done":
+            self._stop()
+            where = "the DAG folder" if event["vendored"] else "its own installation"
+            self._line(
+                f"[success]✓[/] probe: {event['environment']} imports mwaa-dr (from {where}) and can write "
+                f"to s3://{event['uri'][5:].split('/')[0]}/"
+            )
+        elif kind == "probe.warning":
+            self._line(f"[warning]probe: {event['detail']}[/]")
 
     def _line(self, text: str) -> None:
         ui.err.print(text)
@@ -636,6 +653,8 @@ def upgrade(
         )
         for hop in summary.hops:
             ui.out.print(f"  {hop['kind']} {hop['from_version']} → {hop['to_version']}: {hop['reason']}")
+        for note in summary.notes:
+            ui.out.print(f"  {note}")
         return
     ui.out.print(
         f"[success]{summary.environment} upgraded {summary.from_version} → {summary.to_version}[/] "
@@ -756,6 +775,8 @@ def cutover(
             ui.out.print(f"  {hop['kind']} {hop['from_version']} → {hop['to_version']}: {hop['reason']}")
         for note in report["notes"]:
             ui.out.print(f"  [muted]{note}[/]")
+        for line in report.get("mwaa_dr_delivery") or []:
+            ui.out.print(f"  {line}")
         return
     _print_cutover_report(report, env)
 

@@ -6,6 +6,12 @@ mwaa-dr 2.2.0 facts this module encodes (DESIGN.md §3): a DAG file instantiates
 ``backup_metadata``, ``restore_metadata`` and ``cleanup_metadata`` (mwaa-dr excludes them from its
 exports); ``path_prefix`` is fixed per file, so a file is rendered per cutover and pass; backups are
 header-less, ``|``-delimited CSVs at ``s3://<bucket>/<path_prefix>/<table>.csv``.
+
+mwaa-dr is not installed in the environment: mwaa-iac uploads its files (and smart_open's, its only
+dependency) beside the generated DAGs in ``mwaa_iac_dr/vendor/`` (see
+:mod:`mwaa_iac.adapters.dr_bundle`), hidden from DAG parsing by ``mwaa_iac_dr/.airflowignore``; each
+generated file appends that folder to ``sys.path`` when mwaa-dr is not importable otherwise. So the
+source's requirements.txt never changes and it is never restarted (UpdateEnvironment) for mwaa-dr.
 """
 
 from __future__ import annotations
@@ -23,10 +29,25 @@ RESTORE_DAG_ID = "restore_metadata"
 CLEANUP_DAG_ID = "cleanup_metadata"
 FIXUP_DAG_ID = "mwaa_iac_fixup"  # the fix-up's own DAG in earlier releases; now a restore task
 PREPARE_DAG_ID = "mwaa_iac_prepare"
+PROBE_DAG_ID = "mwaa_iac_probe"
+# DAGs whose rows the fix-up and the pre-restore cleanup leave out. Not the probe: its runs on the
+# source are ordinary history to them (backed up, restored and counted like any other DAG's).
 DR_DAG_IDS = (BACKUP_DAG_ID, RESTORE_DAG_ID, CLEANUP_DAG_ID, FIXUP_DAG_ID, PREPARE_DAG_ID)
+# Every DAG mwaa-iac deploys: never recorded, paused, drained or unpaused as the user's DAGs.
+MWAA_IAC_DAG_IDS = (*DR_DAG_IDS, PROBE_DAG_ID)
 DR_DAG_FOLDER = "mwaa_iac_dr"  # sub-folder of the environment's DAG folder holding our files
+VENDOR_FOLDER = f"{DR_DAG_FOLDER}/vendor"  # mwaa-dr and smart_open, delivered with the DAG files
+VENDORED_MODULES = ("mwaa_dr", "smart_open")
+AIRFLOWIGNORE = f"{DR_DAG_FOLDER}/.airflowignore"
+# Airflow 2 matches a regexp rule against the path relative to the DAG folder's root (not to the
+# ignore file's folder: "^vendor" would match nothing), so the first rule accepts "vendor" after a
+# "/"; the second is for core.dag_ignore_file_syntax=glob (gitignore style). Both only apply under
+# mwaa_iac_dr/, where this file lives. mwaa_dr ships DAG files of its own: they must not be parsed.
+AIRFLOWIGNORE_TEXT = """# mwaa-iac: mwaa-dr and smart_open for the DR DAGs beside this file, not DAGs
+(^|/)vendor(/|$)
+vendor/
+"""
 FIXUP_VARIABLE = "mwaa_iac_fixup"  # where the fix-up DAG leaves its counts (read over the REST API)
-MWAA_DR_REQUIREMENT = "mwaa-dr==2.2.0"
 
 # Tables mwaa-dr copies, in restore order (active_dag is mwaa-dr's synthetic list of unpaused DAGs).
 TABLES = (
@@ -92,6 +113,20 @@ removes this file.
 Deployment {deployment}, {label}, mwaa-dr factory {factory}.
 """
 '''
+
+# Before ``from mwaa_dr ...``: mwaa-iac delivers mwaa-dr and smart_open in vendor/ beside this file.
+# Appended (never prepended) and only when one of them is not importable otherwise: an environment
+# with mwaa-dr installed keeps its own, and the user's other DAGs parsed in the same process resolve
+# their imports as before.
+VENDOR_BOOTSTRAP = f"""
+import importlib.util
+import os
+import sys
+
+_VENDOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor")
+if _VENDOR not in sys.path and any(importlib.util.find_spec(m) is None for m in {VENDORED_MODULES!r}):
+    sys.path.append(_VENDOR)
+"""
 
 
 # mwaa-dr's own DAGs run one Airflow task per table (plus setup, teardown and empty markers): on a
@@ -167,6 +202,7 @@ def render_backup_dag(factory: str, path_prefix: str, deployment: str, label: st
     module = _factory_module(factory)
     text = (
         _HEADER.format(purpose="mwaa-dr backup DAG", deployment=deployment, label=label, factory=factory)
+        + VENDOR_BOOTSTRAP
         + _IMPORTS
         + f"""from {module} import {factory}
 
@@ -191,6 +227,7 @@ def render_restore_dag(factory: str, path_prefix: str, deployment: str, label: s
     module = _factory_module(factory)
     text = (
         _HEADER.format(purpose="mwaa-dr restore DAG", deployment=deployment, label=label, factory=factory)
+        + VENDOR_BOOTSTRAP
         + _IMPORTS.replace("import time\n", "import json\nimport time\n")
         + f"""from airflow.models import Variable
 from airflow.settings import Session
@@ -230,6 +267,7 @@ def render_cleanup_dag(factory: str, deployment: str, label: str) -> DagFile:
     module = _factory_module(factory)
     text = (
         _HEADER.format(purpose="mwaa-dr cleanup DAG", deployment=deployment, label=label, factory=factory)
+        + VENDOR_BOOTSTRAP
         + f"""
 from {module} import {factory}
 
@@ -339,6 +377,96 @@ with DAG({PREPARE_DAG_ID!r}, schedule=None, start_date=datetime(2024, 1, 1), cat
 """
     )
     return DagFile(f"{DR_DAG_FOLDER}/{PREPARE_DAG_ID}.py", text, PREPARE_DAG_ID, marker)
+
+
+# The preflight probe: proves, before mwaa-iac changes anything, that the environment that will run
+# mwaa-dr can import the factory from the delivered files (the DAG file's own import: an import error
+# shows in Airflow's importErrors) and can write to and read from the DR bucket the way mwaa-dr does
+# (smart_open over boto3, with the environment's execution role), on a worker. Its result goes into
+# the run's note (read over the REST API; a task log is not reachable within MWAA's 64-character
+# path limit). Run-specific values (bucket, key) come in the run's conf: workers sync the DAG folder
+# on their own, so the file carries none.
+_PROBE = """
+import json
+from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.python import PythonOperator
+from {module} import {factory}
+
+NOTE_LIMIT = 1000  # dag_run_note.content
+
+
+def _report(context, result):
+    text = json.dumps(result, sort_keys=True)
+    print(f"mwaa-iac probe: {{text}}")
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.settings import Session
+
+        with Session() as session:
+            run = session.query(DagRun).filter(
+                DagRun.dag_id == context["dag"].dag_id, DagRun.run_id == context["run_id"]
+            ).one()
+            run.note = text[:NOTE_LIMIT]
+            session.commit()
+    except Exception as exc:  # Airflow < 2.5 has no notes: the task state still tells
+        print(f"mwaa-iac probe: cannot record the result in the run's note: {{exc}}")
+
+
+def probe(**context):
+    import mwaa_dr
+    import smart_open
+
+    conf = context["dag_run"].conf or {{}}
+    uri = f"s3://{{conf['bucket']}}/{{conf['key']}}"
+    result = {{
+        "factory": {factory}.__name__,
+        "mwaa_dr": os.path.dirname(mwaa_dr.__file__),
+        "smart_open": os.path.dirname(smart_open.__file__),
+        "uri": uri,
+    }}
+    try:
+        with smart_open.open(uri, "wb") as out:  # as mwaa-dr's backup writes its CSVs
+            out.write(context["run_id"].encode("utf-8"))
+        with smart_open.open(uri, encoding="utf-8") as back:  # as its restore reads them
+            if back.read() != context["run_id"]:
+                raise RuntimeError("the object read back differs from the one written")
+    except Exception as exc:
+        error = f"{{type(exc).__name__}}: {{exc}}"[:600]
+        _report(context, {{**result, "ok": False, "stage": "s3", "error": error}})
+        raise
+    try:
+        import boto3
+
+        boto3.client("s3").delete_object(Bucket=conf["bucket"], Key=conf["key"])
+        result["deleted"] = True
+    except Exception as exc:  # mwaa-dr itself never deletes: not a reason to stop
+        result["deleted"] = f"{{type(exc).__name__}}: {{exc}}"[:300]
+    _report(context, {{**result, "ok": True}})
+
+
+with DAG({dag_id!r}, schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
+         description={marker!r}) as dag:
+    PythonOperator(task_id="probe", python_callable=probe)
+"""
+
+
+def render_probe_dag(factory: str, deployment: str) -> DagFile:
+    """The preflight probe DAG for ``factory`` (the one the DR DAGs will import there)."""
+    marker = f"mwaa-iac probe {factory}"
+    text = (
+        _HEADER.format(purpose="preflight probe DAG", deployment=deployment, label="probe", factory=factory)
+        + VENDOR_BOOTSTRAP
+        + _PROBE.format(module=_factory_module(factory), factory=factory, dag_id=PROBE_DAG_ID, marker=marker)
+    )
+    return DagFile(f"{DR_DAG_FOLDER}/{PROBE_DAG_ID}.py", text, PROBE_DAG_ID, marker)
+
+
+def probe_conf(bucket: str, base_prefix: str, deployment: str, probe_id: str) -> dict[str, str]:
+    """Where the probe writes (and then deletes) its object: under the deployment's backup prefix."""
+    prefix = backup_prefix(base_prefix, deployment, "probe", probe_id)
+    return {"bucket": bucket, "key": f"{prefix}/probe.txt"}
 
 
 def restore_conf(bucket: str) -> dict[str, str]:

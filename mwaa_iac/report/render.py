@@ -85,6 +85,16 @@ def _facts(data: dict[str, Any]) -> list[str]:
             if carried and factory
             else ""
         )
+        if how and decision["strategy"] == "cutover":
+            how += (
+                ", delivered in the DAG folder (`mwaa_iac_dr/vendor/`): the source's requirements are "
+                "unchanged and it is not restarted (no UpdateEnvironment on the source)"
+            )
+        elif how:
+            how = (
+                " (the database is migrated in place); safety backup" + how + " delivered in the DAG "
+                "folder (`mwaa_iac_dr/vendor/`): no requirements change for it"
+            )
         rows.append(("Run history", ("carried" + how) if carried else "**not carried**"))
     rows.append(("Live state", _text(data["live"]["message"])))
     terraform = data["terraform"]

@@ -4,6 +4,11 @@ A backup runs mwaa-dr's backup DAG (the environment's own version's factory) int
 the DR bucket, checks that every table's CSV is there and writes ``manifest.json`` beside them
 (environment, version, factory, record counts — never values). A restore reads that manifest, cleans
 the inactive colour's environment, restores with the backup's factory, fixes up and verifies counts.
+
+mwaa-dr is delivered with the DAG files (``mwaa_iac_dr/vendor/``), never through the environment's
+requirements (that would restart it). Before either changes anything, a probe DAG proves that the
+environment running mwaa-dr (the source of a backup, the target of a restore) imports it and can
+write to the DR bucket.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from mwaa_iac.core import dr
 from mwaa_iac.core.catalog import parse_version
 from mwaa_iac.core.config import EnvironmentConfig
 from mwaa_iac.errors import UsageError
-from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner
+from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, deploy_dr_files, run_probe
 
 MANIFEST = "manifest.json"
 
@@ -32,6 +37,8 @@ class DrTiming:
     dag_timeout_seconds: float = 900.0
     run_timeout_seconds: float = 3 * 3600.0
     run_poll_seconds: float = 5.0
+    import_error_grace_seconds: float = 60.0
+    probe_timeout_seconds: float = 900.0
 
 
 def require_private_bucket(s3: S3, bucket: str) -> None:
@@ -58,6 +65,33 @@ def backup_table_counts(s3: S3, bucket: str, prefix: str) -> dict[str, Any]:
         text = s3.get_text(bucket, f"{prefix}/{table}.csv") or ""
         counts[table], excluded[table] = dr.count_csv_records(text)
     return {"prefix": prefix, "counts": counts, "backup_run_rows": excluded}
+
+
+def probe(
+    runner: DagRunner,
+    config: EnvironmentConfig,
+    factory: str,
+    *,
+    role: str,
+    bucket: str | None = None,
+) -> dict[str, Any]:
+    """Run the preflight probe (its DAG file already deployed) with a run id of its own; it writes
+    and deletes an object under the deployment's prefix in ``bucket`` (default: the DR bucket)."""
+    probe_id = uuid.uuid4().hex[:8]
+    file = dr.render_probe_dag(factory, config.name)
+    conf = dr.probe_conf(bucket or config.dr.backup_bucket, config.dr.path_prefix, config.name, probe_id)
+    return run_probe(runner, file, dr.run_id("probe", probe_id, "x"), conf, role=role)
+
+
+def probe_runner(runner: DagRunner, timing: Any) -> DagRunner:
+    """The same runner with the probe's (shorter) run timeout: it runs in seconds when it works."""
+    options = DrTiming(
+        dag_timeout_seconds=timing.dag_timeout_seconds,
+        run_timeout_seconds=min(timing.run_timeout_seconds, getattr(timing, "probe_timeout_seconds", 900.0)),
+        run_poll_seconds=timing.run_poll_seconds,
+        import_error_grace_seconds=getattr(timing, "import_error_grace_seconds", 60.0),
+    )
+    return DagRunner(runner.api, options, runner.emit, runner.sleep, runner.clock)
 
 
 def parse_location(location: str) -> tuple[str, str]:
@@ -87,13 +121,16 @@ def take_backup(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     prefix = dr.backup_prefix(config.dr.path_prefix, config.name, f"{stamp}-{backup_id}", "")
     dag_file = dr.render_backup_dag(factory, prefix, config.name, f"backup {backup_id}")
-    s3.put_text(
+    vendor = deploy_dr_files(
+        s3,
         config.source.bucket_name,
-        f"{config.source.dag_s3_path.strip('/')}/{dag_file.relative_path}",
-        dag_file.text,
+        config.source.dag_s3_path,
+        [dr.render_probe_dag(factory, config.name), dag_file],
     )
-    emit({"event": "backup.started", "environment": environment, "location": f"s3://{bucket}/{prefix}"})
+    emit({"event": "dr.vendor", **vendor})
     runner = DagRunner(AirflowApi(mwaa, environment, sleep=sleep), timing, emit, sleep)
+    probed = probe(probe_runner(runner, timing), config, factory, role="the backup")
+    emit({"event": "backup.started", "environment": environment, "location": f"s3://{bucket}/{prefix}"})
     runner.run(dr.BACKUP_DAG_ID, dr.run_id("backup", backup_id, "b"), dag_file.marker, {"bucket": bucket})
     counts = backup_table_counts(s3, bucket, prefix)
     manifest = {
@@ -104,6 +141,7 @@ def take_backup(
         "created": stamp,
         "records": counts["counts"],
         "backup_run_records": counts["backup_run_rows"],
+        "mwaa_dr_delivery": {"versions": vendor["versions"], "vendored": probed["vendored"]},
     }
     s3.put_text(bucket, f"{prefix}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True))
     location = f"s3://{bucket}/{prefix}"
@@ -147,13 +185,15 @@ def restore_backup(
         dr.render_prepare_dag(config.name, label),
         dr.render_restore_dag(manifest["factory"], prefix, config.name, label),
     ]
-    for item in files:
-        s3.put_text(
-            config.source.bucket_name,
-            f"{config.source.dag_s3_path.strip('/')}/{item.relative_path}",
-            item.text,
-        )
+    deploy_dr_files(
+        s3,
+        config.source.bucket_name,
+        config.source.dag_s3_path,
+        [dr.render_probe_dag(manifest["factory"], config.name), *files],
+    )
     runner = DagRunner(AirflowApi(mwaa, target, sleep=sleep), timing, emit, sleep)
+    # Before the target's metadata is emptied: it imports mwaa-dr and can use the DR bucket.
+    probe(probe_runner(runner, timing), config, manifest["factory"], role="the restore", bucket=bucket)
     markers = {f.dag_id: f.marker for f in files}
     runner.run(dr.PREPARE_DAG_ID, dr.run_id("prepare", restore_id, "r"), markers[dr.PREPARE_DAG_ID])
     runner.run(

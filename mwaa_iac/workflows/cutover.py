@@ -13,6 +13,11 @@ Steps (each a journal entry, each idempotent; see DESIGN.md §2):
 
 Single pass (3.x targets, or ``--single-pass``): the freeze starts before pass 1 and there is no
 pass 2. Without history (``--no-history``): no backup or restore at all.
+
+mwaa-dr is delivered with the DR DAG files in the DAG folder (``mwaa_iac_dr/vendor/``), so neither
+colour needs it in requirements.txt: the source is never updated (restarted) for it and the target
+uses the source's requirements unchanged. The preflight step proves with a probe DAG on the source
+that it imports mwaa-dr and can write to the DR bucket; the target's side is proven by pass 1.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import botocore.session
 
 from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.adapters.cloudwatch import CloudWatch
+from mwaa_iac.adapters.dr_bundle import load_bundle
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
 from mwaa_iac.adapters.storage import BUCKET_FIX, S3, Routing
 from mwaa_iac.core import dr
@@ -36,8 +42,8 @@ from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
 from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Outcome, ready_for_update
 from mwaa_iac.errors import MwaaIacError, UsageError
-from mwaa_iac.workflows.backup import backup_table_counts
-from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner
+from mwaa_iac.workflows.backup import backup_table_counts, probe, probe_runner
+from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, deploy_dr_files, remove_dr_files
 from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_journal
 from mwaa_iac.workflows.state import StateStore, open_state
 from mwaa_iac.workflows.upgrade import Check, PreflightError, Upgrade, UpgradeOptions
@@ -56,6 +62,8 @@ class CutoverOptions(UpgradeOptions):
     dag_timeout_seconds: float = 900.0
     run_timeout_seconds: float = 3 * 3600.0
     run_poll_seconds: float = 5.0
+    import_error_grace_seconds: float = 60.0
+    probe_timeout_seconds: float = 900.0
 
 
 JOURNAL = "cutover.journal.jsonl"
@@ -261,12 +269,36 @@ class Cutover:
             self.journal.end("preflight-failed", checks=[c.to_dict() for c in checks])
             raise PreflightError(checks)
         two_pass = bool(plan.two_pass) and not self.options.single_pass
-        return {
+        result: dict[str, Any] = {
             "source_version": plan.from_version,
             "hops": [[str(h.kind), h.from_version, h.to_version, h.reason] for h in plan.hops],
             "history": bool(plan.history_carried),
             "two_pass": two_pass,
         }
+        if plan.history_carried:
+            result["probe"] = self._probe_source(dr.factory_for(plan.from_version))
+        return result
+
+    def _probe_source(self, factory: str) -> dict[str, Any]:
+        """Before anything is created or changed: the source imports the delivered mwaa-dr and can
+        write to the DR bucket (the target does not exist yet: pass 1 proves its side)."""
+        vendor = deploy_dr_files(
+            self.s3,
+            self.config.source.bucket_name,
+            self.config.source.dag_s3_path,
+            [dr.render_probe_dag(factory, self.config.name)],
+        )
+        self.emit({"event": "dr.vendor", **vendor})
+        runner = DagRunner(self.api(self.source), self.options, self.emit, self.sleep, self.clock)
+        try:
+            result = probe(
+                probe_runner(runner, self.options), self.config, factory, role="the cutover's backups"
+            )
+        except CutoverError as exc:
+            assert self.journal is not None
+            self.journal.end("preflight-failed", probe=exc.message)
+            raise
+        return {**result, "versions": vendor["versions"]}
 
     def _dry_run_report(self, plan: PathPlan) -> dict[str, Any]:
         two_pass = bool(plan.two_pass) and not self.options.single_pass
@@ -281,7 +313,19 @@ class Cutover:
             "freeze": "pass 2 only (minutes)" if two_pass else "from before the clone until go-live",
             "hops": [h.to_dict() for h in plan.hops],
             "notes": list(plan.notes),
+            "mwaa_dr_delivery": self._delivery_text(plan) if plan.history_carried else None,
         }
+
+    def _delivery_text(self, plan: PathPlan) -> list[str]:
+        bundle = load_bundle()
+        folder = f"s3://{self.config.source.bucket_name}/{self.config.source.dag_s3_path.strip('/')}"
+        return [
+            f"{bundle.describe()} delivered in the DAG folder ({folder}/{dr.VENDOR_FOLDER}/, hidden from "
+            f"parsing by {dr.AIRFLOWIGNORE}): {self.source}'s requirements are not changed and it is not "
+            "restarted (no UpdateEnvironment on the source); the target uses the source's requirements",
+            f"before anything is changed, a probe DAG ({dr.PROBE_DAG_ID}) on {self.source} proves that it "
+            f"imports {dr.factory_for(plan.from_version)} and can write to s3://{self.config.dr.backup_bucket}/",
+        ]
 
     # -- DR DAGs ----------------------------------------------------------------------------------------
 
@@ -289,10 +333,8 @@ class Cutover:
         assert self.journal is not None
         return dr.backup_prefix(self.config.dr.path_prefix, self.config.name, self.journal.run_id, label)
 
-    def _dag_key(self, relative: str) -> str:
-        return f"{self.config.source.dag_s3_path.strip('/')}/{relative}"
-
     def _deploy_dr_dags(self, factory: str | None, label: str) -> dict[str, Any]:
+        """The DR DAG files of a pass, with the vendored mwaa-dr (uploaded where it changed)."""
         assert factory is not None
         prefix = self._prefix(label)
         files = [
@@ -300,20 +342,15 @@ class Cutover:
             dr.render_restore_dag(factory, prefix, self.config.name, label),
         ]
         files.append(dr.render_prepare_dag(self.config.name, label))
-        bucket = self.config.source.bucket_name
-        for item in files:
-            self.s3.put_text(bucket, self._dag_key(item.relative_path), item.text)
+        source = self.config.source
+        vendor = deploy_dr_files(self.s3, source.bucket_name, source.dag_s3_path, files)
+        self.emit({"event": "dr.vendor", **vendor})
         self.emit({"event": "dr.deployed", "prefix": prefix, "files": [f.relative_path for f in files]})
-        return {"prefix": prefix, "markers": {f.dag_id: f.marker for f in files}}
+        return {"prefix": prefix, "markers": {f.dag_id: f.marker for f in files}, "vendor": vendor}
 
     def _remove_dr_dags(self) -> dict[str, Any]:
-        bucket = self.config.source.bucket_name
-        removed = []
-        for dag_id in dr.DR_DAG_IDS:
-            key = self._dag_key(f"{dr.DR_DAG_FOLDER}/{dag_id}.py")
-            self.s3.delete(bucket, key)
-            removed.append(key)
-        return {"removed": removed}
+        source = self.config.source
+        return {"removed": remove_dr_files(self.s3, source.bucket_name, source.dag_s3_path)}
 
     def _markers(self, label: str) -> dict[str, str]:
         assert self.journal is not None
@@ -402,31 +439,24 @@ class Cutover:
 
     # -- target environment ------------------------------------------------------------------------
 
-    def _target_requirements(self) -> dict[str, Any]:
-        """The target slot's requirements: the source's file plus mwaa-dr."""
-        bucket = self.config.source.bucket_name
-        source_path = self.config.source.requirements_s3_path
-        text = (self.s3.get_text(bucket, source_path) if source_path else "") or ""
-        lines = [line for line in text.splitlines() if not line.strip().lower().startswith("mwaa-dr")]
-        lines.append(dr.MWAA_DR_REQUIREMENT)
-        base = source_path.rsplit("/", 1)[0] + "/" if source_path and "/" in source_path else ""
-        path = f"{base}requirements.{self.target_color}.txt"
-        self.s3.put_text(bucket, path, "\n".join(lines).strip() + "\n")
-        return {"path": path}
+    def _target_requirements(self) -> dict[str, Any] | None:
+        """The target's requirements are the source's, unchanged (mwaa-dr comes in the DAG folder):
+        recorded here (path and object version, as the source runs them), or None without any."""
+        source = self.mwaa.get_environment(self.source)
+        path = source.get("RequirementsS3Path") or self.config.source.requirements_s3_path
+        if not path:
+            return None
+        return {"path": path, "object_version": source.get("RequirementsS3ObjectVersion")}
 
     def _create_target(self, version: str) -> dict[str, Any]:
         assert self.journal is not None
-        requirements = self.journal.data("target-requirements").get("result", {}).get("path")
         if not self.mwaa.exists(self.target):
             if self.options.engine == "terraform":
-                self._terraform_phase("clone", version, requirements)
+                self._terraform_phase("clone", version, None)
             else:
                 source = self.mwaa.get_environment(self.source)
-                fields = create_fields_from(source)
+                fields = create_fields_from(source)  # the source's requirements, as they are
                 fields.update(AirflowVersion=version)
-                if requirements:
-                    fields["RequirementsS3Path"] = requirements
-                    fields.pop("RequirementsS3ObjectVersion", None)
                 fields["Tags"] = {**fields.get("Tags", {}), "mwaa-iac:color": str(self.target_color)}
                 self.mwaa.create_environment(self.target, **fields)
                 self.emit({"event": "target.create_environment", "name": self.target, "version": version})
@@ -525,7 +555,7 @@ class Cutover:
         dags = [
             d["dag_id"]
             for d in self.api(self.source).list_dags()
-            if not d.get("is_paused") and d["dag_id"] not in dr.DR_DAG_IDS
+            if not d.get("is_paused") and d["dag_id"] not in dr.MWAA_IAC_DAG_IDS
         ]
         self.emit({"event": "freeze.recorded", "dags": dags})
         return {"dags": sorted(dags)}
@@ -546,7 +576,7 @@ class Cutover:
             running = [
                 f"{r['dag_id']}/{r['dag_run_id']}"
                 for r in page.get("dag_runs", [])
-                if r.get("dag_id") not in dr.DR_DAG_IDS and r.get("state") in ("running", "queued")
+                if r.get("dag_id") not in dr.MWAA_IAC_DAG_IDS and r.get("state") in ("running", "queued")
             ]
             if not running:
                 return {"drained_after_s": round(self.clock() - start, 2)}
@@ -756,11 +786,9 @@ def cleanup(
             if watch is not None:
                 watch(old_name)
             result["retired"] = old_name
-        bucket = config.source.bucket_name
-        for dag_id in dr.DR_DAG_IDS:
-            key = f"{config.source.dag_s3_path.strip('/')}/{dr.DR_DAG_FOLDER}/{dag_id}.py"
-            s3.delete(bucket, key)
-            result["dag_files_removed"].append(key)
+        result["dag_files_removed"] = remove_dr_files(
+            s3, config.source.bucket_name, config.source.dag_s3_path
+        )
         if backups:
             prefix = dr.backup_prefix(config.dr.path_prefix, config.name, "", "") + "/"
             old_keys = s3.old_keys(config.dr.backup_bucket, prefix, config.dr.retention_days)

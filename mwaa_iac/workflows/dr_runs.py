@@ -1,21 +1,59 @@
 """Run one mwaa-dr (or mwaa-iac fix-up) DAG in an environment through the REST API: wait until the
 right version of the file is parsed, unpause, trigger with a short run id (idempotent), poll with
-backoff until it succeeds or fails, pause again."""
+backoff until it succeeds or fails, pause again.
+
+Also: deploying the DR DAG files with the vendored mwaa-dr (and removing them), and the preflight
+probe that proves an environment can import mwaa-dr and write to the DR bucket before anything is
+changed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError
+from mwaa_iac.adapters.dr_bundle import remove_dr_folder, sync_bundle
+from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
+from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.errors import MwaaIacError
 
 
 class CutoverError(MwaaIacError):
     """A cutover, backup or restore step failed; the message says what state each colour is in."""
+
+
+class DagImportError(CutoverError):
+    """The environment parsed the DAG file and could not import it (Airflow's importErrors)."""
+
+    def __init__(self, message: str, *, detail: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.detail = detail
+
+
+class ProbeError(CutoverError):
+    """The preflight probe failed: nothing was changed; the message says what to fix."""
+
+
+def import_hint(error: str) -> str:
+    """What to do about an import error of a generated DR DAG file."""
+    if "mwaa_dr" in error or "smart_open" in error:
+        return (
+            f"mwaa-iac delivers mwaa-dr {load_catalog().mwaa_dr_version} and smart_open in the DAG folder "
+            f"under {dr.VENDOR_FOLDER}/: check that those objects are in the DAG bucket and that the "
+            "environment syncs its DAG folder (the folder must not be excluded); no requirements change "
+            "is needed"
+        )
+    if "wrapt" in error:
+        return (
+            "smart_open needs wrapt (Airflow normally brings it): add wrapt to the environment's requirements"
+        )
+    return "the generated DAG file does not import on this Airflow version: a bug in mwaa-iac (report it)"
 
 
 @dataclass
@@ -29,20 +67,26 @@ class DagRunner:
     def wait_for_dag(self, dag_id: str, marker: str) -> None:
         """Wait until the environment has parsed this version of the DAG file (its description)."""
         start = self.clock()
+        # An import error may be stale (an earlier version of the file, or the file synced before the
+        # vendored packages): it counts once it outlasts the grace period (Airflow re-parses every
+        # file every 30 s by default).
+        grace = float(getattr(self.options, "import_error_grace_seconds", 0.0))
+        first_error: float | None = None
         while True:
             dag = self.api.get_dag(dag_id)
             if dag is not None and dag.get("description") == marker:
                 return
             errors = self._import_errors(dag_id)
             if errors:
-                missing_dr = "mwaa_dr" in errors
-                raise CutoverError(
-                    f"{self.api.environment} cannot import the {dag_id} DAG: {errors}",
-                    hint=f"mwaa-dr must be installed: add {dr.MWAA_DR_REQUIREMENT} to the environment's "
-                    "requirements and update it"
-                    if missing_dr
-                    else "the generated DAG file does not import on this Airflow version: a bug in mwaa-iac",
-                )
+                first_error = self.clock() if first_error is None else first_error
+                if self.clock() - first_error >= grace:
+                    raise DagImportError(
+                        f"{self.api.environment} cannot import the {dag_id} DAG: {errors}",
+                        detail=errors,
+                        hint=import_hint(errors),
+                    )
+            else:
+                first_error = None
             if self.clock() - start > self.options.dag_timeout_seconds:
                 raise CutoverError(
                     f"{self.api.environment} did not show the {dag_id} DAG within "
@@ -111,3 +155,99 @@ class DagRunner:
             self.sleep(delay)
             if backoff:
                 delay = min(delay * 1.5, 5 * self.options.run_poll_seconds, 30.0)
+
+
+# -- the DAG folder ---------------------------------------------------------------------------------
+
+
+def deploy_dr_files(s3: S3, bucket: str, dag_path: str, files: list[dr.DagFile]) -> dict[str, Any]:
+    """Upload the vendored mwaa-dr (changed objects only) and ``.airflowignore``, then the DAG files:
+    in that order, so the first parse of a new DAG file finds the packages it imports."""
+    vendor = sync_bundle(s3, bucket, dag_path)
+    base = dag_path.strip("/")
+    for item in files:
+        s3.put_text(bucket, f"{base}/{item.relative_path}" if base else item.relative_path, item.text)
+    return vendor
+
+
+def remove_dr_files(s3: S3, bucket: str, dag_path: str) -> list[str]:
+    """Remove mwaa-iac's DR DAG files, the vendored packages and the ignore file (the whole
+    ``mwaa_iac_dr/`` folder; each known DAG file is deleted even when not listed)."""
+    base = dag_path.strip("/")
+    known = [
+        f"{base}/{dr.DR_DAG_FOLDER}/{d}.py" if base else f"{dr.DR_DAG_FOLDER}/{d}.py"
+        for d in dr.MWAA_IAC_DAG_IDS
+    ]
+    for key in known:
+        s3.delete(bucket, key)
+    listed = remove_dr_folder(s3, bucket, dag_path)
+    return known + sorted(set(listed) - set(known))
+
+
+# -- the preflight probe ----------------------------------------------------------------------------
+
+
+def run_probe(
+    runner: DagRunner,
+    probe: dr.DagFile,
+    run_id: str,
+    conf: dict[str, str],
+    *,
+    role: str,
+) -> dict[str, Any]:
+    """Trigger the probe DAG (already deployed) and wait for it; ``role`` says what the environment
+    is about to do ("the backups", "the restores"). Raises :class:`ProbeError` saying what to fix:
+    Airflow's import error when the DAG file did not import, the S3 error when the write failed.
+    Only the probe DAG is unpaused (to run) and paused again, whatever the outcome."""
+    api = runner.api
+    name = api.environment
+    uri = f"s3://{conf['bucket']}/{conf['key']}"
+    runner.emit({"event": "probe.started", "environment": name, "dag_id": probe.dag_id, "run_id": run_id})
+    try:
+        runner.wait_for_dag(probe.dag_id, probe.marker)
+        runner.run(probe.dag_id, run_id, probe.marker, conf)
+    except DagImportError as exc:
+        raise ProbeError(
+            f"preflight probe: {name} cannot import mwaa-dr for {role}: {exc.detail}",
+            hint=f"{exc.hint}; nothing was changed",
+        ) from exc
+    except CutoverError as exc:
+        note = _probe_note(api, probe.dag_id, run_id)
+        if note.get("stage") == "s3":
+            raise ProbeError(
+                f"preflight probe: {name} cannot write {uri} (the DR bucket) for {role}: {note.get('error')}",
+                hint=f"give {name}'s execution role s3:PutObject and s3:GetObject on "
+                f"arn:aws:s3:::{conf['bucket']}/* (and kms:GenerateDataKey/kms:Decrypt on the bucket's "
+                "KMS key, if any); check the bucket policy; nothing was changed",
+            ) from exc
+        raise ProbeError(
+            f"preflight probe on {name} failed: {exc.message}",
+            hint=f"see the log of the {probe.dag_id} run {run_id} in {name}; nothing was changed",
+        ) from exc
+    finally:
+        with contextlib.suppress(MwaaIacError):
+            api.set_paused(probe.dag_id, True)
+    note = _probe_note(api, probe.dag_id, run_id)
+    result = {
+        "environment": name,
+        "run_id": run_id,
+        "uri": uri,
+        "mwaa_dr": note.get("mwaa_dr"),
+        "vendored": dr.VENDOR_FOLDER in str(note.get("mwaa_dr", "")),
+        "deleted": note.get("deleted"),
+    }
+    if note.get("deleted") not in (True, None):
+        runner.emit(
+            {"event": "probe.warning", "environment": name, "detail": f"{uri} not deleted: {note['deleted']}"}
+        )
+    runner.emit({"event": "probe.done", **result})
+    return result
+
+
+def _probe_note(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, Any]:
+    try:
+        note = api.get_run(dag_id, run_id).get("note")
+        value = json.loads(note) if note else {}
+    except (AirflowApiError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -88,6 +88,7 @@ class UpgradeSummary:
     outcome: str = "succeeded"
     dry_run: bool = False
     elapsed_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -99,6 +100,7 @@ class UpgradeSummary:
             "hops": self.hops,
             "backup": self.backup,
             "elapsed_s": round(self.elapsed_s, 1),
+            "notes": self.notes,
         }
 
 
@@ -189,6 +191,8 @@ class Upgrade:
         if self.options.dry_run:
             summary.outcome = "dry-run"
             summary.hops = [h.to_dict() for h in plan.hops]
+            if plan.hops:
+                summary.notes.append(self._backup_note(plan.from_version))
             return summary
         assert journal is not None
         summary.backup = self._backup(journal, plan.from_version)
@@ -247,6 +251,23 @@ class Upgrade:
             return True, "nothing to check"
         result = self.requirements_check(path, self.target)
         return result.ok, result.detail
+
+    def _backup_note(self, version: str) -> str:
+        """What the safety backup will do (for --dry-run)."""
+        if not self.options.backup:
+            return "safety backup: none (--no-backup)"
+        item = load_catalog().get(version)
+        if item is None or not item.dr_factory:
+            return f"safety backup: none (mwaa-dr does not support Airflow {version})"
+        from mwaa_iac.adapters.dr_bundle import load_bundle
+        from mwaa_iac.core import dr
+
+        return (
+            f"safety backup with {load_bundle().describe()} delivered in the DAG folder "
+            f"({dr.VENDOR_FOLDER}/): {self.name}'s requirements are not changed and it is not restarted "
+            f"for it (no UpdateEnvironment before the upgrade's own); a probe DAG first proves that "
+            f"{self.name} imports {item.dr_factory} and can write to s3://{self.config.dr.backup_bucket}/"
+        )
 
     def _backup(self, journal: Journal, version: str) -> str | None:
         if journal.state("backup") == "done":

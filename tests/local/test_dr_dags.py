@@ -1,6 +1,9 @@
-"""The generated DR DAG files, loaded by real Airflow with mwaa-dr 2.2.0 installed (the local
-stack's version venvs): they import; the backup is one task; the restore is one task followed by
-the fix-up; the restore's levels keep every dependency mwaa-dr's own restore DAG declares."""
+"""The generated DR DAG files, loaded by real Airflow (the local stack's version venvs) from a DAG
+folder laid out as mwaa-iac deploys it — ``mwaa_iac_dr/`` with the vendored mwaa-dr and smart_open
+and the ``.airflowignore`` — in a venv where mwaa-dr is NOT installed: they import mwaa-dr from the
+vendor folder; none of mwaa_dr's own DAG files is parsed; the backup is one task; the restore is one
+task followed by the fix-up; the restore's levels keep every dependency mwaa-dr's own restore DAG
+declares. Where the venv does have mwaa-dr, it keeps its own."""
 
 from __future__ import annotations
 
@@ -11,27 +14,66 @@ from pathlib import Path
 
 import pytest
 
+from mwaa_iac.adapters.dr_bundle import load_bundle
 from mwaa_iac.core import dr
 from mwaa_iac.local.runtime.venvs import ensure_venv
 
 pytestmark = pytest.mark.local
 
 PROBE = r"""
-import importlib.util, json, sys
-from airflow.models import DagBag
+import importlib.util, json, os, sys
+from pathlib import Path
 
-folder = sys.argv[1]
-bag = DagBag(folder, include_examples=False)
+HIDDEN = ("mwaa_dr", "smart_open")
+if sys.argv[2] == "hide":
+    # This venv has mwaa-dr installed: make it invisible, as on an environment without it.
+    class Hiding:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def find_spec(self, name, target=None):
+            return None if name.split(".")[0] in HIDDEN else self.inner.find_spec(name, target)
+
+        def invalidate_caches(self):
+            self.inner.invalidate_caches()
+
+    for entry in [p for p in sys.path if p.endswith("site-packages")]:
+        for hook in sys.path_hooks:
+            try:
+                sys.path_importer_cache[entry] = Hiding(hook(entry))
+                break
+            except ImportError:
+                continue
+installed = {m: importlib.util.find_spec(m) is not None for m in HIDDEN}
+
+from airflow.models import DagBag
+from airflow.utils.file import list_py_file_paths
+
+root = sys.argv[1]
+folder = f"{root}/mwaa_iac_dr"
+candidates = list_py_file_paths(root, safe_mode=True, include_examples=False)
+bag = DagBag(root, include_examples=False)
 spec = importlib.util.spec_from_file_location("restore", f"{folder}/restore_metadata.py")
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 mine = bag.dags["restore_metadata"]
 own = module.factory.create_restore_dag()  # mwaa-dr's per-table DAG from the same factory
 edges = [[t.task_id, d] for t in own.tasks for d in t.downstream_task_ids]
+import mwaa_dr, smart_open
+os.rename(f"{folder}/.airflowignore", f"{folder}/ignore.off")
+unignored = list_py_file_paths(root, safe_mode=True, include_examples=False)
 print(json.dumps({
+    "installed": installed,
     "errors": {k: str(v)[-300:] for k, v in bag.import_errors.items()},
-    "dags": {d.dag_id: {"description": d.description, "tasks": [t.task_id for t in d.tasks]}
+    "dags": {d.dag_id: {"description": d.description, "tasks": [t.task_id for t in d.tasks],
+                        "fileloc": os.path.relpath(d.fileloc, root)}
              for d in bag.dags.values()},
+    "parsed": sorted(os.path.relpath(s.file.lstrip("/"), "") for s in bag.dagbag_stats),
+    "candidates": sorted(os.path.relpath(p, root) for p in candidates),
+    "unignored": sorted(os.path.relpath(p, root) for p in unignored),
+    "mwaa_dr": os.path.relpath(mwaa_dr.__file__, root),
+    "smart_open": os.path.relpath(smart_open.__file__, root),
+    "vendor_on_path": [p for p in sys.path if p.endswith("vendor")],
     "levels": [[t.name for t in level] for level in module._levels(module.factory)],
     "edges": edges,
     "mine": [[t.task_id, d] for t in mine.tasks for d in t.downstream_task_ids],
@@ -39,18 +81,38 @@ print(json.dumps({
 """
 
 
+def _has_mwaa_dr(python: Path) -> bool:
+    check = subprocess.run([str(python), "-c", "import mwaa_dr"], capture_output=True, timeout=120)
+    return check.returncode == 0
+
+
+def _deploy(root: Path, files: list[dr.DagFile]) -> None:
+    """The DAG folder as mwaa-iac lays it out in S3: vendor bundle, .airflowignore, DAG files."""
+    for relative, data in load_bundle().files:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(data)
+    for item in files:
+        (root / item.relative_path).write_text(item.text)
+
+
 @pytest.mark.parametrize("version", ["2.9.2", "2.10.3"])
-def test_one_task_dr_dags_load_and_keep_mwaa_drs_restore_order(version: str, tmp_path: Path) -> None:
+def test_one_task_dr_dags_load_from_the_vendor_folder_and_keep_mwaa_drs_restore_order(
+    version: str, tmp_path: Path
+) -> None:
     factory = dr.factory_for(version)
     folder = tmp_path / "dags"
     folder.mkdir()
     files = [
         dr.render_backup_dag(factory, "mwaa-dr/t/c1/p1", "t", "p1"),
         dr.render_restore_dag(factory, "mwaa-dr/t/c1/p1", "t", "p1"),
+        dr.render_cleanup_dag(factory, "t", "p1"),
+        dr.render_prepare_dag("t", "p1"),
+        dr.render_probe_dag(factory, "t"),
     ]
-    for item in files:
-        (folder / f"{item.dag_id}.py").write_text(item.text)
+    _deploy(folder, files)
+    (folder / "user_dag.py").write_text(USER_DAG)
     venv = ensure_venv(version)
+    hide = "hide" if _has_mwaa_dr(venv.python) else "as-is"
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "home"),
@@ -58,16 +120,35 @@ def test_one_task_dr_dags_load_and_keep_mwaa_drs_restore_order(version: str, tmp
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
     }
     probe = subprocess.run(
-        [str(venv.python), "-c", PROBE, str(folder)], capture_output=True, text=True, env=env, timeout=300
+        [str(venv.python), "-c", PROBE, str(folder), hide],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert probe.returncode == 0, probe.stderr[-2000:]
     result = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert result["installed"] == {"mwaa_dr": False, "smart_open": False}  # as on MWAA without them
     assert result["errors"] == {}
-    backup, restore = files
-    assert result["dags"] == {
-        backup.dag_id: {"description": backup.marker, "tasks": ["backup_all_tables"]},
-        restore.dag_id: {"description": restore.marker, "tasks": ["restore_all_tables", "fixup"]},
+    # mwaa-dr and smart_open came from the vendor folder, appended to sys.path (once).
+    assert result["mwaa_dr"] == "mwaa_iac_dr/vendor/mwaa_dr/__init__.py"
+    assert result["smart_open"] == "mwaa_iac_dr/vendor/smart_open/__init__.py"
+    assert result["vendor_on_path"] == [str(folder / "mwaa_iac_dr" / "vendor")]
+    # .airflowignore: no file of the vendor folder is a DAG candidate or parsed (mwaa_dr ships
+    # backup_metadata.py & co. with our DAG ids); without it, mwaa_dr's own DAG files would be.
+    assert not [p for p in result["candidates"] + result["parsed"] if "vendor" in p]
+    assert "mwaa_iac_dr/vendor/mwaa_dr/backup_metadata.py" in result["unignored"]
+    backup, restore, cleanup, prepare, probe_dag = files
+    assert {d: v["fileloc"] for d, v in result["dags"].items()} == {
+        **{f.dag_id: f.relative_path for f in files},
+        "user_dag": "user_dag.py",
     }
+    dags = {d: {k: v[k] for k in ("description", "tasks")} for d, v in result["dags"].items()}
+    assert dags[backup.dag_id] == {"description": backup.marker, "tasks": ["backup_all_tables"]}
+    assert dags[restore.dag_id] == {"description": restore.marker, "tasks": ["restore_all_tables", "fixup"]}
+    assert dags[probe_dag.dag_id] == {"description": probe_dag.marker, "tasks": ["probe"]}
+    assert dags[cleanup.dag_id]["description"] == cleanup.marker
+    assert dags[prepare.dag_id]["description"] == prepare.marker
     assert ["restore_all_tables", "fixup"] in result["mine"]  # the fix-up runs after the restore
     level_of = {table: n for n, level in enumerate(result["levels"]) for table in level}
     assert set(level_of) == set(dr.TABLES) and len(level_of) == len(dr.TABLES)
@@ -76,3 +157,102 @@ def test_one_task_dr_dags_load_and_keep_mwaa_drs_restore_order(version: str, tmp
         if a in level_of and b in level_of:
             assert level_of[a] < level_of[b], f"{a} must be restored before {b}"
     assert level_of["dag_run"] < level_of["task_instance"] < level_of["xcom"]
+
+
+USER_DAG = """
+from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.empty import EmptyOperator
+
+with DAG("user_dag", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+    EmptyOperator(task_id="t")
+"""
+
+
+NOTES = r"""
+import json
+from airflow.models import DagRun
+from airflow.settings import Session
+
+with Session() as session:
+    print(json.dumps({r.run_id: [r.state, r.note] for r in session.query(DagRun).all()}))
+"""
+
+
+def test_probe_dag_writes_reads_and_deletes_with_the_vendored_smart_open(tmp_path: Path) -> None:
+    """The preflight probe on real Airflow 2.9.2 without mwaa-dr installed, against moto's S3: it
+    imports the factory from the vendor folder, writes, reads back and deletes its object, and
+    leaves its result in the run's note (what mwaa-iac reads); with no such bucket it fails and the
+    note carries the S3 error."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    _deploy(folder, [dr.render_probe_dag("DRFactory_2_9", "t")])
+    venv = ensure_venv("2.9.2")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        aws = {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=aws["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        s3.create_bucket(Bucket="dr-bucket")
+        env = {
+            **os.environ,
+            **aws,
+            "AIRFLOW_HOME": str(tmp_path / "home"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+        }
+
+        def airflow(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [str(venv.python), "-m", "airflow", *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )
+
+        assert airflow("db", "migrate").returncode == 0
+        ok = airflow(
+            "dags",
+            "test",
+            dr.PROBE_DAG_ID,
+            "--conf",
+            json.dumps(dr.probe_conf("dr-bucket", "mwaa-dr", "t", "p1")),
+        )
+        assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
+        bad = airflow(
+            "dags", "test", dr.PROBE_DAG_ID, "--conf", json.dumps({"bucket": "missing-bucket", "key": "k"})
+        )
+        assert bad.returncode != 0
+        notes = subprocess.run(
+            [str(venv.python), "-c", NOTES], capture_output=True, text=True, env=env, timeout=120
+        )
+        runs = sorted(
+            json.loads(notes.stdout.strip().splitlines()[-1]).values(), key=lambda r: r[0] != "success"
+        )
+        assert s3.list_objects_v2(Bucket="dr-bucket").get("KeyCount") == 0  # written, read back, deleted
+    finally:
+        server.stop()
+    (ok_state, ok_note), (bad_state, bad_note) = runs
+    ok_result, bad_result = json.loads(ok_note), json.loads(bad_note)
+    assert ok_state == "success" and ok_result["ok"] is True and ok_result["deleted"] is True
+    assert ok_result["mwaa_dr"].endswith("mwaa_iac_dr/vendor/mwaa_dr")
+    assert ok_result["uri"] == "s3://dr-bucket/mwaa-dr/t/probe/p1/probe.txt"
+    assert bad_state == "failed" and bad_result["stage"] == "s3" and "missing-bucket" in bad_result["error"]

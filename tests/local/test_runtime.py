@@ -63,13 +63,12 @@ def probe():
     import os
 
     import airflow
-    import smart_open
+    import boto3
     import tabulate
     from airflow.configuration import conf
     from airflow.hooks.base import BaseHook
 
-    with smart_open.open("s3://BUCKET/probe/out.txt", "w") as out:
-        out.write(airflow.__version__)
+    boto3.client("s3").put_object(Bucket="BUCKET", Key="probe/out.txt", Body=airflow.__version__.encode())
     return json.dumps({
         "version": airflow.__version__,
         "password": BaseHook.get_connection("probe_conn").password,
@@ -230,7 +229,16 @@ def test_dag_sync_mirrors_the_bucket_and_keeps_local_files(
 
 
 # --------------------------------------------------------------------------- real Airflow, in order
-BLUE_292 = EnvSpec(name="blue", airflow_version="2.9.2", source_bucket=BUCKET, dag_s3_path="dags")
+# MWAA lists a new DAG file within dag_dir_list_interval (300 s by default); these tests set it lower,
+# as a user can through AirflowConfigurationOptions.
+FAST_PARSING = {"scheduler.dag_dir_list_interval": "10", "scheduler.min_file_process_interval": "5"}
+BLUE_292 = EnvSpec(
+    name="blue",
+    airflow_version="2.9.2",
+    source_bucket=BUCKET,
+    dag_s3_path="dags",
+    airflow_configuration_options=FAST_PARSING,
+)
 BLUE_2103 = EnvSpec(
     name="blue",
     airflow_version="2.10.3",
@@ -238,7 +246,7 @@ BLUE_2103 = EnvSpec(
     dag_s3_path="dags",
     requirements_s3_path="requirements/good.txt",
     startup_script_s3_path="startup.sh",
-    airflow_configuration_options={"custom.greeting": "hello from 2.10.3"},
+    airflow_configuration_options={**FAST_PARSING, "custom.greeting": "hello from 2.10.3"},
 )
 
 

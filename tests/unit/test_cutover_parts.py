@@ -108,3 +108,31 @@ def _sleeps(backoff: bool) -> list[float]:
 def test_dag_run_polls_back_off_outside_the_freeze_and_stay_steady_inside() -> None:
     assert _sleeps(backoff=True) == [1.0, 1.5, 2.25, 3.375, 5.0, 5.0, 5.0, 5.0]
     assert _sleeps(backoff=False) == [1.0] * 8  # a run noticed late would be frozen time
+
+
+def test_target_uses_the_source_requirements_unchanged() -> None:
+    """mwaa-dr comes in the DAG folder: no requirements.<colour>.txt, nothing added for mwaa-dr."""
+    from types import SimpleNamespace
+
+    from mwaa_iac.workflows.cutover import Cutover
+
+    class Mwaa:
+        def __init__(self, env: dict) -> None:
+            self.env = env
+
+        def get_environment(self, name: str) -> dict:
+            return self.env
+
+    config = SimpleNamespace(source=SimpleNamespace(requirements_s3_path="requirements/requirements.txt"))
+    env = {"RequirementsS3Path": "requirements/requirements.txt", "RequirementsS3ObjectVersion": "v7"}
+    self = SimpleNamespace(mwaa=Mwaa(env), source="a-blue", config=config)
+    assert Cutover._target_requirements(self) == {  # type: ignore[arg-type]
+        "path": "requirements/requirements.txt",
+        "object_version": "v7",
+    }
+    none = SimpleNamespace(
+        mwaa=Mwaa({}),
+        source="a-blue",
+        config=SimpleNamespace(source=SimpleNamespace(requirements_s3_path=None)),
+    )
+    assert Cutover._target_requirements(none) is None  # type: ignore[arg-type]

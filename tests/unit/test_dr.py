@@ -6,12 +6,17 @@ import pytest
 
 from mwaa_iac.core.dr import (
     BACKUP_DAG_ID,
+    DR_DAG_IDS,
+    MWAA_IAC_DAG_IDS,
+    PROBE_DAG_ID,
     backup_prefix,
     count_csv_records,
     factory_for,
+    probe_conf,
     render_backup_dag,
     render_cleanup_dag,
     render_prepare_dag,
+    render_probe_dag,
     render_restore_dag,
     run_id,
     verify_counts,
@@ -81,3 +86,40 @@ def test_verify_counts_rules() -> None:
 def test_airflow_safe_mode_would_parse_the_files(render) -> None:
     text = render().text.lower()
     assert "airflow" in text and "dag" in text
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        lambda: render_backup_dag("DRFactory_2_9", "p", "a", "p1"),
+        lambda: render_restore_dag("DRFactory_2_9", "p", "a", "p1"),
+        lambda: render_cleanup_dag("DRFactory_2_9", "a", "p2"),
+        lambda: render_probe_dag("DRFactory_2_9", "a"),
+    ],
+)
+def test_mwaa_dr_is_imported_from_the_vendor_folder_only_when_not_installed(render) -> None:
+    text = render().text
+    bootstrap = text.index("sys.path.append(_VENDOR)")
+    assert bootstrap < text.index("from mwaa_dr.v_2_9.dr_factory import DRFactory_2_9")
+    assert '"vendor")' in text and "importlib.util.find_spec(m) is None" in text
+    assert "sys.path.insert" not in text  # appended: an installed mwaa-dr and the user's imports win
+    ast.parse(text)
+
+
+def test_prepare_dag_needs_no_mwaa_dr() -> None:
+    assert "mwaa_dr" not in render_prepare_dag("a", "p1").text.replace("mwaa_iac_dr", "")
+
+
+def test_probe_dag_takes_its_target_from_the_run_conf() -> None:
+    probe = render_probe_dag("DRFactory_2_10", "a")
+    assert probe.dag_id == PROBE_DAG_ID and probe.relative_path == "mwaa_iac_dr/mwaa_iac_probe.py"
+    assert probe.marker == "mwaa-iac probe DRFactory_2_10" and probe.marker in probe.text
+    assert 'conf["bucket"]' in probe.text and "smart_open.open(uri" in probe.text
+    conf = probe_conf("dr-bucket", "mwaa-dr/", "analytics", "1a2b3c4d")
+    assert conf == {"bucket": "dr-bucket", "key": "mwaa-dr/analytics/probe/1a2b3c4d/probe.txt"}
+    assert len(f"/dags/{PROBE_DAG_ID}/dagRuns/{run_id('probe', '1a2b3c4d', 'x')}") <= 64
+
+
+def test_the_probe_is_not_left_out_of_copied_history_but_never_treated_as_a_user_dag() -> None:
+    assert PROBE_DAG_ID not in DR_DAG_IDS  # its runs on the source are copied and counted
+    assert PROBE_DAG_ID in MWAA_IAC_DAG_IDS  # never recorded, paused, drained or unpaused
