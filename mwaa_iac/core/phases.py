@@ -113,7 +113,7 @@ def layout_for(
 ) -> PhaseLayout:
     """The slots of ``phase``. ``version`` overrides the version the phase moves to (a hop of an
     in-place upgrade for steady, the target's version for upgrade/flip); ``requirements`` overrides
-    a slot's requirements path (the cutover adds mwaa-dr to the target's)."""
+    a slot's requirements path."""
     requirements = requirements or {}
     active = config.active_color
     source_version = config.active_version
