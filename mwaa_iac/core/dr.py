@@ -479,12 +479,24 @@ def restore_conf(bucket: str) -> dict[str, str]:
     }
 
 
-def count_csv_records(text: str, exclude_value: str = BACKUP_DAG_ID) -> tuple[int, int]:
-    """(records, records with a field equal to ``exclude_value``) in a header-less, ``|``-delimited
-    mwaa-dr CSV; quoted values may span lines. The second number is the backup's own run, which the
-    fix-up removes from the target. Values are counted, never kept."""
+# mwaa-dr writes these with the csv module's default dialect (``,``, multi-line values quoted); the
+# other tables' CSVs are ``|``-delimited (PostgreSQL COPY's CSV with ``|``).
+COMMA_TABLES = frozenset({"variable", "connection"})
+
+
+def csv_delimiter(table: str) -> str:
+    """The delimiter of ``table``'s CSV in an mwaa-dr backup."""
+    return "," if table in COMMA_TABLES else "|"
+
+
+def count_csv_records(
+    text: str, exclude_value: str = BACKUP_DAG_ID, *, delimiter: str = "|"
+) -> tuple[int, int]:
+    """(records, records with a field equal to ``exclude_value``) in a header-less mwaa-dr CSV with
+    ``delimiter`` (see :func:`csv_delimiter`); quoted values may span lines. The second number is the
+    backup's own run, which the fix-up removes from the target. Values are counted, never kept."""
     total = excluded = 0
-    for row in csv.reader(io.StringIO(text), delimiter="|"):
+    for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
         total += 1
         if exclude_value in row:
             excluded += 1

@@ -63,7 +63,7 @@ def backup_table_counts(s3: S3, bucket: str, prefix: str) -> dict[str, Any]:
     excluded: dict[str, int] = {}
     for table in dr.TABLES:
         text = s3.get_text(bucket, f"{prefix}/{table}.csv") or ""
-        counts[table], excluded[table] = dr.count_csv_records(text)
+        counts[table], excluded[table] = dr.count_csv_records(text, delimiter=dr.csv_delimiter(table))
     return {"prefix": prefix, "counts": counts, "backup_run_rows": excluded}
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ast
+import io
 
 import pytest
 
@@ -11,6 +12,7 @@ from mwaa_iac.core.dr import (
     PROBE_DAG_ID,
     backup_prefix,
     count_csv_records,
+    csv_delimiter,
     factory_for,
     probe_conf,
     render_backup_dag,
@@ -63,6 +65,23 @@ def test_csv_records_count_multiline_values_once_and_the_backup_run() -> None:
     text = 'a|1|"two\nlines"\nbackup_metadata|2|x\nb|3|"q|uoted"\n'
     assert count_csv_records(text) == (3, 1)
     assert count_csv_records("") == (0, 0)
+
+
+def test_variable_and_connection_csvs_are_counted_with_their_comma_dialect() -> None:
+    """mwaa-dr writes variable.csv/connection.csv with csv's default dialect: a multi-line JSON value,
+    a CRLF and a '|' inside values are one record each (counting them with '|' found 227 for 20)."""
+    import csv as csv_module
+
+    buffer = io.StringIO(newline="")
+    writer = csv_module.writer(buffer)
+    writer.writerow(["multi", '{\n  "a": "x|y",\n  "b": [1, 2]\n}', "described"])
+    writer.writerow(["crlf", "one\r\ntwo", ""])
+    writer.writerow(["plain", "v", None])
+    text = buffer.getvalue()
+    assert csv_delimiter("variable") == csv_delimiter("connection") == ","
+    assert csv_delimiter("dag_run") == "|"
+    assert count_csv_records(text, delimiter=",") == (3, 0)
+    assert count_csv_records(text, delimiter="|") != (3, 0)  # the old count was wrong
 
 
 def test_verify_counts_rules() -> None:
