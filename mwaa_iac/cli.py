@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -982,10 +983,25 @@ def restore(
     )
 
 
+class DemoWorkload(StrEnum):
+    """What `local demo` seeds the blue environment with."""
+
+    BUSY = "busy"
+    BASIC = "basic"
+
+
 def local_demo(
     runs: Annotated[
         int, typer.Option("--runs", help="Seeded runs per example DAG (3 DAGs x 10 tasks each).")
     ] = 100,
+    workload: Annotated[
+        DemoWorkload,
+        typer.Option(
+            "--workload",
+            help="busy: the example history plus real runs like mid-day production (retries, failures, "
+            "mapped tasks, datasets, awkward variables and connections); basic: the example history only.",
+        ),
+    ] = DemoWorkload.BUSY,
     health_minutes: Annotated[
         int, typer.Option("--health-minutes", help="Heartbeat minutes required on green.")
     ] = 1,
@@ -1004,6 +1020,7 @@ def local_demo(
     from mwaa_iac.adapters.mwaa import MwaaClient
     from mwaa_iac.adapters.storage import S3, Routing
     from mwaa_iac.local import stack
+    from mwaa_iac.local.busy import BusyProfile
     from mwaa_iac.local.demo import prepare
     from mwaa_iac.local.seed import SeedPlan
     from mwaa_iac.workflows.cutover import JOURNAL, Cutover, CutoverOptions
@@ -1016,7 +1033,16 @@ def local_demo(
     say(f"local stack {state}: moto {info.moto_endpoint}, MWAA {info.mwaa_endpoint}")
     os.environ.update(stack.load_env(state_dir))
     root = stack.resolve_state_dir(state_dir) / "demo"
-    setup = prepare(root, plan=SeedPlan(runs=runs), progress=say, poll=1.0)
+    busy = BusyProfile(basic=SeedPlan(runs=runs)) if workload is DemoWorkload.BUSY else None
+    admin = stack.admin(state_dir)
+    setup = prepare(
+        root,
+        plan=SeedPlan(runs=runs),
+        busy=busy,
+        progress=say,
+        poll=1.0,
+        sync=lambda name: admin.sync(name),
+    )
     ws = open_workspace(setup.env, root)
     config = ws.load()
     if config.active_color.value == "green":

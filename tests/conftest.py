@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from mwaa_iac.local import stack
+from mwaa_iac.local.emulator.client import EmulatorAdmin
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "environments" / "example" / "mwaa.yaml"
@@ -20,3 +31,75 @@ def workspace_root(tmp_path: Path, example_text: str) -> Path:
     env_dir.mkdir(parents=True)
     (env_dir / "mwaa.yaml").write_text(example_text, "utf-8")
     return tmp_path
+
+
+# -- the local stack: one per test session, shared by tests/local and tests/e2e -------------------
+
+
+@dataclass
+class LocalStack:
+    state_dir: Path
+    env: dict[str, str]
+    admin: EmulatorAdmin
+
+    def cli(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "mwaa_iac.cli", *args],
+            env={**os.environ, **self.env, "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def cli_until(self, *args: str, stop_when, timeout: float = 1200) -> tuple[int, list[dict]]:
+        """Run the CLI with --json and SIGKILL it as soon as ``stop_when(event)`` is true (a crash
+        at that point); returns (return code, events seen). Runs to the end if it never matches."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mwaa_iac.cli", *args, "--json"],
+            env={**os.environ, **self.env, "NO_COLOR": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        events: list[dict] = []
+        deadline = time.monotonic() + timeout
+        assert process.stdout is not None
+        for line in process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            events.append(event)
+            if stop_when(event):
+                process.send_signal(signal.SIGKILL)
+                break
+            if time.monotonic() > deadline:
+                process.kill()
+                raise TimeoutError(f"{args} did not reach the kill point")
+        process.wait(timeout=60)
+        process.stdout.close()
+        assert process.stderr is not None
+        process.stderr.close()
+        return process.returncode, events
+
+    def environment(self, name: str) -> dict:
+        return next(e for e in self.admin.environments() if e["name"] == name)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state = tmp_path_factory.mktemp("stack")
+    info = stack.up(state, heartbeat_interval=5, sync_interval=10)
+    env = stack.load_env(state)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield LocalStack(state, env, EmulatorAdmin(info.mwaa_endpoint))
+    finally:
+        result = stack.down(state, remove_state=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        assert result is not None

@@ -177,6 +177,45 @@ def status_command(state_dir: StateDirOption = None, as_json: JsonOption = False
     console.print(table)
 
 
+@local_app.command("seed")
+def seed_command(
+    env: Annotated[str, typer.Option("--env", help="The emulated environment to seed (AVAILABLE).")],
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="busy: a production-like mid-day environment (XComs, mapping, retries, failures, "
+            "catchup, datasets, paused DAGs, awkward variables and connections) over basic's bulk "
+            "history; basic: synthetic history through one seeding DAG.",
+        ),
+    ] = "busy",
+    runs: Annotated[int | None, typer.Option("--runs", min=1, help="Synthetic runs per example DAG.")] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds to wait for the seeded runs.")
+    ] = 900.0,
+    state_dir: StateDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Seed an emulated environment with history made through S3, the REST API and its scheduler."""
+    from mwaa_iac.local.busy import PROFILES, seed_environment
+
+    if profile not in PROFILES:
+        raise UsageError(f"--profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    err = Console(stderr=True, soft_wrap=True)
+    say = (
+        (lambda text: None)
+        if as_json
+        else (lambda text: err.print(f"[{STYLE['progress']}]{escape(text)}[/]"))
+    )
+    summary = seed_environment(env, profile, state_dir=state_dir, runs=runs, timeout=timeout, progress=say)
+    if as_json:
+        _print_json(summary)
+        return
+    console.print(f"[{STYLE['ok']}]Seeded[/] {escape(env)} ({profile}).")
+    for key, value in sorted(summary.items()):
+        console.print(f"  {escape(str(key))}: {escape(json.dumps(value, sort_keys=True, default=str))}")
+
+
 # ---------------------------------------------------------------------- faults
 
 EnvArgument = Annotated[str, typer.Argument(help="Environment name.")]

@@ -20,6 +20,7 @@ from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core.status import Observation, Outcome
+from mwaa_iac.local.busy import BusyProfile, seed_busy
 from mwaa_iac.local.seed import SeedPlan, run_seed, upload_dags
 from mwaa_iac.workflows.watch import Watcher
 
@@ -117,10 +118,17 @@ def prepare(
     from_version: str = "2.9.2",
     to_version: str = "2.10.3",
     plan: SeedPlan | None = None,
+    busy: BusyProfile | None = None,
     progress: Callable[[str], None] = lambda text: None,
     poll: float = 2.0,
+    sync: Callable[[str], Any] | None = None,
 ) -> DemoSetup:
-    """Buckets, the blue environment at ``from_version``, seeded history, and ``root``/environments/<name>."""
+    """Buckets, the blue environment at ``from_version``, seeded history, and ``root``/environments/<name>.
+
+    With ``busy``, the environment gets the busy workload (real runs of DAGs like a user's, retries,
+    failures, mapped tasks, datasets, awkward variables and connections; ``busy.basic`` the synthetic
+    bulk history), else ``plan``'s synthetic history only. ``sync(name)`` makes an environment pick up
+    uploaded DAG files at once (the local stack's admin API); without it, the 30 s sync applies."""
     plan = plan or SeedPlan()
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     source_bucket, dr_bucket = f"{name}-airflow-source", f"{name}-mwaa-dr-backups"
@@ -169,7 +177,20 @@ def prepare(
         )
     api = AirflowApi(mwaa, blue)
     seeded: dict[str, Any] = {}
-    if api.get_variable_value("mwaa_iac_seed") is None:
+    if busy is not None:
+        progress(f"seeding {blue} with the busy workload")
+        started = time.monotonic()
+        seeded = seed_busy(
+            api,
+            s3,
+            source_bucket,
+            "dags",
+            busy,
+            sync=(lambda: sync(blue)) if sync is not None else None,
+            progress=progress,
+        )
+        progress(f"seeded in {time.monotonic() - started:.0f} s")
+    elif api.get_variable_value("mwaa_iac_seed") is None:
         progress(f"seeding {blue}: {plan.runs} runs x {len(plan.dags)} DAGs x {plan.tasks} tasks")
         upload_dags(s3, source_bucket, "dags", plan)
         started = time.monotonic()

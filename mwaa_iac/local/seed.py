@@ -204,6 +204,19 @@ def wait_for_dags(
         sleep(2.0)
 
 
+def seed_conf(plan: SeedPlan, offset: int = 0) -> dict[str, Any]:
+    """The seeding DAG's run conf for ``plan``."""
+    return {
+        "runs": plan.runs,
+        "clone_runs": plan.clone_runs,
+        "dags": list(plan.dags),
+        "variables": plan.variables,
+        "connections": plan.connections,
+        "pools": plan.pools,
+        "offset": offset,
+    }
+
+
 def run_seed(
     api: AirflowApi,
     plan: SeedPlan,
@@ -216,16 +229,7 @@ def run_seed(
     """Trigger the seeding DAG and wait; returns the table counts it left in a Variable."""
     wait_for_dags(api, [*plan.dags, SEED_DAG_ID], sleep=sleep)
     api.set_paused(SEED_DAG_ID, False)
-    conf = {
-        "runs": plan.runs,
-        "clone_runs": plan.clone_runs,
-        "dags": list(plan.dags),
-        "variables": plan.variables,
-        "connections": plan.connections,
-        "pools": plan.pools,
-        "offset": offset,
-    }
-    api.trigger(SEED_DAG_ID, run_id, conf)
+    api.trigger(SEED_DAG_ID, run_id, seed_conf(plan, offset))
     deadline = time.monotonic() + timeout
     while True:
         state = api.get_run(SEED_DAG_ID, run_id).get("state")

@@ -17,7 +17,8 @@ import pytest
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.local.demo import DemoSetup
 from mwaa_iac.workspace import load_config
-from tests.e2e.conftest import LocalStack, api, make_deployment, run_ids, total
+from tests.conftest import LocalStack
+from tests.e2e.conftest import api, make_deployment, run_ids, total
 
 pytestmark = pytest.mark.local
 NAME = "cut"

@@ -24,7 +24,8 @@ import pytest
 from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.local.demo import ensure_role
-from tests.e2e.conftest import LocalStack, heartbeat_gaps
+from tests.conftest import LocalStack
+from tests.e2e.conftest import heartbeat_gaps
 
 pytestmark = [pytest.mark.local, pytest.mark.slow]
 

@@ -9,7 +9,8 @@ import boto3
 import pytest
 
 from mwaa_iac.workspace import load_config
-from tests.e2e.conftest import LocalStack, api, make_deployment, run_ids, total
+from tests.conftest import LocalStack
+from tests.e2e.conftest import api, make_deployment, run_ids, total
 
 pytestmark = pytest.mark.local
 FAST = ("--engine", "api", "--yes", "--poll-interval", "1", "--health-minutes", "0")
