@@ -90,12 +90,19 @@ class AirflowApi:
     # -- DAGs -------------------------------------------------------------------------------------
 
     def get_dag(self, dag_id: str) -> dict | None:
+        if len(f"/dags/{dag_id}") > MAX_PATH:  # a long DAG id: find it by pattern instead
+            return next((d for d in self._dags_matching(dag_id) if d["dag_id"] == dag_id), None)
         try:
             return self.request("GET", f"/dags/{dag_id}")
         except AirflowApiError as exc:
             if exc.status == 404:
                 return None
             raise
+
+    def _dags_matching(self, pattern: str) -> list[dict]:
+        """DAGs whose id contains ``pattern`` (Airflow's ``dag_id_pattern``, case-insensitive)."""
+        page = self.request("GET", "/dags", query={"dag_id_pattern": pattern, "limit": 100})
+        return list(page.get("dags", []))
 
     def list_dags(self) -> list[dict]:
         dags: list[dict] = []
@@ -109,7 +116,29 @@ class AirflowApi:
                 return dags
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
-        self.request("PATCH", f"/dags/{dag_id}", body={"is_paused": paused})
+        """Pause or unpause one DAG. A DAG id too long for InvokeRestApi's 64-character path goes
+        through ``PATCH /dags?dag_id_pattern=<id>`` (the id is in the query, not the path), only when
+        that pattern selects no other DAG whose state would change."""
+        if len(f"/dags/{dag_id}") <= MAX_PATH:
+            self.request("PATCH", f"/dags/{dag_id}", body={"is_paused": paused})
+            return
+        matches = self._dags_matching(dag_id)
+        if not any(d["dag_id"] == dag_id for d in matches):
+            raise AirflowApiError(f"DAG {dag_id} not found on {self.environment}", status=404)
+        others = sorted(d["dag_id"] for d in matches if d["dag_id"] != dag_id and d["is_paused"] != paused)
+        if others:
+            raise AirflowApiError(
+                f"cannot {'pause' if paused else 'unpause'} {dag_id} on {self.environment}: its id is "
+                f"too long for InvokeRestApi's {MAX_PATH}-character path, and the id pattern that would "
+                f"select it also selects {', '.join(others)}",
+                hint=f"{'pause' if paused else 'unpause'} it in the Airflow UI, or give it a shorter id",
+            )
+        self.request(
+            "PATCH",
+            "/dags",
+            body={"is_paused": paused},
+            query={"dag_id_pattern": dag_id, "update_mask": "is_paused"},
+        )
 
     # -- runs -------------------------------------------------------------------------------------
 
@@ -129,7 +158,14 @@ class AirflowApi:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
 
     def running_runs(self, dag_id: str) -> list[dict]:
-        page = self.request("GET", f"/dags/{dag_id}/dagRuns", query={"state": "running", "limit": 100})
+        if len(f"/dags/{dag_id}/dagRuns") > MAX_PATH:  # the batch endpoint takes the id in the body
+            page = self.request(
+                "POST",
+                "/dags/~/dagRuns/list",
+                body={"dag_ids": [dag_id], "states": ["running", "queued"], "page_limit": 100},
+            )
+        else:
+            page = self.request("GET", f"/dags/{dag_id}/dagRuns", query={"state": "running", "limit": 100})
         return [r for r in page.get("dag_runs", []) if r.get("state") in ("running", "queued")]
 
     def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
