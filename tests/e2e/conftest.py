@@ -12,14 +12,31 @@ import pytest
 
 from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.adapters.mwaa import MwaaClient
+from mwaa_iac.local.busy import BusyProfile
 from mwaa_iac.local.demo import DemoSetup, prepare
+from mwaa_iac.local.fingerprint import run_in_environment
 from mwaa_iac.local.seed import SeedPlan
+from tests.conftest import LocalStack
 
 pytestmark = pytest.mark.local
 
 
-def make_deployment(root: Path, name: str, runs: int) -> DemoSetup:
-    return prepare(root, name=name, plan=SeedPlan(runs=runs), poll=1.0)
+def make_deployment(stack: LocalStack, root: Path, name: str, runs: int) -> DemoSetup:
+    """A deployment whose blue 2.9.2 environment carries the busy workload (real runs with retries,
+    failures, mapping, datasets, awkward values) plus ``runs`` synthetic runs per example DAG."""
+    return prepare(
+        root,
+        name=name,
+        plan=SeedPlan(runs=runs),
+        busy=BusyProfile(basic=SeedPlan(runs=runs)),
+        poll=1.0,
+        sync=stack.admin.sync,
+    )
+
+
+def requirements_version(stack: LocalStack, name: str) -> str | None:
+    """The requirements.txt object version ``name`` runs (GetEnvironment)."""
+    return MwaaClient("us-east-1").get_environment(name).get("RequirementsS3ObjectVersion")
 
 
 def api(name: str) -> AirflowApi:
@@ -66,3 +83,24 @@ def heartbeat_gaps(name: str, start: datetime, end: datetime) -> list[float]:
     """Seconds between consecutive heartbeats of ``name`` from ``start`` to ``end`` (both ends count)."""
     points = [start, *heartbeat_times(name, start, end), end]
     return [round((b - a).total_seconds(), 1) for a, b in itertools.pairwise(points)]
+
+
+_SCHEDULER_JOB = """
+import airflow
+from airflow.settings import Session
+from sqlalchemy import text
+
+with Session() as session:
+    row = session.execute(text(
+        "SELECT id, start_date FROM job WHERE job_type = 'SchedulerJob' AND state = 'running' "
+        "ORDER BY latest_heartbeat DESC LIMIT 1"
+    )).first()
+print(f"{row[0]} {row[1].isoformat()}" if row else "none")
+"""
+
+
+def scheduler_job(stack: LocalStack, name: str) -> str:
+    """The running SchedulerJob of ``name`` (id and start): unchanged means never restarted."""
+    result = run_in_environment(stack.state_dir, name, _SCHEDULER_JOB)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1]

@@ -1,24 +1,32 @@
-"""`mwaa-iac cutover`, `rollback` and `cleanup` on the local stack with seeded history.
+"""`mwaa-iac backup`, `cutover`, `rollback` and `cleanup` on the local stack, on a busy environment.
 
-One deployment per module, seeded like a real one (300 dag runs, 3,000 task instances, XComs, log
-rows, 20 variables, 10 connections with passwords, 5 pools). The tests run in file order: two
-failure paths first (each cleaned up with `mwaa-iac cleanup`), then a cutover killed at several step
-boundaries and resumed, then rollback and cleanup.
+One deployment per module: blue 2.9.2 carries the busy workload (real runs with retries, failed runs,
+mapped tasks, datasets, a catch-up DAG, an owner-paused DAG, a DAG id too long for InvokeRestApi's
+path, multi-line/CRLF/unicode variables, connections with NULL fields) plus 300 synthetic runs (3,000
+task instances); mwaa-dr is not in its requirements.txt. The tests run in file order: a dry run, a
+backup, two failure paths (each cleaned up with `mwaa-iac cleanup`), a cutover killed at every step
+boundary and resumed, the fingerprints of both colours at the freeze point, rollback, cleanup, and a
+cutover with work in flight at pause time. Through all of it blue gets no UpdateEnvironment and its
+scheduler is never restarted.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 import boto3
 import pytest
 
 from mwaa_iac.adapters.storage import S3
+from mwaa_iac.core import dr
+from mwaa_iac.local import busy
 from mwaa_iac.local.demo import DemoSetup
+from mwaa_iac.local.fingerprint import compare, fingerprint
 from mwaa_iac.workspace import load_config
 from tests.conftest import LocalStack
-from tests.e2e.conftest import api, make_deployment, run_ids, total
+from tests.e2e.conftest import api, heartbeat_gaps, make_deployment, run_ids, scheduler_job, total
 
 pytestmark = pytest.mark.local
 NAME = "cut"
@@ -75,12 +83,33 @@ FLOW = [
 ]
 
 
+# What the kill test saw at the freeze point, for the fingerprint test.
+FREEZE_POINT: dict[str, dict] = {}
+
+
 @pytest.fixture(scope="module")
 def deployment(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> DemoSetup:
-    setup = make_deployment(tmp_path_factory.mktemp("cut"), NAME, runs=100)
+    setup = make_deployment(local_stack, tmp_path_factory.mktemp("cut"), NAME, runs=100)
     config = setup.root / "environments" / NAME / "mwaa.yaml"
     config.write_text(config.read_text() + f"state:\n  s3_bucket: {STATE_BUCKET}\n")
+    BLUE_SCHEDULER.update(job=scheduler_job(local_stack, setup.source), since=datetime.now(UTC))
     return setup
+
+
+BLUE_SCHEDULER: dict = {}
+
+
+def _blue_never_restarted(stack: LocalStack, setup: DemoSetup) -> None:
+    """No UpdateEnvironment on blue, the same scheduler job since the module began, and its heartbeat
+    metric without a gap a restart would leave (generous: the machine is busy)."""
+    assert stack.environment(setup.source)["update_requests"] == 0
+    assert scheduler_job(stack, setup.source) == BLUE_SCHEDULER["job"]
+    gaps = heartbeat_gaps(setup.source, BLUE_SCHEDULER["since"], datetime.now(UTC))
+    assert max(gaps) < 30, f"blue's heartbeat stopped: gaps {sorted(gaps)[-3:]}"
+
+
+def _tool_dag(dag_id: str) -> bool:
+    return dag_id in dr.DR_DAG_IDS or dag_id.startswith("mwaa_iac")
 
 
 def _cutover(stack: LocalStack, setup: DemoSetup, *extra: str, stop_when=None):
@@ -143,9 +172,28 @@ def test_dry_run_plans_two_passes_and_changes_nothing(local_stack: LocalStack, d
     plan = next(json.loads(line) for line in result.stdout.splitlines() if '"cutover.plan"' in line)
     assert plan["passes"] == 2 and plan["history_carried"] is True
     assert [h["to_version"] for h in plan["hops"]] == ["2.9.2", "2.10.3"]
+    assert "not restarted" in " ".join(plan["mwaa_dr_delivery"])
     assert f"{NAME}-green" not in {e["name"] for e in local_stack.admin.environments()}
     listed = boto3.client("s3").list_objects_v2(Bucket=STATE_BUCKET, Prefix=f"mwaa-iac/state/{NAME}/")
     assert listed.get("KeyCount", 0) == 0  # no journal; the lock was released
+
+
+def test_backup_runs_mwaa_dr_on_the_source_without_touching_its_requirements(
+    local_stack: LocalStack, deployment: DemoSetup
+) -> None:
+    """`mwaa-iac backup` on blue, whose requirements.txt does not list mwaa-dr: the probe and the
+    backup import it from the DAG folder; blue gets no UpdateEnvironment and keeps scheduling."""
+    result = local_stack.cli("backup", "--env", NAME, "--root", str(deployment.root), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout[result.stdout.index("{\n") :])
+    bucket, _, prefix = summary["location"].removeprefix("s3://").partition("/")
+    manifest = json.loads(S3("us-east-1").get_text(bucket, f"{prefix}/manifest.json") or "{}")
+    assert manifest["records"] == summary["records"]
+    # multi-line variables are one record each (the busy profile has 10 of its own, the basic 20)
+    assert manifest["records"]["variable"] == total(deployment.source, "/variables")
+    assert manifest["records"]["dag_run"] >= 300
+    assert manifest["mwaa_dr_delivery"]["versions"]["mwaa-dr"] == "2.2.0"
+    _blue_never_restarted(local_stack, deployment)
 
 
 def test_target_upgrade_failure_stops_before_the_freeze(
@@ -179,6 +227,8 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
     step is recorded, then dies), with a run made on blue between the passes; the last resume runs
     the final step; then everything must be there exactly once."""
     blue, green = f"{NAME}-blue", f"{NAME}-green"
+    live_before = {d for d, paused in _paused(blue).items() if not paused and not _tool_dag(d)}
+    assert set(BUSINESS) <= live_before and busy.LONG_DAG in live_before
     S3("us-east-1").put_text(f"{NAME}-airflow-source", "dags/e2e_check.py", CHECK_DAG)
     killed_after: list[str] = []
     extra: tuple[str, ...] = ()
@@ -193,6 +243,10 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
         if killed_after[-1] == "health-target":
             # Between the passes blue keeps scheduling: this run must reach green in pass 2.
             _run_dag(blue, "etl_orders", "between-passes")
+        if killed_after[-1] == "verify-restore-p2":
+            # The freeze point: blue paused and drained, green restored and verified, not yet live.
+            FREEZE_POINT["blue"] = fingerprint(local_stack.state_dir, blue)
+            FREEZE_POINT["green"] = fingerprint(local_stack.state_dir, green)
         extra = ("--resume", "--break-lock")
     assert killed_after == FLOW[:-1]  # every boundary up to go-live was hit, each step ran once
     assert JOURNAL_KEY in {
@@ -211,7 +265,7 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
             blue, f"/dags/{dag_id}/dagRuns/~/taskInstances"
         )
     assert api(green).get_run("etl_orders", "between-passes")["state"] == "success"
-    assert total(green, "/connections") == total(blue, "/connections") == 10
+    assert total(green, "/connections") == total(blue, "/connections") >= 10
     assert total(green, "/pools") == total(blue, "/pools")
     blue_vars = {v["key"] for v in api(blue).request("GET", "/variables", query={"limit": 100})["variables"]}
     green_vars = {
@@ -224,7 +278,8 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
 
     # Scheduling moved: exactly the recorded DAGs paused on blue and live on green.
     assert all(_paused(blue)[d] for d in BUSINESS) and not any(_paused(green)[d] for d in BUSINESS)
-    assert {d for d, paused in _paused(green).items() if not paused} == set(BUSINESS)
+    assert {d for d, paused in _paused(green).items() if not paused} == live_before
+    assert not any(_paused(blue)[d] is False for d in live_before)
 
     # Secrets decrypt with green's own key, and XComs of restored runs are found.
     _run_dag(green, "e2e_check", "check-1")
@@ -235,6 +290,32 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
     assert routing["name"] == green and routing["airflow_version"] == "2.10.3"
     recorded = load_config(deployment.root / "environments" / NAME / "mwaa.yaml").deployment
     assert recorded.active_color.value == "green" and recorded.green == "2.10.3"
+    _blue_never_restarted(local_stack, deployment)
+
+
+# Tables that differ between blue (frozen) and green (restored, verified, not yet live) because of
+# what mwaa-dr 2.2.0's copy loses or leaves stale; issue 12 is to fix each.
+ISSUE_12_LOSSES = frozenset(
+    {"variable", "connection", "task_map", "dataset_event", "dataset_dag_run_queue", "dag"}
+)
+# Rows each environment writes on its own: its audit log (REST calls, its scheduler's events).
+OWN_ROWS = ("log",)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 12: mwaa-dr's copy turns CRLF into LF in variables and NULL connection fields into '', "
+    "drops task_map rows and pending dataset events, and leaves next_dagrun stale on the target",
+)
+def test_fingerprints_of_both_colours_are_equal_at_the_freeze_point() -> None:
+    if not FREEZE_POINT:
+        pytest.fail("the kill test did not reach the freeze point")
+    differences = compare(FREEZE_POINT["blue"], FREEZE_POINT["green"], ignore=OWN_ROWS)
+    unexpected = [d for d in differences if d.split(":", 1)[0] not in ISSUE_12_LOSSES]
+    if unexpected:  # not the failure this test expects: report it as a failure
+        pytest.fail(f"differences beyond issue 12's known losses: {unexpected}")
+    assert differences == []
 
 
 def test_rollback_returns_scheduling_to_blue(local_stack: LocalStack, deployment: DemoSetup) -> None:
@@ -268,3 +349,27 @@ def test_cleanup_retires_the_inactive_colour(local_stack: LocalStack, deployment
     assert keys == []
     # Backups younger than dr.retention_days stay.
     assert S3("us-east-1").list_keys(f"{NAME}-mwaa-dr-backups", "mwaa-dr/") and data["backups_deleted"] == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 12: a deferred task instance at backup time breaks mwaa-dr's restore (next_kwargs "
+    "exported as a Python repr), and runs in flight at pause time cannot drain",
+)
+def test_cutover_with_work_in_flight_completes(local_stack: LocalStack, deployment: DemoSetup) -> None:
+    """After the cleanup, blue is the active colour again: a second cutover, with a deferrable
+    sensor waiting, a long task running and a task waiting for its retry on blue."""
+    source = api(deployment.source)
+    started = busy.start_in_flight(source, label="fl", defer_seconds=900, sleep_seconds=90)
+    busy.wait_in_flight(source, started)
+    try:
+        result = _cutover(local_stack, deployment, "--drain-minutes", "3")
+    finally:
+        abandoned = local_stack.cli(
+            "cleanup", "--env", NAME, "--root", str(deployment.root), "--yes", "--poll-interval", "1"
+        )
+    if result.returncode != 0 and "restore_metadata" not in result.stderr:
+        pytest.fail(f"the cutover failed for another reason than issue 12's:\n{result.stderr[-3000:]}")
+    assert abandoned.returncode == 0, abandoned.stderr
+    assert result.returncode == 0, result.stderr[-3000:]
