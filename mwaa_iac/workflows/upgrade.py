@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from mwaa_iac.adapters.cloudwatch import CloudWatch
@@ -122,6 +122,7 @@ class Upgrade:
     clock: Callable[[], float] = time.monotonic
     color: Color | None = None  # the slot to change: the active one unless a cutover says otherwise
     state: StateStore | None = None  # journal and lock: mwaa.yaml's state setting unless given
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)  # wall clock (metric minutes)
 
     @property
     def slot(self) -> Color:
@@ -448,14 +449,26 @@ class Upgrade:
         if minutes <= 0 or self.cloudwatch is None:
             journal.done(step, skipped=True)
             return
-        journal.started(step)
+        # Only heartbeats after the environment reached AVAILABLE count (those from before the update
+        # say nothing about the new version): minutes that begin at or after the gate first started
+        # (kept in the journal, so a resumed gate does not move it).
+        recorded = journal.data(step).get("since")
+        since = datetime.fromisoformat(recorded) if recorded else self.now()
+        if not recorded:
+            journal.started(step, since=since.isoformat())
+        first_minute = since.replace(second=0, microsecond=0)
+        if first_minute < since:
+            first_minute += timedelta(minutes=1)
         timeout = self.options.health_timeout_seconds or (minutes + 5) * 60
         start = self.clock()
         while True:
-            buckets = self.cloudwatch.heartbeat_minutes(self.name, minutes + 1)
-            # The current, still-filling minute does not count; the N before it must all have data.
+            now = self.now()
+            buckets = self.cloudwatch.heartbeat_minutes(self.name, minutes + 1, now=now)
+            # The current, still-filling minute does not count; the N before it must all have data
+            # and all begin after `since`.
             recent = buckets[:-1] if len(buckets) > minutes else buckets
-            healthy = len(recent) == minutes and all(recent)
+            oldest = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes + 1)
+            healthy = len(recent) == minutes and all(recent) and oldest >= first_minute
             self.emit({"event": "health.poll", "minutes_with_heartbeat": sum(recent), "required": minutes})
             if healthy:
                 journal.done(step, minutes=minutes)

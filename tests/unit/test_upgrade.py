@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -205,3 +205,58 @@ def test_second_upgrade_while_one_is_unfinished_is_refused(ws) -> None:
     Journal.start(LocalStore(ws.work_dir), "upgrade.journal.jsonl", "upgrade", {"to": "2.10.3"})
     with pytest.raises(Exception, match="unfinished upgrade"):
         _upgrade(ws, FakeMwaa(), to="2.10.3").run()
+
+
+class FakeClock:
+    """Wall and monotonic time that advance only when the workflow sleeps."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def monotonic(self) -> float:
+        return self.now.timestamp()
+
+
+class FakeCloudWatch:
+    """Heartbeats published every minute before ``stopped`` and from ``resumed`` on."""
+
+    def __init__(self, stopped: datetime, resumed: datetime) -> None:
+        self.stopped, self.resumed = stopped, resumed
+
+    def heartbeat_minutes(self, environment: str, minutes: int, now: datetime | None = None) -> list[bool]:
+        assert now is not None
+        start = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes)
+        out = []
+        for i in range(minutes):
+            minute = start + timedelta(minutes=i)
+            out.append(minute < self.stopped or minute >= self.resumed)
+        return out
+
+
+def test_health_gate_counts_only_heartbeats_after_the_environment_came_back(ws) -> None:
+    """Heartbeats from before the update must not pass the gate at once: minutes count from when the
+    gate started (the environment AVAILABLE again), and a resumed gate keeps that start."""
+    available = datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
+    clock = FakeClock(available)
+    cloudwatch = FakeCloudWatch(stopped=available - timedelta(minutes=20), resumed=available)
+    opts = UpgradeOptions(engine="api", poll_interval=15, health_minutes=2, today=date(2026, 11, 23))
+    upgrade = Upgrade(
+        ws, ws.load(), opts, FakeMwaa(), cloudwatch, sleep=clock.sleep, clock=clock.monotonic,
+        now=lambda: clock.now,
+    )  # fmt: skip
+    journal = Journal.start(LocalStore(ws.work_dir), "health.journal.jsonl", "upgrade", {})
+    upgrade.health_gate(journal)
+    # minutes 10:01 and 10:02 must be complete and not the still-filling one: not before 10:04
+    assert clock.now >= datetime(2026, 11, 23, 10, 4, tzinfo=UTC)
+    assert journal.data("health")["since"] == available.isoformat()
+
+    # heartbeats all along (the update never stopped them) still wait for minutes after the start
+    clock = FakeClock(available)
+    upgrade.sleep, upgrade.clock, upgrade.now = clock.sleep, clock.monotonic, lambda: clock.now
+    upgrade.cloudwatch = FakeCloudWatch(stopped=available, resumed=available)
+    journal = Journal.start(LocalStore(ws.work_dir), "health2.journal.jsonl", "upgrade", {})
+    upgrade.health_gate(journal)
+    assert clock.now >= datetime(2026, 11, 23, 10, 4, tzinfo=UTC)
