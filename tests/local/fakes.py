@@ -9,7 +9,6 @@ large and slow answers).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -272,6 +271,8 @@ def prepare_account(endpoint_url: str, bucket: str = "mwaa-dags-bucket", role: s
     the source bucket with versioning enabled and the execution role. Returns an S3 client."""
     import boto3
 
+    from mwaa_iac.local.demo import ensure_role
+
     kwargs = {
         "endpoint_url": endpoint_url,
         "region_name": "us-east-1",
@@ -281,13 +282,7 @@ def prepare_account(endpoint_url: str, bucket: str = "mwaa-dags-bucket", role: s
     s3 = boto3.client("s3", **kwargs)
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    iam = boto3.client("iam", **kwargs)
-    trust = (
-        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", '
-        '"Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]}}]}'
-    )
-    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
-        iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+    ensure_role(boto3.client("iam", **kwargs), role)
     return s3
 
 

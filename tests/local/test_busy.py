@@ -9,7 +9,6 @@ Assertions read values inside the environment and return booleans: no value is p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core.status import Outcome
 from mwaa_iac.local import busy
-from mwaa_iac.local.demo import ensure_bucket
+from mwaa_iac.local.demo import ensure_bucket, ensure_role
 from mwaa_iac.local.fingerprint import changed_tables, compare, fingerprint, run_in_environment
 from mwaa_iac.workflows.watch import Watcher
 from tests.conftest import LocalStack
@@ -47,21 +46,7 @@ class Seeded:
 def _create_environment(stack: LocalStack, profile: busy.BusyProfile) -> None:
     s3_client = boto3.client("s3")
     ensure_bucket(s3_client, BUCKET, private_encrypted=False)
-    iam = boto3.client("iam")
-    trust = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
-    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
-        iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=trust)
+    ensure_role(boto3.client("iam"), ROLE)
     s3 = S3("us-east-1", client=s3_client)
     s3.put_text(BUCKET, "requirements/requirements.txt", "# busy\n")
     busy.upload_busy_dags(s3, BUCKET, "dags", profile)  # before the environment: parsed at start
