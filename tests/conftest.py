@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class LocalStack:
     state_dir: Path
     env: dict[str, str]
     admin: EmulatorAdmin
+    last_stderr: str = ""
 
     def cli(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -53,33 +55,36 @@ class LocalStack:
 
     def cli_until(self, *args: str, stop_when, timeout: float = 1200) -> tuple[int, list[dict]]:
         """Run the CLI with --json and SIGKILL it as soon as ``stop_when(event)`` is true (a crash
-        at that point); returns (return code, events seen). Runs to the end if it never matches."""
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mwaa_iac.cli", *args, "--json"],
-            env={**os.environ, **self.env, "NO_COLOR": "1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        events: list[dict] = []
-        deadline = time.monotonic() + timeout
-        assert process.stdout is not None
-        for line in process.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            events.append(event)
-            if stop_when(event):
-                process.send_signal(signal.SIGKILL)
-                break
-            if time.monotonic() > deadline:
-                process.kill()
-                raise TimeoutError(f"{args} did not reach the kill point")
-        process.wait(timeout=60)
-        process.stdout.close()
-        assert process.stderr is not None
-        process.stderr.close()
+        at that point); returns (return code, events seen). Runs to the end if it never matches;
+        the end of its stderr is kept in ``last_stderr``."""
+        # stderr goes to a file read after the end: a pipe nobody reads could block the process
+        with tempfile.TemporaryFile("w+") as errors:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "mwaa_iac.cli", *args, "--json"],
+                env={**os.environ, **self.env, "NO_COLOR": "1"},
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+            )
+            events: list[dict] = []
+            deadline = time.monotonic() + timeout
+            assert process.stdout is not None
+            for line in process.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                events.append(event)
+                if stop_when(event):
+                    process.send_signal(signal.SIGKILL)
+                    break
+                if time.monotonic() > deadline:
+                    process.kill()
+                    raise TimeoutError(f"{args} did not reach the kill point")
+            process.wait(timeout=60)
+            process.stdout.close()
+            errors.seek(0)
+            self.last_stderr = errors.read()[-4000:]
         return process.returncode, events
 
     def environment(self, name: str) -> dict:

@@ -211,7 +211,7 @@ def test_restore_failure_stops_before_pausing_anything(
     local_stack: LocalStack, deployment: DemoSetup
 ) -> None:
     code, events = _cutover(local_stack, deployment, stop_when=_step_done("verify-backup-p1"))
-    assert code == -9
+    assert code == -9, local_stack.last_stderr
     prefix = next(e for e in events if e.get("event") == "dr.backup_verified")["prefix"]
     boto3.client("s3").delete_object(Bucket=f"{NAME}-mwaa-dr-backups", Key=f"{prefix}/dag_run.csv")
     result = _cutover(local_stack, deployment, "--resume", "--break-lock")
@@ -237,7 +237,7 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
     while not killed_after or killed_after[-1] != FLOW[-2]:
         assert len(killed_after) < len(FLOW), f"steps repeated or unknown: {killed_after}"
         code, events = _cutover(local_stack, deployment, *extra, stop_when=_boundary)
-        assert code == -9, f"the cutover ended (exit {code}) after {killed_after}"
+        assert code == -9, f"the cutover ended (exit {code}) after {killed_after}: {local_stack.last_stderr}"
         last = events[-1]
         killed_after.append(last["step"] if last["event"] == "step.done" else f"hop:{last['to']}")
         if killed_after[-1] == "health-target":
