@@ -48,6 +48,9 @@ AIRFLOWIGNORE_TEXT = """# mwaa-iac: mwaa-dr and smart_open for the DR DAGs besid
 vendor/
 """
 FIXUP_VARIABLE = "mwaa_iac_fixup"  # where the fix-up DAG leaves its counts (read over the REST API)
+# The run conf key naming the version of a generated DAG file the run wants (its marker): a worker whose
+# copy of the DAG folder lags waits for that version (the rendered tasks read this literal key).
+MARKER_CONF = "mwaa_iac_marker"
 
 # Tables mwaa-dr copies, in restore order (active_dag is mwaa-dr's synthetic list of unpaused DAGs).
 TABLES = (
@@ -160,6 +163,29 @@ def _levels(factory):
 """
 _ONE_TASK = """
 
+MARKER = {marker!r}
+
+
+def _this_version(context):
+    \"\"\"A worker syncs the DAG folder on its own (as on MWAA) and may still hold an older version of
+    this file (another path_prefix): the run names the version it wants (MARKER); wait until this
+    worker's copy is that version, and load it.\"\"\"
+    wanted = (context["dag_run"].conf or {{}}).get("mwaa_iac_marker")
+    if not wanted or wanted == MARKER:
+        return None
+    deadline = time.monotonic() + 900
+    while True:
+        with open(__file__, encoding="utf-8") as handle:
+            if repr(wanted) in handle.read():
+                break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"this worker's copy of {{__file__}} is not {{wanted!r}} after 15 minutes")
+        print(f"mwaa-iac: this worker holds an older {{__file__}}; waiting for its DAG folder to sync")
+        time.sleep(5)
+    print(f"mwaa-iac: running {{wanted!r}} from the synced file")
+    return runpy.run_path(__file__)
+
+
 def _one_table(table, context):
     start = time.monotonic()
     table.{action}(**context)
@@ -167,6 +193,20 @@ def _one_table(table, context):
 
 
 def {action}_all_tables(**context):
+    try:
+        fresh = _this_version(context)
+        if fresh is not None:
+            return fresh["{action}_all_tables"](**context)
+        return _{action}_all_tables(context)
+    except AirflowFailException:
+        raise
+    except Exception as exc:
+        # Never retried: a second attempt over half-copied tables could duplicate rows. (The task's
+        # retries are for a worker that does not have this file yet: the task never started then.)
+        raise AirflowFailException(f"mwaa-iac: {action} failed: {{type(exc).__name__}}: {{exc}}") from exc
+
+
+def _{action}_all_tables(context):
     factory.setup_{action}(**context)
     for level in _levels(factory):
         if not level:
@@ -183,15 +223,23 @@ def {action}_all_tables(**context):
 
 with DAG({dag_id!r}, schedule=None, start_date=datetime(2022, 1, 1), catchup=False,
          description={marker!r}) as dag:
-    {action}_task = PythonOperator(task_id="{action}_all_tables", python_callable={action}_all_tables)
+    {action}_task = PythonOperator(
+        task_id="{action}_all_tables", python_callable={action}_all_tables, **WORKER_LAG
+    )
 {then}"""
 _IMPORTS = """
+import runpy
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow import DAG
+from airflow.exceptions import AirflowFailException
 from airflow.operators.python import PythonOperator
+
+# A worker syncs the DAG folder on its own (MWAA: every 30 s) and may not have this file yet when the
+# task is queued: then the task fails before it starts, and these retries start it again.
+WORKER_LAG = {"retries": 4, "retry_delay": timedelta(seconds=15)}
 """
 
 
@@ -256,7 +304,7 @@ factory = Factory(dag_id={RESTORE_DAG_ID!r}, path_prefix={path_prefix!r}, storag
             action="restore",
             dag_id=RESTORE_DAG_ID,
             marker=marker,
-            then='    restore_task >> PythonOperator(task_id="fixup", python_callable=fixup)\n',
+            then='    restore_task >> PythonOperator(task_id="fixup", python_callable=fixup, **WORKER_LAG)\n',
         )
     )
     return DagFile(f"{DR_DAG_FOLDER}/{RESTORE_DAG_ID}.py", text, RESTORE_DAG_ID, marker)

@@ -74,7 +74,9 @@ class DagRunner:
         first_error: float | None = None
         while True:
             dag = self.api.get_dag(dag_id)
-            if dag is not None and dag.get("description") == marker:
+            # Active too: a DAG whose file was removed (an earlier cleanup) keeps its row and its
+            # last description, inactive, until the new file is parsed; triggering it then is a 404.
+            if dag is not None and dag.get("description") == marker and dag.get("is_active", True):
                 return
             errors = self._import_errors(dag_id)
             if errors:
@@ -121,6 +123,9 @@ class DagRunner:
         frozen time: a steady poll costs at most one interval per run)."""
         name = self.api.environment
         self.wait_for_dag(dag_id, marker)
+        # The scheduler parsed this version; a worker's copy of the DAG folder may lag: the run names
+        # the version, and the generated task waits for it (see core/dr.py).
+        conf = {**(conf or {}), dr.MARKER_CONF: marker}
         self.api.set_paused(dag_id, False)
         existing = self.api.trigger(dag_id, run_id, conf)
         if existing.get("state") == "failed":

@@ -312,6 +312,7 @@ def test_fingerprints_of_both_colours_are_equal_at_the_freeze_point() -> None:
     if not FREEZE_POINT:
         pytest.fail("the kill test did not reach the freeze point")
     differences = compare(FREEZE_POINT["blue"], FREEZE_POINT["green"], ignore=OWN_ROWS)
+    print("differences at the freeze point:", *differences, sep="\n  ")  # keys and columns, no values
     unexpected = [d for d in differences if d.split(":", 1)[0] not in ISSUE_12_LOSSES]
     if unexpected:  # not the failure this test expects: report it as a failure
         pytest.fail(f"differences beyond issue 12's known losses: {unexpected}")

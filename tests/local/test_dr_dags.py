@@ -256,3 +256,65 @@ def test_probe_dag_writes_reads_and_deletes_with_the_vendored_smart_open(tmp_pat
     assert ok_result["mwaa_dr"].endswith("mwaa_iac_dr/vendor/mwaa_dr")
     assert ok_result["uri"] == "s3://dr-bucket/mwaa-dr/t/probe/p1/probe.txt"
     assert bad_state == "failed" and bad_result["stage"] == "s3" and "missing-bucket" in bad_result["error"]
+
+
+LAGGING = r"""
+import json, runpy, sys, threading, time
+from types import SimpleNamespace
+
+path, newer, wanted = sys.argv[1], sys.argv[2], sys.argv[3]
+older = runpy.run_path(path)  # what a lagging worker has loaded: the previous version of the file
+
+
+def sync_later():
+    time.sleep(3)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(open(newer, encoding="utf-8").read())
+
+
+threading.Thread(target=sync_later).start()
+context = {"dag_run": SimpleNamespace(conf={"bucket": "b", "mwaa_iac_marker": wanted})}
+started = time.monotonic()
+fresh = older["_this_version"](context)
+waited = time.monotonic() - started
+current = older["_this_version"]({"dag_run": SimpleNamespace(conf={"mwaa_iac_marker": older["MARKER"]})})
+try:  # the task body fails here (no database, no bucket): never retried
+    fresh["backup_all_tables"](**context)
+    failure = None
+except Exception as exc:
+    failure = type(exc).__name__
+print(json.dumps({"older": older["MARKER"], "fresh": fresh["MARKER"], "prefix": fresh["factory"].path_prefix,
+                  "waited": waited, "current": current, "failure": failure,
+                  "retries": fresh["dag"].get_task("backup_all_tables").retries}))
+"""
+
+
+def test_a_worker_with_an_older_dag_file_waits_for_the_version_the_run_names(tmp_path: Path) -> None:
+    """Workers sync the DAG folder on their own: a backup task started on a worker that still holds
+    the previous pass's file (another path_prefix) waits until its copy is the version the run's conf
+    names, and runs that one. A failure inside the task is not retried (AirflowFailException); the
+    task's retries cover only a worker that does not have the file yet."""
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    older = dr.render_backup_dag("DRFactory_2_9", "mwaa-dr/t/c1/p1", "t", "p1")
+    newer = dr.render_backup_dag("DRFactory_2_9", "mwaa-dr/t/c1/p2", "t", "p2")
+    _deploy(folder, [older])
+    (tmp_path / "newer.py").write_text(newer.text)
+    venv = ensure_venv("2.9.2")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+    }
+    run = subprocess.run(
+        [str(venv.python), "-c", LAGGING, str(folder / older.relative_path), str(tmp_path / "newer.py"),
+         newer.marker],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["older"] == older.marker and result["fresh"] == newer.marker
+    assert result["prefix"] == "mwaa-dr/t/c1/p2" and result["waited"] >= 2.5
+    assert result["current"] is None  # the right version runs as it is
+    assert result["failure"] == "AirflowFailException" and result["retries"] == 4
