@@ -70,7 +70,7 @@ def _create_environment(stack: LocalStack, profile: busy.BusyProfile) -> None:
 
 
 @pytest.fixture(scope="module")
-def seeded(local_stack: LocalStack) -> Seeded:
+def seeded(local_stack: LocalStack) -> Iterator[Seeded]:
     profile = busy.BusyProfile()
     _create_environment(local_stack, profile)
     api = AirflowApi(MwaaClient("us-east-1"), NAME)
@@ -84,7 +84,9 @@ def seeded(local_stack: LocalStack) -> Seeded:
         sync=lambda: local_stack.admin.sync(NAME),
         progress=lambda text: print(f"{time.monotonic() - started:6.1f} s  {text}"),
     )
-    return Seeded(local_stack, api, summary, time.monotonic() - started)
+    yield Seeded(local_stack, api, summary, time.monotonic() - started)
+    # The session's stack runs on: free its processes for the next module.
+    MwaaClient("us-east-1").client.delete_environment(Name=NAME)
 
 
 def _inside(stack: LocalStack, code: str) -> dict[str, Any]:
