@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ def _inside(stack: LocalStack, code: str) -> dict[str, Any]:
 
 XCOM_CHECK = """
 import json
+from collections.abc import Iterator
 from airflow.models import XCom
 from airflow.models.taskmap import TaskMap
 from airflow.settings import Session
@@ -127,6 +129,7 @@ print(json.dumps({"extract": chars(extract), "newlines": "\\n" in extract["newli
 
 METADATA_CHECK = """
 import json
+from collections.abc import Iterator
 from airflow.models import Connection, Pool, Variable
 from airflow.settings import Session
 
