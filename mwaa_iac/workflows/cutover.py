@@ -358,14 +358,23 @@ class Cutover:
         return self.journal.data(step).get("result", {}).get("markers", {})
 
     def _run_dag(
-        self, name: str, dag_id: str, label: str, conf: dict[str, Any] | None = None
+        self,
+        name: str,
+        dag_id: str,
+        label: str,
+        conf: dict[str, Any] | None = None,
+        *,
+        attempt: int = 0,
     ) -> dict[str, Any]:
+        """Run ``dag_id`` of pass ``label``; each ``attempt`` after the first has a run id of its own
+        (a retried step must never be handed back the run of an earlier attempt)."""
         assert self.journal is not None
         runner = DagRunner(self.api(name), self.options, self.emit, self.sleep, self.clock)
         frozen = self.journal.state("pause-source") == "done" and self.journal.state("go-live") != "done"
+        run_label = label if attempt <= 0 else f"{label}a{attempt}"
         return runner.run(
             dag_id,
-            dr.run_id(dag_id, self.journal.run_id, label),
+            dr.run_id(dag_id, self.journal.run_id, run_label),
             self._markers(label)[dag_id],
             conf,
             backoff=not frozen,
@@ -380,16 +389,23 @@ class Cutover:
         counts = self._step(f"verify-backup-{label}", lambda: self._backup_counts(label))
         assert self.journal is not None
         cleanup_step = f"cleanup-target-{label}"
+        attempt = self._attempt(f"restore-{label}")  # restores of this pass started before
         if self.journal.state(f"restore-{label}") == "started":
             # An interrupted or failed restore left partial rows (log and task_fail have no unique
-            # key and would duplicate): clean the target before restoring again.
+            # key and would duplicate): clean the target before restoring again, each with a new run
+            # id (the earlier attempt's runs stay on the target for diagnosis).
             clean = True
-            cleanup_step = f"cleanup-target-{label}-retry{self._attempt(f'restore-{label}')}"
+            cleanup_step = f"cleanup-target-{label}-retry{attempt}"
         if clean:
-            self._step(cleanup_step, lambda: self._run_dag(self.target, dr.PREPARE_DAG_ID, label))
+            self._step(
+                cleanup_step,
+                lambda: self._run_dag(self.target, dr.PREPARE_DAG_ID, label, attempt=attempt),
+            )
         self._step(
             f"restore-{label}",
-            lambda: self._run_dag(self.target, dr.RESTORE_DAG_ID, label, dr.restore_conf(bucket)),
+            lambda: self._run_dag(
+                self.target, dr.RESTORE_DAG_ID, label, dr.restore_conf(bucket), attempt=attempt
+            ),
         )
         return self._step(f"verify-restore-{label}", lambda: self._verify_restore(counts))
 

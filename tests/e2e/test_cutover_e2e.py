@@ -207,15 +207,34 @@ def test_target_upgrade_failure_stops_before_the_freeze(
     _cleanup(local_stack, deployment)
 
 
-def test_restore_failure_stops_before_pausing_anything(
+def test_restore_failure_stops_before_pausing_anything_and_resume_gets_past_it(
     local_stack: LocalStack, deployment: DemoSetup
 ) -> None:
+    """A pass-1 restore fails (a table's CSV is missing): nothing is paused. Once the cause is gone,
+    `--resume` empties the target and restores again with run ids of their own (the failed run is not
+    handed back), and the restore verifies: no row duplicated or lost."""
     code, events = _cutover(local_stack, deployment, stop_when=_step_done("verify-backup-p1"))
     assert code == -9, local_stack.last_stderr
     prefix = next(e for e in events if e.get("event") == "dr.backup_verified")["prefix"]
-    boto3.client("s3").delete_object(Bucket=f"{NAME}-mwaa-dr-backups", Key=f"{prefix}/dag_run.csv")
+    s3, bucket, key = boto3.client("s3"), f"{NAME}-mwaa-dr-backups", f"{prefix}/dag_run.csv"
+    saved = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=key)
     result = _cutover(local_stack, deployment, "--resume", "--break-lock")
     assert result.returncode == 1 and "restore_metadata" in result.stderr and "failed tasks" in result.stderr
+    assert all(not _paused(deployment.source)[d] for d in BUSINESS)
+
+    s3.put_object(Bucket=bucket, Key=key, Body=saved)  # the cause is gone
+    code, events = _cutover(
+        local_stack, deployment, "--resume", "--break-lock", stop_when=_step_done("verify-restore-p1")
+    )
+    assert code == -9, local_stack.last_stderr
+    triggered = {e["dag_id"]: e["run_id"] for e in events if e.get("event") == "dr.triggered"}
+    assert triggered[dr.PREPARE_DAG_ID].endswith("-p1a1") and triggered[dr.RESTORE_DAG_ID].endswith("-p1a1")
+    assert [e["step"] for e in events if e.get("event") == "step.done"] == [
+        "cleanup-target-p1-retry1",
+        "restore-p1",
+        "verify-restore-p1",  # counts equal the backup's: nothing duplicated by the failed attempt
+    ]
     assert all(not _paused(deployment.source)[d] for d in BUSINESS)
     _cleanup(local_stack, deployment)
 
