@@ -148,8 +148,10 @@ def _paused(env: str) -> dict[str, bool]:
     return {d["dag_id"]: d["is_paused"] for d in api(env).list_dags()}
 
 
-def _cleanup(stack: LocalStack, setup: DemoSetup) -> None:
-    result = stack.cli("cleanup", "--env", NAME, "--root", str(setup.root), "--yes", "--poll-interval", "1")
+def _cleanup(stack: LocalStack, setup: DemoSetup, *extra: str) -> None:
+    result = stack.cli(
+        "cleanup", "--env", NAME, "--root", str(setup.root), "--yes", "--poll-interval", "1", *extra
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -236,7 +238,7 @@ def test_restore_failure_stops_before_pausing_anything_and_resume_gets_past_it(
         "verify-restore-p1",  # counts equal the backup's: nothing duplicated by the failed attempt
     ]
     assert all(not _paused(deployment.source)[d] for d in BUSINESS)
-    _cleanup(local_stack, deployment)
+    _cleanup(local_stack, deployment, "--break-lock")  # the killed run left its lock
 
 
 def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
