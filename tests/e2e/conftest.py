@@ -4,6 +4,7 @@ Airflow). One stack per test session, on free loopback ports, stopped at the end
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,3 +105,24 @@ def scheduler_job(stack: LocalStack, name: str) -> str:
     result = run_in_environment(stack.state_dir, name, _SCHEDULER_JOB)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout.strip().splitlines()[-1]
+
+
+_SCHEDULER_JOBS = """
+import json
+import airflow
+from airflow.settings import Session
+from sqlalchemy import text
+
+with Session() as session:
+    rows = session.execute(text(
+        "SELECT id, start_date, latest_heartbeat FROM job WHERE job_type = 'SchedulerJob' ORDER BY id"
+    )).all()
+print(json.dumps([[r[0], r[1].timestamp(), r[2].timestamp() if r[2] else None] for r in rows]))
+"""
+
+
+def scheduler_jobs(stack: LocalStack, name: str) -> list[tuple[int, float, float | None]]:
+    """Every SchedulerJob of ``name``: (id, start, latest heartbeat), oldest first. A restart adds one."""
+    result = run_in_environment(stack.state_dir, name, _SCHEDULER_JOBS)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return [tuple(row) for row in json.loads(result.stdout.strip().splitlines()[-1])]

@@ -25,7 +25,7 @@ from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.local.demo import ensure_role
 from tests.conftest import LocalStack
-from tests.e2e.conftest import heartbeat_gaps
+from tests.e2e.conftest import heartbeat_gaps, scheduler_jobs
 
 pytestmark = [pytest.mark.local, pytest.mark.slow]
 
@@ -179,16 +179,22 @@ def test_requirements_object_versions_imports_restart_and_refusals(local_stack: 
     assert failed["RequirementsS3ObjectVersion"] == first["VersionId"]
     assert api.get_run("dfr", "d1")["state"] == "success"  # still serving
 
-    # the update naming the good version installs it, and restarts: the heartbeat stops meanwhile
+    # the update naming the good version installs it, and restarts: the scheduler stops meanwhile
+    jobs_before = scheduler_jobs(local_stack, NAME)
     started = datetime.now(UTC)
     client.update_environment(Name=NAME, RequirementsS3ObjectVersion=second["VersionId"])
     updated = _wait_status(client, NAME, "AVAILABLE", "UPDATE_FAILED")
     assert updated["Status"] == "AVAILABLE", updated.get("LastUpdate")
     assert updated["RequirementsS3ObjectVersion"] == second["VersionId"]
-    time.sleep(12)  # heartbeats resume
-    gaps = heartbeat_gaps(NAME, started, datetime.now(UTC))
-    # heartbeats are published every 5 s here: a gap of more than 1.5 periods is a stopped scheduler
-    assert max(gaps) > 7.5, f"the update restarted nothing: heartbeat gaps {gaps}"
+    jobs_after = scheduler_jobs(local_stack, NAME)
+    new_jobs = [job for job in jobs_after if job[0] not in {j[0] for j in jobs_before}]
+    assert len(new_jobs) == 1, f"the update did not restart the scheduler: {jobs_before} -> {jobs_after}"
+    last_beat = max(j[2] or j[1] for j in jobs_before)
+    gap = new_jobs[0][1] - last_beat  # no scheduler heartbeat from the old job's last to the new start
+    assert gap > 0, f"no heartbeat gap: {gap:.1f} s"
+    time.sleep(6)  # the metric too: published every 5 s for a live scheduler only
+    metric_gaps = heartbeat_gaps(NAME, started, datetime.now(UTC))
+    print(f"scheduler heartbeat gap {gap:.1f} s; metric gaps {metric_gaps}")
     _wait(lambda: "uses_mwaa_dr.py" not in _import_errors(api), 120, "uses_mwaa_dr.py to import")
     assert _wait(lambda: api.get_dag("uses_mwaa_dr"), 60, "the DAG uses_mwaa_dr")
 
