@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mwaa_iac.errors import MwaaIacError
+from mwaa_iac.local.runtime.base import MWAA_SYNC_INTERVAL
 
 ENV_DIR_VAR = "MWAA_IAC_LOCAL_DIR"
 DEFAULT_DIR = Path(".mwaa-iac") / "local"
@@ -386,7 +387,7 @@ def up(
     venv_cache: str | Path | None = None,
     stretch: float = 0.0,
     heartbeat_interval: float = 15.0,
-    sync_interval: float = 30.0,
+    sync_interval: float = MWAA_SYNC_INTERVAL,
     python: str = sys.executable,
 ) -> StackInfo:
     """Start moto and the MWAA emulator (idempotent: returns ``already_running=True`` when up)."""

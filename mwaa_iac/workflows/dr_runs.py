@@ -209,8 +209,7 @@ def run_probe(
     uri = f"s3://{conf['bucket']}/{conf['key']}"
     runner.emit({"event": "probe.started", "environment": name, "dag_id": probe.dag_id, "run_id": run_id})
     try:
-        runner.wait_for_dag(probe.dag_id, probe.marker)
-        runner.run(probe.dag_id, run_id, probe.marker, conf)
+        runner.run(probe.dag_id, run_id, probe.marker, conf)  # waits for the parse; import errors raise
     except DagImportError as exc:
         raise ProbeError(
             f"preflight probe: {name} cannot import mwaa-dr for {role}: {exc.detail}",

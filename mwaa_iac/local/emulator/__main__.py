@@ -23,6 +23,7 @@ from mwaa_iac.local.emulator.models import MwaaBackend
 from mwaa_iac.local.emulator.persistence import EnvironmentStore
 from mwaa_iac.local.emulator.resources import AwsResources
 from mwaa_iac.local.emulator.server import create_app, serve
+from mwaa_iac.local.runtime.base import MWAA_SYNC_INTERVAL
 
 log = logging.getLogger("mwaa_iac.local.emulator")
 
@@ -94,7 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sync-interval",
         type=float,
-        default=30.0,
+        default=MWAA_SYNC_INTERVAL,
         help="seconds between syncs of each DAG-folder copy from S3 (MWAA: 30; 0: off)",
     )
     parser.add_argument("--port-file", type=Path, default=None, help="write the bound port here once serving")

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from mwaa_iac.local.runtime import procs
-from mwaa_iac.local.runtime.base import ApiResponse, EnvSpec, RuntimeFailure
+from mwaa_iac.local.runtime.base import MWAA_SYNC_INTERVAL, ApiResponse, EnvSpec, RuntimeFailure
 from mwaa_iac.local.runtime.postgres import PostgresCluster, PostgresError, database_name, socket_dir_for
 from mwaa_iac.local.runtime.venvs import Venv, VenvBuildError, ensure_venv, installer_env, pip_install_command
 
@@ -66,9 +66,6 @@ COMPONENTS = ("scheduler", "webserver", "triggerer")
 # scheduler and worker containers each sync their own): ``dags/`` is what the scheduler, DAG
 # processor, web server and triggerer read; ``worker/dags/`` is what task processes run.
 DAG_COPIES = ("scheduler", "worker")
-# MWAA syncs the S3 DAG folder into its containers every 30 seconds (MWAA user guide, "Working with
-# DAGs"); the runtime's default, overridable per runtime (tests compress it).
-MWAA_SYNC_INTERVAL = 30.0
 ADMIN_USER = "mwaa-emulator"
 INVOKE_TIMEOUT = 10.0
 SCHEDULER_HEARTBEAT_THRESHOLD = 30.0

@@ -22,6 +22,11 @@ class RuntimeFailure(Exception):
         self.rolled_back = rolled_back
 
 
+# MWAA syncs the S3 DAG folder into its containers every 30 seconds (MWAA user guide, "Working with
+# DAGs"): the local stack's default for each environment's DAG-folder syncs (tests compress it).
+MWAA_SYNC_INTERVAL = 30.0
+
+
 @dataclass(frozen=True)
 class EnvSpec:
     """What a runtime needs to know about one environment (derived from the emulator's record)."""
