@@ -31,7 +31,6 @@ sys.path.insert(0, str(REPO))
 from mwaa_iac.adapters.airflow_api import AirflowApi  # noqa: E402
 from mwaa_iac.adapters.mwaa import MwaaClient  # noqa: E402
 from mwaa_iac.adapters.storage import S3, Routing  # noqa: E402
-from mwaa_iac.core import dr  # noqa: E402
 from mwaa_iac.local import stack  # noqa: E402
 from mwaa_iac.local.demo import prepare  # noqa: E402
 from mwaa_iac.local.runtime.postgres import PostgresCluster, database_name  # noqa: E402
@@ -44,16 +43,33 @@ SIZES = {
     "small": SeedPlan(runs=100),  # 3 DAGs x 100 runs x 10 tasks = 3,000 task instances
     "large": SeedPlan(runs=100, clone_runs=3400),  # + 3 x 3,400 x 10 = 105,000 task instances
 }
+# The tables the cutover's copy carries (mwaa_iac/dr_runtime/mwaa_iac_copy.py).
+COPIED_TABLES = (
+    "variable",
+    "connection",
+    "slot_pool",
+    "log",
+    "dag_run",
+    "trigger",
+    "task_instance",
+    "task_fail",
+    "task_map",
+    "task_reschedule",
+    "xcom",
+    "dataset_event",
+    "dagrun_dataset_event",
+    "dataset_dag_run_queue",
+)
 AWS_IN_PLACE = "about 20-30 min for a forced update, up to 2 h for a version change (AWS documentation)"
 
 
 def raw_copy_seconds(state_dir: Path, source_env: str) -> tuple[float, int]:
-    """``pg_dump | pg_restore`` of mwaa-dr's tables from ``source_env``'s database to a scratch one
+    """``pg_dump | pg_restore`` of the copied tables from ``source_env``'s database to a scratch one
     (measured after the cutover, so it copies at least as many rows as the freeze did)."""
     cluster = PostgresCluster(state_dir / "runtime" / "pg", state_dir / "runtime" / "pids")
     scratch = "bench_raw_copy"
     cluster.recreate_database(scratch)
-    tables = [t for t in dr.TABLES if t != "active_dag"]
+    tables = list(COPIED_TABLES)
     base = ["-h", str(cluster.socket_dir), "-U", "postgres"]
     dump = [
         cluster.tool("pg_dump"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from mwaa_iac import __version__, ui
 from mwaa_iac.core.catalog import load_catalog
@@ -435,16 +436,41 @@ class _Progress:
                 f"[warning]freeze started[/]: {event['count']} DAG(s) paused on {event['environment']}"
             )
         elif kind == "freeze.draining":
-            self._live({"status": f"draining: {event['running']} run(s) still running"})
+            shown = ", ".join(event["task_instances"])
+            more = ", ..." if event["count"] > len(event["task_instances"]) else ""
+            self._live(
+                {
+                    "status": escape(
+                        f"draining: {event['count']} task instance(s) executing on {event['environment']} "
+                        f"({shown}{more}), waited {_duration(event['waited_s'])}"
+                    )
+                }
+            )
+        elif kind == "freeze.drained":
+            self._line(f"no task instance executing on {event['environment']} (waited {event['waited_s']} s)")
         elif kind == "freeze.drain_forced":
-            self._line(f"[warning]continuing with running runs (--force-drain): {event['still_running']}[/]")
-        elif kind == "freeze.aborted":
+            names = event["may_run_twice"]
             self._line(
-                f"[warning]freeze aborted: {event['unpaused']} DAG(s) unpaused again on "
-                f"{event['environment']}[/]"
+                f"[warning]--force-drain: continuing with {len(names)} task instance(s) still executing on "
+                f"{event['environment']}; they may run twice: {escape(', '.join(names))}[/]"
+            )
+        elif kind == "freeze.aborted":
+            undone = (
+                f"{event['repaused_on_target']} DAG(s) paused again on {event['target']}"
+                + (", routing pointed back" if event["routed_back"] else "")
+                + "; "
+                if event["repaused_on_target"]
+                else ""
+            )
+            self._line(
+                f"[warning]freeze aborted: {undone}{event['unpaused']} DAG(s) unpaused again on "
+                f"{event['environment']}; --resume takes a fresh backup[/]"
             )
         elif kind == "freeze.abort_failed":
-            self._line(f"[failure]could not unpause {event['dags']} on the source: {event['error']}[/]")
+            self._line(
+                f"[failure]could not give scheduling back: {event['failed_on']}: {event['error']} "
+                f"(recorded DAGs: {', '.join(event['dags'])})[/]"
+            )
         elif kind == "live":
             self._line(f"[success]{event['environment']} is live[/]: {event['unpaused']} DAG(s) unpaused")
         elif kind == "target.create_environment":
@@ -691,10 +717,19 @@ def cutover(
     ] = False,
     force_drain: Annotated[
         bool,
-        typer.Option("--force-drain", help="Copy even if runs are still running after the drain timeout."),
+        typer.Option(
+            "--force-drain",
+            help="At the drain timeout, continue although task instances are still executing on the "
+            "source; they are listed as 'may run twice' (the target runs them again).",
+        ),
     ] = False,
     drain_minutes: Annotated[
-        float, typer.Option("--drain-minutes", help="How long to wait for running runs after pausing.")
+        float,
+        typer.Option(
+            "--drain-minutes",
+            help="How long the freeze waits, after pausing, for task instances executing on the source "
+            "(queued, running, restarting); runs still running are copied as they are.",
+        ),
     ] = 10.0,
     poll_interval: PollOpt = 15.0,
     run_poll: RunPollOpt = 5.0,
@@ -735,15 +770,6 @@ def cutover(
     )
     if engine not in ("api", "terraform"):
         raise UsageError(f"unknown engine {engine!r}", hint="use --engine api or terraform")
-    if not (dry_run or yes or resume):
-        name = config.environment_name(config.active_color)
-        _confirm(
-            "cutover",
-            "Continue?",
-            warning=f"Cutover of {name} to {to or config.airflow_version} on the "
-            f"{config.active_color.other} colour; DAGs pause on {name} during the freeze.",
-            hint="rerun with --yes (or --dry-run first)",
-        )
     progress = _Progress(json_out)
     workflow = Cutover(
         ws,
@@ -755,6 +781,27 @@ def cutover(
         CloudWatch(config.region),
         emit=progress,
     )
+    catchup = workflow.catchup_without_history() if (no_history and not (dry_run or resume)) else []
+    if catchup:
+        # Without history the target has none of their runs: each runs every interval since its start.
+        listed = ", ".join(f"{d['dag_id']} (since {d['start_date']})" for d in catchup[:20])
+        warning = (
+            f"--no-history: {len(catchup)} catch-up DAG(s) will run every interval since their "
+            f"start_date on the new colour after go-live: {listed}"
+        )
+        if yes:
+            ui.err.print(f"[warning]{warning}[/]")
+        else:
+            _confirm("cutover", "Run them all?", warning=warning, hint="rerun with --yes to accept")
+    if not (dry_run or yes or resume):
+        name = config.environment_name(config.active_color)
+        _confirm(
+            "cutover",
+            "Continue?",
+            warning=f"Cutover of {name} to {to or config.airflow_version} on the "
+            f"{config.active_color.other} colour; DAGs pause on {name} during the freeze.",
+            hint="rerun with --yes (or --dry-run first)",
+        )
     try:
         report = workflow.run()
     finally:
@@ -778,6 +825,15 @@ def cutover(
             ui.out.print(f"  [muted]{note}[/]")
         for line in report.get("mwaa_dr_delivery") or []:
             ui.out.print(f"  {line}")
+        for item in report.get("catchup_without_history") or []:
+            ui.out.print(
+                f"  [warning]--no-history: {item['dag_id']} catches up: every interval since "
+                f"{item['start_date']} runs on the new colour[/]"
+            )
+        if report.get("in_flight_policy"):
+            ui.out.print("  in-flight work during the freeze:")
+            for line in report["in_flight_policy"]:
+                ui.out.print(f"    - {line}")
         return
     _print_cutover_report(report, env)
 
@@ -791,6 +847,9 @@ def _print_cutover_report(report: dict, env: str) -> None:
         )
     if report["rows_copied"]:
         ui.out.print("  rows copied: " + ", ".join(f"{k} {v}" for k, v in report["rows_copied"].items()))
+    if report.get("may_run_twice"):
+        names = escape(", ".join(report["may_run_twice"]))
+        ui.out.print(f"  [warning]may run twice (--force-drain): {names}[/]")
     ui.out.print(f"  routing: {report['routing']} → {report['target']}")
     ui.out.print(
         f"  after the soak period: mwaa-iac cleanup --env {env}; to go back: mwaa-iac rollback --env {env}"
@@ -834,6 +893,14 @@ def rollback(
         ui.emit_json(result)
         return
     ui.out.print(f"[success]{result['active']} is active again[/]; {len(result['unpaused'])} DAG(s) unpaused")
+    for dag_id, decision in result["dags"].items():
+        ui.out.print(f"  {dag_id}: {decision['policy']}")
+    for policy in sorted({d["policy"] for d in result["dags"].values()}):
+        ui.out.print(f"  [muted]{policy}: {result['policies'][policy]}[/]")
+    if result["left_paused"]:
+        ui.err.print(f"[warning]{result['hint']}[/]")
+        for dag_id, latest in result["left_paused"].items():
+            ui.err.print(f"  {dag_id}: latest scheduled run on {result['paused_on']}: {latest}")
     ui.err.print(f"[warning]{result['warning']}[/]")
 
 
@@ -851,7 +918,7 @@ def cleanup(
 ) -> None:
     """After the soak: delete the inactive colour's environment, the DR DAG files, old backups."""
     from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError, MwaaClient
-    from mwaa_iac.adapters.storage import S3
+    from mwaa_iac.adapters.storage import S3, Routing
     from mwaa_iac.workflows.cutover import cleanup as do_cleanup
     from mwaa_iac.workflows.state import open_state
     from mwaa_iac.workflows.watch import Watcher
@@ -892,6 +959,7 @@ def cleanup(
             backups=backups,
             watch=wait_gone,
             break_lock=break_lock,
+            routing=Routing(config.region),
         )
     finally:
         progress.close()

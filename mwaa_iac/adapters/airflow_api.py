@@ -8,8 +8,9 @@ path to 64 characters, the response to 6 MB and the rate to about 10 requests pe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import botocore.exceptions
@@ -18,6 +19,7 @@ from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient, translate
 from mwaa_iac.errors import MwaaIacError
 
 MAX_PATH = 64
+PAGE = 100  # Airflow's default maximum_page_limit
 
 
 class AirflowApiError(MwaaIacError):
@@ -176,6 +178,109 @@ class AirflowApi:
             if t.get("state") in ("failed", "upstream_failed")
         )
 
+    # -- task instances ---------------------------------------------------------------------------
+
+    def task_instances(self, states: Sequence[str]) -> list[dict]:
+        """Task instances of every DAG and run whose state is one of ``states``
+        (``GET /dags/~/dagRuns/~/taskInstances``, paged with limit/offset until ``total_entries``).
+
+        Airflow's ``state`` filter is a repeated query parameter (``state=queued&state=running``): a
+        list value in QueryParameters travels so. An environment that refuses the list (400) is asked
+        one state at a time. States are checked here as well, and a task instance seen twice while
+        paging (states change meanwhile) is listed once."""
+        wanted = tuple(states)
+        if len(wanted) == 1:
+            return self._task_instances({"state": wanted[0]}, wanted)
+        try:
+            return self._task_instances({"state": list(wanted)}, wanted)
+        except AirflowApiError as exc:
+            if exc.status != 400:
+                raise
+        found: list[dict] = []
+        for state in wanted:
+            found += self._task_instances({"state": state}, (state,))
+        return found
+
+    def _task_instances(self, query: dict[str, Any], states: tuple[str, ...]) -> list[dict]:
+        found: list[dict] = []
+        seen: set[tuple] = set()
+        offset = 0
+        while True:
+            page = self.request(
+                "GET", "/dags/~/dagRuns/~/taskInstances", query={**query, "limit": PAGE, "offset": offset}
+            )
+            batch = page.get("task_instances", [])
+            for ti in batch:
+                key = (ti.get("dag_id"), ti.get("dag_run_id"), ti.get("task_id"), ti.get("map_index", -1))
+                if ti.get("state") in states and key not in seen:
+                    seen.add(key)
+                    found.append(ti)
+            offset += len(batch)
+            if not batch or offset >= page.get("total_entries", 0):
+                return found
+
+    # -- scheduling -------------------------------------------------------------------------------
+
+    def latest_scheduled_run(self, dag_id: str, *, after: str | None = None) -> dict | None:
+        """The scheduled run (``run_type`` scheduled) of ``dag_id`` with the latest logical date, or
+        None; with ``after`` (an ISO date), only one whose logical date is later than it.
+
+        Airflow 2's run listing has no run_type filter: runs are read newest first (``order_by
+        -execution_date``) and filtered here; reading stops at the first scheduled run, or at
+        ``after``."""
+        bound = _parse_date(after) if after else None
+        offset = 0
+        while True:
+            page = self._runs_newest_first(dag_id, offset)
+            batch = page.get("dag_runs", [])
+            for run in batch:
+                when = _parse_date(logical_date(run))
+                if bound is not None and when is not None and when <= bound:
+                    return None
+                if run.get("run_type") == "scheduled":
+                    return run
+            offset += len(batch)
+            if not batch or offset >= page.get("total_entries", 0):
+                return None
+
+    def _runs_newest_first(self, dag_id: str, offset: int) -> dict:
+        orders = ("-execution_date", "-logical_date")  # Airflow 2 names it execution_date, 3 logical_date
+        for number, order in enumerate(orders):
+            try:
+                if len(f"/dags/{dag_id}/dagRuns") > MAX_PATH:  # the batch endpoint takes the id in the body
+                    return self.request(
+                        "POST",
+                        "/dags/~/dagRuns/list",
+                        body={
+                            "dag_ids": [dag_id],
+                            "order_by": order,
+                            "page_offset": offset,
+                            "page_limit": PAGE,
+                        },
+                    )
+                return self.request(
+                    "GET",
+                    f"/dags/{dag_id}/dagRuns",
+                    query={"order_by": order, "limit": PAGE, "offset": offset},
+                )
+            except AirflowApiError as exc:
+                if exc.status != 400 or number == len(orders) - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def dag_details(self, dag_id: str) -> dict | None:
+        """``GET /dags/{dag_id}/details`` (it has ``catchup``), or None for a DAG that does not exist
+        or whose id is too long for InvokeRestApi's path."""
+        path = f"/dags/{dag_id}/details"
+        if len(path) > MAX_PATH:
+            return None
+        try:
+            return self.request("GET", path)
+        except AirflowApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def get_variable_value(self, key: str) -> str | None:
         try:
             return self.request("GET", f"/variables/{key}").get("value")
@@ -183,6 +288,21 @@ class AirflowApi:
             if exc.status == 404:
                 return None
             raise
+
+
+def logical_date(run: dict) -> str | None:
+    """A run's logical date as the REST API gives it (``logical_date``; ``execution_date`` before)."""
+    return run.get("logical_date") or run.get("execution_date")
+
+
+def _parse_date(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _short(detail: Any) -> str:

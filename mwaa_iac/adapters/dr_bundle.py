@@ -1,5 +1,6 @@
 """mwaa-dr delivered in the DAG folder: its files and smart_open's, taken from mwaa-iac's own
-installation, uploaded under ``<DAG folder>/mwaa_iac_dr/vendor/`` beside the generated DR DAGs.
+installation, and mwaa-iac's copy module (``mwaa_iac_copy.py``), uploaded under
+``<DAG folder>/mwaa_iac_dr/vendor/`` beside the generated DR DAGs.
 
 Why: on MWAA a package reaches the environment only through requirements.txt, and a changed
 requirements.txt takes effect only through UpdateEnvironment — a restart of the live source
@@ -33,6 +34,8 @@ from mwaa_iac.errors import AwsError, MwaaIacError
 # (import name, distribution name)
 PACKAGES = (("mwaa_dr", "mwaa-dr"), ("smart_open", "smart-open"))
 MANIFEST = f"{dr.VENDOR_FOLDER}/.mwaa-iac-manifest.json"
+# mwaa-iac's copy module: runs inside the environment, delivered beside mwaa-dr (not imported here).
+COPY_MODULE_FILE = Path(__file__).resolve().parent.parent / "dr_runtime" / f"{dr.COPY_MODULE}.py"
 _SKIP_DIRS = frozenset({"__pycache__", "tests", "test"})
 
 
@@ -85,6 +88,9 @@ def load_bundle() -> Bundle:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = "unknown"
+    copy_module = COPY_MODULE_FILE.read_bytes()
+    files.append((f"{dr.VENDOR_FOLDER}/{dr.COPY_MODULE}.py", copy_module))
+    versions[dr.COPY_MODULE] = hashlib.sha256(copy_module).hexdigest()[:12]
     return Bundle(tuple(files), versions)
 
 

@@ -1,23 +1,25 @@
 """mwaa-dr integration, the pure part: which factory, which DAG files, which prefixes and run ids.
 
-mwaa-dr 2.2.0 facts this module encodes (DESIGN.md §3): a DAG file instantiates
-``DRFactory_<major>_<minor>(dag_id, path_prefix, storage_type="S3")`` and calls
-``create_backup_dag()`` / ``create_restore_dag()`` / ``create_cleanup_dag()``; the ids must be
-``backup_metadata``, ``restore_metadata`` and ``cleanup_metadata`` (mwaa-dr excludes them from its
-exports); ``path_prefix`` is fixed per file, so a file is rendered per cutover and pass; backups are
-header-less, ``|``-delimited CSVs at ``s3://<bucket>/<path_prefix>/<table>.csv``.
+mwaa-dr 2.2.0 facts this module encodes (DESIGN.md §3): ``DRFactory_<major>_<minor>(dag_id,
+path_prefix, storage_type="S3")`` knows a version's tables and columns; the DAG ids must be
+``backup_metadata``, ``restore_metadata`` and ``cleanup_metadata``.
 
-mwaa-dr is not installed in the environment: mwaa-iac uploads its files (and smart_open's, its only
-dependency) beside the generated DAGs in ``mwaa_iac_dr/vendor/`` (see
+The generated backup and restore DAGs take the tables and columns from mwaa-dr's factory and copy
+them with mwaa-iac's copy module (``mwaa_iac/dr_runtime/mwaa_iac_copy.py``: one snapshot, PostgreSQL
+COPY, one verified restore transaction; its docstring says what mwaa-dr's own export loses and why).
+A backup is ``s3://<bucket>/<prefix>/``: ``<table>.csv`` (``|``-delimited, PostgreSQL CSV),
+``variable.jsonl``/``connection.jsonl``/``trigger.jsonl`` (decrypted values: plaintext secrets) and
+``manifest.json`` (per-table counts and content hashes), written last.
+
+Neither mwaa-dr nor the copy module is installed in the environment: mwaa-iac uploads their files (and
+smart_open's, mwaa-dr's only dependency) beside the generated DAGs in ``mwaa_iac_dr/vendor/`` (see
 :mod:`mwaa_iac.adapters.dr_bundle`), hidden from DAG parsing by ``mwaa_iac_dr/.airflowignore``; each
-generated file appends that folder to ``sys.path`` when mwaa-dr is not importable otherwise. So the
-source's requirements.txt never changes and it is never restarted (UpdateEnvironment) for mwaa-dr.
+generated file appends that folder to ``sys.path``. So the source's requirements.txt never changes
+and it is never restarted (UpdateEnvironment) for mwaa-dr.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 
@@ -47,29 +49,20 @@ AIRFLOWIGNORE_TEXT = """# mwaa-iac: mwaa-dr and smart_open for the DR DAGs besid
 (^|/)vendor(/|$)
 vendor/
 """
-FIXUP_VARIABLE = "mwaa_iac_fixup"  # where the fix-up DAG leaves its counts (read over the REST API)
+FIXUP_VARIABLE = "mwaa_iac_fixup"  # where earlier releases left restore counts: never copied
 # The run conf key naming the version of a generated DAG file the run wants (its marker): a worker whose
 # copy of the DAG folder lags waits for that version (the rendered tasks read this literal key).
 MARKER_CONF = "mwaa_iac_marker"
 
-# Tables mwaa-dr copies, in restore order (active_dag is mwaa-dr's synthetic list of unpaused DAGs).
-TABLES = (
-    "variable",
-    "connection",
-    "slot_pool",
-    "log",
-    "job",
-    "dag_run",
-    "trigger",
-    "task_instance",
-    "task_fail",
-    "xcom",
-    "active_dag",
-)
-# Tables whose rows the target's own activity also adds to (its scheduler's jobs, API audit log):
-# the restore must have copied at least the backup's rows; exact equality is not expected.
-GROWING_TABLES = frozenset({"log", "job"})
+# The backup's table of contents, written last by the backup DAG beside the table files: per table its
+# columns, row count and content hash (values hashed inside the environment, never shown).
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+# Tables every backup holds (others depend on the Airflow version: task_map, dataset events...).
+REQUIRED_TABLES = ("variable", "connection", "slot_pool", "dag_run", "task_instance", "xcom")
 SECRET_TABLES = frozenset({"variable", "connection"})  # plaintext secrets: count, never show
+# The copy module (mwaa_iac/dr_runtime/mwaa_iac_copy.py) delivered beside mwaa-dr in vendor/.
+COPY_MODULE = "mwaa_iac_copy"
 
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,24}$")
 
@@ -117,59 +110,35 @@ Deployment {deployment}, {label}, mwaa-dr factory {factory}.
 """
 '''
 
-# Before ``from mwaa_dr ...``: mwaa-iac delivers mwaa-dr and smart_open in vendor/ beside this file.
-# Appended (never prepended) and only when one of them is not importable otherwise: an environment
-# with mwaa-dr installed keeps its own, and the user's other DAGs parsed in the same process resolve
-# their imports as before.
-VENDOR_BOOTSTRAP = f"""
-import importlib.util
+# Before ``from mwaa_dr ...``: mwaa-iac delivers mwaa-dr, smart_open and its own copy module
+# (``mwaa_iac_copy``) in vendor/ beside this file. Appended, never prepended: an environment with
+# mwaa-dr installed keeps its own, and the user's other DAGs parsed in the same process resolve their
+# imports as before.
+VENDOR_BOOTSTRAP = """
 import os
 import sys
 
 _VENDOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor")
-if _VENDOR not in sys.path and any(importlib.util.find_spec(m) is None for m in {VENDORED_MODULES!r}):
+if _VENDOR not in sys.path:
     sys.path.append(_VENDOR)
 """
 
 
-# mwaa-dr's own DAGs run one Airflow task per table (plus setup, teardown and empty markers): on a
-# small environment nearly all of a backup's or restore's time is task start-up and scheduling,
-# and inside the freeze that is frozen time. These DAGs run the same factory's setup, table
-# exports/imports and teardown in one task: tables in "levels" that keep mwaa-dr's order, the
-# tables of a level side by side in threads (each table uses its own database connection and S3
-# stream, as it does in mwaa-dr's separate tasks), so that large tables still copy in parallel.
-_RESTORE_LEVELS = """
-
-def _levels(factory):
-    \"\"\"The factory's tables in restore levels: mwaa-dr wires task(table) >> task(dependency)
-    for each dependency it declares, so a table is ready once every table pointing at it is done.\"\"\"
-    pending = list(factory.tables())
-    levels = []
-    while pending:
-        ready = [t for t in pending if not any(p in pending for p in factory.model.reverse_graph[t])]
-        if not ready:
-            raise RuntimeError("mwaa-dr's table dependencies form a cycle")
-        levels.append(ready)
-        pending = [t for t in pending if t not in ready]
-    return levels
-"""
-_BACKUP_LEVELS = """
-
-def _levels(factory):
-    \"\"\"Backup levels: xcom first, then the rest (mwaa-dr exports xcom before task_instance,
-    so no exported XCom belongs to a task instance that is not exported).\"\"\"
-    tables = factory.tables()
-    return [[t for t in tables if t.name == "xcom"], [t for t in tables if t.name != "xcom"]]
-"""
+# mwaa-dr's own DAGs run one Airflow task per table (plus setup, teardown and empty markers), each
+# table in its own transaction, with its own csv writer (see mwaa_iac/dr_runtime/mwaa_iac_copy.py
+# for what that loses). These DAGs run mwaa-iac's copy module in one task: mwaa-dr's factory
+# names the tables and columns; the module exports them in one snapshot with PostgreSQL's COPY and
+# restores them in one verified transaction.
 _ONE_TASK = """
 
 MARKER = {marker!r}
+OWN_DAGS = {own!r}
 
 
 def _this_version(context):
     \"\"\"A worker syncs the DAG folder on its own (as on MWAA) and may still hold an older version of
-    this file (another path_prefix): the run names the version it wants (MARKER); wait until this
-    worker's copy is that version, and load it.\"\"\"
+    this file: the run names the version it wants (MARKER); wait until this worker's copy is that
+    version, and load it.\"\"\"
     wanted = (context["dag_run"].conf or {{}}).get("mwaa_iac_marker")
     if not wanted or wanted == MARKER:
         return None
@@ -186,53 +155,30 @@ def _this_version(context):
     return runpy.run_path(__file__)
 
 
-def _one_table(table, context):
-    start = time.monotonic()
-    table.{action}(**context)
-    print(f"mwaa-iac: {action} of table {{table.name}} took {{time.monotonic() - start:.1f}} s")
-
-
 def {action}_all_tables(**context):
     try:
         fresh = _this_version(context)
         if fresh is not None:
             return fresh["{action}_all_tables"](**context)
-        return _{action}_all_tables(context)
+        return mwaa_iac_copy.{action}({factory_arg}context, OWN_DAGS)
     except AirflowFailException:
         raise
     except Exception as exc:
-        # Never retried: a second attempt over half-copied tables could duplicate rows. (The task's
-        # retries are for a worker that does not have this file yet: the task never started then.)
+        # Never retried: the task's retries are for a worker that does not have this file yet (the
+        # task never started then). A failed restore rolled back: the target is as it was.
         raise AirflowFailException(f"mwaa-iac: {action} failed: {{type(exc).__name__}}: {{exc}}") from exc
-
-
-def _{action}_all_tables(context):
-    factory.setup_{action}(**context)
-    for level in _levels(factory):
-        if not level:
-            continue
-        with ThreadPoolExecutor(max_workers=min(4, len(level))) as pool:
-            futures = {{table.name: pool.submit(_one_table, table, context) for table in level}}
-        failed = {{name: f.exception() for name, f in futures.items() if f.exception() is not None}}
-        if failed:
-            names = ", ".join(sorted(failed))
-            cause = next(iter(failed.values()))
-            raise RuntimeError(f"mwaa-dr {action} failed for table(s) {{names}}") from cause
-    factory.teardown_{action}(**context)
 
 
 with DAG({dag_id!r}, schedule=None, start_date=datetime(2022, 1, 1), catchup=False,
          description={marker!r}) as dag:
-    {action}_task = PythonOperator(
-        task_id="{action}_all_tables", python_callable={action}_all_tables, **WORKER_LAG
-    )
-{then}"""
+    PythonOperator(task_id="{action}_all_tables", python_callable={action}_all_tables, **WORKER_LAG)
+"""
 _IMPORTS = """
 import runpy
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+import mwaa_iac_copy
 from airflow import DAG
 from airflow.exceptions import AirflowFailException
 from airflow.operators.python import PythonOperator
@@ -243,71 +189,41 @@ WORKER_LAG = {"retries": 4, "retry_delay": timedelta(seconds=15)}
 """
 
 
-def render_backup_dag(factory: str, path_prefix: str, deployment: str, label: str) -> DagFile:
-    """mwaa-dr's backup in one task: the factory's setup, every table's export (``xcom`` before
-    ``task_instance``, as mwaa-dr orders them, so no XCom refers to an unexported task), teardown."""
-    marker = f"mwaa-iac backup {path_prefix}"
-    module = _factory_module(factory)
+def _copy_dag(
+    action: str, dag_id: str, factory: str | None, path_prefix: str, deployment: str, label: str, purpose: str
+) -> DagFile:
+    marker = f"mwaa-iac {action} {path_prefix}"
+    factory_lines = ""
+    if factory is not None:
+        factory_lines = (
+            f"from {_factory_module(factory)} import {factory}\n\n"
+            f'factory = {factory}(dag_id={dag_id!r}, path_prefix={path_prefix!r}, storage_type="S3")\n'
+        )
     text = (
-        _HEADER.format(purpose="mwaa-dr backup DAG", deployment=deployment, label=label, factory=factory)
+        _HEADER.format(purpose=purpose, deployment=deployment, label=label, factory=factory or "-")
         + VENDOR_BOOTSTRAP
         + _IMPORTS
-        + f"""from {module} import {factory}
-
-factory = {factory}(dag_id={BACKUP_DAG_ID!r}, path_prefix={path_prefix!r}, storage_type="S3")
-"""
-        + _BACKUP_LEVELS
+        + factory_lines
         + _ONE_TASK.format(
-            action="backup",
-            dag_id=BACKUP_DAG_ID,
+            action=action,
+            dag_id=dag_id,
             marker=marker,
-            then="",
+            own=MWAA_IAC_DAG_IDS,
+            factory_arg="factory, " if factory is not None else "",
         )
     )
-    return DagFile(f"{DR_DAG_FOLDER}/{BACKUP_DAG_ID}.py", text, BACKUP_DAG_ID, marker)
+    return DagFile(f"{DR_DAG_FOLDER}/{dag_id}.py", text, dag_id, marker)
+
+
+def render_backup_dag(factory: str, path_prefix: str, deployment: str, label: str) -> DagFile:
+    """The backup: every copied table in one snapshot, then ``manifest.json`` (counts and hashes)."""
+    return _copy_dag("backup", BACKUP_DAG_ID, factory, path_prefix, deployment, label, "backup DAG")
 
 
 def render_restore_dag(factory: str, path_prefix: str, deployment: str, label: str) -> DagFile:
-    """mwaa-dr's restore in one task (tables in the factory's dependency order), then the fix-up
-    task. mwaa-dr's unpausing of the source's active DAGs is turned off: mwaa-iac unpauses exactly
-    the recorded DAGs itself at go-live (otherwise both colours would schedule)."""
-    marker = f"mwaa-iac restore {path_prefix}"
-    module = _factory_module(factory)
-    text = (
-        _HEADER.format(purpose="mwaa-dr restore DAG", deployment=deployment, label=label, factory=factory)
-        + VENDOR_BOOTSTRAP
-        + _IMPORTS.replace("import time\n", "import json\nimport time\n")
-        + f"""from airflow.models import Variable
-from airflow.settings import Session
-from mwaa_dr.framework.model.active_dag_table import ActiveDagTable
-from {module} import {factory}
-from sqlalchemy import text
-
-
-class KeepDagsPaused(ActiveDagTable):
-    def restore(self, **context):
-        print("mwaa-iac: restored DAGs stay paused; mwaa-iac unpauses the recorded ones at go-live")
-
-
-class Factory({factory}):
-    def active_dag(self, model):
-        table = super().active_dag(model)
-        table.__class__ = KeepDagsPaused
-        return table
-
-
-factory = Factory(dag_id={RESTORE_DAG_ID!r}, path_prefix={path_prefix!r}, storage_type="S3")
-"""
-        + _FIXUP_TASK
-        + _RESTORE_LEVELS
-        + _ONE_TASK.format(
-            action="restore",
-            dag_id=RESTORE_DAG_ID,
-            marker=marker,
-            then='    restore_task >> PythonOperator(task_id="fixup", python_callable=fixup, **WORKER_LAG)\n',
-        )
-    )
-    return DagFile(f"{DR_DAG_FOLDER}/{RESTORE_DAG_ID}.py", text, RESTORE_DAG_ID, marker)
+    """The restore: one transaction that replaces the copied tables, pauses every DAG (mwaa-iac
+    unpauses exactly the recorded ones at go-live) and commits only when the manifest matches."""
+    return _copy_dag("restore", RESTORE_DAG_ID, factory, path_prefix, deployment, label, "restore DAG")
 
 
 def render_cleanup_dag(factory: str, deployment: str, label: str) -> DagFile:
@@ -327,104 +243,11 @@ dag._description = {marker!r}  # DAG.description has no setter; the REST API sho
     return DagFile(f"{DR_DAG_FOLDER}/{CLEANUP_DAG_ID}.py", text, CLEANUP_DAG_ID, marker)
 
 
-# The fix-up: runs in the target after every restore, as the restore DAG's second task (one DAG
-# run less inside the freeze than a DAG of its own). It repairs mwaa-dr's known defects and counts:
-# - ``xcom.dag_run_id`` keeps the source's ids while dag_run ids are renumbered: remap them by
-#   (dag_id, run_id) so XCom lookups find their values;
-# - the running backup's own dag_run and task rows were exported: delete them;
-# - drop the ``active_dags`` helper table;
-# then store per-table counts (excluding mwaa-iac's and mwaa-dr's own DAGs) in the Airflow Variable
-# ``mwaa_iac_fixup`` for mwaa-iac to read through the REST API.
-_FIXUP_TASK = f"""
-
-OWN = {DR_DAG_IDS!r}
-TABLES = {TABLES[:-1]!r}
-DAG_SCOPED = ("log", "dag_run", "task_instance", "task_fail", "xcom")
-
-
-def fixup(**context):
-    own = ", ".join(f"'{{d}}'" for d in OWN)
-    with Session() as session:
-        # Two steps: restored ids are a permutation of the target's, so a direct update collides
-        # with rows not yet moved on the primary key (dag_run_id, task_id, map_index, key).
-        remapped = session.execute(text(
-            "UPDATE xcom x SET dag_run_id = -dr.id FROM dag_run dr "
-            "WHERE x.dag_id = dr.dag_id AND x.run_id = dr.run_id AND x.dag_run_id <> dr.id"
-        )).rowcount
-        session.execute(text("UPDATE xcom SET dag_run_id = -dag_run_id WHERE dag_run_id < 0"))
-        removed = 0
-        for table in ("xcom", "task_fail", "task_instance"):
-            delete = f"DELETE FROM {{table}} WHERE dag_id = 'backup_metadata'"
-            removed += session.execute(text(delete)).rowcount
-        removed += session.execute(text("DELETE FROM dag_run WHERE dag_id = 'backup_metadata'")).rowcount
-        session.execute(text("DROP TABLE IF EXISTS active_dags"))
-        # Empty strings come back from mwaa-dr's CSVs as NULL; the REST API rejects task instances
-        # whose hostname or unixname is NULL (HTTP 500 on /taskInstances), so restore the ''.
-        blanks = session.execute(text(
-            "UPDATE task_instance SET hostname = COALESCE(hostname, ''), unixname = COALESCE(unixname, '') "
-            "WHERE hostname IS NULL OR unixname IS NULL"
-        )).rowcount
-        session.commit()
-        counts = {{}}
-        for table in TABLES:
-            where = f" WHERE dag_id IS NULL OR dag_id NOT IN ({{own}})" if table in DAG_SCOPED else ""
-            if table == "variable":
-                where = " WHERE key <> '{FIXUP_VARIABLE}'"
-            counts[table] = session.execute(text(f"SELECT count(*) FROM {{table}}{{where}}")).scalar()
-    result = {{"run_id": context["run_id"], "xcom_remapped": remapped, "backup_rows_removed": removed,
-              "blank_strings_restored": blanks, "counts": counts}}
-    Variable.set({FIXUP_VARIABLE!r}, json.dumps(result))
-    return result
-"""
-
-
 def render_prepare_dag(deployment: str, label: str) -> DagFile:
-    """Empties the target's history tables before a second restore (``log`` and ``task_fail`` have
-    no unique key and would duplicate). Unlike mwaa-dr's cleanup DAG it keeps the ``dag`` table,
-    DAG tags and the running scheduler's job, so the target goes on scheduling at once instead of
-    re-parsing every DAG file first (a minute of frozen time on a small environment)."""
-    marker = f"mwaa-iac prepare {label}"
-    own = ", ".join(repr(d) for d in DR_DAG_IDS)
-    text = (
-        _HEADER.format(purpose="pre-restore cleanup DAG", deployment=deployment, label=label, factory="-")
-        + f"""
-from datetime import datetime
-
-from airflow import DAG
-from airflow.operators.python import PythonOperator
-from airflow.settings import Session
-from sqlalchemy import inspect, text
-
-OWN = ({own})
-# Children before parents; tables a version lacks are skipped.
-DAG_SCOPED = ("xcom", "rendered_task_instance_fields", "task_fail", "task_reschedule", "task_instance_note",
-              "task_instance_history", "task_instance", "dag_run_note", "dag_run", "sla_miss", "log")
-
-
-def prepare(**context):
-    own = ", ".join(f"'{{d}}'" for d in OWN)
-    with Session() as session:
-        existing = set(inspect(session.get_bind()).get_table_names())
-        deleted = {{}}
-        for table in DAG_SCOPED:
-            if table not in existing:
-                continue
-            columns = {{c["name"] for c in inspect(session.get_bind()).get_columns(table)}}
-            where = f" WHERE dag_id IS NULL OR dag_id NOT IN ({{own}})" if "dag_id" in columns else ""
-            deleted[table] = session.execute(text(f"DELETE FROM {{table}}{{where}}")).rowcount
-        deleted["trigger"] = session.execute(text("DELETE FROM trigger")).rowcount
-        stale_jobs = "DELETE FROM job WHERE state IS DISTINCT FROM 'running'"
-        deleted["job"] = session.execute(text(stale_jobs)).rowcount
-        session.commit()
-    return deleted
-
-
-with DAG({PREPARE_DAG_ID!r}, schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-         description={marker!r}) as dag:
-    PythonOperator(task_id="prepare", python_callable=prepare)
-"""
-    )
-    return DagFile(f"{DR_DAG_FOLDER}/{PREPARE_DAG_ID}.py", text, PREPARE_DAG_ID, marker)
+    """Empties the target's history tables before a restore, outside the freeze (the restore would
+    do it too, inside it). Unlike mwaa-dr's cleanup DAG it keeps the ``dag`` table, DAG tags and the
+    scheduler's jobs, so the target goes on scheduling at once instead of re-parsing every file."""
+    return _copy_dag("prepare", PREPARE_DAG_ID, None, label, deployment, label, "pre-restore cleanup DAG")
 
 
 # The preflight probe: proves, before mwaa-iac changes anything, that the environment that will run
@@ -517,78 +340,44 @@ def probe_conf(bucket: str, base_prefix: str, deployment: str, probe_id: str) ->
     return {"bucket": bucket, "key": f"{prefix}/probe.txt"}
 
 
-def restore_conf(bucket: str) -> dict[str, str]:
-    """Run conf of the restore DAG: an empty target takes everything (REPLACE would also work)."""
-    return {
-        "bucket": bucket,
-        "variable_restore_strategy": "REPLACE",
-        "connection_restore_strategy": "REPLACE",
-        "dr_type": "WARM_STANDBY",
-    }
+def copy_conf(bucket: str, prefix: str) -> dict[str, str]:
+    """Run conf of the backup and restore DAGs: where the backup is (each attempt its own prefix)."""
+    return {"bucket": bucket, "prefix": prefix}
 
 
-# mwaa-dr writes these with the csv module's default dialect (``,``, multi-line values quoted); the
-# other tables' CSVs are ``|``-delimited (PostgreSQL COPY's CSV with ``|``).
-COMMA_TABLES = frozenset({"variable", "connection"})
+class ManifestError(ValueError):
+    """A backup's manifest is missing, of another format, or lacks a table."""
 
 
-def csv_delimiter(table: str) -> str:
-    """The delimiter of ``table``'s CSV in an mwaa-dr backup."""
-    return "," if table in COMMA_TABLES else "|"
+def manifest_counts(manifest: dict) -> dict[str, int]:
+    """Rows per table of a backup manifest; ManifestError when it is not a complete backup."""
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ManifestError(f"backup manifest format {found!r}, expected {MANIFEST_FORMAT}")
+    tables = manifest.get("tables")
+    if not isinstance(tables, dict):
+        raise ManifestError("backup manifest lists no tables")
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise ManifestError(f"backup manifest lacks table(s) {', '.join(missing)}")
+    return {name: int(entry.get("rows", 0)) for name, entry in sorted(tables.items())}
 
 
-def count_csv_records(
-    text: str, exclude_value: str = BACKUP_DAG_ID, *, delimiter: str = "|"
-) -> tuple[int, int]:
-    """(records, records with a field equal to ``exclude_value``) in a header-less mwaa-dr CSV with
-    ``delimiter`` (see :func:`csv_delimiter`); quoted values may span lines. The second number is the
-    backup's own run, which the fix-up removes from the target. Values are counted, never kept."""
-    total = excluded = 0
-    for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
-        total += 1
-        if exclude_value in row:
-            excluded += 1
-    return total, excluded
-
-
-@dataclass(frozen=True)
-class TableCheck:
-    table: str
-    backup_rows: int
-    target_rows: int | None
-    ok: bool
-    rule: str
-
-    def to_dict(self) -> dict:
-        return {
-            "table": self.table,
-            "backup_rows": self.backup_rows,
-            "target_rows": self.target_rows,
-            "ok": self.ok,
-            "rule": self.rule,
-        }
-
-
-def verify_counts(
-    backup: dict[str, int], target: dict[str, int], *, excluded_backup_rows: dict[str, int]
-) -> list[TableCheck]:
-    """Compare the backup's per-table record counts with the target's rows after restore + fix-up.
-    ``excluded_backup_rows`` are backup rows the fix-up removes on purpose (the backup's own run)."""
-    checks = []
-    for table in TABLES:
-        if table == "active_dag" or table not in backup:
-            continue
-        expected = backup[table] - excluded_backup_rows.get(table, 0)
-        actual = target.get(table)
-        if actual is None:
-            checks.append(TableCheck(table, expected, None, False, "target count missing"))
-        elif table in GROWING_TABLES or table == "slot_pool":
-            checks.append(
-                TableCheck(table, expected, actual, actual >= expected, "at least the backup's rows")
-            )
-        else:
-            checks.append(TableCheck(table, expected, actual, actual == expected, "equal"))
-    return checks
+def restore_problems(manifest_rows: dict[str, int], result: dict) -> list[str]:
+    """What a restore's result (the restore run's note) says went wrong, compared with the backup's
+    manifest: [] when the restore committed and every verified table has the backup's rows."""
+    if not result:
+        return ["the restore left no result (its run's note is empty)"]
+    if not result.get("ok"):
+        return [str(result.get("error") or "the restore failed")]
+    if result.get("truncated"):
+        return []  # the restore verified the hashes itself; the note was too long to hold the counts
+    tables = result.get("tables", {})
+    return [
+        f"{table}: backup {rows}, target {tables[table]}"
+        for table, rows in sorted(manifest_rows.items())
+        if table in tables and tables[table] != rows
+    ]
 
 
 def _factory_module(factory: str) -> str:

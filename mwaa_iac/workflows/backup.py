@@ -1,9 +1,10 @@
 """`mwaa-iac backup` and `mwaa-iac restore`: the mwaa-dr building blocks on their own.
 
-A backup runs mwaa-dr's backup DAG (the environment's own version's factory) into a fresh prefix of
-the DR bucket, checks that every table's CSV is there and writes ``manifest.json`` beside them
-(environment, version, factory, record counts — never values). A restore reads that manifest, cleans
-the inactive colour's environment, restores with the backup's factory, fixes up and verifies counts.
+A backup runs the backup DAG (mwaa-dr's factory for the environment's own version, mwaa-iac's copy
+module) into a fresh prefix of the DR bucket; the DAG writes ``manifest.json`` (per-table counts and
+content hashes, never values) and mwaa-iac ``mwaa-iac-backup.json`` (environment, version, factory,
+delivery). A restore reads both, cleans the inactive colour's environment and restores with the
+backup's factory in one transaction that commits only when counts and hashes match the manifest.
 
 mwaa-dr is delivered with the DAG files (``mwaa_iac_dr/vendor/``), never through the environment's
 requirements (that would restart it). Before either changes anything, a probe DAG proves that the
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mwaa_iac.adapters.airflow_api import AirflowApi
+from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError
 from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.storage import BUCKET_FIX, S3
 from mwaa_iac.core import dr
@@ -29,7 +30,7 @@ from mwaa_iac.core.config import EnvironmentConfig
 from mwaa_iac.errors import UsageError
 from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, deploy_dr_files, run_probe
 
-MANIFEST = "manifest.json"
+BACKUP_INFO = "mwaa-iac-backup.json"  # mwaa-iac backup's record beside the DAG's manifest.json
 
 
 @dataclass
@@ -50,21 +51,65 @@ def require_private_bucket(s3: S3, bucket: str) -> None:
         )
 
 
-def backup_table_counts(s3: S3, bucket: str, prefix: str) -> dict[str, Any]:
-    """Check every table's CSV exists under ``prefix``; count records (and the backup's own run's)."""
-    keys = {o["Key"].rsplit("/", 1)[-1] for o in s3.list_keys(bucket, prefix.rstrip("/") + "/")}
-    missing = [t for t in dr.TABLES if f"{t}.csv" not in keys]
-    if missing:
+def read_manifest(s3: S3, bucket: str, prefix: str) -> dict[str, Any]:
+    """The backup DAG's manifest under ``prefix`` (written last: its presence means the backup is
+    complete) with ``rows`` per table; CutoverError when it is missing or incomplete."""
+    location = f"s3://{bucket}/{prefix}/"
+    raw = s3.get_text(bucket, f"{prefix}/{dr.MANIFEST}")
+    if raw is None:
         raise CutoverError(
-            f"the backup under s3://{bucket}/{prefix}/ lacks {', '.join(t + '.csv' for t in missing)}",
+            f"the backup under {location} has no {dr.MANIFEST}: it did not complete",
             hint="check the backup_metadata run's logs in the source environment",
         )
-    counts: dict[str, int] = {}
-    excluded: dict[str, int] = {}
-    for table in dr.TABLES:
-        text = s3.get_text(bucket, f"{prefix}/{table}.csv") or ""
-        counts[table], excluded[table] = dr.count_csv_records(text, delimiter=dr.csv_delimiter(table))
-    return {"prefix": prefix, "counts": counts, "backup_run_rows": excluded}
+    try:
+        manifest = json.loads(raw)
+        rows = dr.manifest_counts(manifest)
+    except (ValueError, dr.ManifestError) as exc:
+        raise CutoverError(f"the backup under {location} is not usable: {exc}") from exc
+    return {"prefix": prefix, "manifest": manifest, "rows": rows}
+
+
+def restore_result(api: AirflowApi, run_id: str) -> dict[str, Any]:
+    """What the restore run recorded in its note (counts, reset task instances, or its error)."""
+    try:
+        note = api.get_run(dr.RESTORE_DAG_ID, run_id).get("note")
+        value = json.loads(note) if note else {}
+    except (AirflowApiError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def verify_restore(target: str, rows: dict[str, int], result: dict[str, Any]) -> dict[str, Any]:
+    """The restore verified every table's count and content hash against the manifest before it
+    committed; check what it reports (CutoverError naming the tables otherwise)."""
+    problems = dr.restore_problems(rows, result)
+    if problems:
+        raise CutoverError(
+            f"the restore into {target} does not match the backup: {'; '.join(problems)}",
+            hint="the restore ran in one transaction: the target is as it was before it",
+        )
+    return {
+        "tables": result.get("tables", rows),
+        "reset": result.get("reset", []),
+        "paused": result.get("paused"),
+        "seconds": result.get("seconds"),
+    }
+
+
+def run_restore(runner: DagRunner, run_id: str, marker: str, conf: dict[str, Any], **kwargs: Any) -> dict:
+    """Run the restore DAG; on failure, the error the restore recorded (e.g. which table differs)."""
+    try:
+        runner.run(dr.RESTORE_DAG_ID, run_id, marker, conf, **kwargs)
+    except CutoverError as exc:
+        error = restore_result(runner.api, run_id).get("error")
+        if error:
+            raise CutoverError(
+                f"{exc.message}: {error}",
+                hint="the restore ran in one transaction: the target is as it was; fix the cause, "
+                "then rerun with --resume",
+            ) from exc
+        raise
+    return restore_result(runner.api, run_id)
 
 
 def probe(
@@ -131,19 +176,20 @@ def take_backup(
     runner = DagRunner(AirflowApi(mwaa, environment, sleep=sleep), timing, emit, sleep)
     probed = probe(probe_runner(runner, timing), config, factory, role="the backup")
     emit({"event": "backup.started", "environment": environment, "location": f"s3://{bucket}/{prefix}"})
-    runner.run(dr.BACKUP_DAG_ID, dr.run_id("backup", backup_id, "b"), dag_file.marker, {"bucket": bucket})
-    counts = backup_table_counts(s3, bucket, prefix)
+    runner.run(
+        dr.BACKUP_DAG_ID, dr.run_id("backup", backup_id, "b"), dag_file.marker, dr.copy_conf(bucket, prefix)
+    )
+    counts = read_manifest(s3, bucket, prefix)
     manifest = {
         "environment": environment,
         "deployment": config.name,
         "airflow_version": version,
         "factory": factory,
         "created": stamp,
-        "records": counts["counts"],
-        "backup_run_records": counts["backup_run_rows"],
+        "records": counts["rows"],
         "mwaa_dr_delivery": {"versions": vendor["versions"], "vendored": probed["vendored"]},
     }
-    s3.put_text(bucket, f"{prefix}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True))
+    s3.put_text(bucket, f"{prefix}/{BACKUP_INFO}", json.dumps(manifest, indent=2, sort_keys=True))
     location = f"s3://{bucket}/{prefix}"
     emit({"event": "backup.done", "location": location})
     return {"location": location, **manifest}
@@ -163,10 +209,11 @@ def restore_backup(
     fixes up after itself), verify."""
     timing = timing or DrTiming()
     bucket, prefix = parse_location(location)
-    raw = s3.get_text(bucket, f"{prefix}/{MANIFEST}")
+    raw = s3.get_text(bucket, f"{prefix}/{BACKUP_INFO}")
     if raw is None:
-        raise UsageError(f"{location} has no {MANIFEST}: not a backup made by mwaa-iac backup")
+        raise UsageError(f"{location} has no {BACKUP_INFO}: not a backup made by mwaa-iac backup")
     manifest = json.loads(raw)
+    rows = read_manifest(s3, bucket, prefix)["rows"]
     target = config.environment_name(config.active_color.other)
     if not mwaa.exists(target):
         raise UsageError(
@@ -196,20 +243,9 @@ def restore_backup(
     probe(probe_runner(runner, timing), config, manifest["factory"], role="the restore", bucket=bucket)
     markers = {f.dag_id: f.marker for f in files}
     runner.run(dr.PREPARE_DAG_ID, dr.run_id("prepare", restore_id, "r"), markers[dr.PREPARE_DAG_ID])
-    runner.run(
-        dr.RESTORE_DAG_ID,
-        dr.run_id("restore", restore_id, "r"),
-        markers[dr.RESTORE_DAG_ID],
-        dr.restore_conf(bucket),
-    )
-    fixup = json.loads(AirflowApi(mwaa, target, sleep=sleep).get_variable_value(dr.FIXUP_VARIABLE) or "{}")
-    checks = dr.verify_counts(
-        manifest["records"], fixup.get("counts", {}), excluded_backup_rows=manifest["backup_run_records"]
-    )
-    bad = [c for c in checks if not c.ok]
-    if bad:
-        detail = ", ".join(f"{c.table}: backup {c.backup_rows}, target {c.target_rows}" for c in bad)
-        raise CutoverError(f"the restore into {target} does not match the backup ({detail})")
-    result = {"environment": target, "from": location, "tables": {c.table: c.target_rows for c in checks}}
+    run_id = dr.run_id("restore", restore_id, "r")
+    outcome = run_restore(runner, run_id, markers[dr.RESTORE_DAG_ID], dr.copy_conf(bucket, prefix))
+    verified = verify_restore(target, rows, outcome)
+    result = {"environment": target, "from": location, "tables": verified["tables"]}
     emit({"event": "restore.done", **result})
     return result

@@ -22,7 +22,6 @@ that it imports mwaa-dr and can write to the DR bucket; the target's side is pro
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any
 
 import botocore.session
 
-from mwaa_iac.adapters.airflow_api import AirflowApi
+from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError, logical_date
 from mwaa_iac.adapters.cloudwatch import CloudWatch
 from mwaa_iac.adapters.dr_bundle import load_bundle
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
@@ -42,7 +41,7 @@ from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
 from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Outcome, ready_for_update
 from mwaa_iac.errors import MwaaIacError, UsageError
-from mwaa_iac.workflows.backup import backup_table_counts, probe, probe_runner
+from mwaa_iac.workflows.backup import probe, probe_runner, read_manifest, run_restore, verify_restore
 from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, deploy_dr_files, remove_dr_files
 from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_journal
 from mwaa_iac.workflows.state import StateStore, open_state
@@ -129,8 +128,8 @@ class Cutover:
             self.journal = self._open_journal()
             try:
                 report = self._run()
-            except Exception:
-                self._abort_freeze()
+            except Exception as exc:
+                self._abort_freeze(exc)
                 raise
             self.journal.end("succeeded", report=report)
             self.emit({"event": "cutover.summary", **report})
@@ -181,7 +180,7 @@ class Cutover:
         self._step("create-target", lambda: self._create_target(create_version))
         rows: dict[str, Any] = {}
         if history:
-            rows = self._copy_pass("p1", factory, clean=False)
+            rows = self._copy_pass("p1")
         in_place = [h for h in hops if h[0] == str(HopKind.IN_PLACE)]
         if in_place:
             self._upgrade_target(in_place)
@@ -195,7 +194,7 @@ class Cutover:
             # The target is not live and its DAGs are paused, so nothing runs on it meanwhile.
             self._step("cleanup-target-p2", lambda: self._run_dag(self.target, dr.PREPARE_DAG_ID, "p2"))
             self._freeze()
-            rows = self._copy_pass("p2", factory, clean=True)
+            rows = self._copy_pass("p2")
         self._freeze()  # without history nothing froze yet: pause the source right before go-live
         self._step("go-live", self._go_live)
         self._step("retire-dr-dags", self._remove_dr_dags)
@@ -300,6 +299,24 @@ class Cutover:
             raise
         return {**result, "versions": vendor["versions"]}
 
+    def catchup_without_history(self) -> list[dict[str, Any]]:
+        """With ``--no-history``: the source's unpaused scheduled DAGs that catch up. The target has
+        none of their runs, so after go-live each runs every interval since its start_date."""
+        if not self.options.no_history:
+            return []
+        api = self.api(self.source)
+        found = []
+        try:
+            for dag in api.list_dags():
+                if dag.get("is_paused") or dag["dag_id"] in dr.MWAA_IAC_DAG_IDS:
+                    continue
+                details = api.dag_details(dag["dag_id"]) or {}
+                if details.get("catchup") and details.get("schedule_interval"):
+                    found.append({"dag_id": dag["dag_id"], "start_date": details.get("start_date")})
+        except MwaaIacError:
+            return []  # the source is not reachable: the preflight says so
+        return found
+
     def _dry_run_report(self, plan: PathPlan) -> dict[str, Any]:
         two_pass = bool(plan.two_pass) and not self.options.single_pass
         return {
@@ -314,7 +331,46 @@ class Cutover:
             "hops": [h.to_dict() for h in plan.hops],
             "notes": list(plan.notes),
             "mwaa_dr_delivery": self._delivery_text(plan) if plan.history_carried else None,
+            "in_flight_policy": self._in_flight_policy(bool(plan.history_carried)),
+            "catchup_without_history": self.catchup_without_history(),
         }
+
+    def _in_flight_policy(self, history: bool) -> list[str]:
+        """What the freeze does with work in flight on the source (README: In-flight work during the
+        freeze)."""
+        minutes = self.options.drain_timeout_seconds / 60
+        source, target = self.source, self.target
+        lines = [
+            f"after pausing, the freeze waits up to {minutes:g} min (--drain-minutes) for the task "
+            f"instances executing on {source} (queued, running, restarting); runs are not waited for: "
+            "Airflow 2 does not advance the runs of paused DAGs, so a run in flight stays 'running'",
+        ]
+        if history:
+            lines += [
+                f"runs still 'running' are copied as they are and continue on {target} after go-live: "
+                f"their task instances left queued, running or restarting are reset so that {target}'s "
+                "scheduler runs them; deferred, up_for_retry and scheduled ones are copied as they are "
+                f"(a deferred one starts its trigger again on {target})",
+                f"a task instance that finished on {source} never runs again on {target}",
+            ]
+        else:
+            lines.append(
+                f"without history nothing is copied: runs in flight stay on {source}, unfinished; "
+                f"{target} starts without them"
+            )
+        if self.options.force_drain:
+            lines.append(
+                "--force-drain: at the timeout the cutover continues; the task instances still executing "
+                "are listed by name as 'may run twice' in the report and the journal"
+                + (f" ({target} runs them again)" if history else "")
+            )
+        else:
+            lines.append(
+                f"at the timeout the cutover stops and gives scheduling back to {source} (wait, then "
+                "--resume; or --resume --force-drain: the task instances still executing are then listed "
+                "as 'may run twice' in the report and the journal)"
+            )
+        return lines
 
     def _delivery_text(self, plan: PathPlan) -> list[str]:
         bundle = load_bundle()
@@ -349,13 +405,33 @@ class Cutover:
         return {"prefix": prefix, "markers": {f.dag_id: f.marker for f in files}, "vendor": vendor}
 
     def _remove_dr_dags(self) -> dict[str, Any]:
+        """Remove the DR DAG files, then the tool's own DAG records (their runs) from the new live
+        colour, so that its history holds only the user's DAGs."""
         source = self.config.source
-        return {"removed": remove_dr_files(self.s3, source.bucket_name, source.dag_s3_path)}
+        removed = remove_dr_files(self.s3, source.bucket_name, source.dag_s3_path)
+        api = self.api(self.target)
+        deleted = []
+        for dag_id in dr.MWAA_IAC_DAG_IDS:
+            try:
+                api.request("DELETE", f"/dags/{dag_id}")
+                deleted.append(dag_id)
+            except AirflowApiError as exc:
+                if exc.status != 404:
+                    self.emit({"event": "dr.record_kept", "dag_id": dag_id, "error": exc.message})
+        return {"removed": removed, "records_deleted": deleted}
 
     def _markers(self, label: str) -> dict[str, str]:
         assert self.journal is not None
         step = "deploy-dr" if label == "p1" else "deploy-dr-p2"
         return self.journal.data(step).get("result", {}).get("markers", {})
+
+    def _frozen(self) -> bool:
+        assert self.journal is not None
+        return self.journal.state("pause-source") == "done" and self.journal.state("go-live") != "done"
+
+    def _dr_run_id(self, dag_id: str, label: str, attempt: int) -> str:
+        assert self.journal is not None
+        return dr.run_id(dag_id, self.journal.run_id, label if attempt <= 0 else f"{label}a{attempt}")
 
     def _run_dag(
         self,
@@ -368,46 +444,44 @@ class Cutover:
     ) -> dict[str, Any]:
         """Run ``dag_id`` of pass ``label``; each ``attempt`` after the first has a run id of its own
         (a retried step must never be handed back the run of an earlier attempt)."""
-        assert self.journal is not None
         runner = DagRunner(self.api(name), self.options, self.emit, self.sleep, self.clock)
-        frozen = self.journal.state("pause-source") == "done" and self.journal.state("go-live") != "done"
-        run_label = label if attempt <= 0 else f"{label}a{attempt}"
         return runner.run(
             dag_id,
-            dr.run_id(dag_id, self.journal.run_id, run_label),
+            self._dr_run_id(dag_id, label, attempt),
             self._markers(label)[dag_id],
             conf,
-            backoff=not frozen,
+            backoff=not self._frozen(),
         )
 
     # -- pass steps --------------------------------------------------------------------------------
 
-    def _copy_pass(self, label: str, factory: str | None, *, clean: bool) -> dict[str, Any]:
-        bucket = self.config.dr.backup_bucket
-        conf = {"bucket": bucket}
-        self._step(f"backup-{label}", lambda: self._run_dag(self.source, dr.BACKUP_DAG_ID, label, conf))
-        counts = self._step(f"verify-backup-{label}", lambda: self._backup_counts(label))
-        assert self.journal is not None
-        cleanup_step = f"cleanup-target-{label}"
-        attempt = self._attempt(f"restore-{label}")  # restores of this pass started before
-        if self.journal.state(f"restore-{label}") == "started":
-            # An interrupted or failed restore left partial rows (log and task_fail have no unique
-            # key and would duplicate): clean the target before restoring again, each with a new run
-            # id (the earlier attempt's runs stay on the target for diagnosis).
-            clean = True
-            cleanup_step = f"cleanup-target-{label}-retry{attempt}"
-        if clean:
-            self._step(
-                cleanup_step,
-                lambda: self._run_dag(self.target, dr.PREPARE_DAG_ID, label, attempt=attempt),
-            )
-        self._step(
-            f"restore-{label}",
-            lambda: self._run_dag(
-                self.target, dr.RESTORE_DAG_ID, label, dr.restore_conf(bucket), attempt=attempt
-            ),
+    def _copy_pass(self, label: str) -> dict[str, Any]:
+        """Back up the source and restore into the target. Each attempt of a step (a retry after a
+        failure, a resume after an aborted freeze) runs the DAG with a run id of its own, and each
+        backup attempt writes a prefix of its own: a retried step never gets an earlier run back,
+        and a fresh backup never mixes with an older one. A restore replaces the target's copied
+        tables in one transaction, so a failed one leaves nothing to clean."""
+        backup = self._step(f"backup-{label}", lambda: self._backup(label))
+        counts = self._step(f"verify-backup-{label}", lambda: self._backup_counts(backup["prefix"]))
+        outcome = self._step(f"restore-{label}", lambda: self._restore(label, backup["prefix"]))
+        return self._step(f"verify-restore-{label}", lambda: self._verify_restore(counts, outcome))
+
+    def _backup(self, label: str) -> dict[str, Any]:
+        attempt = self._attempt(f"backup-{label}") - 1  # this attempt's "started" is recorded
+        prefix = self._prefix(label) + (f"-a{attempt}" if attempt > 0 else "")
+        conf = dr.copy_conf(self.config.dr.backup_bucket, prefix)
+        run = self._run_dag(self.source, dr.BACKUP_DAG_ID, label, conf, attempt=attempt)
+        return {**run, "prefix": prefix}
+
+    def _restore(self, label: str, prefix: str) -> dict[str, Any]:
+        attempt = self._attempt(f"restore-{label}") - 1
+        conf = dr.copy_conf(self.config.dr.backup_bucket, prefix)
+        run_id = self._dr_run_id(dr.RESTORE_DAG_ID, label, attempt)
+        runner = DagRunner(self.api(self.target), self.options, self.emit, self.sleep, self.clock)
+        outcome = run_restore(
+            runner, run_id, self._markers(label)[dr.RESTORE_DAG_ID], conf, backoff=not self._frozen()
         )
-        return self._step(f"verify-restore-{label}", lambda: self._verify_restore(counts))
+        return {**outcome, "run_id": run_id}
 
     def _wait_for_p2_dags(self) -> dict[str, Any]:
         markers = self._markers("p2")
@@ -423,35 +497,18 @@ class Cutover:
         assert self.journal is not None
         return sum(1 for e in self.journal.entries if e.get("step") == step and e.get("event") == "started")
 
-    def _backup_counts(self, label: str) -> dict[str, Any]:
-        result = backup_table_counts(self.s3, self.config.dr.backup_bucket, self._prefix(label))
-        self.emit(
-            {"event": "dr.backup_verified", "prefix": result["prefix"], "tables": len(result["counts"])}
-        )
-        return result
+    def _backup_counts(self, prefix: str) -> dict[str, Any]:
+        bucket = self.config.dr.backup_bucket
+        result = read_manifest(self.s3, bucket, prefix)
+        self.emit({"event": "dr.backup_verified", "prefix": prefix, "tables": len(result["rows"])})
+        return {"prefix": prefix, "rows": result["rows"]}
 
-    def _verify_restore(self, backup: dict[str, Any]) -> dict[str, Any]:
-        raw = self.api(self.target).get_variable_value(dr.FIXUP_VARIABLE)
-        try:
-            fixup = json.loads(raw or "")
-        except ValueError:
-            raise CutoverError(f"the fix-up DAG on {self.target} left no counts") from None
-        checks = dr.verify_counts(
-            backup["counts"], fixup.get("counts", {}), excluded_backup_rows=backup["backup_run_rows"]
-        )
-        bad = [c for c in checks if not c.ok]
-        if bad:
-            detail = ", ".join(f"{c.table}: backup {c.backup_rows}, target {c.target_rows}" for c in bad)
-            raise CutoverError(
-                f"the restore into {self.target} does not match the backup ({detail})",
-                hint=f"{self.source} keeps serving; inspect {self.target}, then rerun with --resume",
-            )
-        self.emit({"event": "dr.restore_verified", "tables": {c.table: c.target_rows for c in checks}})
-        return {
-            "tables": {c.table: c.backup_rows for c in checks},
-            "xcom_remapped": fixup.get("xcom_remapped"),
-            "backup_rows_removed": fixup.get("backup_rows_removed"),
-        }
+    def _verify_restore(self, backup: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+        verified = verify_restore(self.target, backup["rows"], outcome)
+        self.emit({"event": "dr.restore_verified", "tables": verified["tables"]})
+        if verified["reset"]:
+            self.emit({"event": "dr.reset_on_target", "task_instances": verified["reset"]})
+        return verified
 
     # -- target environment ------------------------------------------------------------------------
 
@@ -521,6 +578,7 @@ class Cutover:
             sleep=self.sleep,
             clock=self.clock,
             color=self.target_color,
+            owns_journal=False,
         )
         assert self.journal is not None
         upgrade.run_hops(self.journal, [Hop(HopKind(k), f, t, r) for k, f, t, r in hops], prefix="target-hop")
@@ -537,6 +595,7 @@ class Cutover:
             sleep=self.sleep,
             clock=self.clock,
             color=self.target_color,
+            owns_journal=False,
         )
         assert self.journal is not None
         upgrade.health_gate(self.journal, step="health-gate-target")
@@ -549,23 +608,131 @@ class Cutover:
         self._step("pause-source", lambda: self._pause_source(recorded["dags"]))
         self._step("drain-source", self._drain)
 
-    def _abort_freeze(self) -> None:
-        """A step failed after the source's DAGs were paused and before go-live: give scheduling
-        back to the source, and make --resume start the freeze again."""
+    def _abort_freeze(self, error: BaseException | None = None) -> None:
+        """A step failed. Inside the freeze (pause-source started, go-live not done) give scheduling
+        back to the source: a half-done go-live is undone first (the recorded DAGs paused again on
+        the target, routing pointed back), then the recorded DAGs are unpaused on the source; the
+        freeze's steps and pass 2's copy steps that ran are marked aborted, so that --resume pauses
+        again and takes a fresh backup (runs made on the source meanwhile reach the target). In every
+        case the error's hint is completed with the state each colour is in."""
         journal = self.journal
-        if journal is None or journal.state("pause-source") != "done" or journal.state("go-live") == "done":
+        if journal is None:
             return
-        dags = journal.data("record-dags").get("result", {}).get("dags", [])
-        try:
-            api = self.api(self.source)
-            for dag_id in dags:
-                api.set_paused(dag_id, False)
-        except MwaaIacError as exc:
-            self.emit({"event": "freeze.abort_failed", "error": exc.message, "dags": dags})
+        # A journal may already be closed here (by an older release's failed hop): scheduling is
+        # given back all the same, and the hint says that the cutover cannot be resumed.
+        live = journal.state("go-live") == "done"
+        if not _frozen(journal) or live:
+            _explain(error, self._state_text(live))
             return
-        for step in ("record-dags", "pause-source", "drain-source"):
+        half_done_go_live = _go_live_half_done(journal)
+        undo = _give_back(journal, self.api(self.source), self.api(self.target), self._route_back)
+        if undo.get("failed_on") == self.target:
+            # The source stays paused so that the two colours never run the same DAGs: --resume
+            # continues from the failed step (the journal is left as it is).
+            self.emit({"event": "freeze.abort_failed", **undo})
+            _explain(
+                error,
+                f"state: the half-done go-live could not be undone on {self.target} ({undo['error']}): "
+                f"{self.target} may schedule some of the recorded DAGs; {self.source}'s DAGs stay paused. "
+                + self._next_text("finishes the go-live")
+                + f"; to give up instead, pause {', '.join(undo['dags'])} on {self.target} and unpause them "
+                f"on {self.source}",
+            )
+            return
+        steps = _aborted_steps(journal, keep_recorded=bool(undo.get("failed_on")))
+        for step in steps:
             journal.note(step, aborted=True)
-        self.emit({"event": "freeze.aborted", "environment": self.source, "unpaused": len(dags)})
+        if half_done_go_live:
+            journal.note("go-live", aborted=True, routed=False)
+        if undo.get("failed_on"):
+            self.emit({"event": "freeze.abort_failed", **undo})
+            _explain(
+                error,
+                f"state: {self.source}'s DAGs could not all be unpaused ({undo['error']}): "
+                f"{undo['unpaused_on_source']} of {len(undo['dags'])} are scheduling again there; "
+                f"{self.target} is not live and schedules nothing. "
+                + self._next_text(f"pauses {self.source} again and takes a fresh backup")
+                + f" (to schedule meanwhile, unpause {', '.join(undo['dags'])} on {self.source})",
+            )
+            return
+        self.emit(
+            {
+                "event": "freeze.aborted",
+                "environment": self.source,
+                "unpaused": undo["unpaused_on_source"],
+                "target": self.target,
+                "repaused_on_target": undo["repaused_on_target"],
+                "routed_back": undo["routed_back"],
+                "redo": steps,
+            }
+        )
+        _explain(error, self._state_text(False, aborted=undo))
+
+    def _state_text(self, live: bool, aborted: dict[str, Any] | None = None) -> str:
+        """What state each colour is in after a failure, and what --resume does."""
+        assert self.journal is not None
+        journal = self.journal
+        if live:
+            return (
+                f"state: {self.target} is live (routing points at it) and schedules the recorded DAGs; "
+                f"{self.source}'s stay paused. `mwaa-iac cutover --resume` finishes the last steps"
+            )
+        if journal.state("create-target") is None:
+            target = f"{self.target} was not created"
+        else:
+            target = f"{self.target} is not live: routing points at {self.source} and its DAGs are paused"
+        if aborted is None:
+            next_text = self._next_text("continues from the failed step")
+            return f"state: {self.source} is untouched and keeps scheduling; {target}. {next_text}"
+        undone = ""
+        if aborted["repaused_on_target"]:
+            undone = (
+                f" (the half-done go-live was undone: {aborted['repaused_on_target']} DAG(s) paused again on "
+                f"{self.target}{', routing pointed back' if aborted['routed_back'] else ''})"
+            )
+        two_pass = journal.data("preflight").get("result", {}).get("two_pass")
+        if two_pass:
+            resume = "pauses it again and takes a fresh backup (runs made meanwhile reach the target)"
+        elif journal.state("backup-p1") == "done":
+            resume = (
+                "pauses it again and continues; single pass: the copy is not taken again, so runs made on "
+                f"{self.source} until then do not reach {self.target}"
+            )
+        else:
+            resume = "pauses it again and continues"
+        return (
+            f"state: the freeze was aborted: {self.source} schedules again ({aborted['unpaused_on_source']} "
+            f"DAG(s) unpaused){undone}; {target}. " + self._next_text(resume)
+        )
+
+    def _next_text(self, resume: str) -> str:
+        """What the user can do next: resume (saying what that does) or abandon."""
+        assert self.journal is not None
+        end = next((e for e in reversed(self.journal.entries) if e.get("event") == "end"), None)
+        if end is not None:
+            return (
+                f"This cutover cannot be resumed (its journal ended: {end.get('outcome')}): `mwaa-iac "
+                f"cleanup` deletes {self.target}, then run the cutover again"
+            )
+        return (
+            f"`mwaa-iac cutover --resume` {resume}; `mwaa-iac cleanup` abandons the cutover and deletes "
+            f"{self.target}"
+        )
+
+    def _route_back(self) -> None:
+        """Routing and the deployment record back on the source (undoing a half-done go-live)."""
+        env = self.mwaa.get_environment(self.source)
+        routing = self.config.routing
+        self.routing.point(
+            routing.ssm_parameter_name,
+            name=self.source,
+            color=str(self.source_color),
+            webserver_url=env.get("WebserverUrl"),
+            airflow_version=env.get("AirflowVersion", ""),
+            zone_id=routing.route53_zone_id,
+            record_name=routing.route53_record_name,
+        )
+        self._record(active_color=str(self.source_color))
 
     def _record_unpaused(self) -> dict[str, Any]:
         dags = [
@@ -585,31 +752,56 @@ class Cutover:
         return {"paused": dags, "freeze_started": started}
 
     def _drain(self) -> dict[str, Any]:
+        """Wait (up to --drain-minutes) for the task instances executing on the source (queued,
+        running, restarting) in the user's DAGs. Runs are not waited for: Airflow 2 does not advance
+        the runs of paused DAGs, so a run in flight stays `running`; it is copied as it is and
+        continues on the target (its unfinished task instances are reset there, deferred, scheduled
+        and up_for_retry ones are copied as they are). With --force-drain, the task instances still
+        executing at the timeout are recorded as ``may_run_twice`` (the target runs them again)."""
         api = self.api(self.source)
         start = self.clock()
         while True:
-            page = api.request("GET", "/dags/~/dagRuns", query={"state": "running", "limit": 100})
-            running = [
-                f"{r['dag_id']}/{r['dag_run_id']}"
-                for r in page.get("dag_runs", [])
-                if r.get("dag_id") not in dr.MWAA_IAC_DAG_IDS and r.get("state") in ("running", "queued")
+            names = [
+                ti_name(ti)
+                for ti in api.task_instances(EXECUTING_STATES)
+                if ti.get("dag_id") not in dr.MWAA_IAC_DAG_IDS
             ]
-            if not running:
-                return {"drained_after_s": round(self.clock() - start, 2)}
-            if self.clock() - start > self.options.drain_timeout_seconds:
+            waited = round(self.clock() - start, 2)
+            if not names:
+                self.emit({"event": "freeze.drained", "environment": self.source, "waited_s": waited})
+                return {"drained_after_s": waited, "may_run_twice": []}
+            if waited > self.options.drain_timeout_seconds:
                 if self.options.force_drain:
-                    self.emit({"event": "freeze.drain_forced", "still_running": running})
-                    return {"still_running": running}
+                    self.emit(
+                        {"event": "freeze.drain_forced", "environment": self.source, "may_run_twice": names}
+                    )
+                    return {"drained_after_s": None, "waited_s": waited, "may_run_twice": names}
+                more = f" and {len(names) - 20} more" if len(names) > 20 else ""
                 raise CutoverError(
-                    f"runs still running on {self.source} after {self.options.drain_timeout_seconds:.0f} s: "
-                    + ", ".join(running[:20]),
-                    hint="wait and --resume, or --resume --force-drain to copy without them "
-                    "(their final state will not reach the target)",
+                    f"{len(names)} task instance(s) still executing (queued, running or restarting) on "
+                    f"{self.source} after {self.options.drain_timeout_seconds:.0f} s: "
+                    + ", ".join(names[:20])
+                    + more,
+                    hint="wait for them to finish and rerun with --resume, or rerun with --resume "
+                    "--force-drain to copy without waiting (they are reset on the target, whose scheduler "
+                    "runs them again: they may run twice)",
                 )
-            self.emit({"event": "freeze.draining", "running": len(running)})
+            self.emit(
+                {
+                    "event": "freeze.draining",
+                    "environment": self.source,
+                    "count": len(names),
+                    "task_instances": names[:5],
+                    "waited_s": waited,
+                }
+            )
             self.sleep(self.options.run_poll_seconds)
 
     def _go_live(self) -> dict[str, Any]:
+        """Unpause the recorded DAGs on the target, point routing at it, record it as the active
+        colour. Every action is idempotent: a go-live interrupted mid-way is run again whole by
+        --resume (what is unpaused stays so, the rest is unpaused). A failure of it is undone by
+        _abort_freeze (the journal notes when routing may have been flipped)."""
         assert self.journal is not None
         dags = self.journal.data("record-dags").get("result", {}).get("dags", [])
         api = self.api(self.target)
@@ -619,6 +811,7 @@ class Cutover:
         target_env = self.mwaa.get_environment(self.target)
         version = target_env.get("AirflowVersion", self.to_version)
         routing = self.config.routing
+        self.journal.note("go-live", routed=True)  # before: a half-written routing is pointed back too
         self.routing.point(
             routing.ssm_parameter_name,
             name=self.target,
@@ -674,6 +867,7 @@ class Cutover:
             "freeze_window_s": freeze,
             "freeze_steps_s": freeze_steps,
             "rows_copied": rows.get("tables", {}),
+            "may_run_twice": self.journal.data("drain-source").get("result", {}).get("may_run_twice", []),
             "steps_s": steps,
             "routing": self.config.routing.ssm_parameter_name,
         }
@@ -708,6 +902,98 @@ def _project(value: Any, shape: Any) -> Any:
     return value
 
 
+# -- the freeze's in-flight policy and its undoing ----------------------------------------------------
+
+EXECUTING_STATES = ("queued", "running", "restarting")  # what the drain waits for
+FREEZE_STEPS = ("record-dags", "pause-source", "drain-source")
+P2_FREEZE_STEPS = ("backup-p2", "verify-backup-p2", "restore-p2", "verify-restore-p2")
+
+
+def ti_name(ti: dict[str, Any]) -> str:
+    """``dag_id/run_id/task_id``, with ``[map_index]`` for a mapped task instance."""
+    index = ti.get("map_index", -1)
+    suffix = f"[{index}]" if isinstance(index, int) and index >= 0 else ""
+    return f"{ti.get('dag_id')}/{ti.get('dag_run_id')}/{ti.get('task_id')}{suffix}"
+
+
+def _last(journal: Journal, step: str) -> dict[str, Any] | None:
+    return next((e for e in reversed(journal.entries) if e.get("step") == step), None)
+
+
+def _frozen(journal: Journal) -> bool:
+    """The source's DAGs are (being) paused: pause-source started or done, and not undone since."""
+    last = _last(journal, "pause-source")
+    return last is not None and not last.get("data", {}).get("aborted")
+
+
+def _go_live_half_done(journal: Journal) -> bool:
+    """go-live started (some DAGs may be unpaused on the target) and neither finished nor undone."""
+    last = _last(journal, "go-live")
+    return last is not None and last.get("event") == "started" and not last.get("data", {}).get("aborted")
+
+
+def _set_paused(api: AirflowApi, dag_id: str, paused: bool) -> None:
+    try:
+        api.set_paused(dag_id, paused)
+    except AirflowApiError as exc:
+        if exc.status != 404:  # a DAG that is not there schedules nothing
+            raise
+
+
+def _give_back(
+    journal: Journal, source: AirflowApi, target: AirflowApi, route_back: Callable[[], None]
+) -> dict[str, Any]:
+    """Give scheduling back to the source of an unfinished freeze. A half-done go-live is undone
+    first (the recorded DAGs paused again on the target, routing pointed back if it may have been
+    flipped), so that the two colours never schedule the same DAGs; then the recorded DAGs, and only
+    they, are unpaused on the source (those paused before the freeze stay paused). Stops at the
+    first failure: ``failed_on`` names the environment and ``error`` says why."""
+    dags = journal.data("record-dags").get("result", {}).get("dags", [])
+    result: dict[str, Any] = {
+        "dags": dags,
+        "repaused_on_target": 0,
+        "routed_back": False,
+        "unpaused_on_source": 0,
+    }
+    if _go_live_half_done(journal):
+        try:
+            for dag_id in dags:
+                _set_paused(target, dag_id, True)
+                result["repaused_on_target"] += 1
+            if journal.data("go-live").get("routed"):
+                route_back()
+                result["routed_back"] = True
+        except MwaaIacError as exc:
+            return {**result, "failed_on": target.environment, "error": exc.message}
+    try:
+        for dag_id in dags:
+            _set_paused(source, dag_id, False)
+            result["unpaused_on_source"] += 1
+    except MwaaIacError as exc:
+        return {**result, "failed_on": source.environment, "error": exc.message}
+    return result
+
+
+def _aborted_steps(journal: Journal, *, keep_recorded: bool = False) -> list[str]:
+    """The steps an aborted freeze must run again: the freeze's own and pass 2's copy steps that ran
+    inside it (so that the resume takes a fresh backup). Pass 1's are kept: in a single pass the
+    target may have been upgraded with them. ``keep_recorded``: the source is (partly) still paused,
+    so its unpaused DAGs cannot be recorded again."""
+    present: list[str] = []
+    for entry in journal.entries:
+        step = entry.get("step")
+        if step and step not in present:
+            present.append(step)
+    redo = [s for s in FREEZE_STEPS if s in present and not (keep_recorded and s == "record-dags")]
+    return redo + [s for s in present if s in P2_FREEZE_STEPS or s.startswith("cleanup-target-p2-retry")]
+
+
+def _explain(error: BaseException | None, state: str) -> None:
+    """Complete a user error's hint with the state each colour is in."""
+    if isinstance(error, MwaaIacError) and not isinstance(error, PreflightError):
+        error.hint = f"{error.hint}. {state}" if error.hint else state
+
+
 class RollbackError(MwaaIacError):
     pass
 
@@ -722,8 +1008,13 @@ def rollback(
     *,
     break_lock: bool = False,
 ) -> dict[str, Any]:
-    """During the soak: pause on the new side, unpause the recorded DAGs on the old side, flip
-    routing back. Runs made on the new side are not copied back."""
+    """During the soak: pause the recorded DAGs on the new colour, unpause them on the old one, flip
+    routing back. Runs made on the new colour are not copied back: the old colour's database is the
+    one frozen at go-live. So that the old colour does not run again the intervals the new one ran
+    since go-live (catch-up DAGs would), the scheduling is aligned per DAG (see ROLLBACK_POLICIES):
+    a DAG whose latest scheduled run on the new colour is later than its latest on the old one is
+    left paused on the old colour (reported with that date), unless it does not catch up
+    (``catchup=False``: it runs only the latest interval); every other DAG is unpaused."""
     with holding_lock(store, "rollback", break_lock=break_lock):
         journal = Journal.load(store, JOURNAL)
         if journal is None:
@@ -744,10 +1035,12 @@ def rollback(
         if not mwaa.exists(old_name):
             raise UsageError(f"{old_name} no longer exists (cleaned up): a rollback is not possible")
         new_api, old_api = AirflowApi(mwaa, new_name), AirflowApi(mwaa, old_name)
-        for dag_id in dags:
+        for dag_id in dags:  # first: the new colour stops scheduling, so its latest runs are final
             new_api.set_paused(dag_id, True)
-        for dag_id in dags:
-            old_api.set_paused(dag_id, False)
+        decisions = {dag_id: rollback_policy(dag_id, new_api, old_api) for dag_id in dags}
+        for dag_id, decision in decisions.items():
+            if decision["policy"] != "left_paused":
+                old_api.set_paused(dag_id, False)
         env = mwaa.get_environment(old_name)
         routing.point(
             config.routing.ssm_parameter_name,
@@ -760,14 +1053,55 @@ def rollback(
         )
         deployment = config.deployment.model_copy(update={"active_color": old})
         write_deployment(ws.config_file, deployment)
-        result = {
+        left = {d: v["new_latest"] for d, v in decisions.items() if v["policy"] == "left_paused"}
+        result: dict[str, Any] = {
             "active": old_name,
             "paused_on": new_name,
-            "unpaused": dags,
+            "history_copied_back": False,
+            "unpaused": [d for d, v in decisions.items() if v["policy"] != "left_paused"],
+            "unpaused_latest_only": [
+                d for d, v in decisions.items() if v["policy"] == "unpaused_latest_only"
+            ],
+            "left_paused": left,
+            "dags": decisions,
+            "policies": {
+                "unpaused": f"no scheduled run on {new_name} later than {old_name}'s latest: unpaused, "
+                "it continues where it stopped",
+                "unpaused_latest_only": f"catchup=False: unpaused, it runs only the latest interval (which "
+                f"{new_name} may have run already)",
+                "left_paused": f"{new_name} ran scheduled intervals after {old_name}'s latest: unpausing "
+                f"would run them again on {old_name}",
+            },
             "warning": f"runs made on {new_name} since the cutover are not copied back",
         }
+        if left:
+            result["hint"] = (
+                f"{len(left)} DAG(s) left paused on {old_name} ({', '.join(left)}): their runs since go-live "
+                f"exist only on {new_name}; unpause them after deciding, or roll forward"
+            )
         emit({"event": "rollback.done", **result})
         return result
+
+
+ROLLBACK_POLICIES = ("unpaused", "unpaused_latest_only", "left_paused")
+
+
+def rollback_policy(dag_id: str, new_api: AirflowApi, old_api: AirflowApi) -> dict[str, Any]:
+    """How ``dag_id`` is given back to the old colour (one of ROLLBACK_POLICIES), with the latest
+    scheduled logical date on each colour. The old colour's scheduler continues from its own latest
+    scheduled run: the intervals the new colour ran after it would run again there, unless the DAG
+    does not catch up (``catchup`` from ``GET /dags/{dag_id}/details``; unknown counts as catching
+    up). Manual runs do not move Airflow's next_dagrun, so they cannot be used to skip intervals."""
+    old_run = old_api.latest_scheduled_run(dag_id)
+    old_latest = logical_date(old_run) if old_run else None
+    newer = new_api.latest_scheduled_run(dag_id, after=old_latest)
+    if newer is None:
+        return {"policy": "unpaused", "old_latest": old_latest, "new_latest": None}
+    new_latest = logical_date(newer)
+    details = old_api.dag_details(dag_id)
+    catchup = None if details is None else details.get("catchup")
+    policy = "unpaused_latest_only" if catchup is False else "left_paused"
+    return {"policy": policy, "old_latest": old_latest, "new_latest": new_latest}
 
 
 def cleanup(
@@ -781,19 +1115,53 @@ def cleanup(
     backups: bool = False,
     watch: Callable[[str], None] | None = None,
     break_lock: bool = False,
+    routing: Routing | None = None,
 ) -> dict[str, Any]:
-    """After the soak: delete the inactive colour, remove DR DAG files, optionally old backups."""
+    """After the soak: delete the inactive colour, remove DR DAG files, optionally old backups.
+
+    An unfinished cutover is abandoned first; inside its freeze, scheduling is given back to the
+    source as the cutover's own abort does (a half-done go-live undone on the target first, then the
+    recorded DAGs unpaused on the source), before anything is deleted."""
     with holding_lock(store, "cleanup", break_lock=break_lock):
         old = config.active_color.other
         old_name = config.environment_name(old)
         result: dict[str, Any] = {"retired": None, "dag_files_removed": [], "backups_deleted": 0}
         journal = Journal.load(store, JOURNAL)
         if journal is not None and not journal.finished:
-            if journal.state("go-live") != "done" and journal.state("pause-source") == "done":
-                paused = journal.data("record-dags").get("result", {}).get("dags", [])
-                source = AirflowApi(mwaa, config.environment_name(Color(journal.params["source_color"])))
-                for dag_id in paused:
-                    source.set_paused(dag_id, False)
+            source_color = Color(journal.params["source_color"])
+            # The deployment record moves to the target at the end of go-live: then it went live.
+            went_live = journal.state("go-live") == "done" or config.active_color is not source_color
+            if not went_live and _frozen(journal):
+                source_name = config.environment_name(source_color)
+
+                def route_back() -> None:
+                    if routing is None:
+                        raise CutoverError(f"routing may point at {old_name}: cannot point it back here")
+                    env = mwaa.get_environment(source_name)
+                    routing.point(
+                        config.routing.ssm_parameter_name,
+                        name=source_name,
+                        color=str(source_color),
+                        webserver_url=env.get("WebserverUrl"),
+                        airflow_version=env.get("AirflowVersion", ""),
+                        zone_id=config.routing.route53_zone_id,
+                        record_name=config.routing.route53_record_name,
+                    )
+
+                undo = _give_back(
+                    journal,
+                    AirflowApi(mwaa, source_name),
+                    AirflowApi(mwaa, config.environment_name(source_color.other)),
+                    route_back,
+                )
+                if undo.get("failed_on"):
+                    raise CutoverError(
+                        f"cannot give scheduling back to {source_name} before the cleanup: "
+                        f"{undo['failed_on']}: {undo['error']}",
+                        hint="nothing was deleted; rerun `mwaa-iac cleanup` once the cause is gone",
+                    )
+                result["unpaused_on_source"] = undo["unpaused_on_source"]
+                result["repaused_on_target"] = undo["repaused_on_target"]
             journal.end("abandoned", by="cleanup")
             result["abandoned_cutover"] = journal.run_id
         if mwaa.exists(old_name):

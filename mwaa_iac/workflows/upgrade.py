@@ -123,6 +123,9 @@ class Upgrade:
     color: Color | None = None  # the slot to change: the active one unless a cutover says otherwise
     state: StateStore | None = None  # journal and lock: mwaa.yaml's state setting unless given
     now: Callable[[], datetime] = lambda: datetime.now(UTC)  # wall clock (metric minutes)
+    # A failed hop or health gate ends the journal (an upgrade starts again), unless the journal is a
+    # cutover's: then the step is left to retry, and `cutover --resume` runs it again.
+    owns_journal: bool = True
 
     @property
     def slot(self) -> Color:
@@ -347,13 +350,13 @@ class Upgrade:
             return record
         error = result.observation.last_update_error or "no error detail from MWAA"
         if result.outcome is Outcome.NEEDS_HUMAN:
-            journal.end("unavailable", hop=record)
+            self._failed(journal, step, "unavailable", hop=record)
             raise EnvironmentUnavailableError(
                 f"the update to {hop.to_version} failed and so did MWAA's rollback: "
                 f"{self.name} is UNAVAILABLE ({error})",
                 hint="a human is needed: check the environment in the MWAA console and contact AWS Support",
             )
-        journal.end("rolled-back", hop=record)
+        self._failed(journal, step, "rolled-back", hop=record)
         raise UpdateFailedError(
             f"the update of {self.name} to {hop.to_version} failed and was rolled back; it keeps serving "
             f"Airflow {result.observation.airflow_version or hop.from_version}. MWAA said: {error}",
@@ -475,13 +478,20 @@ class Upgrade:
                 self.emit({"event": "health.ok", "minutes": minutes})
                 return
             if self.clock() - start > timeout:
-                journal.end("unhealthy")
+                self._failed(journal, step, "unhealthy")
                 raise HealthGateError(
                     f"{self.name}: the scheduler heartbeat was not present for {minutes} consecutive minutes "
                     f"within {timeout / 60:.0f} min after the upgrade",
                     hint="check the scheduler logs in CloudWatch; the upgrade itself completed",
                 )
             self.sleep(min(30.0, max(self.options.poll_interval, 5.0)))
+
+    def _failed(self, journal: Journal, step: str, outcome: str, **data: Any) -> None:
+        if self.owns_journal:
+            journal.end(outcome, **data)
+        else:
+            # The update must be issued again on resume (MWAA rolled it back or it never finished).
+            journal.note(step, failed=outcome, update_issued=False, **data)
 
     def _today(self) -> date:
         return self.options.today or date.today()

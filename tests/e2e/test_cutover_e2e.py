@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
+from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
 from mwaa_iac.local import busy
 from mwaa_iac.local.demo import DemoSetup
-from mwaa_iac.local.fingerprint import compare, fingerprint
+from mwaa_iac.local.fingerprint import compare, fingerprint, run_in_environment
 from mwaa_iac.workspace import load_config
 from tests.conftest import LocalStack
 from tests.e2e.conftest import api, heartbeat_gaps, make_deployment, run_ids, scheduler_job, total
@@ -190,11 +191,13 @@ def test_backup_runs_mwaa_dr_on_the_source_without_touching_its_requirements(
     summary = json.loads(result.stdout[result.stdout.index("{\n") :])
     bucket, _, prefix = summary["location"].removeprefix("s3://").partition("/")
     manifest = json.loads(S3("us-east-1").get_text(bucket, f"{prefix}/manifest.json") or "{}")
-    assert manifest["records"] == summary["records"]
-    # multi-line variables are one record each (the busy profile has 10 of its own, the basic 20)
-    assert manifest["records"]["variable"] == total(deployment.source, "/variables")
-    assert manifest["records"]["dag_run"] >= 300
-    assert manifest["mwaa_dr_delivery"]["versions"]["mwaa-dr"] == "2.2.0"
+    info = json.loads(S3("us-east-1").get_text(bucket, f"{prefix}/mwaa-iac-backup.json") or "{}")
+    assert {t: e["rows"] for t, e in manifest["tables"].items()} == summary["records"] == info["records"]
+    # multi-line variables are one row each (the busy profile has 10 of its own, the basic 20)
+    assert manifest["tables"]["variable"]["rows"] == total(deployment.source, "/variables")
+    assert manifest["tables"]["dag_run"]["rows"] >= 300
+    assert {"task_map", "dataset_event", "trigger"} <= set(manifest["tables"])
+    assert info["mwaa_dr_delivery"]["versions"]["mwaa-dr"] == "2.2.0"
     _blue_never_restarted(local_stack, deployment)
 
 
@@ -206,15 +209,23 @@ def test_target_upgrade_failure_stops_before_the_freeze(
     assert result.returncode == 1 and "plugins did not load" in result.stderr
     assert "freeze" not in result.stderr
     assert all(not _paused(deployment.source)[d] for d in BUSINESS)  # blue keeps scheduling
-    _cleanup(local_stack, deployment)
+    # The cause is gone (the injected failure was for one update): --resume issues the hop again
+    # without repeating pass 1.
+    code, events = _cutover(local_stack, deployment, "--resume", stop_when=_step_done("health-target"))
+    assert code == -9, local_stack.last_stderr
+    done = [e.get("step") for e in events if e.get("event") == "step.done"]
+    assert "restore-p1" not in done and done[-1] == "health-target"
+    assert MwaaClient("us-east-1").get_environment(f"{NAME}-green")["AirflowVersion"] == "2.10.3"
+    _cleanup(local_stack, deployment, "--break-lock")
 
 
 def test_restore_failure_stops_before_pausing_anything_and_resume_gets_past_it(
     local_stack: LocalStack, deployment: DemoSetup
 ) -> None:
-    """A pass-1 restore fails (a table's CSV is missing): nothing is paused. Once the cause is gone,
-    `--resume` empties the target and restores again with run ids of their own (the failed run is not
-    handed back), and the restore verifies: no row duplicated or lost."""
+    """A pass-1 restore fails (a table's CSV is missing): nothing is paused, and the restore, one
+    transaction, changed nothing. Once the cause is gone, `--resume` restores again with a run id of
+    its own (the failed run is not handed back), and the restore verifies counts and content hashes
+    against the backup's manifest: no row duplicated or lost."""
     code, events = _cutover(local_stack, deployment, stop_when=_step_done("verify-backup-p1"))
     assert code == -9, local_stack.last_stderr
     prefix = next(e for e in events if e.get("event") == "dr.backup_verified")["prefix"]
@@ -223,7 +234,9 @@ def test_restore_failure_stops_before_pausing_anything_and_resume_gets_past_it(
     s3.delete_object(Bucket=bucket, Key=key)
     result = _cutover(local_stack, deployment, "--resume", "--break-lock")
     assert result.returncode == 1 and "restore_metadata" in result.stderr and "failed tasks" in result.stderr
+    assert "dag_run.csv" in result.stderr  # the restore's own error, from its run's note
     assert all(not _paused(deployment.source)[d] for d in BUSINESS)
+    assert total(f"{NAME}-green", "/dags/etl_orders/dagRuns") == 0  # rolled back: nothing half-copied
 
     s3.put_object(Bucket=bucket, Key=key, Body=saved)  # the cause is gone
     code, events = _cutover(
@@ -231,12 +244,12 @@ def test_restore_failure_stops_before_pausing_anything_and_resume_gets_past_it(
     )
     assert code == -9, local_stack.last_stderr
     triggered = {e["dag_id"]: e["run_id"] for e in events if e.get("event") == "dr.triggered"}
-    assert triggered[dr.PREPARE_DAG_ID].endswith("-p1a1") and triggered[dr.RESTORE_DAG_ID].endswith("-p1a1")
+    assert triggered[dr.RESTORE_DAG_ID].endswith("-p1a1")
     assert [e["step"] for e in events if e.get("event") == "step.done"] == [
-        "cleanup-target-p1-retry1",
         "restore-p1",
-        "verify-restore-p1",  # counts equal the backup's: nothing duplicated by the failed attempt
+        "verify-restore-p1",  # counts and hashes equal the backup's: nothing duplicated or lost
     ]
+    assert total(f"{NAME}-green", "/dags/etl_orders/dagRuns") >= 100
     assert all(not _paused(deployment.source)[d] for d in BUSINESS)
     _cleanup(local_stack, deployment, "--break-lock")  # the killed run left its lock
 
@@ -245,18 +258,21 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
     local_stack: LocalStack, deployment: DemoSetup
 ) -> None:
     """SIGKILL after every step of the flow up to go-live in turn (each resume runs until the next
-    step is recorded, then dies), with a run made on blue between the passes; the last resume runs
-    the final step; then everything must be there exactly once."""
+    step is recorded, then dies), with a run made on blue between the passes, and a restore failure
+    inside the freeze: the abort gives scheduling back to blue, blue makes a run, and the resume
+    freezes again and takes a fresh backup that carries it. The last resume runs the final step;
+    then everything must be there exactly once."""
     blue, green = f"{NAME}-blue", f"{NAME}-green"
     live_before = {d for d, paused in _paused(blue).items() if not paused and not _tool_dag(d)}
     assert set(BUSINESS) <= live_before and busy.LONG_DAG in live_before
     S3("us-east-1").put_text(f"{NAME}-airflow-source", "dags/e2e_check.py", CHECK_DAG)
     killed_after: list[str] = []
     extra: tuple[str, ...] = ()
+    aborted = False
     # The last boundary (after retire-dr-dags) is followed within milliseconds by the journal's end
     # record, too close for a kill from outside: the final resume below runs that step instead.
     while not killed_after or killed_after[-1] != FLOW[-2]:
-        assert len(killed_after) < len(FLOW), f"steps repeated or unknown: {killed_after}"
+        assert len(killed_after) < 2 * len(FLOW), f"steps repeated or unknown: {killed_after}"
         code, events = _cutover(local_stack, deployment, *extra, stop_when=_boundary)
         assert code == -9, f"the cutover ended (exit {code}) after {killed_after}: {local_stack.last_stderr}"
         last = events[-1]
@@ -264,12 +280,27 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
         if killed_after[-1] == "health-target":
             # Between the passes blue keeps scheduling: this run must reach green in pass 2.
             _run_dag(blue, "etl_orders", "between-passes")
+        if killed_after[-1] == "verify-backup-p2" and not aborted:
+            # Inside the freeze, pass 2's backup loses a file: the restore fails, changes nothing on
+            # green, and the abort unpauses the recorded DAGs on blue, which goes on scheduling.
+            aborted = True
+            prefix = next(e for e in events if e.get("event") == "dr.backup_verified")["prefix"]
+            boto3.client("s3").delete_object(Bucket=f"{NAME}-mwaa-dr-backups", Key=f"{prefix}/dag_run.csv")
+            failed = _cutover(local_stack, deployment, "--resume", "--break-lock")
+            assert failed.returncode == 1 and "restore_metadata" in failed.stderr, failed.stderr[-2000:]
+            assert {
+                d for d, paused in _paused(blue).items() if not paused and not _tool_dag(d)
+            } == live_before
+            _run_dag(blue, "etl_orders", "after-abort")  # must reach green through a fresh backup
         if killed_after[-1] == "verify-restore-p2":
             # The freeze point: blue paused and drained, green restored and verified, not yet live.
             FREEZE_POINT["blue"] = fingerprint(local_stack.state_dir, blue)
             FREEZE_POINT["green"] = fingerprint(local_stack.state_dir, green)
         extra = ("--resume", "--break-lock")
-    assert killed_after == FLOW[:-1]  # every boundary up to go-live was hit, each step ran once
+    # Every boundary up to go-live was hit, each step ran once; after the abort, the freeze and pass
+    # 2's copy ran again from the start.
+    freeze = FLOW.index("record-dags")
+    assert killed_after == FLOW[: FLOW.index("verify-backup-p2") + 1] + FLOW[freeze:-1]
     assert JOURNAL_KEY in {
         o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=STATE_BUCKET)["Contents"]
     }
@@ -286,6 +317,7 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
             blue, f"/dags/{dag_id}/dagRuns/~/taskInstances"
         )
     assert api(green).get_run("etl_orders", "between-passes")["state"] == "success"
+    assert api(green).get_run("etl_orders", "after-abort")["state"] == "success"
     assert total(green, "/connections") == total(blue, "/connections") >= 10
     assert total(green, "/pools") == total(blue, "/pools")
     blue_vars = {v["key"] for v in api(blue).request("GET", "/variables", query={"limit": 100})["variables"]}
@@ -314,36 +346,55 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
     _blue_never_restarted(local_stack, deployment)
 
 
-# Tables that differ between blue (frozen) and green (restored, verified, not yet live) because of
-# what mwaa-dr 2.2.0's copy loses or leaves stale; issue 12 is to fix each.
-ISSUE_12_LOSSES = frozenset(
-    {"variable", "connection", "task_map", "dataset_event", "dataset_dag_run_queue", "dag"}
-)
 # Rows each environment writes on its own: its audit log (REST calls, its scheduler's events).
 OWN_ROWS = ("log",)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: mwaa-dr's copy turns CRLF into LF in variables and NULL connection fields into '', "
-    "drops task_map rows and pending dataset events, and leaves next_dagrun stale on the target",
-)
 def test_fingerprints_of_both_colours_are_equal_at_the_freeze_point() -> None:
+    """Blue paused and drained, green restored and verified, not yet live: every table equal, value
+    by value (CR, NULL vs '', unicode, JSON, XCom bytes, task_map, dataset events, next_dagrun)."""
     if not FREEZE_POINT:
         pytest.fail("the kill test did not reach the freeze point")
     differences = compare(FREEZE_POINT["blue"], FREEZE_POINT["green"], ignore=OWN_ROWS)
-    print("differences at the freeze point:", *differences, sep="\n  ")  # keys and columns, no values
-    unexpected = [d for d in differences if d.split(":", 1)[0] not in ISSUE_12_LOSSES]
-    if unexpected:  # not the failure this test expects: report it as a failure
-        pytest.fail(f"differences beyond issue 12's known losses: {unexpected}")
-    assert differences == []
+    assert differences == [], "\n".join(differences)
+
+
+# A scheduled run of the catch-up DAG on green after go-live, as its scheduler makes once a day has
+# passed (the test cannot wait a day): the interval after blue's latest.
+NEXT_INTERVAL_ON_GREEN = r"""
+import datetime
+from sqlalchemy import text
+from airflow.settings import Session
+
+with Session() as session:
+    latest = session.execute(text(
+        "SELECT max(execution_date) FROM dag_run WHERE dag_id = :d AND run_type = 'scheduled'"
+    ), {"d": DAG_ID}).scalar()
+    start = latest + datetime.timedelta(days=1)
+    session.execute(text(
+        "INSERT INTO dag_run (dag_id, execution_date, run_id, run_type, state, external_trigger, "
+        "data_interval_start, data_interval_end, clear_number, queued_at, start_date, end_date) "
+        "VALUES (:d, :s, :r, 'scheduled', 'success', false, :s, :e, 0, now(), now(), now())"
+    ), {"d": DAG_ID, "s": start, "e": start + datetime.timedelta(days=1),
+        "r": f"scheduled__{start.isoformat()}"})
+    session.commit()
+"""
 
 
 def test_rollback_returns_scheduling_to_blue(local_stack: LocalStack, deployment: DemoSetup) -> None:
-    result = local_stack.cli("rollback", "--env", NAME, "--root", str(deployment.root), "--yes")
+    """Rollback after go-live: no interval runs twice. A catch-up DAG that ran an interval on green
+    after blue's latest stays paused on blue (unpausing it would run that interval again there), and
+    the report says so; the others continue on blue where they stopped."""
+    made = run_in_environment(
+        local_stack.state_dir, f"{NAME}-green", f"DAG_ID = {busy.CATCHUP_DAG!r}\n" + NEXT_INTERVAL_ON_GREEN
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    result = local_stack.cli("rollback", "--env", NAME, "--root", str(deployment.root), "--yes", "--json")
     assert result.returncode == 0, result.stderr
-    assert "not copied back" in result.stderr
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert "not copied back" in report["warning"] and report["history_copied_back"] is False
+    assert list(report["left_paused"]) == [busy.CATCHUP_DAG]
+    assert _paused(f"{NAME}-blue")[busy.CATCHUP_DAG] is True
     assert not any(_paused(f"{NAME}-blue")[d] for d in BUSINESS)
     assert all(_paused(f"{NAME}-green")[d] for d in BUSINESS)
     routing = json.loads(boto3.client("ssm").get_parameter(Name=f"/mwaa/{NAME}/active")["Parameter"]["Value"])
@@ -373,25 +424,79 @@ def test_cleanup_retires_the_inactive_colour(local_stack: LocalStack, deployment
     assert S3("us-east-1").list_keys(f"{NAME}-mwaa-dr-backups", "mwaa-dr/") and data["backups_deleted"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 12: a deferred task instance at backup time breaks mwaa-dr's restore (next_kwargs "
-    "exported as a Python repr), and runs in flight at pause time cannot drain",
-)
+def _task_fields(fp: dict) -> dict[str, dict]:
+    return fp["tables"]["task_instance"]["fields"]
+
+
+def _wait_run(env: str, dag_id: str, run_id: str, states: tuple[str, ...], timeout: float = 420) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = api(env).get_run(dag_id, run_id)["state"]
+        if state in states or time.monotonic() > deadline:
+            return state
+        time.sleep(3)
+
+
 def test_cutover_with_work_in_flight_completes(local_stack: LocalStack, deployment: DemoSetup) -> None:
     """After the cleanup, blue is the active colour again: a second cutover, with a deferrable
-    sensor waiting, a long task running and a task waiting for its retry on blue."""
-    source = api(deployment.source)
-    started = busy.start_in_flight(source, label="fl", defer_seconds=900, sleep_seconds=90)
-    busy.wait_in_flight(source, started)
-    try:
-        result = _cutover(local_stack, deployment, "--drain-minutes", "3")
-    finally:
-        abandoned = local_stack.cli(
-            "cleanup", "--env", NAME, "--root", str(deployment.root), "--yes", "--poll-interval", "1"
-        )
-    if result.returncode != 0 and "restore_metadata" not in result.stderr:
-        pytest.fail(f"the cutover failed for another reason than issue 12's:\n{result.stderr[-3000:]}")
-    assert abandoned.returncode == 0, abandoned.stderr
+    sensor waiting, a long task running and a task waiting for its retry on blue when it pauses. The
+    drain waits for the running task only; the fingerprints of blue (frozen) and green (restored) are
+    equal table by table; after go-live the in-flight runs complete on green, and no task instance
+    runs twice (blue runs nothing after the freeze, green re-runs nothing that had finished)."""
+    blue, green = deployment.source, f"{NAME}-green"
+    # Up to the freeze (pass 1, the target's upgrade, pass 2's DAG files and clean-up) first, so that
+    # the in-flight work is in flight when the source pauses.
+    code, _ = _cutover(local_stack, deployment, stop_when=_step_done("cleanup-target-p2"))
+    assert code == -9, local_stack.last_stderr
+    flight = busy.start_in_flight(api(blue), label="fl", defer_seconds=240, sleep_seconds=45)
+    busy.wait_in_flight(api(blue), flight)
+    code, events = _cutover(
+        local_stack,
+        deployment,
+        "--resume",
+        "--break-lock",
+        "--drain-minutes",
+        "4",
+        stop_when=_step_done("verify-restore-p2"),
+    )
+    assert code == -9, local_stack.last_stderr
+    drained = next(e for e in events if e.get("event") == "step.done" and e.get("step") == "drain-source")
+    assert drained["elapsed_s"] < 240  # waited for the long task, not for the runs that stay running
+    frozen = fingerprint(local_stack.state_dir, blue)
+    restored = fingerprint(local_stack.state_dir, green)
+    differences = compare(frozen, restored, ignore=OWN_ROWS)
+    assert differences == [], "\n".join(differences)
+    states = {
+        (t["dag_id"], t["dag_run_id"], t["task_id"]): t["state"]
+        for t in busy.list_task_instances(api(green), [d for d, *_ in flight.tasks], flight.run_ids)
+    }
+    assert states[(busy.DEFERRED_DAG, "fl-defer", "wait_for_window")] == "deferred"
+    assert states[(busy.RETRY_WAIT_DAG, "fl-retry", "call_flaky_service")] == "up_for_retry"
+    assert states[(busy.LONG_TASK_DAG, "fl-long", "crunch")] == "success"  # finished on blue
+
+    result = _cutover(local_stack, deployment, "--resume", "--break-lock")
     assert result.returncode == 0, result.stderr[-3000:]
+    # Every in-flight run completes on green: the deferred sensor resumes there (its trigger runs on
+    # green's triggerer), the retry happens there (and fails again, by design), the run whose task
+    # finished during the drain is finished by green's scheduler.
+    assert _wait_run(green, busy.LONG_TASK_DAG, "fl-long", ("success", "failed")) == "success"
+    assert _wait_run(green, busy.DEFERRED_DAG, "fl-defer", ("success", "failed")) == "success"
+    assert _wait_run(green, busy.RETRY_WAIT_DAG, "fl-retry", ("success", "failed")) == "failed"
+    # Nothing ran twice: every task instance of blue's frozen history is unchanged on green except
+    # the in-flight ones that had not finished; blue ran nothing after the freeze.
+    in_flight = {
+        f"{busy.DEFERRED_DAG} | fl-defer | wait_for_window | -1",
+        f"{busy.DEFERRED_DAG} | fl-defer | after_window | -1",
+        f"{busy.RETRY_WAIT_DAG} | fl-retry | call_flaky_service | -1",
+    }
+    after_green = _task_fields(fingerprint(local_stack.state_dir, green))
+    changed = {k for k, fields in _task_fields(frozen).items() if after_green.get(k) != fields}
+    assert changed <= in_flight, sorted(changed - in_flight)[:5]
+    after_blue = _task_fields(fingerprint(local_stack.state_dir, blue))
+    ran_on_blue = {
+        k
+        for k, fields in _task_fields(frozen).items()
+        if after_blue.get(k, {}).get("try_number") != fields.get("try_number")
+    }
+    assert ran_on_blue == set()
+    _blue_never_restarted(local_stack, deployment)

@@ -1,9 +1,9 @@
 """The generated DR DAG files, loaded by real Airflow (the local stack's version venvs) from a DAG
 folder laid out as mwaa-iac deploys it — ``mwaa_iac_dr/`` with the vendored mwaa-dr and smart_open
 and the ``.airflowignore`` — in a venv where mwaa-dr is NOT installed: they import mwaa-dr from the
-vendor folder; none of mwaa_dr's own DAG files is parsed; the backup is one task; the restore is one
-task followed by the fix-up; the restore's levels keep every dependency mwaa-dr's own restore DAG
-declares. Where the venv does have mwaa-dr, it keeps its own."""
+vendor folder (and mwaa-iac's copy module); none of mwaa_dr's own DAG files is parsed; the backup,
+the restore and the pre-restore cleanup are one task each. Where the venv does have mwaa-dr, it keeps
+its own."""
 
 from __future__ import annotations
 
@@ -56,9 +56,6 @@ bag = DagBag(root, include_examples=False)
 spec = importlib.util.spec_from_file_location("restore", f"{folder}/restore_metadata.py")
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-mine = bag.dags["restore_metadata"]
-own = module.factory.create_restore_dag()  # mwaa-dr's per-table DAG from the same factory
-edges = [[t.task_id, d] for t in own.tasks for d in t.downstream_task_ids]
 import mwaa_dr, smart_open
 os.rename(f"{folder}/.airflowignore", f"{folder}/ignore.off")
 unignored = list_py_file_paths(root, safe_mode=True, include_examples=False)
@@ -74,9 +71,8 @@ print(json.dumps({
     "mwaa_dr": os.path.relpath(mwaa_dr.__file__, root),
     "smart_open": os.path.relpath(smart_open.__file__, root),
     "vendor_on_path": [p for p in sys.path if p.endswith("vendor")],
-    "levels": [[t.name for t in level] for level in module._levels(module.factory)],
-    "edges": edges,
-    "mine": [[t.task_id, d] for t in mine.tasks for d in t.downstream_task_ids],
+    "copy_module": os.path.relpath(module.mwaa_iac_copy.__file__, root),
+    "factory_tables": [t.name for t in module.factory.tables()],
 }))
 """
 
@@ -96,7 +92,7 @@ def _deploy(root: Path, files: list[dr.DagFile]) -> None:
 
 
 @pytest.mark.parametrize("version", ["2.9.2", "2.10.3"])
-def test_one_task_dr_dags_load_from_the_vendor_folder_and_keep_mwaa_drs_restore_order(
+def test_one_task_dr_dags_load_from_the_vendor_folder_with_the_copy_module(
     version: str, tmp_path: Path
 ) -> None:
     factory = dr.factory_for(version)
@@ -145,18 +141,13 @@ def test_one_task_dr_dags_load_from_the_vendor_folder_and_keep_mwaa_drs_restore_
     }
     dags = {d: {k: v[k] for k in ("description", "tasks")} for d, v in result["dags"].items()}
     assert dags[backup.dag_id] == {"description": backup.marker, "tasks": ["backup_all_tables"]}
-    assert dags[restore.dag_id] == {"description": restore.marker, "tasks": ["restore_all_tables", "fixup"]}
+    assert dags[restore.dag_id] == {"description": restore.marker, "tasks": ["restore_all_tables"]}
     assert dags[probe_dag.dag_id] == {"description": probe_dag.marker, "tasks": ["probe"]}
     assert dags[cleanup.dag_id]["description"] == cleanup.marker
-    assert dags[prepare.dag_id]["description"] == prepare.marker
-    assert ["restore_all_tables", "fixup"] in result["mine"]  # the fix-up runs after the restore
-    level_of = {table: n for n, level in enumerate(result["levels"]) for table in level}
-    assert set(level_of) == set(dr.TABLES) and len(level_of) == len(dr.TABLES)
-    for upstream, downstream in result["edges"]:
-        a, b = upstream.removeprefix("restore_"), downstream.removeprefix("restore_")
-        if a in level_of and b in level_of:
-            assert level_of[a] < level_of[b], f"{a} must be restored before {b}"
-    assert level_of["dag_run"] < level_of["task_instance"] < level_of["xcom"]
+    assert dags[prepare.dag_id] == {"description": prepare.marker, "tasks": ["prepare_all_tables"]}
+    # mwaa-iac's copy module comes from the vendor folder too; mwaa-dr's factory names the tables.
+    assert result["copy_module"] == "mwaa_iac_dr/vendor/mwaa_iac_copy.py"
+    assert {"variable", "connection", "dag_run", "task_instance", "xcom"} <= set(result["factory_tables"])
 
 
 USER_DAG = """

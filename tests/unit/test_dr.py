@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import ast
-import io
 
 import pytest
 
@@ -10,18 +9,19 @@ from mwaa_iac.core.dr import (
     DR_DAG_IDS,
     MWAA_IAC_DAG_IDS,
     PROBE_DAG_ID,
+    ManifestError,
     backup_prefix,
-    count_csv_records,
-    csv_delimiter,
+    copy_conf,
     factory_for,
+    manifest_counts,
     probe_conf,
     render_backup_dag,
     render_cleanup_dag,
     render_prepare_dag,
     render_probe_dag,
     render_restore_dag,
+    restore_problems,
     run_id,
-    verify_counts,
 )
 from mwaa_iac.errors import UsageError
 
@@ -47,50 +47,60 @@ def test_rendered_dag_files_are_valid_python_with_their_marker(render) -> None:
     assert dag_file.marker in dag_file.text and dag_file.relative_path.startswith("mwaa_iac_dr/")
 
 
-def test_backup_and_restore_use_the_given_factory_and_prefix() -> None:
+def test_backup_and_restore_use_the_given_factory_and_the_copy_module() -> None:
     backup = render_backup_dag("DRFactory_2_9", "mwaa-dr/a/c1/pass2", "a", "pass 2")
     assert "from mwaa_dr.v_2_9.dr_factory import DRFactory_2_9" in backup.text
     assert "path_prefix='mwaa-dr/a/c1/pass2'" in backup.text and f"dag_id={BACKUP_DAG_ID!r}" in backup.text
+    assert "mwaa_iac_copy.backup(factory, context, OWN_DAGS)" in backup.text
     restore = render_restore_dag("DRFactory_2_10", "p", "a", "pass 1")
-    assert "class Factory(DRFactory_2_10)" in restore.text and "KeepDagsPaused" in restore.text
+    assert "from mwaa_dr.v_2_10.dr_factory import DRFactory_2_10" in restore.text
+    assert "mwaa_iac_copy.restore(factory, context, OWN_DAGS)" in restore.text
+    # The tool's own DAGs (the probe too) are never copied.
+    assert f"OWN_DAGS = {MWAA_IAC_DAG_IDS!r}" in restore.text
 
 
 def test_prefixes_and_run_ids_are_unique_and_short() -> None:
     assert backup_prefix("mwaa-dr/", "analytics", "c1a2b3c4", "pass1") == "mwaa-dr/analytics/c1a2b3c4/pass1"
     rid = run_id("restore", "c1a2b3c4d5", "p2")
     assert rid == "res-c1a2b3c4-p2" and len(f"/dags/restore_metadata/dagRuns/{rid}") <= 64
+    assert len(f"/dags/restore_metadata/dagRuns/{run_id('restore', 'c1a2b3c4d5', 'p2a12')}") <= 64
+    assert copy_conf("b", "mwaa-dr/a/c1/p2-a1") == {"bucket": "b", "prefix": "mwaa-dr/a/c1/p2-a1"}
 
 
-def test_csv_records_count_multiline_values_once_and_the_backup_run() -> None:
-    text = 'a|1|"two\nlines"\nbackup_metadata|2|x\nb|3|"q|uoted"\n'
-    assert count_csv_records(text) == (3, 1)
-    assert count_csv_records("") == (0, 0)
+MANIFEST = {
+    "format": 1,
+    "tables": {
+        name: {"rows": rows, "sha256": "x"}
+        for name, rows in {
+            "variable": 20,
+            "connection": 10,
+            "slot_pool": 5,
+            "dag_run": 300,
+            "task_instance": 3000,
+            "xcom": 40,
+            "task_map": 2,
+        }.items()
+    },
+}
 
 
-def test_variable_and_connection_csvs_are_counted_with_their_comma_dialect() -> None:
-    """mwaa-dr writes variable.csv/connection.csv with csv's default dialect: a multi-line JSON value,
-    a CRLF and a '|' inside values are one record each (counting them with '|' found 227 for 20)."""
-    import csv as csv_module
-
-    buffer = io.StringIO(newline="")
-    writer = csv_module.writer(buffer)
-    writer.writerow(["multi", '{\n  "a": "x|y",\n  "b": [1, 2]\n}', "described"])
-    writer.writerow(["crlf", "one\r\ntwo", ""])
-    writer.writerow(["plain", "v", None])
-    text = buffer.getvalue()
-    assert csv_delimiter("variable") == csv_delimiter("connection") == ","
-    assert csv_delimiter("dag_run") == "|"
-    assert count_csv_records(text, delimiter=",") == (3, 0)
-    assert count_csv_records(text, delimiter="|") != (3, 0)  # the old count was wrong
+def test_a_manifest_gives_rows_per_table_and_must_be_complete() -> None:
+    assert manifest_counts(MANIFEST)["task_instance"] == 3000
+    with pytest.raises(ManifestError, match="format 2"):
+        manifest_counts({**MANIFEST, "format": 2})
+    broken = {"format": 1, "tables": {k: v for k, v in MANIFEST["tables"].items() if k != "xcom"}}
+    with pytest.raises(ManifestError, match="lacks table"):
+        manifest_counts(broken)
 
 
-def test_verify_counts_rules() -> None:
-    backup = {"variable": 20, "dag_run": 301, "log": 50, "job": 5, "active_dag": 3}
-    target = {"variable": 20, "dag_run": 300, "log": 75, "job": 9}
-    checks = {c.table: c for c in verify_counts(backup, target, excluded_backup_rows={"dag_run": 1})}
-    assert all(c.ok for c in checks.values()) and "active_dag" not in checks
-    bad = {c.table: c.ok for c in verify_counts(backup, {**target, "variable": 19}, excluded_backup_rows={})}
-    assert bad["variable"] is False and bad["dag_run"] is False
+def test_restore_problems_name_the_tables_or_the_restores_own_error() -> None:
+    rows = manifest_counts(MANIFEST)
+    assert restore_problems(rows, {"ok": True, "tables": dict(rows)}) == []
+    short = {"ok": True, "tables": {**rows, "xcom": 39}}
+    assert restore_problems(rows, short) == ["xcom: backup 40, target 39"]
+    error = "RuntimeError: the restored rows differ: dag_run [etl]: backup 3 rows, target 2 rows"
+    assert restore_problems(rows, {"ok": False, "error": error}) == [error]
+    assert restore_problems(rows, {}) == ["the restore left no result (its run's note is empty)"]
 
 
 @pytest.mark.parametrize(
@@ -116,17 +126,19 @@ def test_airflow_safe_mode_would_parse_the_files(render) -> None:
         lambda: render_probe_dag("DRFactory_2_9", "a"),
     ],
 )
-def test_mwaa_dr_is_imported_from_the_vendor_folder_only_when_not_installed(render) -> None:
+def test_mwaa_dr_and_the_copy_module_are_imported_from_the_vendor_folder_appended(render) -> None:
     text = render().text
     bootstrap = text.index("sys.path.append(_VENDOR)")
     assert bootstrap < text.index("from mwaa_dr.v_2_9.dr_factory import DRFactory_2_9")
-    assert '"vendor")' in text and "importlib.util.find_spec(m) is None" in text
+    assert '"vendor")' in text
     assert "sys.path.insert" not in text  # appended: an installed mwaa-dr and the user's imports win
     ast.parse(text)
 
 
 def test_prepare_dag_needs_no_mwaa_dr() -> None:
-    assert "mwaa_dr" not in render_prepare_dag("a", "p1").text.replace("mwaa_iac_dr", "")
+    text = render_prepare_dag("a", "p1").text
+    assert "mwaa_dr" not in text.replace("mwaa_iac_dr", "")
+    assert "mwaa_iac_copy.prepare(context, OWN_DAGS)" in text
 
 
 def test_probe_dag_takes_its_target_from_the_run_conf() -> None:
@@ -139,6 +151,6 @@ def test_probe_dag_takes_its_target_from_the_run_conf() -> None:
     assert len(f"/dags/{PROBE_DAG_ID}/dagRuns/{run_id('probe', '1a2b3c4d', 'x')}") <= 64
 
 
-def test_the_probe_is_not_left_out_of_copied_history_but_never_treated_as_a_user_dag() -> None:
-    assert PROBE_DAG_ID not in DR_DAG_IDS  # its runs on the source are copied and counted
-    assert PROBE_DAG_ID in MWAA_IAC_DAG_IDS  # never recorded, paused, drained or unpaused
+def test_the_probe_is_the_tools_own_dag() -> None:
+    assert PROBE_DAG_ID not in DR_DAG_IDS
+    assert PROBE_DAG_ID in MWAA_IAC_DAG_IDS  # never copied, recorded, paused, drained or unpaused
