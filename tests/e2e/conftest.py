@@ -22,14 +22,17 @@ from tests.conftest import LocalStack
 pytestmark = pytest.mark.local
 
 
-def make_deployment(stack: LocalStack, root: Path, name: str, runs: int) -> DemoSetup:
+def make_deployment(
+    stack: LocalStack, root: Path, name: str, runs: int, *, retry_delay_seconds: int = 600
+) -> DemoSetup:
     """A deployment whose blue 2.9.2 environment carries the busy workload (real runs with retries,
-    failures, mapping, datasets, awkward values) plus ``runs`` synthetic runs per example DAG."""
+    failures, mapping, datasets, awkward values) plus ``runs`` synthetic runs per example DAG;
+    ``retry_delay_seconds`` is the in-flight retrying task's wait."""
     return prepare(
         root,
         name=name,
         plan=SeedPlan(runs=runs),
-        busy=BusyProfile(basic=SeedPlan(runs=runs)),
+        busy=BusyProfile(basic=SeedPlan(runs=runs), retry_delay_seconds=retry_delay_seconds),
         poll=1.0,
         sync=stack.admin.sync,
     )

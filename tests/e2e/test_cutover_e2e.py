@@ -90,7 +90,11 @@ FREEZE_POINT: dict[str, dict] = {}
 
 @pytest.fixture(scope="module")
 def deployment(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> DemoSetup:
-    setup = make_deployment(local_stack, tmp_path_factory.mktemp("cut"), NAME, runs=100)
+    # The in-flight test's retrying task must still wait at pause time (seconds after it starts) and
+    # retry on green soon after go-live.
+    setup = make_deployment(
+        local_stack, tmp_path_factory.mktemp("cut"), NAME, runs=100, retry_delay_seconds=90
+    )
     config = setup.root / "environments" / NAME / "mwaa.yaml"
     config.write_text(config.read_text() + f"state:\n  s3_bucket: {STATE_BUCKET}\n")
     BLUE_SCHEDULER.update(job=scheduler_job(local_stack, setup.source), since=datetime.now(UTC))
