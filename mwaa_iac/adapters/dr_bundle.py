@@ -102,8 +102,9 @@ def sync_bundle(s3: S3, bucket: str, dag_path: str, bundle: Bundle | None = None
     """Upload the bundle under ``s3://bucket/<dag_path>/``: only objects whose content changed; vendor
     objects that are no longer part of the bundle are deleted. Returns counts and versions."""
     bundle = bundle or load_bundle()
-    base = dag_path.strip("/")
-    key = (lambda relative: f"{base}/{relative}") if base else (lambda relative: relative)
+    def key(relative: str) -> str:
+        return dr.dag_key(dag_path, relative)
+
     listed = {o["Key"]: _etag(o.get("ETag")) for o in s3.list_keys(bucket, key(f"{dr.DR_DAG_FOLDER}/"))}
     try:
         manifest = json.loads(s3.get_text(bucket, key(MANIFEST)) or "{}")
@@ -146,9 +147,7 @@ def sync_bundle(s3: S3, bucket: str, dag_path: str, bundle: Bundle | None = None
 
 def remove_dr_folder(s3: S3, bucket: str, dag_path: str) -> list[str]:
     """Delete every object under ``<dag_path>/mwaa_iac_dr/``: DR DAG files, vendor files, ignore file."""
-    base = dag_path.strip("/")
-    prefix = f"{base}/{dr.DR_DAG_FOLDER}/" if base else f"{dr.DR_DAG_FOLDER}/"
-    keys = [o["Key"] for o in s3.list_keys(bucket, prefix)]
+    keys = [o["Key"] for o in s3.list_keys(bucket, dr.dag_key(dag_path, f"{dr.DR_DAG_FOLDER}/"))]
     for k in keys:
         s3.delete(bucket, k)
     return keys

@@ -84,6 +84,12 @@ def backup_prefix(base_prefix: str, deployment: str, cutover_id: str, label: str
     return "/".join(p for p in parts if p)
 
 
+def dag_key(dag_path: str, relative: str) -> str:
+    """The S3 key of ``relative`` (``mwaa_iac_dr/...``) in the DAG folder ``dag_path`` (may be empty)."""
+    base = dag_path.strip("/")
+    return f"{base}/{relative}" if base else relative
+
+
 def run_id(kind: str, cutover_id: str, label: str) -> str:
     """A short dag_run_id (MWAA's InvokeRestApi path limit is 64 characters)."""
     value = f"{kind[:3]}-{cutover_id[:8]}-{label}"[:24]

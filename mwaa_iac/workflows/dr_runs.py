@@ -169,20 +169,15 @@ def deploy_dr_files(s3: S3, bucket: str, dag_path: str, files: list[dr.DagFile])
     """Upload the vendored mwaa-dr (changed objects only) and ``.airflowignore``, then the DAG files:
     in that order, so the first parse of a new DAG file finds the packages it imports."""
     vendor = sync_bundle(s3, bucket, dag_path)
-    base = dag_path.strip("/")
     for item in files:
-        s3.put_text(bucket, f"{base}/{item.relative_path}" if base else item.relative_path, item.text)
+        s3.put_text(bucket, dr.dag_key(dag_path, item.relative_path), item.text)
     return vendor
 
 
 def remove_dr_files(s3: S3, bucket: str, dag_path: str) -> list[str]:
     """Remove mwaa-iac's DR DAG files, the vendored packages and the ignore file (the whole
     ``mwaa_iac_dr/`` folder; each known DAG file is deleted even when not listed)."""
-    base = dag_path.strip("/")
-    known = [
-        f"{base}/{dr.DR_DAG_FOLDER}/{d}.py" if base else f"{dr.DR_DAG_FOLDER}/{d}.py"
-        for d in dr.MWAA_IAC_DAG_IDS
-    ]
+    known = [dr.dag_key(dag_path, f"{dr.DR_DAG_FOLDER}/{d}.py") for d in dr.MWAA_IAC_DAG_IDS]
     for key in known:
         s3.delete(bucket, key)
     listed = remove_dr_folder(s3, bucket, dag_path)
