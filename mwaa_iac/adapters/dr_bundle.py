@@ -102,6 +102,7 @@ def sync_bundle(s3: S3, bucket: str, dag_path: str, bundle: Bundle | None = None
     """Upload the bundle under ``s3://bucket/<dag_path>/``: only objects whose content changed; vendor
     objects that are no longer part of the bundle are deleted. Returns counts and versions."""
     bundle = bundle or load_bundle()
+
     def key(relative: str) -> str:
         return dr.dag_key(dag_path, relative)
 
