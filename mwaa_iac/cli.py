@@ -43,6 +43,7 @@ app.add_typer(tf_app, name="tf")
 
 
 def _mount_subcommands() -> None:
+    from mwaa_iac.commands import doctor
     from mwaa_iac.commands.gitops import register
     from mwaa_iac.local.commands import local_app
 
@@ -50,6 +51,7 @@ def _mount_subcommands() -> None:
         local_app, name="local", help="The local stack: moto + an MWAA emulator backed by real Airflow."
     )
     register(app)
+    doctor.register(app)
 
 
 _mount_subcommands()
@@ -65,6 +67,16 @@ TfBinOpt = Annotated[
         show_default=False,
     ),
 ]
+
+LiveObjectsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--live-objects/--no-live-objects",
+        help="Pin each existing colour to the requirements path and S3 object versions it runs "
+        "(GetEnvironment), so that the plan never moves it to a newer upload.",
+    ),
+]
+
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 JsonLinesOpt = Annotated[bool, typer.Option("--json", help="JSON-lines events on stdout (for CI).")]
@@ -305,18 +317,22 @@ def plan(
         bool, typer.Option("--detailed-exitcode", help="Exit 0 no changes, 2 changes planned, 1 error.")
     ] = False,
     terraform_bin: TfBinOpt = None,
+    live_objects: LiveObjectsOpt = True,
     root: RootOpt = None,
 ) -> None:
     """Render the phase's tfvars, run terraform plan (saved), summarise it and run the plan guard."""
-    from mwaa_iac.workflows.phase import plan_phase, runner_for
+    from mwaa_iac.workflows.phase import live_files_or_note, plan_phase, runner_for
 
     ws = open_workspace(env, root)
     config = ws.load()
     if version is not None:
         load_catalog().require(version)
     runner = runner_for(ws, terraform_bin, None if json_out else _terraform_line)
+    pins, note = live_files_or_note(config) if live_objects else ({}, None)
+    if note and not json_out:
+        ui.err.print(f"[warning]{note}[/]")
     try:
-        result = plan_phase(ws, config, parse_phase(phase, config), runner, version=version)
+        result = plan_phase(ws, config, parse_phase(phase, config), runner, version=version, **pins)
     except MwaaIacError as exc:
         if detailed_exitcode:
             _report(exc)
@@ -340,17 +356,21 @@ def apply(
     yes: YesOpt = False,
     json_out: JsonOpt = False,
     terraform_bin: TfBinOpt = None,
+    live_objects: LiveObjectsOpt = True,
     root: RootOpt = None,
 ) -> None:
     """Plan the phase, show the summary, then apply exactly that saved plan (asks first unless --yes)."""
-    from mwaa_iac.workflows.phase import apply_phase, plan_phase, runner_for
+    from mwaa_iac.workflows.phase import apply_phase, live_files_or_note, plan_phase, runner_for
 
     ws = open_workspace(env, root)
     config = ws.load()
     if version is not None:
         load_catalog().require(version)
     runner = runner_for(ws, terraform_bin, None if json_out else _terraform_line)
-    result = plan_phase(ws, config, parse_phase(phase, config), runner, version=version)
+    pins, note = live_files_or_note(config) if live_objects else ({}, None)
+    if note and not json_out:
+        ui.err.print(f"[warning]{note}[/]")
+    result = plan_phase(ws, config, parse_phase(phase, config), runner, version=version, **pins)
     if not json_out:
         _print_phase_plan(result)
     if not result.verdict.allowed:
@@ -481,6 +501,20 @@ class _Progress:
                 f"mwaa-dr delivered in the DAG folder ({versions}): {event['uploaded']} object(s) uploaded, "
                 f"{event['unchanged']} unchanged"
             )
+        elif kind == "hop.requirements":
+            self._line(
+                f"requirements for {event['to']}: {event['path']} (its --constraint line names {event['to']})"
+            )
+        elif kind == "target.role_created":
+            self._line(f"created execution role {event['role']} for {event['environment']}")
+        elif kind == "terraform.imported":
+            self._line(f"[warning]{event['name']} existed but was not in Terraform's state: imported[/]")
+        elif kind == "target.pending_endpoints":
+            self._line(
+                f"[warning]{event['environment']} is PENDING: endpoint mode CUSTOMER, MWAA waits until you "
+                f"create its VPC endpoints ({', '.join(event['services']) or 'see the console'}): "
+                f"{event['fix']}[/]"
+            )
         elif kind == "probe.started":
             self._live({"status": f"probe: {event['dag_id']} on {event['environment']}"})
         elif kind == "probe.done":
@@ -528,8 +562,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def _requirements_preflight(config, path: str, version: str, constraints: str | None):
-    """The environment's requirements.txt (read from its S3 bucket) against the target's constraints."""
+def _requirements_preflight(
+    config, path: str, version: str, constraints: str | None, object_version: str | None = None
+):
+    """The environment's requirements.txt (read from its S3 bucket, at ``object_version`` when given:
+    the version the environment runs) against the target's constraints."""
     import tempfile
 
     from mwaa_iac.adapters.storage import S3
@@ -541,9 +578,14 @@ def _requirements_preflight(config, path: str, version: str, constraints: str | 
     )
     from mwaa_iac.workflows.upgrade import Check
 
-    text = S3(config.region).get_text(config.source.bucket_name, path)
+    text = S3(config.region).get_text(config.source.bucket_name, path, object_version)
     if text is None:
         return Check("requirements", False, f"s3://{config.source.bucket_name}/{path} does not exist")
+    from mwaa_iac.core.hop_requirements import retarget_constraints
+
+    item = load_catalog().get(version)
+    if item is not None:  # the hop installs a copy whose --constraint line names its version
+        text = retarget_constraints(text, version, item.python) or text
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "requirements.txt"
         local.write_text(text)
@@ -740,6 +782,15 @@ def cutover(
             help="Consecutive minutes of scheduler heartbeat required on the target (0: skip).",
         ),
     ] = 3,
+    constraints: Annotated[
+        str | None,
+        typer.Option(
+            "--constraints",
+            help="Airflow constraints file of the target version for the requirements check (offline).",
+            show_default=False,
+        ),
+    ] = None,
+    skip_requirements_check: Annotated[bool, typer.Option("--skip-requirements-check")] = False,
     break_lock: BreakLockOpt = False,
     terraform_bin: TfBinOpt = None,
     root: RootOpt = None,
@@ -767,6 +818,8 @@ def cutover(
         force_drain=force_drain,
         drain_timeout_seconds=drain_minutes * 60,
         run_poll_seconds=run_poll,
+        constraints=constraints,
+        skip_requirements_check=skip_requirements_check,
     )
     if engine not in ("api", "terraform"):
         raise UsageError(f"unknown engine {engine!r}", hint="use --engine api or terraform")
@@ -780,6 +833,9 @@ def cutover(
         Routing(config.region),
         CloudWatch(config.region),
         emit=progress,
+    )
+    workflow.requirements_check = lambda path, version, object_version=None: _requirements_preflight(
+        config, path, version, constraints, object_version
     )
     catchup = workflow.catchup_without_history() if (no_history and not (dry_run or resume)) else []
     if catchup:

@@ -20,6 +20,13 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "environments" / "example" / "mwaa.yaml"
 
 
+@pytest.fixture(autouse=True)
+def _not_on_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests run the workflows with local journals, also on a CI runner (CI=true), where
+    mwaa-iac would otherwise require state.s3_bucket (tests/unit/test_journal.py tests that)."""
+    monkeypatch.delenv("CI", raising=False)
+
+
 @pytest.fixture
 def example_text() -> str:
     return EXAMPLE_CONFIG.read_text("utf-8")

@@ -7,5 +7,6 @@ module "mwaa" {
   green        = var.green
   environment  = var.environment
   routing      = var.routing
+  dr           = var.dr
   tags         = var.tags
 }

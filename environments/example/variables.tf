@@ -20,18 +20,24 @@ variable "active_color" {
 variable "blue" {
   description = "The blue slot."
   type = object({
-    enabled              = bool
-    airflow_version      = string
-    requirements_s3_path = optional(string)
+    enabled                          = bool
+    airflow_version                  = string
+    requirements_s3_path             = optional(string)
+    requirements_s3_object_version   = optional(string)
+    plugins_s3_object_version        = optional(string)
+    startup_script_s3_object_version = optional(string)
   })
 }
 
 variable "green" {
   description = "The green slot."
   type = object({
-    enabled              = bool
-    airflow_version      = string
-    requirements_s3_path = optional(string)
+    enabled                          = bool
+    airflow_version                  = string
+    requirements_s3_path             = optional(string)
+    requirements_s3_object_version   = optional(string)
+    plugins_s3_object_version        = optional(string)
+    startup_script_s3_object_version = optional(string)
   })
 }
 
@@ -82,4 +88,14 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "dr" {
+  description = "The mwaa-dr backup bucket: the execution roles may use <path_prefix>/<name>/ in it."
+  type = object({
+    backup_bucket = string
+    path_prefix   = optional(string, "mwaa-dr")
+    kms_key_arn   = optional(string)
+  })
+  default = null
 }

@@ -18,6 +18,10 @@ locals {
       airflow_version      = slot.airflow_version
       requirements_s3_path = slot.requirements_s3_path
       active               = color == var.active_color
+
+      requirements_s3_object_version   = slot.requirements_s3_object_version
+      plugins_s3_object_version        = slot.plugins_s3_object_version
+      startup_script_s3_object_version = slot.startup_script_s3_object_version
     } if slot.enabled
   }
 }

@@ -31,11 +31,14 @@ variable "active_color" {
 }
 
 variable "blue" {
-  description = "The blue slot: whether its environment exists, its Airflow version (x.y.z) and an optional requirements.txt path in the source bucket."
+  description = "The blue slot: whether its environment exists, its Airflow version (x.y.z), an optional requirements.txt path in the source bucket and the S3 object versions of requirements.txt, plugins.zip and the startup script it runs (null: the latest at apply time)."
   type = object({
-    enabled              = bool
-    airflow_version      = string
-    requirements_s3_path = optional(string)
+    enabled                          = bool
+    airflow_version                  = string
+    requirements_s3_path             = optional(string)
+    requirements_s3_object_version   = optional(string)
+    plugins_s3_object_version        = optional(string)
+    startup_script_s3_object_version = optional(string)
   })
 
   validation {
@@ -45,11 +48,14 @@ variable "blue" {
 }
 
 variable "green" {
-  description = "The green slot: whether its environment exists, its Airflow version (x.y.z) and an optional requirements.txt path in the source bucket."
+  description = "The green slot: whether its environment exists, its Airflow version (x.y.z), an optional requirements.txt path in the source bucket and the S3 object versions of requirements.txt, plugins.zip and the startup script it runs (null: the latest at apply time)."
   type = object({
-    enabled              = bool
-    airflow_version      = string
-    requirements_s3_path = optional(string)
+    enabled                          = bool
+    airflow_version                  = string
+    requirements_s3_path             = optional(string)
+    requirements_s3_object_version   = optional(string)
+    plugins_s3_object_version        = optional(string)
+    startup_script_s3_object_version = optional(string)
   })
 
   validation {

@@ -25,6 +25,7 @@ module "environment" {
   tags = merge(var.tags, {
     "mwaa-iac:deployment" = var.name
     "mwaa-iac:color"      = each.key
+    "mwaa-iac:engine"     = "terraform" # mwaa-iac refuses to drive these with its api engine
   })
 
   airflow_version   = each.value.airflow_version
@@ -42,6 +43,10 @@ module "environment" {
   startup_script_s3_path        = var.environment.startup_script_s3_path
   airflow_configuration_options = var.environment.airflow_configuration_options
 
+  requirements_s3_object_version   = each.value.requirements_s3_object_version
+  plugins_s3_object_version        = each.value.plugins_s3_object_version
+  startup_script_s3_object_version = each.value.startup_script_s3_object_version
+
   kms_key                         = var.environment.kms_key
   webserver_access_mode           = var.environment.webserver_access_mode
   endpoint_management             = var.environment.endpoint_management
@@ -56,7 +61,16 @@ module "environment" {
   create_execution_role      = var.environment.execution_role_arn == null
   execution_role_arn         = var.environment.execution_role_arn
   execution_role_policy_arns = var.execution_role_policy_arns
+
+  # Both colours read and write the deployment's backups (the source backs up, the target restores).
+  dr_backup = var.dr == null ? null : {
+    bucket_arn  = "arn:${data.aws_partition.current.partition}:s3:::${var.dr.backup_bucket}"
+    prefix      = "${trim(var.dr.path_prefix, "/")}/${var.name}"
+    kms_key_arn = var.dr.kms_key_arn
+  }
 }
+
+data "aws_partition" "current" {}
 
 ################################################################################
 # Routing: publish the active environment

@@ -30,20 +30,26 @@ variable "active_color" {
 }
 
 variable "blue" {
-  description = "The blue slot: enabled, airflow_version (x.y.z) and an optional requirements_s3_path."
+  description = "The blue slot: enabled, airflow_version (x.y.z), an optional requirements_s3_path and the object versions it runs (*_s3_object_version; null: the latest at apply time)."
   type = object({
-    enabled              = bool
-    airflow_version      = string
-    requirements_s3_path = optional(string)
+    enabled                          = bool
+    airflow_version                  = string
+    requirements_s3_path             = optional(string)
+    requirements_s3_object_version   = optional(string)
+    plugins_s3_object_version        = optional(string)
+    startup_script_s3_object_version = optional(string)
   })
 }
 
 variable "green" {
-  description = "The green slot: enabled, airflow_version (x.y.z) and an optional requirements_s3_path."
+  description = "The green slot: enabled, airflow_version (x.y.z), an optional requirements_s3_path and the object versions it runs (*_s3_object_version; null: the latest at apply time)."
   type = object({
-    enabled              = bool
-    airflow_version      = string
-    requirements_s3_path = optional(string)
+    enabled                          = bool
+    airflow_version                  = string
+    requirements_s3_path             = optional(string)
+    requirements_s3_object_version   = optional(string)
+    plugins_s3_object_version        = optional(string)
+    startup_script_s3_object_version = optional(string)
   })
 }
 
@@ -139,6 +145,21 @@ variable "environment" {
   }
 }
 
+variable "dr" {
+  description = "The mwaa-dr backup bucket (mwaa.yaml's dr): the execution roles the module creates may read and write s3://<backup_bucket>/<path_prefix>/<name>/ and use kms_key_arn through S3. null: no DR access."
+  type = object({
+    backup_bucket = string
+    path_prefix   = optional(string, "mwaa-dr")
+    kms_key_arn   = optional(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.dr == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.dr.backup_bucket))
+    error_message = "dr.backup_bucket must be an S3 bucket name, not an ARN."
+  }
+}
+
 variable "execution_role_policy_arns" {
   description = "Extra managed policies for the execution roles the module creates, keyed by a static label (e.g. access to the bucket mwaa-dr writes backups to). Ignored when environment.execution_role_arn is set."
   type        = map(string)
@@ -150,7 +171,7 @@ variable "execution_role_policy_arns" {
 ################################################################################
 
 variable "routing" {
-  description = "Where the active environment is published: an SSM parameter (default \"/mwaa/<name>/active\") and, when both Route 53 fields are set, a CNAME to the active web server."
+  description = "Where the active environment is published: an SSM parameter (default \"/mwaa/<name>/active\") and, when both Route 53 fields are set, a CNAME to the active web server's host name (DNS only: MWAA's certificate and login do not work under another name, so it is no way into the UI)."
   type = object({
     ssm_parameter_name  = optional(string)
     route53_zone_id     = optional(string)

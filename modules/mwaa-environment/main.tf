@@ -44,6 +44,10 @@ resource "aws_mwaa_environment" "this" {
   startup_script_s3_path        = var.startup_script_s3_path
   airflow_configuration_options = var.airflow_configuration_options
 
+  plugins_s3_object_version        = var.plugins_s3_object_version
+  requirements_s3_object_version   = var.requirements_s3_object_version
+  startup_script_s3_object_version = var.startup_script_s3_object_version
+
   execution_role_arn = local.execution_role_arn
   kms_key            = var.kms_key
 
@@ -245,6 +249,55 @@ data "aws_iam_policy_document" "this" {
       "sqs:SendMessage",
     ]
     resources = ["arn:${local.partition}:sqs:${local.region}:*:airflow-celery-*"]
+  }
+
+  dynamic "statement" {
+    # mwaa-dr backups of the deployment: listing only under its prefix.
+    for_each = var.dr_backup != null ? [var.dr_backup] : []
+
+    content {
+      sid       = "ListDrPrefix"
+      effect    = "Allow"
+      actions   = ["s3:ListBucket"]
+      resources = [statement.value.bucket_arn]
+
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = ["${statement.value.prefix}/*"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    # Backups are written by the source colour and read by the target colour (both colours share
+    # the prefix), and the restore cleans what it staged.
+    for_each = var.dr_backup != null ? [var.dr_backup] : []
+
+    content {
+      sid       = "ReadWriteDrPrefix"
+      effect    = "Allow"
+      actions   = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+      resources = ["${statement.value.bucket_arn}/${statement.value.prefix}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    # The DR bucket's KMS key, only through S3.
+    for_each = try(var.dr_backup.kms_key_arn, null) != null ? [var.dr_backup.kms_key_arn] : []
+
+    content {
+      sid       = "UseDrBucketKey"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringLike"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.${local.dns_suffix}"]
+      }
+    }
   }
 
   dynamic "statement" {

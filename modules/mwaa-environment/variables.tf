@@ -154,6 +154,24 @@ variable "startup_script_s3_path" {
   default     = null
 }
 
+variable "plugins_s3_object_version" {
+  description = "S3 object version of plugins.zip the environment runs, or null for the latest at apply time. MWAA applies a new plugins.zip only through an update naming its version: pin it to roll a change out deliberately."
+  type        = string
+  default     = null
+}
+
+variable "requirements_s3_object_version" {
+  description = "S3 object version of requirements.txt the environment runs, or null for the latest at apply time. mwaa-iac fills it from GetEnvironment so that a clone runs exactly what its source runs."
+  type        = string
+  default     = null
+}
+
+variable "startup_script_s3_object_version" {
+  description = "S3 object version of the startup script the environment runs, or null for the latest at apply time."
+  type        = string
+  default     = null
+}
+
 variable "airflow_configuration_options" {
   description = "Airflow configuration overrides, e.g. { \"core.load_examples\" = \"False\" }. The provider treats them as sensitive."
   type        = map(string)
@@ -297,6 +315,31 @@ variable "execution_role_name" {
   validation {
     condition     = length(coalesce(var.execution_role_name, "x")) <= 64
     error_message = "execution_role_name must be at most 64 characters."
+  }
+}
+
+variable "dr_backup" {
+  description = "Where mwaa-dr backups of this environment's deployment live: the created execution role may list, read, write and delete objects under s3://<bucket>/<prefix>/ and use kms_key_arn (the bucket's KMS key) through S3. Both colours of a deployment share the prefix <dr.path_prefix>/<name>. null: no access to a DR bucket."
+  type = object({
+    bucket_arn  = string
+    prefix      = string
+    kms_key_arn = optional(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.dr_backup == null || can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9.-]+$", var.dr_backup.bucket_arn))
+    error_message = "dr_backup.bucket_arn must be an S3 bucket ARN (arn:aws:s3:::name)."
+  }
+
+  validation {
+    condition     = var.dr_backup == null || can(regex("^[^/].*[^/]$", var.dr_backup.prefix))
+    error_message = "dr_backup.prefix must be a key prefix without leading or trailing '/', e.g. mwaa-dr/analytics."
+  }
+
+  validation {
+    condition     = var.dr_backup == null || try(var.dr_backup.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.dr_backup.kms_key_arn)), true)
+    error_message = "dr_backup.kms_key_arn must be a KMS key ARN (arn:aws:kms:...)."
   }
 }
 

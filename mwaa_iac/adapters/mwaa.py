@@ -78,11 +78,13 @@ def observe(environment: dict[str, Any]) -> Observation:
     error_text = None
     if error:
         error_text = ": ".join(x for x in (error.get("ErrorCode"), error.get("ErrorMessage")) if x) or None
+    created = last.get("CreatedAt")
     return Observation(
         status=str(environment.get("Status", "UNKNOWN")),
         airflow_version=environment.get("AirflowVersion"),
         last_update_status=last.get("Status"),
         last_update_error=error_text,
+        last_update_created_at=created.timestamp() if hasattr(created, "timestamp") else None,
     )
 
 

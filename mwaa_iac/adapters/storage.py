@@ -16,6 +16,8 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
+from mwaa_iac.adapters.bucket_check import check_backup_bucket
+from mwaa_iac.core.findings import Finding
 from mwaa_iac.errors import AwsError
 
 
@@ -49,9 +51,19 @@ class S3:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise _fail(f"cannot write s3://{bucket}/{key}", exc) from exc
 
-    def get_text(self, bucket: str, key: str) -> str | None:
+    def put_text_versioned(self, bucket: str, key: str, text: str) -> str | None:
+        """Write ``key``; returns its new object version (None in an unversioned bucket)."""
         try:
-            body = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            response = self.client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _fail(f"cannot write s3://{bucket}/{key}", exc) from exc
+        return response.get("VersionId")
+
+    def get_text(self, bucket: str, key: str, version: str | None = None) -> str | None:
+        """The object's text (at ``version`` when given), or None when it does not exist."""
+        try:
+            extra = {"VersionId": version} if version else {}
+            body = self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
@@ -111,35 +123,35 @@ class S3:
             raise _fail(f"cannot list s3://{bucket}/{prefix}", exc) from exc
         return keys
 
-    def bucket_problems(self, bucket: str) -> list[str]:
-        """Why ``bucket`` is not fit to hold secrets (empty list: it is private and encrypted)."""
-        problems: list[str] = []
+    def versioning(self, bucket: str) -> str | None:
+        """The bucket's versioning status ("Enabled", "Suspended"), None when never enabled."""
         try:
-            self.client.head_bucket(Bucket=bucket)
+            return self.client.get_bucket_versioning(Bucket=bucket).get("Status")
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _fail(f"cannot read the versioning of s3://{bucket}", exc) from exc
+
+    def object_version(self, bucket: str, key: str, version: str | None = None) -> str | None:
+        """The version id of ``key`` (the latest, or ``version`` when it exists); None when the object
+        (or that version) does not exist. Unversioned objects answer "null"."""
+        kwargs = {"VersionId": version} if version else {}
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key, **kwargs)
         except botocore.exceptions.ClientError as exc:
-            return [
-                f"bucket {bucket} does not exist or is not accessible ({exc.response['Error'].get('Code')})"
-            ]
-        try:
-            config = self.client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-            missing = [
-                k
-                for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
-                if not config.get(k)
-            ]
-            if missing:
-                problems.append(f"public access is not fully blocked ({', '.join(missing)} off)")
-        except botocore.exceptions.ClientError:
-            problems.append("no public access block is configured")
-        try:
-            rules = self.client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
-                "Rules"
-            ]
-            if not rules:
-                problems.append("no default encryption rule")
-        except botocore.exceptions.ClientError:
-            problems.append("default encryption is not configured")
-        return problems
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion", "400"):
+                return None
+            raise _fail(f"cannot read s3://{bucket}/{key}", exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise _fail(f"cannot read s3://{bucket}/{key}", exc) from exc
+        return str(head.get("VersionId") or "null")
+
+    def bucket_findings(self, bucket: str, *, require_kms: bool = False) -> list[Finding]:
+        """Every finding on ``bucket`` as a store for secrets (see :mod:`.bucket_check`)."""
+        return check_backup_bucket(self.client, bucket, require_kms=require_kms, region=self.region)
+
+    def bucket_problems(self, bucket: str, *, require_kms: bool = False) -> list[str]:
+        """Why ``bucket`` is not fit to hold secrets (empty list: it is private and encrypted), each
+        with its fix; warnings (versioning) are not problems."""
+        return [f.text() for f in self.bucket_findings(bucket, require_kms=require_kms) if f.failed]
 
     def old_keys(
         self, bucket: str, prefix: str, older_than_days: int, now: datetime | None = None

@@ -515,6 +515,12 @@ class TerraformRunner:
         args = ["apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color"]
         self._check(args + _var_file_args(var_files), stream=True)
 
+    def import_resource(self, address: str, resource_id: str, var_files: Iterable[Path | str] = ()) -> None:
+        """``terraform import ADDRESS ID``: adopt an existing object into this root's state (an
+        environment created by an apply whose state write was lost)."""
+        args = ["import", "-input=false", "-no-color", *_var_file_args(var_files), address, resource_id]
+        self._check(args, stream=True)
+
     def output_json(self) -> dict[str, Any]:
         """``terraform output -json``: output name → value."""
         outputs = self._json(["output", "-json", "-no-color"])

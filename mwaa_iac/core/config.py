@@ -141,6 +141,15 @@ class DisasterRecovery(_Model):
     )
     retention_days: int = Field(30, ge=1, le=3650)
     path_prefix: str = "mwaa-dr"
+    require_kms: bool = Field(
+        False, description="Require SSE-KMS (or DSSE-KMS) default encryption on the backup bucket."
+    )
+    kms_key_arn: str | None = Field(
+        None,
+        description="The backup bucket's KMS key: the execution roles the modules and the api engine "
+        "create may use it through S3.",
+        pattern=r"^arn:aws(-[a-z]+)?:kms:",
+    )
 
     _bucket = field_validator("backup_bucket")(lambda value: _bucket_name(value))
 

@@ -75,17 +75,29 @@ def parse_phase(text: str, config: EnvironmentConfig) -> Phase:
     return Phase(kind, color)
 
 
+OBJECT_VERSION_KEYS = (
+    "requirements_s3_object_version",
+    "plugins_s3_object_version",
+    "startup_script_s3_object_version",
+)
+
+
 @dataclass(frozen=True)
 class Slot:
     enabled: bool
     airflow_version: str
     requirements_s3_path: str | None
+    # The S3 object versions the slot's environment runs (None: the latest at apply time). The
+    # workflows fill them from GetEnvironment so that a plan never moves an environment to another
+    # requirements.txt/plugins.zip/startup script than the one it runs, and a clone runs its source's.
+    object_versions: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict:
         return {
             "enabled": self.enabled,
             "airflow_version": self.airflow_version,
             "requirements_s3_path": self.requirements_s3_path,
+            **dict(self.object_versions),  # only those pinned: null means the latest at apply time
         }
 
 
@@ -110,17 +122,24 @@ def layout_for(
     *,
     version: str | None = None,
     requirements: dict[Color, str] | None = None,
+    object_versions: dict[Color, dict[str, str]] | None = None,
 ) -> PhaseLayout:
     """The slots of ``phase``. ``version`` overrides the version the phase moves to (a hop of an
     in-place upgrade for steady, the target's version for upgrade/flip); ``requirements`` overrides
-    a slot's requirements path."""
+    a slot's requirements path; ``object_versions`` pins a slot's ``*_s3_object_version`` inputs."""
     requirements = requirements or {}
+    object_versions = object_versions or {}
     active = config.active_color
     source_version = config.active_version
     default_req = config.source.requirements_s3_path
 
     def slot(color: Color, enabled: bool, airflow_version: str) -> Slot:
-        return Slot(enabled, airflow_version, requirements.get(color, default_req))
+        pins = tuple(
+            (k, v)
+            for k, v in sorted((object_versions.get(color) or {}).items())
+            if k in OBJECT_VERSION_KEYS and v
+        )
+        return Slot(enabled, airflow_version, requirements.get(color, default_req), pins)
 
     if phase.kind is PhaseKind.STEADY:
         steady_version = version or source_version

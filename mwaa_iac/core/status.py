@@ -28,6 +28,7 @@ class Observation:
     airflow_version: str | None = None
     last_update_status: str | None = None  # SUCCESS | PENDING | FAILED
     last_update_error: str | None = None  # "ErrorCode: ErrorMessage"
+    last_update_created_at: float | None = None  # LastUpdate.CreatedAt, epoch seconds
 
     def to_dict(self) -> dict:
         return {

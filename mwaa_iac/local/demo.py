@@ -7,6 +7,7 @@ what runs against AWS.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -40,11 +41,10 @@ source:
   bucket_arn: arn:aws:s3:::{source_bucket}
   dag_s3_path: dags
   requirements_s3_path: requirements/requirements.txt
-execution_role_arn: arn:aws:iam::123456789012:role/mwaa-demo-execution
 # MWAA keeps Airflow's parsing defaults (a new DAG file listed within 300 s, a changed one re-parsed
 # within 30 s); a shorter listing interval makes mwaa-iac's DR DAG files appear sooner.
 airflow_configuration_options:
-{config_options}dr:
+{config_options}{execution_role_line}dr:
   backup_bucket: {dr_bucket}
   retention_days: 30
 routing:
@@ -77,15 +77,69 @@ _TRUST_POLICY = (
 )
 
 
-def ensure_role(iam_client: Any, name: str) -> str:
-    """The execution role (MWAA refuses an environment whose role does not exist); returns its ARN."""
+def ensure_role(
+    iam_client: Any, name: str, policy: dict[str, Any] | None = None, policy_name: str = "mwaa-execution"
+) -> str:
+    """The execution role (MWAA refuses an environment whose role does not exist); returns its ARN.
+    With ``policy``, that is (re)written as its inline policy ``policy_name``: the cutover checks
+    that the role may do what the target colour needs (the local stack itself evaluates no IAM).
+    Deployments sharing the role each keep a policy of their own."""
     try:
-        return str(iam_client.get_role(RoleName=name)["Role"]["Arn"])
+        arn = str(iam_client.get_role(RoleName=name)["Role"]["Arn"])
     except iam_client.exceptions.NoSuchEntityException:
         created = iam_client.create_role(
             RoleName=name, AssumeRolePolicyDocument=_TRUST_POLICY, Description="mwaa-iac local demo"
         )
-        return str(created["Role"]["Arn"])
+        arn = str(created["Role"]["Arn"])
+    if policy is not None:
+        iam_client.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
+    return arn
+
+
+def ensure_colour_role(
+    iam_client: Any,
+    environment: str,
+    region: str,
+    account: str,
+    source_bucket: str,
+    dr_bucket: str,
+    name: str,
+) -> str:
+    """The execution role ``mwaa-<environment>`` as modules/mwaa-environment makes it: trust and
+    permissions scoped to that environment (plus the deployment's DR prefix); returns its ARN."""
+    from mwaa_iac.core.roles import RoleScope, execution_policy, role_name_for, trust_policy
+
+    scope = RoleScope(
+        "aws", region, account, environment, source_bucket, "dags", ("requirements/requirements.txt",),
+        dr_bucket, f"mwaa-dr/{name}",
+    )  # fmt: skip
+    role = role_name_for(environment)
+    try:
+        arn = str(iam_client.get_role(RoleName=role)["Role"]["Arn"])
+    except iam_client.exceptions.NoSuchEntityException:
+        arn = str(
+            iam_client.create_role(
+                RoleName=role, Path="/service-role/", AssumeRolePolicyDocument=json.dumps(trust_policy(scope))
+            )["Role"]["Arn"]
+        )
+    iam_client.put_role_policy(
+        RoleName=role, PolicyName="mwaa-execution", PolicyDocument=json.dumps(execution_policy(scope))
+    )
+    return arn
+
+
+def shared_role_policy(
+    name: str, region: str, account: str, source_bucket: str, dr_bucket: str
+) -> dict[str, Any]:
+    """The permissions of a role shared by both colours of deployment ``name`` (the demo's
+    ``execution_role_arn``): what modules/mwaa-environment grants one environment, for ``<name>-*``."""
+    from mwaa_iac.core.roles import RoleScope, execution_policy
+
+    scope = RoleScope(
+        "aws", region, account, f"{name}-*", source_bucket, "dags", ("requirements/requirements.txt",),
+        dr_bucket, f"mwaa-dr/{name}",
+    )  # fmt: skip
+    return execution_policy(scope)
 
 
 def ensure_bucket(s3_client: Any, bucket: str, *, private_encrypted: bool) -> None:
@@ -122,6 +176,7 @@ def prepare(
     progress: Callable[[str], None] = lambda text: None,
     poll: float = 2.0,
     sync: Callable[[str], Any] | None = None,
+    per_colour_roles: bool = False,
 ) -> DemoSetup:
     """Buckets, the blue environment at ``from_version``, seeded history, and ``root``/environments/<name>.
 
@@ -135,7 +190,19 @@ def prepare(
     s3_client = boto3.client("s3", region_name=region)
     ensure_bucket(s3_client, source_bucket, private_encrypted=False)
     ensure_bucket(s3_client, dr_bucket, private_encrypted=True)
-    role_arn = ensure_role(boto3.client("iam", region_name=region), DEMO_ROLE)
+    iam_client = boto3.client("iam", region_name=region)
+    account = ensure_role(iam_client, DEMO_ROLE).split(":")[4]
+    if per_colour_roles:
+        # as modules/mwaa-environment makes them: blue's role serves blue only; the cutover gives
+        # green a role of its own (mwaa.yaml then names no execution_role_arn)
+        role_arn = ensure_colour_role(
+            iam_client, f"{name}-blue", region, account, source_bucket, dr_bucket, name
+        )
+        role_line = ""
+    else:
+        policy = shared_role_policy(name, region, account, source_bucket, dr_bucket)
+        role_arn = ensure_role(iam_client, DEMO_ROLE, policy, policy_name=f"mwaa-iac-demo-{name}")
+        role_line = f"execution_role_arn: {role_arn}\n"
     s3 = S3(region, client=s3_client)
     s3.put_text(source_bucket, "requirements/requirements.txt", "# demo requirements\n")
     env_dir = root / "environments" / name
@@ -147,6 +214,7 @@ def prepare(
             to_version=to_version,
             source_bucket=source_bucket,
             dr_bucket=dr_bucket,
+            execution_role_line=role_line,
             config_options="".join(f'  {k}: "{v}"\n' for k, v in DEMO_AIRFLOW_CONFIG.items()),
         )
     )

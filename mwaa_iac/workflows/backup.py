@@ -42,8 +42,8 @@ class DrTiming:
     probe_timeout_seconds: float = 900.0
 
 
-def require_private_bucket(s3: S3, bucket: str) -> None:
-    problems = s3.bucket_problems(bucket)
+def require_private_bucket(s3: S3, bucket: str, *, require_kms: bool = False) -> None:
+    problems = s3.bucket_problems(bucket, require_kms=require_kms)
     if problems:
         raise UsageError(
             f"the backup bucket {bucket} is not fit to hold secrets: {'; '.join(problems)}",
@@ -161,7 +161,7 @@ def take_backup(
     version = mwaa.observe(environment).airflow_version or config.active_version
     factory = dr.factory_for(version)
     bucket = config.dr.backup_bucket
-    require_private_bucket(s3, bucket)
+    require_private_bucket(s3, bucket, require_kms=config.dr.require_kms)
     backup_id = uuid.uuid4().hex[:8]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     prefix = dr.backup_prefix(config.dr.path_prefix, config.name, f"{stamp}-{backup_id}", "")

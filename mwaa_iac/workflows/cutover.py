@@ -34,10 +34,11 @@ from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError, logical_d
 from mwaa_iac.adapters.cloudwatch import CloudWatch
 from mwaa_iac.adapters.dr_bundle import load_bundle
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
-from mwaa_iac.adapters.storage import BUCKET_FIX, S3, Routing
+from mwaa_iac.adapters.storage import S3, Routing
 from mwaa_iac.core import dr
 from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
+from mwaa_iac.core.findings import Finding
 from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Outcome, ready_for_update
 from mwaa_iac.errors import MwaaIacError, UsageError
@@ -81,6 +82,9 @@ class Cutover:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     state: StateStore | None = None  # journal and lock: mwaa.yaml's state setting unless given
+    iam: Any = None  # execution roles (adapters.iam.Iam): created from the region unless given
+    # (requirements path, Airflow version, object version) -> Check; None: no requirements check
+    requirements_check: Callable[..., Check] | None = None
     journal: Journal | None = field(default=None, init=False)
     timings: dict[str, float] = field(default_factory=dict, init=False)
 
@@ -242,6 +246,10 @@ class Cutover:
             )
         why = ready_for_update(observation)
         check("source ready", why is None, why or observation.status)
+        check("engine", *self._engine_check())
+        if plan.allowed:
+            for item in self._requirements_checks(plan):
+                check(item.name, item.ok, item.detail)
         target_free = not self.mwaa.exists(self.target)
         check(
             "target colour free",
@@ -251,13 +259,26 @@ class Cutover:
             else f"{self.target} already exists "
             f"(run `mwaa-iac cleanup --env {self.ws.env}` after checking it)",
         )
-        if history:
-            problems = self.s3.bucket_problems(self.config.dr.backup_bucket)
+        if target_free:
+            role = self._role_preflight()
             check(
-                "backup bucket private and encrypted",
-                not problems,
-                "; ".join(problems) + f" (fix: {BUCKET_FIX})" if problems else self.config.dr.backup_bucket,
+                role.name,
+                not role.failed,
+                role.detail if role.ok else role.text().removeprefix(f"{role.name}: "),
             )
+        if history:
+            dr_config = self.config.dr
+            findings = self.s3.bucket_findings(dr_config.backup_bucket, require_kms=dr_config.require_kms)
+            for finding in findings:
+                detail = finding.detail
+                if not finding.ok:
+                    warning = "" if finding.blocking else "warning: "
+                    detail = warning + finding.text().removeprefix(f"{finding.name}: ")
+                check(
+                    f"backup bucket: {finding.name.removeprefix('backup bucket ')}",
+                    not finding.failed,
+                    detail,
+                )
         check("lock", True, f"held by this cutover ({self.store.where(LOCK_NAME)})")
         return plan, checks
 
@@ -523,18 +544,18 @@ class Cutover:
 
     def _create_target(self, version: str) -> dict[str, Any]:
         assert self.journal is not None
-        if not self.mwaa.exists(self.target):
-            if self.options.engine == "terraform":
-                self._terraform_phase("clone", version, None)
-            else:
-                source = self.mwaa.get_environment(self.source)
-                fields = create_fields_from(source)  # the source's requirements, as they are
-                fields.update(AirflowVersion=version)
-                fields["Tags"] = {**fields.get("Tags", {}), "mwaa-iac:color": str(self.target_color)}
-                self.mwaa.create_environment(self.target, **fields)
-                self.emit({"event": "target.create_environment", "name": self.target, "version": version})
+        if self.options.engine == "terraform":
+            # Also when the target exists: a lost state write is repaired by importing it.
+            self._terraform_phase("clone", version, None)
+        elif not self.mwaa.exists(self.target):
+            source = self.mwaa.get_environment(self.source)
+            fields = create_fields_from(source)  # the source's requirements, as they are
+            fields.update(AirflowVersion=version, ExecutionRoleArn=self._target_role(source))
+            fields["Tags"] = clone_tags(source, self.target_color)
+            self.mwaa.create_environment(self.target, **fields)
+            self.emit({"event": "target.create_environment", "name": self.target, "version": version})
         result = Watcher(
-            lambda: self.mwaa.observe(self.target),
+            self._observe_target_creation(),
             interval=self.options.poll_interval,
             max_interval=max(self.options.max_poll_interval, self.options.poll_interval),
             budget=self.options.budget_seconds,
@@ -551,9 +572,122 @@ class Cutover:
         self._record(**{str(self.target_color): version})
         return {"version": version, **result.to_dict()}
 
+    def _observe_target_creation(self) -> Callable[[], Any]:
+        """GetEnvironment of the target while it is created. In endpoint mode CUSTOMER, MWAA waits in
+        PENDING until the customer creates the environment's VPC endpoints: say once which ones
+        (their service names are known only now) and how, instead of waiting silently."""
+        from mwaa_iac.adapters.mwaa import observe
+        from mwaa_iac.adapters.network import endpoint_fix, endpoint_services
+
+        told = False
+
+        def read() -> Any:
+            nonlocal told
+            environment = self.mwaa.get_environment(self.target)
+            if environment.get("Status") == "PENDING" and not told:
+                services = endpoint_services(environment)
+                told = True
+                self.emit(
+                    {
+                        "event": "target.pending_endpoints",
+                        "environment": self.target,
+                        "services": services,
+                        "fix": endpoint_fix(environment, services)
+                        if services
+                        else "see the environment in the MWAA console (endpoint mode CUSTOMER)",
+                    }
+                )
+            return observe(environment)
+
+        return read
+
+    def _iam(self) -> Any:
+        if self.iam is None:
+            from mwaa_iac.adapters.iam import Iam
+
+            self.iam = Iam(self.config.region)
+        return self.iam
+
+    def _role_scope(self, source: dict[str, Any]) -> Any:
+        from mwaa_iac.adapters.bucket_check import default_kms_key
+        from mwaa_iac.workflows.roles import scope_for
+
+        key = default_kms_key(self.s3.client, self.config.dr.backup_bucket)
+        return scope_for(self.config, self.target, source, dr_kms_key=key)
+
+    def _requirements_checks(self, plan: PathPlan) -> list[Check]:
+        """The source's requirements.txt, at the object version the source runs (what the target is
+        created with), against the constraints of every version the target is upgraded to (as
+        `upgrade` does; AWS: each version's constraints apply to its install)."""
+        if self.options.skip_requirements_check:
+            return [Check("requirements", True, "skipped (--skip-requirements-check)")]
+        source = self.mwaa.get_environment(self.source)
+        path = source.get("RequirementsS3Path") or self.config.source.requirements_s3_path
+        if not path:
+            return [Check("requirements", True, "no requirements file")]
+        if self.requirements_check is None:
+            return [Check("requirements", True, "not checked here (no check available)")]
+        versions = [h.to_version for h in plan.hops if h.kind is HopKind.IN_PLACE]
+        if self.options.constraints:  # one offline file: it is the target's
+            versions = [self.to_version]
+        object_version = source.get("RequirementsS3ObjectVersion")
+        checks = []
+        for version in versions or [plan.from_version]:
+            result = self.requirements_check(path, version, object_version)
+            checks.append(Check(f"requirements for {version}", result.ok, result.detail))
+        return checks
+
+    def _engine_check(self) -> tuple[bool, str]:
+        """The deployment's engine (the ``mwaa-iac:engine`` tag) is the one asked for."""
+        from mwaa_iac.core.engines import engine_conflict
+
+        tags = self.mwaa.get_environment(self.source).get("Tags")
+        conflict = engine_conflict(tags, self.options.engine, self.source, self.ws.env)
+        return conflict is None, conflict or f"{self.options.engine}"
+
+    def _role_preflight(self) -> Finding:
+        """Which execution role the target gets, and whether it can serve the target (trust
+        aws:SourceArn/aws:SourceAccount, logs, metrics, DAG folder, DR prefix and key)."""
+        from mwaa_iac.workflows.roles import choose_target_role
+
+        name = f"execution role for {self.target}"
+        if self.options.engine == "terraform" and not self.config.execution_role_arn:
+            return Finding(name, True, f"modules/mwaa-environment creates {self.target}'s own role")
+        try:
+            source = self.mwaa.get_environment(self.source)
+            choice = choose_target_role(self._iam(), self.config, source, self._role_scope(source))
+        except MwaaIacError as exc:
+            return Finding(name, False, exc.message, fix=exc.hint)
+        return choice.finding(self.target)
+
+    def _target_role(self, source: dict[str, Any]) -> str:
+        """The target's execution role ARN (api engine): reused, or created like the module's."""
+        from mwaa_iac.workflows.roles import choose_target_role, create_target_role
+
+        scope = self._role_scope(source)
+        choice = choose_target_role(self._iam(), self.config, source, scope)
+        if not choice.ok:
+            raise CutoverError(choice.text(), hint=f"{self.source} is untouched and keeps serving")
+        if choice.arn is not None:
+            return choice.arn
+        tags = {"mwaa-iac:deployment": self.config.name, "mwaa-iac:color": str(self.target_color)}
+        arn = create_target_role(self._iam(), choice, scope, tags)
+        self.emit({"event": "target.role_created", "role": arn, "environment": self.target})
+        return arn
+
     def _terraform_phase(self, kind: str, version: str, requirements: str | None) -> None:
+        """Plan, guard and apply phase ``<kind>-<target>``. Both colours keep the requirements path
+        and object versions they run (GetEnvironment); the target, before it exists, gets what the
+        source runs (recorded by ``target-requirements``). A target that exists in AWS but not in
+        the state (an apply whose state write was lost) is imported first."""
         from mwaa_iac.core.phases import Phase, PhaseKind
-        from mwaa_iac.workflows.phase import apply_phase, plan_phase, runner_for
+        from mwaa_iac.workflows.phase import (
+            apply_phase,
+            files_of,
+            live_slot_files,
+            plan_phase_adopting,
+            runner_for,
+        )
 
         runner = runner_for(
             self.ws,
@@ -561,9 +695,39 @@ class Cutover:
             lambda line: self.emit({"event": "terraform.output", "line": line}),
         )
         phase = Phase(PhaseKind(kind), self.target_color)
-        reqs = {self.target_color: requirements} if requirements else None
-        result = plan_phase(self.ws, self.config, phase, runner, version=version, requirements=reqs)
+        reqs, versions = live_slot_files(self.mwaa, self.config)
+        if self.target_color not in reqs and self.target_color not in versions:
+            recorded = self._recorded_requirements()
+            _, source_pins = files_of(self.mwaa.get_environment(self.source))
+            pins = {k: v for k, v in source_pins.items() if k != "requirements_s3_object_version"}
+            if recorded:
+                reqs[self.target_color] = recorded["path"]
+                if recorded.get("object_version"):
+                    pins["requirements_s3_object_version"] = recorded["object_version"]
+            if pins:
+                versions[self.target_color] = pins
+        if requirements:
+            reqs[self.target_color] = requirements
+        result = plan_phase_adopting(
+            self.ws,
+            self.config,
+            phase,
+            runner,
+            self.mwaa.exists,
+            lambda address, name: self.emit(
+                {"event": "terraform.imported", "address": address, "name": name}
+            ),
+            version=version,
+            requirements=reqs,
+            object_versions=versions,
+        )
+        self.emit({"event": "terraform.plan", **result.summary.to_dict(), "guard": result.verdict.to_dict()})
         apply_phase(result, runner)
+
+    def _recorded_requirements(self) -> dict[str, Any] | None:
+        if self.journal is None:
+            return None
+        return self.journal.data("target-requirements").get("result")
 
     def _upgrade_target(self, hops: list[tuple]) -> None:
         from mwaa_iac.core.planner import Hop
@@ -721,16 +885,8 @@ class Cutover:
 
     def _route_back(self) -> None:
         """Routing and the deployment record back on the source (undoing a half-done go-live)."""
-        env = self.mwaa.get_environment(self.source)
-        routing = self.config.routing
-        self.routing.point(
-            routing.ssm_parameter_name,
-            name=self.source,
-            color=str(self.source_color),
-            webserver_url=env.get("WebserverUrl"),
-            airflow_version=env.get("AirflowVersion", ""),
-            zone_id=routing.route53_zone_id,
-            record_name=routing.route53_record_name,
+        point_routing(
+            self.routing, self.config, self.source, self.source_color, self.mwaa.get_environment(self.source)
         )
         self._record(active_color=str(self.source_color))
 
@@ -810,17 +966,8 @@ class Cutover:
         unpaused_at = time.time()
         target_env = self.mwaa.get_environment(self.target)
         version = target_env.get("AirflowVersion", self.to_version)
-        routing = self.config.routing
         self.journal.note("go-live", routed=True)  # before: a half-written routing is pointed back too
-        self.routing.point(
-            routing.ssm_parameter_name,
-            name=self.target,
-            color=str(self.target_color),
-            webserver_url=target_env.get("WebserverUrl"),
-            airflow_version=version,
-            zone_id=routing.route53_zone_id,
-            record_name=routing.route53_record_name,
-        )
+        point_routing(self.routing, self.config, self.target, self.target_color, target_env)
         self._record(active_color=str(self.target_color), **{str(self.target_color): version})
         self.emit({"event": "live", "environment": self.target, "unpaused": len(dags)})
         return {"unpaused": dags, "unpaused_at": unpaused_at, "version": version}
@@ -876,6 +1023,22 @@ class Cutover:
         return self.options.today or date.today()
 
 
+def point_routing(
+    routing: Routing, config: EnvironmentConfig, name: str, color: Color, environment: dict[str, Any]
+) -> None:
+    """Point the deployment's routing (SSM parameter, optional Route 53 record) at ``name``, described
+    by ``environment`` (its GetEnvironment answer)."""
+    routing.point(
+        config.routing.ssm_parameter_name,
+        name=name,
+        color=str(color),
+        webserver_url=environment.get("WebserverUrl"),
+        airflow_version=environment.get("AirflowVersion", ""),
+        zone_id=config.routing.route53_zone_id,
+        record_name=config.routing.route53_record_name,
+    )
+
+
 def create_fields_from(environment: dict[str, Any]) -> dict[str, Any]:
     """CreateEnvironment arguments that reproduce ``environment`` (a GetEnvironment answer), derived
     from botocore's MWAA model so that no input member is forgotten or invented."""
@@ -884,6 +1047,13 @@ def create_fields_from(environment: dict[str, Any]) -> dict[str, Any]:
     fields = _project(environment, shape)
     fields.pop("Name", None)
     return fields
+
+
+def clone_tags(source: dict[str, Any], color: Color) -> dict[str, str]:
+    """The source's tags for the clone, without the ``aws:`` ones (AWS sets those; CreateEnvironment
+    rejects them) and with the clone's colour."""
+    tags = {k: v for k, v in (source.get("Tags") or {}).items() if not k.lower().startswith("aws:")}
+    return {**tags, "mwaa-iac:color": str(color), "mwaa-iac:engine": "api"}
 
 
 def _project(value: Any, shape: Any) -> Any:
@@ -1042,15 +1212,7 @@ def rollback(
             if decision["policy"] != "left_paused":
                 old_api.set_paused(dag_id, False)
         env = mwaa.get_environment(old_name)
-        routing.point(
-            config.routing.ssm_parameter_name,
-            name=old_name,
-            color=str(old),
-            webserver_url=env.get("WebserverUrl"),
-            airflow_version=env.get("AirflowVersion", ""),
-            zone_id=config.routing.route53_zone_id,
-            record_name=config.routing.route53_record_name,
-        )
+        point_routing(routing, config, old_name, old, env)
         deployment = config.deployment.model_copy(update={"active_color": old})
         write_deployment(ws.config_file, deployment)
         left = {d: v["new_latest"] for d, v in decisions.items() if v["policy"] == "left_paused"}
@@ -1138,15 +1300,7 @@ def cleanup(
                     if routing is None:
                         raise CutoverError(f"routing may point at {old_name}: cannot point it back here")
                     env = mwaa.get_environment(source_name)
-                    routing.point(
-                        config.routing.ssm_parameter_name,
-                        name=source_name,
-                        color=str(source_color),
-                        webserver_url=env.get("WebserverUrl"),
-                        airflow_version=env.get("AirflowVersion", ""),
-                        zone_id=config.routing.route53_zone_id,
-                        record_name=config.routing.route53_record_name,
-                    )
+                    point_routing(routing, config, source_name, source_color, env)
 
                 undo = _give_back(
                     journal,

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mwaa_iac.adapters.terraform import TerraformRunner, resolve_engine
 from mwaa_iac.core.config import Color, EnvironmentConfig
 from mwaa_iac.core.phases import Phase, PhaseLayout, layout_for
-from mwaa_iac.core.plan import GuardVerdict, PlanSummary, enforce_guard, guard_plan, summarize_plan
+from mwaa_iac.core.plan import Action, GuardVerdict, PlanSummary, enforce_guard, guard_plan, summarize_plan
 from mwaa_iac.core.render import render_tfvars
 from mwaa_iac.workspace import Workspace
 
@@ -57,9 +58,12 @@ def write_phase_tfvars(
     *,
     version: str | None = None,
     requirements: dict[Color, str] | None = None,
+    object_versions: dict[Color, dict[str, str]] | None = None,
 ) -> tuple[PhaseLayout, Path]:
     """Render the phase's tfvars into the workspace's scratch directory."""
-    layout = layout_for(config, phase, version=version, requirements=requirements)
+    layout = layout_for(
+        config, phase, version=version, requirements=requirements, object_versions=object_versions
+    )
     template, source = ws.template()
     text = render_tfvars(config, layout, template, source=source)
     ws.work_dir.mkdir(parents=True, exist_ok=True)
@@ -76,9 +80,12 @@ def plan_phase(
     *,
     version: str | None = None,
     requirements: dict[Color, str] | None = None,
+    object_versions: dict[Color, dict[str, str]] | None = None,
 ) -> PhasePlan:
     """init + plan (saved) + show -json + summary + guard verdict. Changes nothing in AWS."""
-    layout, tfvars = write_phase_tfvars(ws, config, phase, version=version, requirements=requirements)
+    layout, tfvars = write_phase_tfvars(
+        ws, config, phase, version=version, requirements=requirements, object_versions=object_versions
+    )
     plan_file = (ws.work_dir / f"{phase}.tfplan").resolve()
     runner.init()
     has_changes = runner.plan(plan_file, var_files=[tfvars])
@@ -91,3 +98,91 @@ def apply_phase(plan: PhasePlan, runner: TerraformRunner) -> None:
     """Apply exactly the saved plan, after the guard allows it (raises PlanGuardError otherwise)."""
     enforce_guard(plan.verdict)
     runner.apply(plan.plan_file)
+
+
+_LIVE_VERSIONS = {
+    "requirements_s3_object_version": "RequirementsS3ObjectVersion",
+    "plugins_s3_object_version": "PluginsS3ObjectVersion",
+    "startup_script_s3_object_version": "StartupScriptS3ObjectVersion",
+}
+
+
+def files_of(environment: dict[str, Any]) -> tuple[str | None, dict[str, str]]:
+    """(requirements path, pinned object versions) an environment runs, from its GetEnvironment."""
+    versions = {key: str(environment[live]) for key, live in _LIVE_VERSIONS.items() if environment.get(live)}
+    return environment.get("RequirementsS3Path"), versions
+
+
+def live_slot_files(
+    mwaa: Any, config: EnvironmentConfig
+) -> tuple[dict[Color, str], dict[Color, dict[str, str]]]:
+    """For every colour whose environment exists: the requirements path and the object versions it
+    runs (GetEnvironment), so that a phase's plan keeps them instead of falling back to mwaa.yaml's
+    path and the latest object (which would restart the environment with other requirements)."""
+    from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError
+
+    requirements: dict[Color, str] = {}
+    versions: dict[Color, dict[str, str]] = {}
+    for color in Color:
+        try:
+            environment = mwaa.get_environment(config.environment_name(color))
+        except EnvironmentNotFoundError:
+            continue
+        path, pins = files_of(environment)
+        if path:
+            requirements[color] = path
+        if pins:
+            versions[color] = pins
+    return requirements, versions
+
+
+def environments_to_adopt(plan: PhasePlan, exists: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """(address, name) of each MWAA environment the plan would *create* although it exists in AWS:
+    an apply created it and its state write was lost (a crash, a killed runner). Creating it again
+    fails after a long wait; importing it is the fix."""
+    found = []
+    for change in plan.summary.resources:
+        if (
+            change.type != "aws_mwaa_environment"
+            or change.action is not Action.CREATE
+            or not change.name_after
+        ):
+            continue
+        if exists(change.name_after):
+            found.append((change.address, change.name_after))
+    return found
+
+
+def plan_phase_adopting(
+    ws: Workspace,
+    config: EnvironmentConfig,
+    phase: Phase,
+    runner: TerraformRunner,
+    exists: Callable[[str], bool],
+    on_import: Callable[[str, str], None] = lambda address, name: None,
+    **kwargs: Any,
+) -> PhasePlan:
+    """:func:`plan_phase`, importing first any environment that exists in AWS but not in the state
+    (then planning again), so that the next phase never tries to create it twice."""
+    plan = plan_phase(ws, config, phase, runner, **kwargs)
+    adopt = environments_to_adopt(plan, exists)
+    if not adopt:
+        return plan
+    for address, name in adopt:
+        runner.import_resource(address, name, [plan.tfvars_file])
+        on_import(address, name)
+    return plan_phase(ws, config, phase, runner, **kwargs)
+
+
+def live_files_or_note(config: EnvironmentConfig) -> tuple[dict[str, Any], str | None]:
+    """``plan_phase`` keyword arguments pinning each existing colour to the requirements path and
+    object versions it runs (GetEnvironment), or ({}, why) when MWAA cannot be read: the plan then
+    uses mwaa.yaml's path and the latest objects, and the caller says so."""
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.errors import MwaaIacError
+
+    try:
+        requirements, versions = live_slot_files(MwaaClient(config.region), config)
+    except MwaaIacError as exc:
+        return {}, f"object versions not pinned (GetEnvironment: {exc.message})"
+    return {"requirements": requirements, "object_versions": versions}, None

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from mwaa_iac.errors import MwaaIacError
+from mwaa_iac.errors import MwaaIacError, UsageError
 
 if TYPE_CHECKING:
     from mwaa_iac.adapters.storage import S3
@@ -157,6 +158,7 @@ def open_state(ws: Workspace, config: EnvironmentConfig, s3: S3 | None = None) -
     """The store configured for this environment: S3 when ``state.s3_bucket`` is set, else local
     files in the workspace's scratch directory."""
     if config.state is None:
+        require_shared_state_on_ci(ws, os.environ)
         return LocalStore(ws.work_dir)
     if s3 is None:
         from mwaa_iac.adapters.storage import S3
@@ -164,3 +166,27 @@ def open_state(ws: Workspace, config: EnvironmentConfig, s3: S3 | None = None) -
         s3 = S3(config.region)
     prefix = "/".join(p for p in (config.state.s3_prefix.strip("/"), config.name) if p)
     return S3Store(s3, config.state.s3_bucket, prefix)
+
+
+ALLOW_LOCAL_STATE = "MWAA_IAC_ALLOW_LOCAL_STATE"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def require_shared_state_on_ci(ws: Workspace, environ: Mapping[str, str]) -> None:
+    """On a CI runner (``CI=true``) a journal and lock in local files die with the runner: a runner
+    killed during the freeze would leave the source paused with nothing to resume from. Refuse,
+    with the fix, unless ``MWAA_IAC_ALLOW_LOCAL_STATE=true`` says the runner's disk persists."""
+    if not _truthy(environ.get("CI")) or _truthy(environ.get(ALLOW_LOCAL_STATE)):
+        return
+    raise UsageError(
+        f"{ws.config_file}: state.s3_bucket is required on a CI runner (CI=true): the journal and the "
+        "lock would live on the runner's disk, and a runner lost during the freeze would leave the "
+        "source paused with nothing to resume from",
+        hint="add to mwaa.yaml:\n  state:\n    s3_bucket: <a private bucket the deploy role may read and "
+        "write>\n(journals and the lock then live in S3 under mwaa-iac/state/<name>/, and `cutover --resume` "
+        f"or `cleanup` work from any machine); or set {ALLOW_LOCAL_STATE}=true when the runner's "
+        "disk outlives the job",
+    )

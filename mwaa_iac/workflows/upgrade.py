@@ -126,6 +126,7 @@ class Upgrade:
     # A failed hop or health gate ends the journal (an upgrade starts again), unless the journal is a
     # cutover's: then the step is left to retry, and `cutover --resume` runs it again.
     owns_journal: bool = True
+    s3: Any = None  # adapters.storage.S3 for per-hop requirements files; from the region when needed
 
     @property
     def slot(self) -> Color:
@@ -241,9 +242,18 @@ class Upgrade:
             why is None,
             why or f"{observation.status}, last update {observation.last_update_status}",
         )
+        check("engine", *self._engine_check())
         check("requirements", *self._requirements_check(plan))
         check("lock", True, f"held by this upgrade ({self.store.where(LOCK_NAME)})")
         return plan, checks
+
+    def _engine_check(self) -> tuple[bool, str]:
+        """The environment's engine (tag ``mwaa-iac:engine``) is the one asked for."""
+        from mwaa_iac.core.engines import engine_conflict
+
+        tags = self.mwaa.get_environment(self.name).get("Tags")
+        conflict = engine_conflict(tags, self.options.engine, self.name, self.ws.env)
+        return conflict is None, conflict or self.options.engine
 
     def _requirements_check(self, plan: PathPlan) -> tuple[bool, str]:
         path = self.config.source.requirements_s3_path
@@ -315,8 +325,10 @@ class Upgrade:
             # Interrupted between recording the step and recording the update: ask MWAA whether it
             # is already working on it instead of issuing it twice.
             issued = self._already_issued(self.mwaa.observe(self.name), hop)
+        issued_at = None
         if not issued:
             journal.started(step, from_version=hop.from_version)
+            issued_at = time.time()
             self._issue(hop)
             journal.note(step, update_issued=True)
         else:
@@ -327,6 +339,7 @@ class Upgrade:
             max_interval=max(self.options.max_poll_interval, self.options.poll_interval),
             budget=self.options.budget_seconds,
             expect_version=hop.to_version,
+            not_before=issued_at,
             on_event=lambda event: self.emit(event.to_dict()),
             sleep=self.sleep,
             clock=self.clock,
@@ -388,7 +401,9 @@ class Upgrade:
             }
         )
         try:
-            self.mwaa.update_environment(self.name, AirflowVersion=hop.to_version)
+            self.mwaa.update_environment(
+                self.name, AirflowVersion=hop.to_version, **self._hop_requirements(hop)
+            )
         except MwaaApiError as exc:
             if exc.code == "ValidationException":
                 raise UpdateFailedError(
@@ -397,16 +412,68 @@ class Upgrade:
                 ) from exc
             raise
 
+    def _hop_requirements(self, hop: Hop) -> dict[str, str]:
+        """UpdateEnvironment fields for the hop's requirements: when the requirements.txt the
+        environment runs pins Airflow's constraints with a --constraint line, a copy pointing at the
+        hop's version is written beside it (``<name>-airflow-<version>.txt``) and named with its
+        object version (AWS: use the constraints of the version you upgrade to). {} otherwise."""
+        from mwaa_iac.adapters.storage import S3
+        from mwaa_iac.core.hop_requirements import hop_requirements_key, retarget_constraints
+
+        environment = self.mwaa.get_environment(self.name)
+        path = environment.get("RequirementsS3Path")
+        item = load_catalog().get(hop.to_version)
+        if not path or item is None:
+            return {}
+        if self.s3 is None:
+            self.s3 = S3(self.config.region)
+        bucket = str(environment.get("SourceBucketArn") or self.config.source.bucket_arn).rsplit(":", 1)[-1]
+        text = self.s3.get_text(bucket, path, environment.get("RequirementsS3ObjectVersion"))
+        moved = retarget_constraints(text, hop.to_version, item.python) if text else None
+        if moved is None or moved == text:
+            return {}
+        key = hop_requirements_key(path, hop.to_version)
+        version = self.s3.put_text_versioned(bucket, key, moved)
+        self.emit({"event": "hop.requirements", "to": hop.to_version, "path": key, "object_version": version})
+        fields = {"RequirementsS3Path": key}
+        if version:
+            fields["RequirementsS3ObjectVersion"] = version
+        return fields
+
     def _apply_terraform(self, hop: Hop) -> None:
         from mwaa_iac.errors import TerraformError
-        from mwaa_iac.workflows.phase import apply_phase, plan_phase, runner_for
+        from mwaa_iac.workflows.phase import apply_phase, live_slot_files, plan_phase_adopting, runner_for
 
         runner = runner_for(
             self.ws,
             self.options.terraform_bin,
             lambda line: self.emit({"event": "terraform.output", "line": line}),
         )
-        result = plan_phase(self.ws, self.config, self._phase(), runner, version=hop.to_version)
+        # Each colour keeps the requirements path and object versions it runs (a cutover's target
+        # runs its source's, not mwaa.yaml's path at the latest upload); this slot's hop may bring a
+        # requirements file with the hop's constraint URL.
+        requirements, versions = live_slot_files(self.mwaa, self.config)
+        hop_files = self._hop_requirements(hop)
+        if hop_files:
+            requirements[self.slot] = hop_files["RequirementsS3Path"]
+            pins = dict(versions.get(self.slot, {}))
+            pins.pop("requirements_s3_object_version", None)
+            if hop_files.get("RequirementsS3ObjectVersion"):
+                pins["requirements_s3_object_version"] = hop_files["RequirementsS3ObjectVersion"]
+            versions[self.slot] = pins
+        result = plan_phase_adopting(
+            self.ws,
+            self.config,
+            self._phase(),
+            runner,
+            self.mwaa.exists,
+            lambda address, name: self.emit(
+                {"event": "terraform.imported", "address": address, "name": name}
+            ),
+            version=hop.to_version,
+            requirements=requirements,
+            object_versions=versions,
+        )
         self.emit({"event": "terraform.plan", **result.summary.to_dict(), "guard": result.verdict.to_dict()})
         try:
             apply_phase(result, runner)
@@ -419,9 +486,17 @@ class Upgrade:
             self.emit({"event": "terraform.apply_failed", "message": exc.message})
 
     def _refresh_terraform_state(self, hop: Hop) -> None:
-        from mwaa_iac.workflows.phase import runner_for, write_phase_tfvars
+        from mwaa_iac.workflows.phase import live_slot_files, runner_for, write_phase_tfvars
 
-        _, tfvars = write_phase_tfvars(self.ws, self.config, self._phase(), version=hop.to_version)
+        requirements, versions = live_slot_files(self.mwaa, self.config)
+        _, tfvars = write_phase_tfvars(
+            self.ws,
+            self.config,
+            self._phase(),
+            version=hop.to_version,
+            requirements=requirements,
+            object_versions=versions,
+        )
         runner = runner_for(self.ws, self.options.terraform_bin)
         runner.init()
         runner.apply_refresh_only([tfvars])

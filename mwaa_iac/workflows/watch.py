@@ -60,6 +60,9 @@ class WatchResult:
         }
 
 
+STALE_SKEW = 5.0  # seconds of clock difference tolerated between this machine and MWAA
+
+
 @dataclass
 class Watcher:
     observe: Callable[[], Observation]
@@ -68,6 +71,10 @@ class Watcher:
     backoff: float = 1.5
     budget: float = DEFAULT_BUDGET
     expect_version: str | None = None
+    # Epoch seconds at which the update being watched was issued: a terminal status whose
+    # LastUpdate began earlier is the previous update's (GetEnvironment right after
+    # UpdateEnvironment can still show it), so it is not this update's outcome.
+    not_before: float | None = None
     on_event: Callable[[WatchEvent], None] | None = None
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
@@ -112,10 +119,16 @@ class Watcher:
                 # the update to show. After work was seen, AVAILABLE on the old version means it
                 # did not take.
                 outcome = Outcome.ROLLED_BACK if seen_work else Outcome.WAITING
+            if outcome is not Outcome.WAITING and not seen_work and self._stale(obs):
+                outcome = Outcome.WAITING
             if outcome is not Outcome.WAITING:
                 durations[current] = durations.get(current, 0.0) + (now - entered)
                 return WatchResult(outcome, obs, now - start, durations)
             self._wait_or_give_up(start, delay, current)
+
+    def _stale(self, obs: Observation) -> bool:
+        created = obs.last_update_created_at
+        return self.not_before is not None and created is not None and created < self.not_before - STALE_SKEW
 
     def _wait_or_give_up(
         self, start: float, delay: float, status: str | None, obs: Observation | None = None

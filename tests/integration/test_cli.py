@@ -94,3 +94,15 @@ def test_help_lists_commands() -> None:
     assert result.returncode == 0
     for command in ("versions", "render", "plan", "apply"):
         assert command in result.stdout
+
+
+def test_cutover_on_ci_without_shared_state_is_refused_before_any_aws_call(workspace_root: Path) -> None:
+    result = run(
+        "cutover", "--env", "demo", "--dry-run",
+        cwd=workspace_root,
+        env={"CI": "true", "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x",
+             "AWS_SECRET_ACCESS_KEY": "x"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "state.s3_bucket is required on a CI runner" in result.stderr
+    assert "s3_bucket:" in result.stderr

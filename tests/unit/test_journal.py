@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core.config import parse_config_text
-from mwaa_iac.errors import LockHeldError
+from mwaa_iac.errors import LockHeldError, UsageError
 from mwaa_iac.workflows.journal import Journal, JournalError, Lock, holding_lock, open_journal
 from mwaa_iac.workflows.state import LocalStore, S3Store, StateError, open_state
 from mwaa_iac.workspace import Workspace
@@ -229,3 +229,21 @@ class _Any:
 
 
 _ANY_BODY = _Any()
+
+
+def test_ci_requires_the_state_in_s3(tmp_path, example_text, monkeypatch) -> None:
+    local = parse_config_text(example_text, "mwaa.yaml")
+    ws = Workspace(tmp_path, "analytics")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(UsageError) as caught:
+        open_state(ws, local)
+    assert "state.s3_bucket is required on a CI runner" in caught.value.message
+    assert "s3_bucket:" in (caught.value.hint or "") and "MWAA_IAC_ALLOW_LOCAL_STATE" in caught.value.hint
+    assert caught.value.exit_code == 2
+    remote = parse_config_text(example_text + "state:\n  s3_bucket: team-mwaa-state\n", "mwaa.yaml")
+    assert isinstance(open_state(ws, remote, S3(client=object())), S3Store)
+    monkeypatch.setenv("MWAA_IAC_ALLOW_LOCAL_STATE", "true")
+    assert isinstance(open_state(ws, local), LocalStore)
+    monkeypatch.setenv("CI", "false")
+    monkeypatch.delenv("MWAA_IAC_ALLOW_LOCAL_STATE")
+    assert isinstance(open_state(ws, local), LocalStore)

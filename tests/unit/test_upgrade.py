@@ -47,6 +47,11 @@ class FakeMwaa:
             return obs
         return Observation(self.status, self.version, "SUCCESS")
 
+    def get_environment(self, name: str) -> dict:
+        return {"Name": name, "AirflowVersion": self.version, "Status": self.status, "Tags": self.tags}
+
+    tags: dict = {}  # noqa: RUF012 - read-only default
+
     def update_environment(self, name: str, **fields) -> str:
         target = fields["AirflowVersion"]
         if target == self.reject:
@@ -103,7 +108,7 @@ def test_two_hop_major_upgrade_records_versions(ws) -> None:
     assert "CREATING_SNAPSHOT" in summary.hops[0]["durations_s"]
     assert ws.load().deployment.blue == "3.3.1"
     assert Journal.load(LocalStore(ws.work_dir), "upgrade.journal.jsonl").finished
-    assert [e["event"] for e in events if e["event"].startswith("preflight")].count("preflight.check") == 5
+    assert [e["event"] for e in events if e["event"].startswith("preflight")].count("preflight.check") == 6
 
 
 def test_dry_run_changes_nothing(ws) -> None:
@@ -260,3 +265,73 @@ def test_health_gate_counts_only_heartbeats_after_the_environment_came_back(ws) 
     journal = Journal.start(LocalStore(ws.work_dir), "health2.journal.jsonl", "upgrade", {})
     upgrade.health_gate(journal)
     assert clock.now >= datetime(2026, 11, 23, 10, 4, tzinfo=UTC)
+
+
+class _HopS3:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.reads: list[tuple] = []
+        self.written: dict[str, str] = {}
+
+    def get_text(self, bucket, key, version=None):
+        self.reads.append((bucket, key, version))
+        return self.written.get(key, self.text)
+
+    def put_text_versioned(self, bucket, key, text):
+        self.written[key] = text
+        return f"v-{len(self.written)}"
+
+
+def test_each_hop_gets_a_requirements_file_with_its_constraint_url(ws) -> None:
+    constraint = "--constraint https://example.invalid/constraints-{v}/constraints-{p}.txt\n"
+    s3 = _HopS3(constraint.format(v="2.10.3", p="3.11") + "pandas\n")
+
+    class Mwaa(FakeMwaa):
+        def __init__(self, version: str) -> None:
+            super().__init__(version)
+            self.sent: list[dict] = []
+
+        def get_environment(self, name):
+            return {
+                "Name": name,
+                "AirflowVersion": self.version,
+                "RequirementsS3Path": "requirements/requirements.txt",
+                "RequirementsS3ObjectVersion": "v0",
+                "SourceBucketArn": "arn:aws:s3:::src",
+            }
+
+        def update_environment(self, name, **fields):
+            self.sent.append(fields)
+            return super().update_environment(name, **fields)
+
+    mwaa = Mwaa("2.10.3")
+    events: list[dict] = []
+    upgrade = _upgrade(ws, mwaa, events, to="3.3.1")
+    upgrade.s3 = s3
+    upgrade.run()
+    assert [f["AirflowVersion"] for f in mwaa.sent] == ["2.11.2", "3.3.1"]
+    assert [f["RequirementsS3Path"] for f in mwaa.sent] == [
+        "requirements/requirements-airflow-2.11.2.txt",
+        "requirements/requirements-airflow-3.3.1.txt",
+    ]
+    assert s3.reads[0] == ("src", "requirements/requirements.txt", "v0")  # what the environment runs
+    assert (
+        "constraints-2.11.2/constraints-3.12.txt"
+        in s3.written["requirements/requirements-airflow-2.11.2.txt"]
+    )
+    assert (
+        "constraints-3.3.1/constraints-3.12.txt" in s3.written["requirements/requirements-airflow-3.3.1.txt"]
+    )
+    assert [e["path"] for e in events if e["event"] == "hop.requirements"] == list(s3.written)
+
+
+def test_an_environment_terraform_manages_is_not_upgraded_with_the_api_engine(ws) -> None:
+    mwaa = FakeMwaa()
+    mwaa.tags = {"mwaa-iac:engine": "terraform"}
+    with pytest.raises(PreflightError) as caught:
+        _upgrade(ws, mwaa).run()
+    assert (
+        "tag mwaa-iac:engine=terraform" in caught.value.message
+        and "--engine terraform" in caught.value.message
+    )
+    assert mwaa.updates == []

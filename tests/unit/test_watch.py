@@ -137,3 +137,17 @@ def test_budget_exhausted_says_how_to_resume() -> None:
 def test_ready_for_update(observation: Observation, reason: str | None) -> None:
     result = ready_for_update(observation)
     assert (result is None) if reason is None else (reason in result)
+
+
+def test_the_previous_updates_failure_read_right_after_update_environment_is_not_this_ones() -> None:
+    """A hop issued again after UPDATE_FAILED: the first read can still be the old failure."""
+    old = Observation("UPDATE_FAILED", "2.9.2", "FAILED", "PIP_FAILED: old", last_update_created_at=100.0)
+    new = [
+        Observation("UPDATING", "2.9.2", "PENDING", None, last_update_created_at=1000.0),
+        Observation("AVAILABLE", "2.10.3", "SUCCESS", None, last_update_created_at=1000.0),
+    ]
+    script = Script([old, *new])
+    result = script.watcher(interval=15, expect_version="2.10.3", not_before=999.0).run()
+    assert result.outcome is Outcome.SUCCEEDED and script.polls == 3
+    # without knowing when the update was issued (a resumed watch), the read is taken as it is
+    assert Script([old]).watcher(interval=15).run().outcome is Outcome.ROLLED_BACK

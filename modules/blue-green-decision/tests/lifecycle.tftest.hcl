@@ -205,3 +205,34 @@ run "longest_allowed_name" {
     error_message = "A 74-character base name should give 79- and 80-character environment names."
   }
 }
+
+run "clone_keeps_the_object_versions_its_source_runs" {
+  command = plan
+
+  variables {
+    blue = {
+      enabled                        = true
+      airflow_version                = "2.9.2"
+      requirements_s3_path           = "requirements/requirements.txt"
+      requirements_s3_object_version = "v-blue-runs"
+    }
+    green = {
+      enabled                          = true
+      airflow_version                  = "2.9.2"
+      requirements_s3_path             = "requirements/requirements.txt"
+      requirements_s3_object_version   = "v-blue-runs"
+      plugins_s3_object_version        = "p1"
+      startup_script_s3_object_version = null
+    }
+  }
+
+  assert {
+    condition     = output.environments.green.requirements_s3_object_version == "v-blue-runs" && output.environments.blue.requirements_s3_object_version == "v-blue-runs"
+    error_message = "Both slots should carry the requirements object version they run."
+  }
+
+  assert {
+    condition     = output.environments.green.plugins_s3_object_version == "p1" && output.environments.green.startup_script_s3_object_version == null
+    error_message = "Object versions pass through unchanged (null: the latest at apply time)."
+  }
+}
