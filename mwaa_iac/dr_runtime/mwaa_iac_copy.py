@@ -622,118 +622,179 @@ def _insert_sql(name, columns):
     return None  # log_template: read for re-mapping only
 
 
-def restore(factory, context, own_dags):
-    """Replace the target's copied tables with the backup's, in one transaction that commits only
-    when every table's count and content hash equal the manifest's."""
+# The ``dag`` table is rewritten by the target's DAG processor at every parse: a repeatable-read
+# transaction that updates its rows fails ("could not serialize access due to concurrent update").
+# So the DAGs are paused, and their next scheduled intervals written, in short read-committed
+# transactions of their own (before and after the copy); a conflict or deadlock is tried again.
+RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock detected
+ATTEMPTS = 3
+
+
+def _retrying(what, action):
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return action()
+        except Exception as exc:
+            code = getattr(getattr(exc, "orig", None), "pgcode", None)
+            if code not in RETRYABLE or attempt == ATTEMPTS:
+                raise
+            print(f"mwaa-iac: {what}: concurrent update ({code}), attempt {attempt + 1} of {ATTEMPTS}")
+            time.sleep(2 * attempt)
+    return None
+
+
+def _pause_all(own_dags):
+    """Pause every DAG but the tool's own (only go-live unpauses, whatever the copied configuration
+    or a DAG's is_paused_upon_creation say)."""
     from airflow.settings import Session
     from sqlalchemy import text
 
-    started = time.monotonic()
-    base = _location(factory, context)
-    manifest = _read_manifest(base)
-    tables = manifest["tables"]
-    csv_columns = {name: entry["columns"] for name, entry in tables.items() if "columns" in entry}
-    specs = build_specs(csv_columns, own_dags)
-    try:
-        with Session() as session:
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            _settings(session)
-            _check_target_columns(session, csv_columns)
-            deleted = clear_history(session, own_dags)
-            if "slot_pool" in specs:
-                session.execute(text("DELETE FROM slot_pool"))
-            if "dataset_event" in specs:
-                session.execute(text("DELETE FROM dataset_dag_run_queue"))
-                session.execute(text("DELETE FROM dataset_event"))
-            for name in ("variable", "connection"):
-                if name in tables:
-                    _restore_orm(session, name, _jsonl(base, name))
-            cursor = _raw_cursor(session)
-            for name, spec in specs.items():
-                stage = f"mwaa_iac_stage_{name}"
-                session.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {spec.select} LIMIT 0"))
-                with _open(f"{base}/{tables[name]['file']}", "rb") as handle:
-                    cursor.copy_expert(
-                        f"COPY {stage} ({', '.join(_q(c) for c in spec.columns)}) FROM STDIN "
-                        "WITH (FORMAT csv, DELIMITER '|', HEADER false)",
-                        handle,
-                    )
-            order = (
-                "slot_pool",
-                "log",
-                "dataset",
-                "dag_run",
-                "trigger",
-                "task_instance",
-                "task_fail",
-                "task_reschedule",
-                "task_map",
-                "xcom",
-                "dataset_event",
-                "dagrun_dataset_event",
-                "dataset_dag_run_queue",
-                "dag_schedule",
+    with Session() as session:
+        paused = session.execute(
+            text(f"UPDATE dag SET is_paused = true WHERE dag_id NOT IN ({_own(own_dags)}) AND NOT is_paused")
+        ).rowcount
+        session.commit()
+    return paused
+
+
+def _apply_schedule(base, entry, spec):
+    """Each DAG's next scheduled interval as the source had it (DAGs the target has)."""
+    from airflow.settings import Session
+    from sqlalchemy import text
+
+    with Session() as session:
+        _settings(session)
+        stage = "mwaa_iac_stage_dag_schedule"
+        session.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {spec.select} LIMIT 0"))
+        with _open(f"{base}/{entry['file']}", "rb") as handle:
+            _raw_cursor(session).copy_expert(
+                f"COPY {stage} ({', '.join(_q(c) for c in spec.columns)}) FROM STDIN "
+                "WITH (FORMAT csv, DELIMITER '|', HEADER false)",
+                handle,
             )
-            for name in order:
-                if name == "trigger":
-                    if "trigger" in tables:
-                        _restore_orm(session, "trigger", _jsonl(base, "trigger"))
-                    continue
-                if name not in specs:
-                    continue
-                sql = _insert_sql(name, specs[name].columns)
-                if sql:
-                    session.execute(text(sql))
-            for sequence_table in ("trigger", "dataset_event"):
-                session.execute(
-                    text(
-                        f"SELECT setval(pg_get_serial_sequence('{sequence_table}', 'id'), "
-                        f"GREATEST((SELECT COALESCE(max(id), 0) FROM {sequence_table}), 1))"
-                    )
-                )
-            own = _own(own_dags)
-            paused = session.execute(
-                text(f"UPDATE dag SET is_paused = true WHERE dag_id NOT IN ({own}) AND NOT is_paused")
-            ).rowcount
-            session.flush()
-            mismatches = []
-            counts = {}
-            for name, entry in tables.items():
-                if name in ORM_TABLES:
-                    got = orm_hash(session, name, own_dags)
-                elif specs[name].verify:
-                    got = table_hash(session, specs[name])
-                else:
-                    continue
-                counts[name] = got["rows"]
-                if got["sha256"] != entry["sha256"]:
-                    mismatches.append(_first_difference(name, entry, got))
-            if mismatches:
-                raise RuntimeError("the restored rows differ from the backup: " + "; ".join(mismatches))
-            reset = [
-                f"{dag_id}/{run_id}/{task_id}[{map_index}]"
-                for dag_id, run_id, task_id, map_index in session.execute(
-                    text(
-                        "UPDATE task_instance SET state = NULL "
-                        "WHERE state IN ('queued', 'running', 'restarting') "
-                        f"AND dag_id NOT IN ({own}) RETURNING dag_id, run_id, task_id, map_index"
-                    )
-                )
-            ]
-            session.commit()
+        sql = _insert_sql("dag_schedule", spec.columns)
+        updated = session.execute(text(sql)).rowcount if sql else 0
+        session.commit()
+    return updated
+
+
+def restore(factory, context, own_dags):
+    """Replace the target's copied tables with the backup's, in one transaction that commits only
+    when every table's count and content hash equal the manifest's (tried again on a concurrent
+    update); the DAGs are paused before it and their next intervals written after it."""
+    started = time.monotonic()
+    try:
+        base = _location(factory, context)
+        manifest = _read_manifest(base)
+        paused = _retrying("pausing the DAGs", lambda: _pause_all(own_dags))
+        result = _retrying("the restore", lambda: _restore_once(base, manifest, own_dags))
+        schedule = manifest["tables"].get("dag_schedule")
+        if schedule is not None:
+            spec = build_specs({"dag_schedule": schedule["columns"]}, own_dags)["dag_schedule"]
+            result["schedules"] = _retrying("next intervals", lambda: _apply_schedule(base, schedule, spec))
     except Exception as exc:
         _note(context, {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:800]})
         raise
-    result = {
-        "ok": True,
-        "tables": counts,
-        "deleted_before": sum(deleted.values()),
-        "paused": paused,
-        "reset": reset,
-        "seconds": round(time.monotonic() - started, 1),
-    }
+    result.update(paused=paused, seconds=round(time.monotonic() - started, 1))
     _note(context, result)
     return result
+
+
+def _restore_once(base, manifest, own_dags):
+    from airflow.settings import Session
+    from sqlalchemy import text
+
+    tables = manifest["tables"]
+    csv_columns = {
+        name: entry["columns"]
+        for name, entry in tables.items()
+        if "columns" in entry and name != "dag_schedule"
+    }
+    specs = build_specs(csv_columns, own_dags)
+    with Session() as session:
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        _settings(session)
+        _check_target_columns(session, csv_columns)
+        deleted = clear_history(session, own_dags)
+        if "slot_pool" in specs:
+            session.execute(text("DELETE FROM slot_pool"))
+        if "dataset_event" in specs:
+            session.execute(text("DELETE FROM dataset_dag_run_queue"))
+            session.execute(text("DELETE FROM dataset_event"))
+        for name in ("variable", "connection"):
+            if name in tables:
+                _restore_orm(session, name, _jsonl(base, name))
+        cursor = _raw_cursor(session)
+        for name, spec in specs.items():
+            stage = f"mwaa_iac_stage_{name}"
+            session.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {spec.select} LIMIT 0"))
+            with _open(f"{base}/{tables[name]['file']}", "rb") as handle:
+                cursor.copy_expert(
+                    f"COPY {stage} ({', '.join(_q(c) for c in spec.columns)}) FROM STDIN "
+                    "WITH (FORMAT csv, DELIMITER '|', HEADER false)",
+                    handle,
+                )
+        order = (
+            "slot_pool",
+            "log",
+            "dataset",
+            "dag_run",
+            "trigger",
+            "task_instance",
+            "task_fail",
+            "task_reschedule",
+            "task_map",
+            "xcom",
+            "dataset_event",
+            "dagrun_dataset_event",
+            "dataset_dag_run_queue",
+            "dag_schedule",
+        )
+        for name in order:
+            if name == "trigger":
+                if "trigger" in tables:
+                    _restore_orm(session, "trigger", _jsonl(base, "trigger"))
+                continue
+            if name not in specs:
+                continue
+            sql = _insert_sql(name, specs[name].columns)
+            if sql:
+                session.execute(text(sql))
+        for sequence_table in ("trigger", "dataset_event"):
+            session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{sequence_table}', 'id'), "
+                    f"GREATEST((SELECT COALESCE(max(id), 0) FROM {sequence_table}), 1))"
+                )
+            )
+        own = _own(own_dags)
+        session.flush()
+        mismatches = []
+        counts = {}
+        for name, entry in tables.items():
+            if name in ORM_TABLES:
+                got = orm_hash(session, name, own_dags)
+            elif name in specs and specs[name].verify:
+                got = table_hash(session, specs[name])
+            else:
+                continue
+            counts[name] = got["rows"]
+            if got["sha256"] != entry["sha256"]:
+                mismatches.append(_first_difference(name, entry, got))
+        if mismatches:
+            raise RuntimeError("the restored rows differ from the backup: " + "; ".join(mismatches))
+        reset = [
+            f"{dag_id}/{run_id}/{task_id}[{map_index}]"
+            for dag_id, run_id, task_id, map_index in session.execute(
+                text(
+                    "UPDATE task_instance SET state = NULL "
+                    "WHERE state IN ('queued', 'running', 'restarting') "
+                    f"AND dag_id NOT IN ({own}) RETURNING dag_id, run_id, task_id, map_index"
+                )
+            )
+        ]
+        session.commit()
+    return {"ok": True, "tables": counts, "deleted_before": sum(deleted.values()), "reset": reset}
 
 
 def _first_difference(name, expected, got):
