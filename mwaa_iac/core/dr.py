@@ -60,7 +60,6 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 # Tables every backup holds (others depend on the Airflow version: task_map, dataset events...).
 REQUIRED_TABLES = ("variable", "connection", "slot_pool", "dag_run", "task_instance", "xcom")
-SECRET_TABLES = frozenset({"variable", "connection"})  # plaintext secrets: count, never show
 # The copy module (mwaa_iac/dr_runtime/mwaa_iac_copy.py) delivered beside mwaa-dr in vendor/.
 COPY_MODULE = "mwaa_iac_copy"
 
