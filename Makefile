@@ -4,9 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV     := $(shell command -v uv 2>/dev/null)
 
-.PHONY: setup test lint fmt unit tf-test scan schema-lint clean demo demo-down bench
+.PHONY: help setup test check lint fmt unit tf-test scan schema-lint clean demo demo-down bench bench-startup
+.DEFAULT_GOAL := help
 
-setup: $(BIN)/mwaa-iac
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(BIN)/mwaa-iac ## Create .venv with mwaa-iac and its dev, terraform and local-stack extras
 
 $(BIN)/mwaa-iac: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,22 +19,26 @@ $(BIN)/mwaa-iac: pyproject.toml
 	@touch $@
 
 # Lint, unit + integration tests, the offline `terraform test` suite, the IaC scanner.
-test: setup lint schema-lint unit tf-test scan
+test: setup lint schema-lint unit tf-test scan ## Everything CI runs (about 45 min: real Airflow end to end)
 
-lint: setup
+# The quick loop: lint + the tests that need neither the local stack nor Terraform (under 2 minutes).
+check: setup lint ## Lint + fast tests (no local stack, no Terraform), under 2 minutes
+	$(BIN)/pytest -q -m "not local and not slow and not terraform" tests/unit tests/integration
+
+lint: setup ## ruff check, ruff format --check, terraform fmt --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mwaa-iac tf fmt --check modules environments
 
-unit: setup
+unit: setup ## Every pytest test (unit, integration, local stack, end to end)
 	$(BIN)/pytest -q
 
-tf-test: setup
+tf-test: setup ## The offline `terraform test` suite of the decision module
 	$(BIN)/mwaa-iac tf test modules/blue-green-decision
 
 # The offline AWS-provider schema check lives in the workplace's shared tools, beside the repo.
 SCHEMA_LINT ?= ../shared/tools/tf-schema-lint/check_hcl.py
-schema-lint: setup
+schema-lint: setup ## Check modules/ against the AWS provider schema (offline)
 	@if [ -f "$(SCHEMA_LINT)" ]; then $(BIN)/python "$(SCHEMA_LINT)" modules/; \
 	else echo "tf-schema-lint not found at $(SCHEMA_LINT); skipped"; fi
 
@@ -41,24 +49,27 @@ $(SCAN_VENV)/bin/checkov:
 	$(PYTHON) -m venv $(SCAN_VENV)
 	$(SCAN_VENV)/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
 
-scan: $(SCAN_VENV)/bin/checkov
+scan: $(SCAN_VENV)/bin/checkov ## checkov over modules/
 	$(SCAN_VENV)/bin/checkov --quiet --compact -d modules --framework terraform --config-file .checkov.yaml
 
 # The main job: local stack up, blue 2.9.2 seeded with history, cutover to 2.10.3, summary.
-demo: setup
+demo: setup ## The main job on the local stack: blue 2.9.2 with history, cutover to 2.10.3
 	$(BIN)/mwaa-iac local demo
 
 # Freeze window vs raw copy vs in-place upgrade, at 3,000 and 105,000 task instances (bench/out/).
-bench: setup
+bench: setup ## Freeze window vs raw copy vs in-place upgrade (bench/out/)
 	$(BIN)/python bench/freeze_bench.py
 
-demo-down: setup
+bench-startup: setup ## Wall time of `mwaa-iac --help` and `versions path` over several runs
+	$(BIN)/python bench/startup_bench.py
+
+demo-down: setup ## Stop the demo's local stack and remove its state
 	$(BIN)/mwaa-iac local down --remove-state --yes
 
-fmt: setup
+fmt: setup ## Format Python and Terraform, apply ruff's fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 	$(BIN)/mwaa-iac tf fmt modules environments
 
-clean:
+clean: ## Remove the virtualenvs and caches
 	rm -rf $(VENV) $(SCAN_VENV) .pytest_cache .ruff_cache

