@@ -91,7 +91,7 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
     K.STEP_DONE: ("a cutover step finished (recorded in the journal)", "step, elapsed_s"),
     K.CUTOVER_RESUME: ("`cutover --resume` continues a recorded run", "run_id"),
     K.CUTOVER_PLAN: (
-        "`cutover --dry-run`'s plan (the only event of a dry run)",
+        "`cutover --dry-run`'s plan (its last event)",
         "dry_run, source, target, from, to, history_carried, passes, freeze, hops, notes, "
         "mwaa_dr_delivery, in_flight_policy, catchup_without_history",
     ),
