@@ -28,6 +28,7 @@ from mwaa_iac.core import dr
 from mwaa_iac.core.catalog import parse_version
 from mwaa_iac.core.config import EnvironmentConfig
 from mwaa_iac.errors import UsageError
+from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, deploy_dr_files, run_probe
 
 BACKUP_INFO = "mwaa-iac-backup.json"  # mwaa-iac backup's record beside the DAG's manifest.json
@@ -172,10 +173,10 @@ def take_backup(
         config.source.dag_s3_path,
         [dr.render_probe_dag(factory, config.name), dag_file],
     )
-    emit({"event": "dr.vendor", **vendor})
+    emit(event(EventKind.DR_VENDOR, **vendor))
     runner = DagRunner(AirflowApi(mwaa, environment, sleep=sleep), timing, emit, sleep)
     probed = probe(probe_runner(runner, timing), config, factory, role="the backup")
-    emit({"event": "backup.started", "environment": environment, "location": f"s3://{bucket}/{prefix}"})
+    emit(event(EventKind.BACKUP_STARTED, environment=environment, location=f"s3://{bucket}/{prefix}"))
     runner.run(
         dr.BACKUP_DAG_ID, dr.run_id("backup", backup_id, "b"), dag_file.marker, dr.copy_conf(bucket, prefix)
     )
@@ -191,7 +192,7 @@ def take_backup(
     }
     s3.put_text(bucket, f"{prefix}/{BACKUP_INFO}", json.dumps(manifest, indent=2, sort_keys=True))
     location = f"s3://{bucket}/{prefix}"
-    emit({"event": "backup.done", "location": location})
+    emit(event(EventKind.BACKUP_DONE, location=location))
     return {"location": location, **manifest}
 
 
@@ -247,5 +248,5 @@ def restore_backup(
     outcome = run_restore(runner, run_id, markers[dr.RESTORE_DAG_ID], dr.copy_conf(bucket, prefix))
     verified = verify_restore(target, rows, outcome)
     result = {"environment": target, "from": location, "tables": verified["tables"]}
-    emit({"event": "restore.done", **result})
+    emit(event(EventKind.RESTORE_DONE, **result))
     return result

@@ -42,6 +42,7 @@ from mwaa_iac.core.findings import Finding
 from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Outcome, ready_for_update
 from mwaa_iac.errors import MwaaIacError, UsageError
+from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.backup import probe, probe_runner, read_manifest, run_restore, verify_restore
 from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, deploy_dr_files, remove_dr_files
 from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_journal
@@ -136,7 +137,7 @@ class Cutover:
                 self._abort_freeze(exc)
                 raise
             self.journal.end("succeeded", report=report)
-            self.emit({"event": "cutover.summary", **report})
+            self.emit(event(EventKind.CUTOVER_SUMMARY, **report))
             return report
 
     def _open_journal(self) -> Journal:
@@ -160,7 +161,7 @@ class Cutover:
             if source_color is not self.config.active_color:
                 deployment = self.config.deployment.model_copy(update={"active_color": source_color})
                 self.config = self.config.model_copy(update={"deployment": deployment})
-            self.emit({"event": "cutover.resume", "run_id": journal.run_id})
+            self.emit(event(EventKind.CUTOVER_RESUME, run_id=journal.run_id))
         return journal
 
     # -- the flow ----------------------------------------------------------------------------------
@@ -210,13 +211,13 @@ class Cutover:
         assert journal is not None
         if journal.state(name) == "done":
             return journal.data(name).get("result")
-        self.emit({"event": "step.started", "step": name})
+        self.emit(event(EventKind.STEP_STARTED, step=name))
         journal.started(name)
         start = self.clock()
         result = action()
         elapsed = self.clock() - start
         journal.done(name, result=result, elapsed_s=round(elapsed, 3), ended=time.time())
-        self.emit({"event": "step.done", "step": name, "elapsed_s": round(elapsed, 1)})
+        self.emit(event(EventKind.STEP_DONE, step=name, elapsed_s=round(elapsed, 1)))
         return result
 
     # -- preflight ---------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ class Cutover:
         def check(name: str, ok: bool, detail: str) -> None:
             item = Check(name, ok, detail)
             checks.append(item)
-            self.emit({"event": "preflight.check", **item.to_dict()})
+            self.emit(event(EventKind.PREFLIGHT_CHECK, **item.to_dict()))
 
         history = not self.options.no_history
         try:
@@ -308,7 +309,7 @@ class Cutover:
             self.config.source.dag_s3_path,
             [dr.render_probe_dag(factory, self.config.name)],
         )
-        self.emit({"event": "dr.vendor", **vendor})
+        self.emit(event(EventKind.DR_VENDOR, **vendor))
         runner = DagRunner(self.api(self.source), self.options, self.emit, self.sleep, self.clock)
         try:
             result = probe(
@@ -421,8 +422,8 @@ class Cutover:
         files.append(dr.render_prepare_dag(self.config.name, label))
         source = self.config.source
         vendor = deploy_dr_files(self.s3, source.bucket_name, source.dag_s3_path, files)
-        self.emit({"event": "dr.vendor", **vendor})
-        self.emit({"event": "dr.deployed", "prefix": prefix, "files": [f.relative_path for f in files]})
+        self.emit(event(EventKind.DR_VENDOR, **vendor))
+        self.emit(event(EventKind.DR_DEPLOYED, prefix=prefix, files=[f.relative_path for f in files]))
         return {"prefix": prefix, "markers": {f.dag_id: f.marker for f in files}, "vendor": vendor}
 
     def _remove_dr_dags(self) -> dict[str, Any]:
@@ -438,7 +439,7 @@ class Cutover:
                 deleted.append(dag_id)
             except AirflowApiError as exc:
                 if exc.status != 404:
-                    self.emit({"event": "dr.record_kept", "dag_id": dag_id, "error": exc.message})
+                    self.emit(event(EventKind.DR_RECORD_KEPT, dag_id=dag_id, error=exc.message))
         return {"removed": removed, "records_deleted": deleted}
 
     def _markers(self, label: str) -> dict[str, str]:
@@ -521,14 +522,14 @@ class Cutover:
     def _backup_counts(self, prefix: str) -> dict[str, Any]:
         bucket = self.config.dr.backup_bucket
         result = read_manifest(self.s3, bucket, prefix)
-        self.emit({"event": "dr.backup_verified", "prefix": prefix, "tables": len(result["rows"])})
+        self.emit(event(EventKind.DR_BACKUP_VERIFIED, prefix=prefix, tables=len(result["rows"])))
         return {"prefix": prefix, "rows": result["rows"]}
 
     def _verify_restore(self, backup: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
         verified = verify_restore(self.target, backup["rows"], outcome)
-        self.emit({"event": "dr.restore_verified", "tables": verified["tables"]})
+        self.emit(event(EventKind.DR_RESTORE_VERIFIED, tables=verified["tables"]))
         if verified["reset"]:
-            self.emit({"event": "dr.reset_on_target", "task_instances": verified["reset"]})
+            self.emit(event(EventKind.DR_RESET_ON_TARGET, task_instances=verified["reset"]))
         return verified
 
     # -- target environment ------------------------------------------------------------------------
@@ -553,13 +554,13 @@ class Cutover:
             fields.update(AirflowVersion=version, ExecutionRoleArn=self._target_role(source))
             fields["Tags"] = clone_tags(source, self.target_color)
             self.mwaa.create_environment(self.target, **fields)
-            self.emit({"event": "target.create_environment", "name": self.target, "version": version})
+            self.emit(event(EventKind.TARGET_CREATE_ENVIRONMENT, name=self.target, version=version))
         result = Watcher(
             self._observe_target_creation(),
             interval=self.options.poll_interval,
             max_interval=max(self.options.max_poll_interval, self.options.poll_interval),
             budget=self.options.budget_seconds,
-            on_event=lambda event: self.emit(event.to_dict()),
+            on_event=lambda watched: self.emit(watched.to_dict()),
             sleep=self.sleep,
             clock=self.clock,
         ).run()
@@ -588,14 +589,14 @@ class Cutover:
                 services = endpoint_services(environment)
                 told = True
                 self.emit(
-                    {
-                        "event": "target.pending_endpoints",
-                        "environment": self.target,
-                        "services": services,
-                        "fix": endpoint_fix(environment, services)
+                    event(
+                        EventKind.TARGET_PENDING_ENDPOINTS,
+                        environment=self.target,
+                        services=services,
+                        fix=endpoint_fix(environment, services)
                         if services
                         else "see the environment in the MWAA console (endpoint mode CUSTOMER)",
-                    }
+                    )
                 )
             return observe(environment)
 
@@ -672,7 +673,7 @@ class Cutover:
             return choice.arn
         tags = {"mwaa-iac:deployment": self.config.name, "mwaa-iac:color": str(self.target_color)}
         arn = create_target_role(self._iam(), choice, scope, tags)
-        self.emit({"event": "target.role_created", "role": arn, "environment": self.target})
+        self.emit(event(EventKind.TARGET_ROLE_CREATED, role=arn, environment=self.target))
         return arn
 
     def _terraform_phase(self, kind: str, version: str, requirements: str | None) -> None:
@@ -692,7 +693,7 @@ class Cutover:
         runner = runner_for(
             self.ws,
             self.options.terraform_bin,
-            lambda line: self.emit({"event": "terraform.output", "line": line}),
+            lambda line: self.emit(event(EventKind.TERRAFORM_OUTPUT, line=line)),
         )
         phase = Phase(PhaseKind(kind), self.target_color)
         reqs, versions = live_slot_files(self.mwaa, self.config)
@@ -714,14 +715,12 @@ class Cutover:
             phase,
             runner,
             self.mwaa.exists,
-            lambda address, name: self.emit(
-                {"event": "terraform.imported", "address": address, "name": name}
-            ),
+            lambda address, name: self.emit(event(EventKind.TERRAFORM_IMPORTED, address=address, name=name)),
             version=version,
             requirements=reqs,
             object_versions=versions,
         )
-        self.emit({"event": "terraform.plan", **result.summary.to_dict(), "guard": result.verdict.to_dict()})
+        self.emit(event(EventKind.TERRAFORM_PLAN, **result.summary.to_dict(), guard=result.verdict.to_dict()))
         apply_phase(result, runner)
 
     def _recorded_requirements(self) -> dict[str, Any] | None:
@@ -793,7 +792,7 @@ class Cutover:
         if undo.get("failed_on") == self.target:
             # The source stays paused so that the two colours never run the same DAGs: --resume
             # continues from the failed step (the journal is left as it is).
-            self.emit({"event": "freeze.abort_failed", **undo})
+            self.emit(event(EventKind.FREEZE_ABORT_FAILED, **undo))
             _explain(
                 error,
                 f"state: the half-done go-live could not be undone on {self.target} ({undo['error']}): "
@@ -809,7 +808,7 @@ class Cutover:
         if half_done_go_live:
             journal.note("go-live", aborted=True, routed=False)
         if undo.get("failed_on"):
-            self.emit({"event": "freeze.abort_failed", **undo})
+            self.emit(event(EventKind.FREEZE_ABORT_FAILED, **undo))
             _explain(
                 error,
                 f"state: {self.source}'s DAGs could not all be unpaused ({undo['error']}): "
@@ -820,15 +819,15 @@ class Cutover:
             )
             return
         self.emit(
-            {
-                "event": "freeze.aborted",
-                "environment": self.source,
-                "unpaused": undo["unpaused_on_source"],
-                "target": self.target,
-                "repaused_on_target": undo["repaused_on_target"],
-                "routed_back": undo["routed_back"],
-                "redo": steps,
-            }
+            event(
+                EventKind.FREEZE_ABORTED,
+                environment=self.source,
+                unpaused=undo["unpaused_on_source"],
+                target=self.target,
+                repaused_on_target=undo["repaused_on_target"],
+                routed_back=undo["routed_back"],
+                redo=steps,
+            )
         )
         _explain(error, self._state_text(False, aborted=undo))
 
@@ -896,7 +895,7 @@ class Cutover:
             for d in self.api(self.source).list_dags()
             if not d.get("is_paused") and d["dag_id"] not in dr.MWAA_IAC_DAG_IDS
         ]
-        self.emit({"event": "freeze.recorded", "dags": dags})
+        self.emit(event(EventKind.FREEZE_RECORDED, dags=dags))
         return {"dags": sorted(dags)}
 
     def _pause_source(self, dags: list[str]) -> dict[str, Any]:
@@ -904,7 +903,7 @@ class Cutover:
         started = time.time()
         for dag_id in dags:
             api.set_paused(dag_id, True)
-        self.emit({"event": "freeze.paused", "environment": self.source, "count": len(dags)})
+        self.emit(event(EventKind.FREEZE_PAUSED, environment=self.source, count=len(dags)))
         return {"paused": dags, "freeze_started": started}
 
     def _drain(self) -> dict[str, Any]:
@@ -924,12 +923,12 @@ class Cutover:
             ]
             waited = round(self.clock() - start, 2)
             if not names:
-                self.emit({"event": "freeze.drained", "environment": self.source, "waited_s": waited})
+                self.emit(event(EventKind.FREEZE_DRAINED, environment=self.source, waited_s=waited))
                 return {"drained_after_s": waited, "may_run_twice": []}
             if waited > self.options.drain_timeout_seconds:
                 if self.options.force_drain:
                     self.emit(
-                        {"event": "freeze.drain_forced", "environment": self.source, "may_run_twice": names}
+                        event(EventKind.FREEZE_DRAIN_FORCED, environment=self.source, may_run_twice=names)
                     )
                     return {"drained_after_s": None, "waited_s": waited, "may_run_twice": names}
                 more = f" and {len(names) - 20} more" if len(names) > 20 else ""
@@ -943,13 +942,13 @@ class Cutover:
                     "runs them again: they may run twice)",
                 )
             self.emit(
-                {
-                    "event": "freeze.draining",
-                    "environment": self.source,
-                    "count": len(names),
-                    "task_instances": names[:5],
-                    "waited_s": waited,
-                }
+                event(
+                    EventKind.FREEZE_DRAINING,
+                    environment=self.source,
+                    count=len(names),
+                    task_instances=names[:5],
+                    waited_s=waited,
+                )
             )
             self.sleep(self.options.run_poll_seconds)
 
@@ -969,7 +968,7 @@ class Cutover:
         self.journal.note("go-live", routed=True)  # before: a half-written routing is pointed back too
         point_routing(self.routing, self.config, self.target, self.target_color, target_env)
         self._record(active_color=str(self.target_color), **{str(self.target_color): version})
-        self.emit({"event": "live", "environment": self.target, "unpaused": len(dags)})
+        self.emit(event(EventKind.CUTOVER_LIVE, environment=self.target, unpaused=len(dags)))
         return {"unpaused": dags, "unpaused_at": unpaused_at, "version": version}
 
     def _record(self, active_color: str | None = None, **versions: str) -> None:
@@ -1241,7 +1240,7 @@ def rollback(
                 f"{len(left)} DAG(s) left paused on {old_name} ({', '.join(left)}): their runs since go-live "
                 f"exist only on {new_name}; unpause them after deciding, or roll forward"
             )
-        emit({"event": "rollback.done", **result})
+        emit(event(EventKind.ROLLBACK_DONE, **result))
         return result
 
 
@@ -1320,7 +1319,7 @@ def cleanup(
             result["abandoned_cutover"] = journal.run_id
         if mwaa.exists(old_name):
             mwaa.delete_environment(old_name)
-            emit({"event": "cleanup.deleting", "environment": old_name})
+            emit(event(EventKind.CLEANUP_DELETING, environment=old_name))
             if watch is not None:
                 watch(old_name)
             result["retired"] = old_name
@@ -1335,5 +1334,5 @@ def cleanup(
             result["backups_deleted"] = len(old_keys)
         deployment = config.deployment.model_copy(update={str(old): None})
         write_deployment(ws.config_file, deployment)
-        emit({"event": "cleanup.done", **result})
+        emit(event(EventKind.CLEANUP_DONE, **result))
         return result

@@ -22,6 +22,7 @@ from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
 from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.errors import MwaaIacError
+from mwaa_iac.events import EventKind, event
 
 
 class CutoverError(MwaaIacError):
@@ -95,7 +96,7 @@ class DagRunner:
                     f"{self.options.dag_timeout_seconds:.0f} s",
                     hint="check the DAG folder sync and the environment's DAG processor; then --resume",
                 )
-            self.emit({"event": "dr.waiting_for_dag", "environment": self.api.environment, "dag_id": dag_id})
+            self.emit(event(EventKind.DR_WAITING_FOR_DAG, environment=self.api.environment, dag_id=dag_id))
             self.sleep(self.options.run_poll_seconds)
 
     def _import_errors(self, dag_id: str) -> str | None:
@@ -132,7 +133,7 @@ class DagRunner:
             # A resumed workflow retries a run that failed before: replace it, same id.
             self.api.request("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}")
             self.api.trigger(dag_id, run_id, conf)
-        self.emit({"event": "dr.triggered", "environment": name, "dag_id": dag_id, "run_id": run_id})
+        self.emit(event(EventKind.DR_TRIGGERED, environment=name, dag_id=dag_id, run_id=run_id))
         start = self.clock()
         delay = self.options.run_poll_seconds
         while True:
@@ -149,13 +150,13 @@ class DagRunner:
             if self.clock() - start > self.options.run_timeout_seconds:
                 raise CutoverError(f"{dag_id} run {run_id} on {name} did not finish in time (state {state})")
             self.emit(
-                {
-                    "event": "dr.run",
-                    "environment": name,
-                    "dag_id": dag_id,
-                    "state": state,
-                    "elapsed_s": round(self.clock() - start, 1),
-                }
+                event(
+                    EventKind.DR_RUN,
+                    environment=name,
+                    dag_id=dag_id,
+                    state=state,
+                    elapsed_s=round(self.clock() - start, 1),
+                )
             )
             self.sleep(delay)
             if backoff:
@@ -202,7 +203,7 @@ def run_probe(
     api = runner.api
     name = api.environment
     uri = f"s3://{conf['bucket']}/{conf['key']}"
-    runner.emit({"event": "probe.started", "environment": name, "dag_id": probe.dag_id, "run_id": run_id})
+    runner.emit(event(EventKind.PROBE_STARTED, environment=name, dag_id=probe.dag_id, run_id=run_id))
     try:
         runner.run(probe.dag_id, run_id, probe.marker, conf)  # waits for the parse; import errors raise
     except DagImportError as exc:
@@ -237,9 +238,9 @@ def run_probe(
     }
     if note.get("deleted") not in (True, None):
         runner.emit(
-            {"event": "probe.warning", "environment": name, "detail": f"{uri} not deleted: {note['deleted']}"}
+            event(EventKind.PROBE_WARNING, environment=name, detail=f"{uri} not deleted: {note['deleted']}")
         )
-    runner.emit({"event": "probe.done", **result})
+    runner.emit(event(EventKind.PROBE_DONE, **result))
     return result
 
 

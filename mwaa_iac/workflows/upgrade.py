@@ -21,6 +21,7 @@ from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
 from mwaa_iac.core.planner import Hop, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Observation, Outcome, ready_for_update
 from mwaa_iac.errors import EnvironmentUnavailableError, MwaaIacError, UsageError
+from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_journal
 from mwaa_iac.workflows.state import StateStore, open_state
 from mwaa_iac.workflows.watch import DEFAULT_BUDGET, DEFAULT_INTERVAL, DEFAULT_MAX_INTERVAL, Watcher
@@ -157,7 +158,7 @@ class Upgrade:
             summary.elapsed_s = self.clock() - started
             if journal is not None:
                 journal.end(summary.outcome, summary=summary.to_dict())
-            self.emit({"event": "upgrade.summary", **summary.to_dict()})
+            self.emit(event(EventKind.UPGRADE_SUMMARY, **summary.to_dict()))
             return summary
 
     # -- steps ------------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ class Upgrade:
             resume=self.options.resume,
         )
         if self.options.resume:
-            self.emit({"event": "upgrade.resume", "run_id": journal.run_id})
+            self.emit(event(EventKind.UPGRADE_RESUME, run_id=journal.run_id))
         return journal
 
     def _run(self, journal: Journal | None) -> UpgradeSummary:
@@ -217,7 +218,7 @@ class Upgrade:
         def check(name: str, ok: bool, detail: str) -> None:
             item = Check(name, ok, detail)
             checks.append(item)
-            self.emit({"event": "preflight.check", **item.to_dict()})
+            self.emit(event(EventKind.PREFLIGHT_CHECK, **item.to_dict()))
 
         try:
             observation = self.mwaa.observe(self.name)
@@ -288,12 +289,12 @@ class Upgrade:
             return journal.data("backup").get("location")
         if not self.options.backup:
             journal.done("backup", skipped="--no-backup")
-            self.emit({"event": "backup.skipped", "reason": "--no-backup"})
+            self.emit(event(EventKind.BACKUP_SKIPPED, reason="--no-backup"))
             return None
         catalog_version = load_catalog().get(version)
         if catalog_version is None or not catalog_version.mwaa_dr:
             journal.done("backup", skipped=f"mwaa-dr does not support {version}")
-            self.emit({"event": "backup.skipped", "reason": f"mwaa-dr does not support Airflow {version}"})
+            self.emit(event(EventKind.BACKUP_SKIPPED, reason=f"mwaa-dr does not support Airflow {version}"))
             return None
         if self.backup_hook is None:
             raise UsageError(
@@ -301,10 +302,10 @@ class Upgrade:
                 hint="pass --no-backup to upgrade without one",
             )
         journal.started("backup")
-        self.emit({"event": "backup.started", "environment": self.name})
+        self.emit(event(EventKind.BACKUP_STARTED, environment=self.name))
         location = self.backup_hook(self.name, version)
         journal.done("backup", location=location)
-        self.emit({"event": "backup.done", "location": location})
+        self.emit(event(EventKind.BACKUP_DONE, location=location))
         return location
 
     def _hop(self, journal: Journal, index: int, hop: Hop, prefix: str = "hop") -> dict[str, Any]:
@@ -312,13 +313,10 @@ class Upgrade:
         if journal.state(step) == "done":
             return journal.data(step)
         self.emit(
-            {
-                "event": "hop.started",
-                "index": index,
-                "from": hop.from_version,
-                "to": hop.to_version,
-                "reason": hop.reason,
-            }
+            event(
+                EventKind.HOP_STARTED,
+                {"index": index, "from": hop.from_version, "to": hop.to_version, "reason": hop.reason},
+            )
         )
         issued = journal.data(step).get("update_issued", False)
         if journal.state(step) == "started" and not issued:
@@ -332,7 +330,7 @@ class Upgrade:
             self._issue(hop)
             journal.note(step, update_issued=True)
         else:
-            self.emit({"event": "hop.resumed", "to": hop.to_version})
+            self.emit(event(EventKind.HOP_RESUMED, to=hop.to_version))
         watcher = Watcher(
             lambda: self.mwaa.observe(self.name),
             interval=self.options.poll_interval,
@@ -340,7 +338,7 @@ class Upgrade:
             budget=self.options.budget_seconds,
             expect_version=hop.to_version,
             not_before=issued_at,
-            on_event=lambda event: self.emit(event.to_dict()),
+            on_event=lambda watched: self.emit(watched.to_dict()),
             sleep=self.sleep,
             clock=self.clock,
         )
@@ -359,7 +357,7 @@ class Upgrade:
             ):
                 self._refresh_terraform_state(hop)
             journal.done(step, **record)
-            self.emit({"event": "hop.done", **record})
+            self.emit(event(EventKind.HOP_DONE, **record))
             return record
         error = result.observation.last_update_error or "no error detail from MWAA"
         if result.outcome is Outcome.NEEDS_HUMAN:
@@ -392,13 +390,13 @@ class Upgrade:
             self._apply_terraform(hop)
             return
         self.emit(
-            {
-                "event": "hop.update_environment",
-                "to": hop.to_version,
-                "why": "major version change: Terraform would replace the environment"
+            event(
+                EventKind.HOP_UPDATE_ENVIRONMENT,
+                to=hop.to_version,
+                why="major version change: Terraform would replace the environment"
                 if major_change and self.options.engine == "terraform"
                 else "api engine",
-            }
+            )
         )
         try:
             self.mwaa.update_environment(
@@ -434,7 +432,7 @@ class Upgrade:
             return {}
         key = hop_requirements_key(path, hop.to_version)
         version = self.s3.put_text_versioned(bucket, key, moved)
-        self.emit({"event": "hop.requirements", "to": hop.to_version, "path": key, "object_version": version})
+        self.emit(event(EventKind.HOP_REQUIREMENTS, to=hop.to_version, path=key, object_version=version))
         fields = {"RequirementsS3Path": key}
         if version:
             fields["RequirementsS3ObjectVersion"] = version
@@ -447,7 +445,7 @@ class Upgrade:
         runner = runner_for(
             self.ws,
             self.options.terraform_bin,
-            lambda line: self.emit({"event": "terraform.output", "line": line}),
+            lambda line: self.emit(event(EventKind.TERRAFORM_OUTPUT, line=line)),
         )
         # Each colour keeps the requirements path and object versions it runs (a cutover's target
         # runs its source's, not mwaa.yaml's path at the latest upload); this slot's hop may bring a
@@ -467,14 +465,12 @@ class Upgrade:
             self._phase(),
             runner,
             self.mwaa.exists,
-            lambda address, name: self.emit(
-                {"event": "terraform.imported", "address": address, "name": name}
-            ),
+            lambda address, name: self.emit(event(EventKind.TERRAFORM_IMPORTED, address=address, name=name)),
             version=hop.to_version,
             requirements=requirements,
             object_versions=versions,
         )
-        self.emit({"event": "terraform.plan", **result.summary.to_dict(), "guard": result.verdict.to_dict()})
+        self.emit(event(EventKind.TERRAFORM_PLAN, **result.summary.to_dict(), guard=result.verdict.to_dict()))
         try:
             apply_phase(result, runner)
         except TerraformError as exc:
@@ -483,7 +479,7 @@ class Upgrade:
             # the failure is Terraform's own and is reported as such.
             if not self._already_issued(self.mwaa.observe(self.name), hop):
                 raise
-            self.emit({"event": "terraform.apply_failed", "message": exc.message})
+            self.emit(event(EventKind.TERRAFORM_APPLY_FAILED, message=exc.message))
 
     def _refresh_terraform_state(self, hop: Hop) -> None:
         from mwaa_iac.workflows.phase import live_slot_files, runner_for, write_phase_tfvars
@@ -500,7 +496,7 @@ class Upgrade:
         runner = runner_for(self.ws, self.options.terraform_bin)
         runner.init()
         runner.apply_refresh_only([tfvars])
-        self.emit({"event": "terraform.refreshed", "to": hop.to_version})
+        self.emit(event(EventKind.TERRAFORM_REFRESHED, to=hop.to_version))
 
     def _record_version(self, version: str) -> None:
         deployment = self.config.deployment
@@ -547,10 +543,10 @@ class Upgrade:
             recent = buckets[:-1] if len(buckets) > minutes else buckets
             oldest = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes + 1)
             healthy = len(recent) == minutes and all(recent) and oldest >= first_minute
-            self.emit({"event": "health.poll", "minutes_with_heartbeat": sum(recent), "required": minutes})
+            self.emit(event(EventKind.HEALTH_POLL, minutes_with_heartbeat=sum(recent), required=minutes))
             if healthy:
                 journal.done(step, minutes=minutes)
-                self.emit({"event": "health.ok", "minutes": minutes})
+                self.emit(event(EventKind.HEALTH_OK, minutes=minutes))
                 return
             if self.clock() - start > timeout:
                 self._failed(journal, step, "unhealthy")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from mwaa_iac.adapters.mwaa import MwaaApiError
 from mwaa_iac.core.status import Observation, Outcome, classify
 from mwaa_iac.errors import MwaaIacError
+from mwaa_iac.events import EventKind, event
 
 DEFAULT_INTERVAL = 15.0
 DEFAULT_MAX_INTERVAL = 60.0
@@ -26,7 +27,7 @@ class WatchTimeoutError(MwaaIacError):
 
 @dataclass(frozen=True)
 class WatchEvent:
-    kind: str  # "status" (a new status), "poll" (same status), "poll-error" (transient, retrying)
+    kind: EventKind  # WATCH_STATUS (a new status), WATCH_POLL (same status), WATCH_POLL_ERROR (retrying)
     elapsed: float
     status: str | None
     time_in_status: float
@@ -34,14 +35,14 @@ class WatchEvent:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        return {
-            "event": f"watch.{self.kind}",
-            "elapsed_s": round(self.elapsed, 1),
-            "status": self.status,
-            "time_in_status_s": round(self.time_in_status, 1),
+        return event(
+            self.kind,
+            elapsed_s=round(self.elapsed, 1),
+            status=self.status,
+            time_in_status_s=round(self.time_in_status, 1),
             **({"observation": self.observation.to_dict()} if self.observation else {}),
             **({"error": self.error} if self.error else {}),
-        }
+        )
 
 
 @dataclass
@@ -93,7 +94,11 @@ class Watcher:
             except MwaaApiError as exc:
                 if not exc.retryable:
                     raise
-                self._emit(WatchEvent("poll-error", now - start, current, now - entered, error=exc.message))
+                self._emit(
+                    WatchEvent(
+                        EventKind.WATCH_POLL_ERROR, now - start, current, now - entered, error=exc.message
+                    )
+                )
                 delay = min(delay * self.backoff, self.max_interval)
                 self._wait_or_give_up(start, delay, current)
                 continue
@@ -103,9 +108,9 @@ class Watcher:
                     durations[current] = durations.get(current, 0.0) + (now - entered)
                 current, entered = obs.status, now
                 delay = self.interval
-                self._emit(WatchEvent("status", now - start, current, 0.0, obs))
+                self._emit(WatchEvent(EventKind.WATCH_STATUS, now - start, current, 0.0, obs))
             else:
-                self._emit(WatchEvent("poll", now - start, current, now - entered, obs))
+                self._emit(WatchEvent(EventKind.WATCH_POLL, now - start, current, now - entered, obs))
                 delay = min(delay * self.backoff, self.max_interval)
             outcome = classify(obs)
             if outcome is Outcome.WAITING:

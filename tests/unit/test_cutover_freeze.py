@@ -15,6 +15,7 @@ import pytest
 
 from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.core.config import Color
+from mwaa_iac.events import SUMMARY_KINDS
 from mwaa_iac.workflows.cutover import JOURNAL, Cutover, CutoverOptions, cleanup, rollback
 from mwaa_iac.workflows.dr_runs import CutoverError
 from mwaa_iac.workflows.journal import Journal
@@ -511,6 +512,7 @@ def test_rollback_leaves_paused_the_dags_whose_intervals_the_new_colour_ran(ws) 
     events: list[dict] = []
 
     result = rollback(ws, ws.load(), mwaa, FakeRouting(), events.append, LocalStore(ws.work_dir))  # type: ignore[arg-type]
+    assert events[-1]["event"] == "rollback.done" and events[-1]["event"] in SUMMARY_KINDS
 
     assert {d: v["policy"] for d, v in result["dags"].items()} == {
         "hourly": "left_paused",

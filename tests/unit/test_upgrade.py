@@ -10,6 +10,7 @@ import pytest
 from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError, MwaaApiError
 from mwaa_iac.core.status import Observation
 from mwaa_iac.errors import EnvironmentUnavailableError, ExitCode
+from mwaa_iac.events import SUMMARY_KINDS
 from mwaa_iac.workflows.journal import Journal
 from mwaa_iac.workflows.state import LocalStore
 from mwaa_iac.workflows.upgrade import PreflightError, UpdateFailedError, Upgrade, UpgradeOptions
@@ -109,6 +110,7 @@ def test_two_hop_major_upgrade_records_versions(ws) -> None:
     assert ws.load().deployment.blue == "3.3.1"
     assert Journal.load(LocalStore(ws.work_dir), "upgrade.journal.jsonl").finished
     assert [e["event"] for e in events if e["event"].startswith("preflight")].count("preflight.check") == 6
+    assert events[-1]["event"] == "upgrade.summary" and events[-1]["event"] in SUMMARY_KINDS  # JSON lines end
 
 
 def test_dry_run_changes_nothing(ws) -> None:

@@ -4,6 +4,7 @@ import pytest
 
 from mwaa_iac.adapters.mwaa import MwaaApiError
 from mwaa_iac.core.status import Observation, Outcome, ready_for_update
+from mwaa_iac.events import EventKind
 from mwaa_iac.workflows.watch import Watcher, WatchTimeoutError
 
 
@@ -71,7 +72,7 @@ def test_throttling_and_transient_errors_are_tolerated() -> None:
     w = script.watcher(interval=15, expect_version="2.10.3")
     result = w.run()
     assert result.outcome is Outcome.SUCCEEDED
-    assert [e.kind for e in w.events].count("poll-error") == 3
+    assert [e.kind for e in w.events].count(EventKind.WATCH_POLL_ERROR) == 3
 
 
 def test_non_retryable_error_is_raised() -> None:
