@@ -27,9 +27,10 @@ from typing import Any
 
 import botocore.exceptions
 
+from mwaa_iac.adapters.aws import aws_error
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
-from mwaa_iac.errors import AwsError, MwaaIacError
+from mwaa_iac.errors import MwaaIacError
 
 # (import name, distribution name)
 PACKAGES = (("mwaa_dr", "mwaa-dr"), ("smart_open", "smart-open"))
@@ -158,6 +159,4 @@ def _put(s3: S3, bucket: str, key: str, data: bytes) -> str:
     try:
         return _etag(s3.client.put_object(Bucket=bucket, Key=key, Body=data).get("ETag"))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        detail = exc.response.get("Error", {}) if isinstance(exc, botocore.exceptions.ClientError) else {}
-        message = f"{detail.get('Code')}: {detail.get('Message')}" if detail else str(exc)
-        raise AwsError(f"cannot write s3://{bucket}/{key}: {message}", code=detail.get("Code")) from exc
+        raise aws_error(f"cannot write s3://{bucket}/{key}", exc) from exc

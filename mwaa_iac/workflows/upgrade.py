@@ -514,7 +514,7 @@ class Upgrade:
         self.config = self.config.model_copy(update={"deployment": updated})
 
     def _phase(self):
-        from mwaa_iac.core.phases import Phase, PhaseKind
+        from mwaa_iac.core.phase_layout import Phase, PhaseKind
 
         if self.slot is self.config.active_color:
             return Phase(PhaseKind.STEADY)
