@@ -4,7 +4,7 @@ installation, and mwaa-iac's copy module (``mwaa_iac_copy.py``), uploaded under
 
 Why: on MWAA a package reaches the environment only through requirements.txt, and a changed
 requirements.txt takes effect only through UpdateEnvironment — a restart of the live source
-(DESIGN.md §6). smart_open is mwaa-dr's only dependency and MWAA's image lacks it; smart_open needs
+(docs/design.md §6). smart_open is mwaa-dr's only dependency and MWAA's image lacks it; smart_open needs
 ``wrapt``, which Airflow already brings. ``mwaa_iac_dr/.airflowignore`` hides ``vendor/`` from DAG
 parsing (mwaa_dr ships DAG files of its own). Only ``.py`` files are taken (no ``__pycache__``, no
 tests). mwaa_dr is located without importing it (importing it imports Airflow).

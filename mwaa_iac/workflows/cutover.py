@@ -1,7 +1,7 @@
 """`mwaa-iac cutover`: move a deployment to a new Airflow version on the other colour, carrying
 history with mwaa-dr, in two passes so that scheduling pauses only for a short freeze.
 
-Steps (each a journal entry, each idempotent; see DESIGN.md §2):
+Steps (each a journal entry, each idempotent; see docs/design.md §2):
 
 1. preflight;
 2. pass 1 while the source keeps running: deploy DR DAGs, create the target at the source's version,
