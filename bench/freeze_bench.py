@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))
 
 from mwaa_iac.adapters.airflow_api import AirflowApi  # noqa: E402
 from mwaa_iac.adapters.mwaa import MwaaClient  # noqa: E402
-from mwaa_iac.adapters.storage import S3, Routing  # noqa: E402
+from mwaa_iac.adapters.routing import Routing  # noqa: E402
+from mwaa_iac.adapters.storage import S3  # noqa: E402
 from mwaa_iac.local import stack  # noqa: E402
 from mwaa_iac.local.demo import prepare  # noqa: E402
 from mwaa_iac.local.runtime.postgres import PostgresCluster, database_name  # noqa: E402

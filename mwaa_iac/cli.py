@@ -16,9 +16,9 @@ from rich.markup import escape
 
 from mwaa_iac import __version__, ui
 from mwaa_iac.core.catalog import load_catalog
-from mwaa_iac.core.phases import PHASE_NAMES, layout_for, parse_phase
+from mwaa_iac.core.phase_layout import PHASE_NAMES, layout_for, parse_phase
 from mwaa_iac.core.planner import PathPlan, Strategy, plan_path
-from mwaa_iac.core.render import render_tfvars
+from mwaa_iac.core.tfvars import render_tfvars
 from mwaa_iac.errors import ConfigError, ExitCode, MwaaIacError, PathRefusedError, TerraformError, UsageError
 from mwaa_iac.options import EnvOpt, JsonOpt, RootOpt, ToOpt
 from mwaa_iac.workspace import open_workspace
@@ -798,7 +798,8 @@ def cutover(
     """Blue/green cutover to a new Airflow version, carrying history with mwaa-dr in two passes."""
     from mwaa_iac.adapters.cloudwatch import CloudWatch
     from mwaa_iac.adapters.mwaa import MwaaClient
-    from mwaa_iac.adapters.storage import S3, Routing
+    from mwaa_iac.adapters.routing import Routing
+    from mwaa_iac.adapters.storage import S3
     from mwaa_iac.workflows.cutover import Cutover, CutoverOptions
 
     ws = open_workspace(env, root)
@@ -922,7 +923,7 @@ def rollback(
 ) -> None:
     """During the soak: scheduling back to the old colour and routing flipped back."""
     from mwaa_iac.adapters.mwaa import MwaaClient
-    from mwaa_iac.adapters.storage import Routing
+    from mwaa_iac.adapters.routing import Routing
     from mwaa_iac.workflows.cutover import rollback as do_rollback
     from mwaa_iac.workflows.state import open_state
 
@@ -974,7 +975,8 @@ def cleanup(
 ) -> None:
     """After the soak: delete the inactive colour's environment, the DR DAG files, old backups."""
     from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError, MwaaClient
-    from mwaa_iac.adapters.storage import S3, Routing
+    from mwaa_iac.adapters.routing import Routing
+    from mwaa_iac.adapters.storage import S3
     from mwaa_iac.workflows.cutover import cleanup as do_cleanup
     from mwaa_iac.workflows.state import open_state
     from mwaa_iac.workflows.watch import Watcher
@@ -1142,7 +1144,8 @@ def local_demo(
     """The main job: start the local stack, seed blue 2.9.2 with history, cut it over to 2.10.3."""
     from mwaa_iac.adapters.cloudwatch import CloudWatch
     from mwaa_iac.adapters.mwaa import MwaaClient
-    from mwaa_iac.adapters.storage import S3, Routing
+    from mwaa_iac.adapters.routing import Routing
+    from mwaa_iac.adapters.storage import S3
     from mwaa_iac.local import stack
     from mwaa_iac.local.busy import BusyProfile
     from mwaa_iac.local.demo import prepare

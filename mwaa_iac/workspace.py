@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from mwaa_iac.core.config import CONFIG_FILENAME, Deployment, EnvironmentConfig, parse_config_text
-from mwaa_iac.core.render import TEMPLATE_FILENAME, default_template
+from mwaa_iac.core.tfvars import TEMPLATE_FILENAME, default_template
 from mwaa_iac.errors import ConfigError, ConfigProblem, UsageError
 
 ROOT_ENV_VAR = "MWAA_IAC_ROOT"

@@ -15,6 +15,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from mwaa_iac.adapters.aws import error_code, error_message
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient, translate
 from mwaa_iac.errors import MwaaIacError
 
@@ -57,13 +58,12 @@ class AirflowApi:
             self.calls += 1
             try:
                 return self.mwaa.client.invoke_rest_api(**kwargs).get("RestApiResponse")
-            except botocore.exceptions.ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code")
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                code = error_code(exc)
                 if code in ("RestApiClientException", "RestApiServerException"):
-                    status = exc.response.get("RestApiStatusCode")
-                    detail = exc.response.get("RestApiResponse") or exc.response.get("Error", {}).get(
-                        "Message"
-                    )
+                    response = getattr(exc, "response", {})
+                    status = response.get("RestApiStatusCode")
+                    detail = response.get("RestApiResponse") or error_message(exc)
                     if code == "RestApiServerException" and attempt < self.retries:
                         self.sleep(delay)
                         delay = min(delay * 2, 15)
@@ -72,13 +72,6 @@ class AirflowApi:
                         f"{method} {path} on {self.environment}: Airflow answered {status}: {_short(detail)}",
                         status=status,
                     ) from exc
-                error = translate(exc, "InvokeRestApi", self.environment)
-                if error.retryable and attempt < self.retries:
-                    self.sleep(delay)
-                    delay = min(delay * 2, 15)
-                    continue
-                raise error from exc
-            except botocore.exceptions.BotoCoreError as exc:
                 error = translate(exc, "InvokeRestApi", self.environment)
                 if error.retryable and attempt < self.retries:
                     self.sleep(delay)

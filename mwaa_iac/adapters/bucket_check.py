@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import botocore.exceptions
 
+from mwaa_iac.adapters import aws
 from mwaa_iac.core.findings import Finding
 
 PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
@@ -35,7 +35,7 @@ NOT_FOUND = ("NoSuchBucket", "404", "NotFound")
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code") or "")
+    return str(aws.error_code(exc) or "")
 
 
 def _denied(
@@ -106,9 +106,9 @@ def _public_access_block(s3: Any, bucket: str, s3control: Any, sts: Any, region:
     if bucket_on == set(PAB_FLAGS):
         return Finding(name, True, "the bucket's public access block has all four settings on")
     try:
-        sts = sts or boto3.client("sts", region_name=region)
+        sts = sts or aws.client("sts", region)
         account = sts.get_caller_identity()["Account"]
-        s3control = s3control or boto3.client("s3control", region_name=region)
+        s3control = s3control or aws.client("s3control", region)
         account_config = s3control.get_public_access_block(AccountId=account)[
             "PublicAccessBlockConfiguration"
         ]

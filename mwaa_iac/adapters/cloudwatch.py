@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import botocore.exceptions
 
-from mwaa_iac.errors import AwsError
+from mwaa_iac.adapters import aws
+from mwaa_iac.adapters.aws import aws_error
 
 NAMESPACE = "AmazonMWAA"
 METRIC = "SchedulerHeartbeat"
@@ -22,7 +22,7 @@ class CloudWatch:
 
     def __post_init__(self) -> None:
         if self.client is None:
-            self.client = boto3.client("cloudwatch", region_name=self.region)
+            self.client = aws.client("cloudwatch", self.region)
 
     def heartbeat_minutes(self, environment: str, minutes: int, now: datetime | None = None) -> list[bool]:
         """For each of the last ``minutes`` whole minutes (oldest first): was a heartbeat published?"""
@@ -42,7 +42,7 @@ class CloudWatch:
                 Statistics=["SampleCount"],
             )
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise AwsError(f"cannot read the {NAMESPACE}/{METRIC} metric of {environment}: {exc}") from exc
+            raise aws_error(f"cannot read the {NAMESPACE}/{METRIC} metric of {environment}", exc) from exc
         seen = set()
         for point in response.get("Datapoints", []):
             stamp = point["Timestamp"]

@@ -4,7 +4,7 @@ installation, and mwaa-iac's copy module (``mwaa_iac_copy.py``), uploaded under
 
 Why: on MWAA a package reaches the environment only through requirements.txt, and a changed
 requirements.txt takes effect only through UpdateEnvironment — a restart of the live source
-(DESIGN.md §6). smart_open is mwaa-dr's only dependency and MWAA's image lacks it; smart_open needs
+(docs/design.md §6). smart_open is mwaa-dr's only dependency and MWAA's image lacks it; smart_open needs
 ``wrapt``, which Airflow already brings. ``mwaa_iac_dr/.airflowignore`` hides ``vendor/`` from DAG
 parsing (mwaa_dr ships DAG files of its own). Only ``.py`` files are taken (no ``__pycache__``, no
 tests). mwaa_dr is located without importing it (importing it imports Airflow).
@@ -27,9 +27,10 @@ from typing import Any
 
 import botocore.exceptions
 
+from mwaa_iac.adapters.aws import aws_error
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
-from mwaa_iac.errors import AwsError, MwaaIacError
+from mwaa_iac.errors import MwaaIacError
 
 # (import name, distribution name)
 PACKAGES = (("mwaa_dr", "mwaa-dr"), ("smart_open", "smart-open"))
@@ -158,6 +159,4 @@ def _put(s3: S3, bucket: str, key: str, data: bytes) -> str:
     try:
         return _etag(s3.client.put_object(Bucket=bucket, Key=key, Body=data).get("ETag"))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        detail = exc.response.get("Error", {}) if isinstance(exc, botocore.exceptions.ClientError) else {}
-        message = f"{detail.get('Code')}: {detail.get('Message')}" if detail else str(exc)
-        raise AwsError(f"cannot write s3://{bucket}/{key}: {message}", code=detail.get("Code")) from exc
+        raise aws_error(f"cannot write s3://{bucket}/{key}", exc) from exc

@@ -12,9 +12,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import botocore.exceptions
 
+from mwaa_iac.adapters import aws
+from mwaa_iac.adapters.aws import aws_error
 from mwaa_iac.errors import AwsError
 
 
@@ -37,15 +38,11 @@ def role_name(arn_or_name: str) -> str:
     return arn_or_name.rsplit("/", 1)[-1]
 
 
+DENIED_HINT = "these credentials lack the IAM read permissions of examples/iam/operator-policy.json"
+
+
 def _fail(action: str, exc: Exception) -> AwsError:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code")
-        hint = None
-        if code in ("AccessDenied", "AccessDeniedException"):
-            hint = "these credentials lack the IAM read permissions of examples/iam/operator-policy.json"
-        return AwsError(f"{action}: {code}: {error.get('Message')}", code=code, hint=hint)
-    return AwsError(f"{action}: {exc}")
+    return aws_error(action, exc, denied_hint=DENIED_HINT)
 
 
 @dataclass
@@ -55,7 +52,7 @@ class Iam:
 
     def __post_init__(self) -> None:
         if self.client is None:
-            self.client = boto3.client("iam", region_name=self.region)
+            self.client = aws.client("iam", self.region)
 
     def role(self, arn_or_name: str) -> RoleDocuments | None:
         """The role's documents, or None when it does not exist."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import botocore.exceptions
-from botocore.config import Config
 
+from mwaa_iac.adapters import aws
 from mwaa_iac.core.status import Observation
 from mwaa_iac.errors import AwsError
 
@@ -35,9 +34,8 @@ def translate(exc: Exception, operation: str, name: str | None = None) -> MwaaAp
     """A botocore exception → our error, keeping AWS's message."""
     target = f" {name}" if name else ""
     if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code")
-        message = error.get("Message") or str(exc)
+        code = aws.error_code(exc)
+        message = aws.error_message(exc) or str(exc)
         if code == "ResourceNotFoundException":
             return EnvironmentNotFoundError(
                 f"MWAA environment{target} not found: {message}",
@@ -97,11 +95,7 @@ class MwaaClient:
 
     def __post_init__(self) -> None:
         if self.client is None:
-            self.client = boto3.client(
-                "mwaa",
-                region_name=self.region,
-                config=Config(retries={"max_attempts": 3, "mode": "standard"}),
-            )
+            self.client = aws.client("mwaa", self.region, max_attempts=3)
 
     def _call(self, operation: str, name: str | None, **kwargs: Any) -> dict[str, Any]:
         method = getattr(self.client, _snake(operation))

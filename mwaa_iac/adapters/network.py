@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import botocore.exceptions
 
-from mwaa_iac.errors import AwsError
+from mwaa_iac.adapters import aws
+from mwaa_iac.adapters.aws import aws_error
 
 
 @dataclass
@@ -18,13 +18,13 @@ class Network:
 
     def __post_init__(self) -> None:
         if self.client is None:
-            self.client = boto3.client("ec2", region_name=self.region)
+            self.client = aws.client("ec2", self.region)
 
     def vpc_of(self, subnet_id: str) -> str | None:
         try:
             subnets = self.client.describe_subnets(SubnetIds=[subnet_id])["Subnets"]
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise AwsError(f"cannot read subnet {subnet_id}: {exc}") from exc
+            raise aws_error(f"cannot read subnet {subnet_id}", exc) from exc
         return subnets[0]["VpcId"] if subnets else None
 
     def endpoint_states(self, vpc_id: str, service_names: list[str]) -> dict[str, str | None]:
@@ -41,7 +41,7 @@ class Network:
                 for endpoint in page.get("VpcEndpoints", []):
                     found[endpoint["ServiceName"]] = endpoint.get("State")
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise AwsError(f"cannot list the VPC endpoints of {vpc_id}: {exc}") from exc
+            raise aws_error(f"cannot list the VPC endpoints of {vpc_id}", exc) from exc
         return found
 
 

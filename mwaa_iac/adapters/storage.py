@@ -1,4 +1,4 @@
-"""S3 for DAG files and mwaa-dr backups, SSM and Route 53 for routing.
+"""S3: DAG files, requirements, mwaa-dr backups, journals and locks (routing is in :mod:`.routing`).
 
 Backups hold plaintext connection passwords and variable values: this module checks the backup
 bucket is private and encrypted before anything is written to it, and never returns object
@@ -7,28 +7,17 @@ contents to callers except for counting.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import botocore.exceptions
 
+from mwaa_iac.adapters import aws
+from mwaa_iac.adapters.aws import aws_error
 from mwaa_iac.adapters.bucket_check import check_backup_bucket
 from mwaa_iac.core.findings import Finding
-from mwaa_iac.errors import AwsError
-
-
-def _fail(action: str, exc: Exception, hint: str | None = None) -> AwsError:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        return AwsError(
-            f"{action}: {error.get('Code')}: {error.get('Message')}", code=error.get("Code"), hint=hint
-        )
-    return AwsError(f"{action}: {exc}", hint=hint)
-
 
 _STATE_HINT = (
     "check that the bucket exists in this region and that these credentials may read and write it "
@@ -43,20 +32,20 @@ class S3:
 
     def __post_init__(self) -> None:
         if self.client is None:
-            self.client = boto3.client("s3", region_name=self.region)
+            self.client = aws.client("s3", self.region)
 
     def put_text(self, bucket: str, key: str, text: str) -> None:
         try:
             self.client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise _fail(f"cannot write s3://{bucket}/{key}", exc) from exc
+            raise aws_error(f"cannot write s3://{bucket}/{key}", exc) from exc
 
     def put_text_versioned(self, bucket: str, key: str, text: str) -> str | None:
         """Write ``key``; returns its new object version (None in an unversioned bucket)."""
         try:
             response = self.client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise _fail(f"cannot write s3://{bucket}/{key}", exc) from exc
+            raise aws_error(f"cannot write s3://{bucket}/{key}", exc) from exc
         return response.get("VersionId")
 
     def get_text(self, bucket: str, key: str, version: str | None = None) -> str | None:
@@ -67,7 +56,7 @@ class S3:
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
-            raise _fail(f"cannot read s3://{bucket}/{key}", exc) from exc
+            raise aws_error(f"cannot read s3://{bucket}/{key}", exc) from exc
         return body.decode("utf-8", errors="replace")
 
     def get_text_etag(self, bucket: str, key: str) -> tuple[str, str] | None:
@@ -78,9 +67,9 @@ class S3:
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
-            raise _fail(f"cannot read s3://{bucket}/{key}", exc, hint=_STATE_HINT) from exc
+            raise aws_error(f"cannot read s3://{bucket}/{key}", exc, hint=_STATE_HINT) from exc
         except botocore.exceptions.BotoCoreError as exc:
-            raise _fail(f"cannot read s3://{bucket}/{key}", exc) from exc
+            raise aws_error(f"cannot read s3://{bucket}/{key}", exc) from exc
         return body.decode("utf-8", errors="replace"), response["ETag"]
 
     def put_text_if(
@@ -103,16 +92,16 @@ class S3:
                 if code == "ConditionalRequestConflict" and attempt + 1 < attempts:
                     time.sleep(0.2 * (attempt + 1))
                     continue
-                raise _fail(f"cannot write s3://{bucket}/{key}", exc, hint=_STATE_HINT) from exc
+                raise aws_error(f"cannot write s3://{bucket}/{key}", exc, hint=_STATE_HINT) from exc
             except botocore.exceptions.BotoCoreError as exc:
-                raise _fail(f"cannot write s3://{bucket}/{key}", exc) from exc
+                raise aws_error(f"cannot write s3://{bucket}/{key}", exc) from exc
         return None
 
     def delete(self, bucket: str, key: str) -> None:
         try:
             self.client.delete_object(Bucket=bucket, Key=key)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise _fail(f"cannot delete s3://{bucket}/{key}", exc) from exc
+            raise aws_error(f"cannot delete s3://{bucket}/{key}", exc) from exc
 
     def list_keys(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
         keys: list[dict[str, Any]] = []
@@ -120,7 +109,7 @@ class S3:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 keys += page.get("Contents", [])
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise _fail(f"cannot list s3://{bucket}/{prefix}", exc) from exc
+            raise aws_error(f"cannot list s3://{bucket}/{prefix}", exc) from exc
         return keys
 
     def versioning(self, bucket: str) -> str | None:
@@ -128,7 +117,7 @@ class S3:
         try:
             return self.client.get_bucket_versioning(Bucket=bucket).get("Status")
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise _fail(f"cannot read the versioning of s3://{bucket}", exc) from exc
+            raise aws_error(f"cannot read the versioning of s3://{bucket}", exc) from exc
 
     def object_version(self, bucket: str, key: str, version: str | None = None) -> str | None:
         """The version id of ``key`` (the latest, or ``version`` when it exists); None when the object
@@ -139,9 +128,9 @@ class S3:
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion", "400"):
                 return None
-            raise _fail(f"cannot read s3://{bucket}/{key}", exc) from exc
+            raise aws_error(f"cannot read s3://{bucket}/{key}", exc) from exc
         except botocore.exceptions.BotoCoreError as exc:
-            raise _fail(f"cannot read s3://{bucket}/{key}", exc) from exc
+            raise aws_error(f"cannot read s3://{bucket}/{key}", exc) from exc
         return str(head.get("VersionId") or "null")
 
     def bucket_findings(self, bucket: str, *, require_kms: bool = False) -> list[Finding]:
@@ -167,76 +156,3 @@ BUCKET_FIX = (
     "aws s3api put-bucket-encryption --bucket B --server-side-encryption-configuration "
     '\'{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms"}}]}\''
 )
-
-
-@dataclass
-class Routing:
-    """The published contract: an SSM parameter with the active environment, optionally a CNAME."""
-
-    region: str | None = None
-    ssm: Any = None
-    route53: Any = None
-
-    def __post_init__(self) -> None:
-        if self.ssm is None:
-            self.ssm = boto3.client("ssm", region_name=self.region)
-
-    def read(self, parameter: str) -> dict[str, Any] | None:
-        try:
-            value = self.ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
-                return None
-            raise _fail(f"cannot read SSM parameter {parameter}", exc) from exc
-        try:
-            return json.loads(value)
-        except ValueError:
-            return {"name": value}
-
-    def point(
-        self,
-        parameter: str,
-        *,
-        name: str,
-        color: str,
-        webserver_url: str | None,
-        airflow_version: str,
-        zone_id: str | None = None,
-        record_name: str | None = None,
-    ) -> None:
-        value = json.dumps(
-            {
-                "name": name,
-                "color": color,
-                "webserver_url": webserver_url,
-                "airflow_version": airflow_version,
-            },
-            sort_keys=True,
-        )
-        try:
-            self.ssm.put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise _fail(f"cannot write SSM parameter {parameter}", exc) from exc
-        if zone_id and record_name and webserver_url:
-            client = self.route53 or boto3.client("route53")
-            host = webserver_url.removeprefix("https://").removeprefix("http://").split("/")[0]
-            try:
-                client.change_resource_record_sets(
-                    HostedZoneId=zone_id,
-                    ChangeBatch={
-                        "Comment": f"mwaa-iac: {name} is active",
-                        "Changes": [
-                            {
-                                "Action": "UPSERT",
-                                "ResourceRecordSet": {
-                                    "Name": record_name,
-                                    "Type": "CNAME",
-                                    "TTL": 60,
-                                    "ResourceRecords": [{"Value": host}],
-                                },
-                            }
-                        ],
-                    },
-                )
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-                raise _fail(f"cannot update Route 53 record {record_name}", exc) from exc

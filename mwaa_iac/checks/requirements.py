@@ -38,13 +38,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from mwaa_iac.core.catalog import load_catalog
+from mwaa_iac.core.airflow_env import constraints_cache_dir, constraints_url, python_for
 from mwaa_iac.errors import MwaaIacError, UsageError
 
-CONSTRAINTS_URL = (
-    "https://raw.githubusercontent.com/apache/airflow/constraints-{version}/constraints-{python}.txt"
-)
-CACHE_ENV_VAR = "MWAA_IAC_CONSTRAINTS_CACHE"
 FETCH_TIMEOUT = 10.0
 RESOLVER_TIMEOUT = 600.0
 _CONSTRAINT_REF = re.compile(r"constraints-(\d+\.\d+\.\d+)/constraints-(\d+\.\d+)\.txt")
@@ -57,21 +53,6 @@ class ConstraintsUnavailableError(MwaaIacError):
 # --------------------------------------------------------------------------------------------------
 # Constraints
 # --------------------------------------------------------------------------------------------------
-
-
-def constraints_url(airflow_version: str, python_version: str) -> str:
-    return CONSTRAINTS_URL.format(version=airflow_version, python=python_version)
-
-
-def constraints_cache_dir() -> Path:
-    """``$MWAA_IAC_CONSTRAINTS_CACHE``, else ``$XDG_CACHE_HOME/mwaa-iac/constraints``, else
-    ``~/.cache/mwaa-iac/constraints``."""
-    configured = os.environ.get(CACHE_ENV_VAR)
-    if configured:
-        return Path(configured).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "mwaa-iac" / "constraints"
 
 
 @dataclass(frozen=True)
@@ -595,11 +576,6 @@ class RequirementsCheck:
             "notes": list(self.notes),
             "resolver": self.resolver.to_dict() if self.resolver else None,
         }
-
-
-def python_for(airflow_version: str) -> str:
-    """The Python version MWAA runs ``airflow_version`` on (from the catalog)."""
-    return load_catalog().require(airflow_version).python
 
 
 @dataclass

@@ -25,7 +25,8 @@ def doctor(env: EnvOpt, json_out: JsonOpt = False, root: RootOpt = None) -> None
     lock store and routing. Exit 1 when any check fails (✗); warnings (!) do not fail."""
     from mwaa_iac.adapters.iam import Iam
     from mwaa_iac.adapters.mwaa import MwaaClient
-    from mwaa_iac.adapters.storage import S3, Routing
+    from mwaa_iac.adapters.routing import Routing
+    from mwaa_iac.adapters.storage import S3
     from mwaa_iac.workflows.doctor import Doctor, doctor_exit_code
     from mwaa_iac.workspace import open_workspace
 

@@ -23,6 +23,17 @@ def parse_version(text: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
+def major_of(version: str) -> int:
+    """``"2.10.3"`` → ``2`` (ValueError as :func:`parse_version`)."""
+    return parse_version(version)[0]
+
+
+def major_minor(version: str) -> tuple[int, int]:
+    """``"2.10.3"`` → ``(2, 10)`` (ValueError as :func:`parse_version`)."""
+    major, minor, _ = parse_version(version)
+    return major, minor
+
+
 @dataclass(frozen=True)
 class AirflowVersion:
     """One Airflow version as MWAA offers it."""

@@ -1,6 +1,6 @@
 """mwaa-dr integration, the pure part: which factory, which DAG files, which prefixes and run ids.
 
-mwaa-dr 2.2.0 facts this module encodes (DESIGN.md §3): ``DRFactory_<major>_<minor>(dag_id,
+mwaa-dr 2.2.0 facts this module encodes (docs/design.md §3): ``DRFactory_<major>_<minor>(dag_id,
 path_prefix, storage_type="S3")`` knows a version's tables and columns; the DAG ids must be
 ``backup_metadata``, ``restore_metadata`` and ``cleanup_metadata``.
 

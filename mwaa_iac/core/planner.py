@@ -1,7 +1,7 @@
 """Upgrade-path planner: which hops take an environment from one Airflow version to another.
 
 Pure: the catalog and ``today`` come in, a :class:`PathPlan` comes out. The rules are AWS's (see
-DESIGN.md §2-3): 2.x minor upgrades and downgrades in place; 2.x → 3.x in place only from the latest
+docs/design.md §2-3): 2.x minor upgrades and downgrades in place; 2.x → 3.x in place only from the latest
 2.11.x; 3.x → 2.11.x in place; 1.10 never in place; nothing *to* an end-of-support version; a cutover
 clones the source at its own version, restores its metadata with mwaa-dr, then upgrades the clone in
 place (so history is carried only when mwaa-dr supports the source version).

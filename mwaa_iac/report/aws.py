@@ -9,23 +9,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from mwaa_iac.adapters import aws
 from mwaa_iac.core.config import Color, EnvironmentConfig
 from mwaa_iac.core.cost import PriceFigure, figures_from_price_list
 from mwaa_iac.errors import AwsError
 
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 15
+MAX_ATTEMPTS = 2
 # The Price List API answers only in a few regions; us-east-1 serves every region's prices.
 PRICING_REGION = "us-east-1"
-_REJECTED_CREDENTIALS = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "ExpiredTokenException",
-        "ExpiredToken",
-        "InvalidSignatureException",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -97,45 +90,20 @@ def not_read(reason: str) -> LiveState:
 
 
 def explain_aws_error(exc: BaseException) -> str:
-    """A one-line reason for an AWS failure that says what to do."""
-    from botocore import exceptions as bce
-
-    if isinstance(exc, (bce.NoCredentialsError, bce.PartialCredentialsError)):
-        return (
-            "no AWS credentials found (configure credentials: a profile, environment variables, or an "
-            "OIDC role in CI; or pass --no-live)"
-        )
-    if isinstance(exc, bce.NoRegionError):
-        return "no AWS region configured"
-    if isinstance(exc, (bce.EndpointConnectionError, bce.ConnectTimeoutError)):
-        url = getattr(exc, "kwargs", {}).get("endpoint_url", "")
-        return f"cannot reach the AWS endpoint {url}".rstrip() + " (network unreachable or timed out)"
-    if isinstance(exc, bce.ReadTimeoutError):
-        return "the AWS endpoint did not answer in time"
-    if isinstance(exc, bce.ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "ClientError")
-        message = error.get("Message", "")
-        if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
-            return f"access denied ({code}: {message}); the role needs airflow:GetEnvironment"
-        if code in _REJECTED_CREDENTIALS:
-            return f"the AWS credentials were rejected ({code}: {message})"
-        return f"{code}: {message}".rstrip(": ")
-    if isinstance(exc, bce.BotoCoreError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    """Why the live state could not be read, and what to do (see :func:`mwaa_iac.adapters.aws.explain`)."""
+    return aws.explain(exc, needs="airflow:GetEnvironment", otherwise="pass --no-live")
 
 
 def _client(service: str, region: str, session: Any = None) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
+    return aws.client(
+        service,
+        region,
+        session=session,
+        fresh_session=True,
+        max_attempts=MAX_ATTEMPTS,
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
-        retries={"max_attempts": 2, "mode": "standard"},
     )
-    return (session or boto3.session.Session()).client(service, region_name=region, config=config)
 
 
 def read_live_state(config: EnvironmentConfig, *, client: Any = None, session: Any = None) -> LiveState:

@@ -27,7 +27,7 @@ from mwaa_iac.checks.requirements import (
 from mwaa_iac.core.catalog import load_catalog, parse_version
 from mwaa_iac.core.config import Color, EnvironmentConfig, parse_config_text
 from mwaa_iac.core.cost import DEFAULT_METADATA_GB, MissingPriceError, estimate_parallel_run, load_price_book
-from mwaa_iac.core.phases import Phase, PhaseKind
+from mwaa_iac.core.phase_layout import Phase, PhaseKind
 from mwaa_iac.core.planner import PathPlan, Strategy, plan_path
 from mwaa_iac.errors import ConfigError, ExitCode, MwaaIacError, TerraformError
 from mwaa_iac.report.aws import LiveState, read_live_state

@@ -1,7 +1,7 @@
 """`mwaa-iac cutover`: move a deployment to a new Airflow version on the other colour, carrying
 history with mwaa-dr, in two passes so that scheduling pauses only for a short freeze.
 
-Steps (each a journal entry, each idempotent; see DESIGN.md §2):
+Steps (each a journal entry, each idempotent; see docs/design.md §2):
 
 1. preflight;
 2. pass 1 while the source keeps running: deploy DR DAGs, create the target at the source's version,
@@ -34,7 +34,8 @@ from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError, logical_d
 from mwaa_iac.adapters.cloudwatch import CloudWatch
 from mwaa_iac.adapters.dr_bundle import load_bundle
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
-from mwaa_iac.adapters.storage import S3, Routing
+from mwaa_iac.adapters.routing import Routing
+from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
 from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
@@ -681,7 +682,7 @@ class Cutover:
         and object versions they run (GetEnvironment); the target, before it exists, gets what the
         source runs (recorded by ``target-requirements``). A target that exists in AWS but not in
         the state (an apply whose state write was lost) is imported first."""
-        from mwaa_iac.core.phases import Phase, PhaseKind
+        from mwaa_iac.core.phase_layout import Phase, PhaseKind
         from mwaa_iac.workflows.phase import (
             apply_phase,
             files_of,

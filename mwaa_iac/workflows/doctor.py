@@ -16,7 +16,8 @@ from mwaa_iac.adapters.bucket_check import default_kms_key
 from mwaa_iac.adapters.iam import Iam
 from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError, MwaaClient, observe
 from mwaa_iac.adapters.network import Network, endpoint_fix, endpoint_services
-from mwaa_iac.adapters.storage import S3, Routing
+from mwaa_iac.adapters.routing import Routing
+from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core.config import EnvironmentConfig
 from mwaa_iac.core.findings import Finding
 from mwaa_iac.core.status import ready_for_update

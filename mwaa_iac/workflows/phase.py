@@ -13,9 +13,16 @@ from typing import Any
 
 from mwaa_iac.adapters.terraform import TerraformRunner, resolve_engine
 from mwaa_iac.core.config import Color, EnvironmentConfig
-from mwaa_iac.core.phases import Phase, PhaseLayout, layout_for
-from mwaa_iac.core.plan import Action, GuardVerdict, PlanSummary, enforce_guard, guard_plan, summarize_plan
-from mwaa_iac.core.render import render_tfvars
+from mwaa_iac.core.phase_layout import Phase, PhaseLayout, layout_for
+from mwaa_iac.core.plan_guard import (
+    Action,
+    GuardVerdict,
+    PlanSummary,
+    enforce_guard,
+    guard_plan,
+    summarize_plan,
+)
+from mwaa_iac.core.tfvars import render_tfvars
 from mwaa_iac.workspace import Workspace
 
 

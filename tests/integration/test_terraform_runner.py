@@ -25,7 +25,7 @@ from mwaa_iac.adapters.terraform import (
     resolve_engine,
     terraform_env,
 )
-from mwaa_iac.core.plan import Action, summarize_plan
+from mwaa_iac.core.plan_guard import Action, summarize_plan
 from mwaa_iac.errors import TerraformError, TerraformNotFoundError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tf" / "provider-free"

@@ -14,7 +14,8 @@ from moto import mock_aws
 
 from mwaa_iac.adapters.iam import Iam
 from mwaa_iac.adapters.mwaa import MwaaClient
-from mwaa_iac.adapters.storage import S3, Routing
+from mwaa_iac.adapters.routing import Routing
+from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import roles
 from mwaa_iac.workflows.cutover import Cutover, CutoverOptions
 from mwaa_iac.workflows.journal import Journal

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from mwaa_iac.adapters.iam import Iam
 from mwaa_iac.adapters.mwaa import MwaaClient
-from mwaa_iac.adapters.storage import S3, Routing
+from mwaa_iac.adapters.routing import Routing
+from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import roles
 from mwaa_iac.workflows.doctor import Doctor, doctor_exit_code
 from mwaa_iac.workspace import open_workspace

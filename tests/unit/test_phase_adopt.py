@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from mwaa_iac.core.config import Color
-from mwaa_iac.core.phases import Phase, PhaseKind
-from mwaa_iac.core.plan import summarize_plan
+from mwaa_iac.core.phase_layout import Phase, PhaseKind
+from mwaa_iac.core.plan_guard import summarize_plan
 from mwaa_iac.workflows import phase as phase_module
 from mwaa_iac.workflows.phase import environments_to_adopt, plan_phase_adopting
 from mwaa_iac.workspace import open_workspace

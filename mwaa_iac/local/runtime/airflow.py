@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mwaa_iac.core.catalog import major_of, parse_version
 from mwaa_iac.local.runtime import procs
 from mwaa_iac.local.runtime.base import MWAA_SYNC_INTERVAL, ApiResponse, EnvSpec, RuntimeFailure
 from mwaa_iac.local.runtime.postgres import PostgresCluster, PostgresError, database_name, socket_dir_for
@@ -973,7 +974,7 @@ class AirflowRuntime:
                 env.state = new_state
                 with timer.step("sync"):
                     self._sync_or_fail(new)
-                if version_change and _version_key(new.airflow_version) < _version_key(
+                if version_change and parse_version(new.airflow_version) < parse_version(
                     old_state.airflow_version
                 ):
                     with timer.step("downgrade"):  # only the newer version knows how to undo its migrations
@@ -1194,15 +1195,15 @@ class AirflowRuntime:
 
 
 def _check_version(version: str) -> None:
-    if not version or version.split(".")[0] != "2":
+    try:
+        major = major_of(version)
+    except ValueError:
+        major = None
+    if major != 2:
         raise RuntimeFailure(
             f"the local runtime runs Apache Airflow 2.x environments only, not {version!r}",
             code=CODE_UNSUPPORTED,
         )
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
 def _now() -> str:

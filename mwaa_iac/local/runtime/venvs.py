@@ -39,14 +39,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mwaa_iac.core.airflow_env import constraints_url, python_for, venv_cache_dir
+from mwaa_iac.core.catalog import major_minor, parse_version
+
 log = logging.getLogger(__name__)
 
-CACHE_ENV_VAR = "MWAA_IAC_VENV_CACHE"
 # MWAA installs the Amazon provider (it brings boto3) in every image.
 AMAZON_PROVIDER_REQUIREMENT = "apache-airflow-providers-amazon"
-OFFICIAL_CONSTRAINTS_URL = (
-    "https://raw.githubusercontent.com/apache/airflow/constraints-{version}/constraints-{python}.txt"
-)
 CONSTRAINTS_DIR = Path(__file__).with_name("constraints")
 COMPLETE_MARKER = ".mwaa-iac-complete"
 SMOKE_IMPORTS = (
@@ -63,11 +62,11 @@ FALLBACK_PINS = ["sqlalchemy<2"]
 
 def fallback_pins(airflow_version: str) -> list[str]:
     """Pins for a version with no constraints file."""
-    major, minor = (int(p) for p in airflow_version.split(".")[:2])
+    series = major_minor(airflow_version)
     pins = list(FALLBACK_PINS)
-    if (major, minor) < (2, 9):
+    if series < (2, 9):
         pins += ["flask-session<0.6", "connexion<3", "marshmallow<4"]
-    if (major, minor) < (2, 8):
+    if series < (2, 8):
         pins += ["pendulum<3"]
     return pins
 
@@ -100,27 +99,7 @@ class Venv:
 
 def default_cache_dir() -> Path:
     """``$MWAA_IAC_VENV_CACHE``, else ``~/.cache/mwaa-iac/venvs`` (``$XDG_CACHE_HOME`` respected)."""
-    configured = os.environ.get(CACHE_ENV_VAR)
-    if configured:
-        return Path(configured).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "mwaa-iac" / "venvs"
-
-
-def wanted_python(airflow_version: str) -> str:
-    """The Python version MWAA runs ``airflow_version`` on (from the catalog), e.g. ``"3.11"``."""
-    try:
-        from mwaa_iac.core.catalog import load_catalog
-
-        entry = load_catalog().get(airflow_version)
-        if entry is not None and entry.python:
-            return entry.python
-    except Exception:  # the catalog is a convenience here; never fail a build over it
-        log.debug("catalog lookup failed for %s", airflow_version, exc_info=True)
-    major = int(airflow_version.split(".")[0])
-    minor = int(airflow_version.split(".")[1])
-    return "3.12" if (major, minor) >= (2, 11) else "3.11"
+    return venv_cache_dir()
 
 
 def _probe_python(executable: str) -> tuple[str, str] | None:
@@ -158,7 +137,7 @@ def _python_candidates(version: str) -> Iterator[str]:
 def find_python(airflow_version: str) -> tuple[str, str]:
     """``(interpreter path, "X.Y")`` for ``airflow_version``: MWAA's Python if this machine has it,
     else 3.11 (what MWAA uses for 2.7-2.10), else 3.12. Raises VenvBuildError when none runs."""
-    preferred = wanted_python(airflow_version)
+    preferred = python_for(airflow_version, guess=True)
     order = [preferred] + [v for v in ("3.11", "3.12") if v != preferred]
     for version in order:
         for candidate in _python_candidates(version):
@@ -213,7 +192,7 @@ def bundled_constraints(airflow_version: str, python_version: str) -> Path | Non
 
 def fetch_official_constraints(airflow_version: str, python_version: str, dest: Path) -> bool:
     """Download Airflow's own constraints for that version; False (quickly) when unreachable."""
-    url = OFFICIAL_CONSTRAINTS_URL.format(version=airflow_version, python=python_version)
+    url = constraints_url(airflow_version, python_version)
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             dest.write_bytes(response.read())
@@ -292,10 +271,11 @@ def pip_install_command(
 
 def ensure_venv(airflow_version: str, cache_dir: Path | None = None, *, timeout: float = 1800.0) -> Venv:
     """The cached venv for ``airflow_version``, built now if missing (see the module docstring)."""
-    parts = airflow_version.split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise VenvBuildError(f"{airflow_version!r} is not an Airflow version")
-    if int(parts[0]) != 2:
+    try:
+        major, _, _ = parse_version(airflow_version)
+    except ValueError:
+        raise VenvBuildError(f"{airflow_version!r} is not an Airflow version") from None
+    if major != 2:
         raise VenvBuildError(f"the local runtime runs Airflow 2.x only, not {airflow_version}")
     root = (cache_dir or default_cache_dir()).expanduser()
     python, python_version = find_python(airflow_version)

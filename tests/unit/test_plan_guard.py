@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mwaa_iac.core.plan import (
+from mwaa_iac.core.plan_guard import (
     SENSITIVE,
     Action,
     PlanFormatError,

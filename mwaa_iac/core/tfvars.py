@@ -13,7 +13,7 @@ from importlib import resources
 import jinja2
 
 from mwaa_iac.core.config import EnvironmentConfig
-from mwaa_iac.core.phases import PhaseLayout
+from mwaa_iac.core.phase_layout import PhaseLayout
 from mwaa_iac.errors import MwaaIacError
 
 TEMPLATE_FILENAME = "terraform.tfvars.json.j2"

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from mwaa_iac.core.config import Color, Deployment, parse_config_text
-from mwaa_iac.core.phases import PHASE_NAMES, layout_for, parse_phase
-from mwaa_iac.core.render import TemplateError, render_tfvars
+from mwaa_iac.core.phase_layout import PHASE_NAMES, layout_for, parse_phase
+from mwaa_iac.core.tfvars import TemplateError, render_tfvars
 from mwaa_iac.errors import UsageError
 
 
