@@ -74,6 +74,9 @@ P2_FREEZE_STEPS: tuple[Step, ...] = COPY_STEPS[PASS_2]
 # Steps of earlier releases that also ran inside the freeze (journals written by them may be resumed).
 LEGACY_FREEZE_PREFIXES: tuple[str, ...] = ("cleanup-target-p2-retry",)
 
+# Steps journaled inside another step's action (the parent stays started while they run).
+PARENT: dict[Step, Step] = {Step.HEALTH_GATE_TARGET: Step.HEALTH_TARGET}
+
 PHASES: dict[Step, Phase] = {
     **{
         step: Phase.BEFORE_FREEZE

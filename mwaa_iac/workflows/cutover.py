@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import botocore.session
@@ -92,6 +92,7 @@ class Cutover:
     emit: Emit = lambda event: None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)  # wall clock (the health gate's minutes)
     state: StateStore | None = None  # journal and lock: mwaa.yaml's state setting unless given
     iam: Any = None  # execution roles (adapters.iam.Iam): created from the region unless given
     # (requirements path, Airflow version, object version) -> Check; None: no requirements check
@@ -750,6 +751,7 @@ class Cutover:
             sleep=self.sleep,
             clock=self.clock,
             color=self.target_color,
+            now=self.now,
             owns_journal=False,
         )
         upgrade.run_hops(self.log, [Hop(HopKind(k), f, t, r) for k, f, t, r in hops], prefix=HOP_PREFIX)
@@ -766,6 +768,7 @@ class Cutover:
             sleep=self.sleep,
             clock=self.clock,
             color=self.target_color,
+            now=self.now,
             owns_journal=False,
         )
         upgrade.health_gate(self.log, step=Step.HEALTH_GATE_TARGET)
