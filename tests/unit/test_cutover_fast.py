@@ -123,7 +123,8 @@ class FakeAirflow:
         self.history: list[str] = []
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}
         self.tis: list[dict[str, Any]] = []
-        self.refuse_pause = False  # PATCH is_paused=true answers 403
+        self.refuse_pause = False  # pausing a user DAG answers 403
+        self.refuse_unpause = False  # unpausing a user DAG answers 403
 
     def paused(self) -> dict[str, bool]:
         return {d: v["is_paused"] for d, v in self.dags.items() if d not in dr.MWAA_IAC_DAG_IDS}
@@ -159,7 +160,8 @@ class FakeAirflow:
             dag = self.dags.get(match.group(1))
             if dag is None:
                 return 404, {"detail": "DAG not found"}
-            if method == "PATCH" and body["is_paused"] and self.refuse_pause:
+            refused = self.refuse_pause if body and body.get("is_paused") else self.refuse_unpause
+            if method == "PATCH" and refused and dag["dag_id"] in USER_DAGS:
                 return 403, {"detail": "forbidden"}
             if method == "PATCH":
                 self.world.change(self.name, "pause" if body["is_paused"] else "unpause", dag["dag_id"])
@@ -800,6 +802,25 @@ def test_an_abort_that_cannot_pause_the_target_again_keeps_the_source_paused(ws,
     _assert_live_on_target(ws, world)
 
 
+def test_an_abort_that_cannot_unpause_the_source_says_so_and_resume_pauses_again(ws, world) -> None:
+    world.envs[SOURCE].airflow.tis.append(
+        {"dag_id": "etl_orders", "dag_run_id": "r1", "task_id": "load", "state": "running"}
+    )
+    world.envs[SOURCE].airflow.refuse_unpause = True
+    with pytest.raises(CutoverError, match="still executing") as caught:
+        _run(ws, world, drain_timeout_seconds=20)
+    assert "could not all be unpaused" in (caught.value.hint or "")
+    assert world.envs[SOURCE].airflow.paused() == dict.fromkeys(USER_DAGS, True)
+    assert world.routing == []
+    world.envs[SOURCE].airflow.refuse_unpause = False
+    world.envs[SOURCE].airflow.tis.clear()
+    _run(ws, world, resume=True)
+    journal = _journal(ws)
+    # the recorded DAGs are kept (the source was still paused): pause and drain again
+    assert _done_count(journal, Step.RECORD_DAGS) == 1 and _done_count(journal, Step.PAUSE_SOURCE) == 2
+    _assert_live_on_target(ws, world)
+
+
 # -- rollback and cleanup --------------------------------------------------------------------------
 
 
@@ -845,12 +866,15 @@ def test_cleanup_of_a_cutover_killed_inside_the_freeze_gives_scheduling_back(ws,
     assert _outcome(_journal(ws)) == "abandoned" and world.dr_keys() == []
 
 
-@pytest.mark.parametrize("step", [Step.CREATE_TARGET, Step.BACKUP_P1, Step.DRAIN_SOURCE, Step.GO_LIVE])
-def test_a_cutover_killed_inside_a_step_resumes_to_the_end(ws, world, step) -> None:
-    """SIGKILL (no abort runs): --resume continues the started step."""
+@pytest.mark.parametrize("step", TWO_PASS)
+def test_a_cutover_killed_inside_each_step_resumes_to_the_end(ws, world, step) -> None:
+    """SIGKILL inside a step (no abort runs): --resume continues the started step; no step that
+    completed runs again."""
     world.fail_in, world.kill = step, True
     with pytest.raises(Killed):
         _run(ws, world)
     _run(ws, world, resume=True)
-    assert _steps(_journal(ws)) == TWO_PASS
+    journal = _journal(ws)
+    assert _steps(journal) == TWO_PASS
+    assert all(_done_count(journal, s) == 1 for s in TWO_PASS)
     _assert_live_on_target(ws, world)
