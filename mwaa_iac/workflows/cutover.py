@@ -1,7 +1,8 @@
 """`mwaa-iac cutover`: move a deployment to a new Airflow version on the other colour, carrying
 history with mwaa-dr, in two passes so that scheduling pauses only for a short freeze.
 
-Steps (each a journal entry, each idempotent; see docs/design.md §2):
+Steps (each a journal entry, each idempotent; their names, order and phases are data in
+:mod:`mwaa_iac.core.cutover_steps`; see docs/design.md §2):
 
 1. preflight;
 2. pass 1 while the source keeps running: deploy DR DAGs, create the target at the source's version,
@@ -25,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import botocore.session
@@ -39,6 +40,16 @@ from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
 from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
+from mwaa_iac.core.cutover_steps import (
+    COPY_STEPS,
+    DEPLOY_STEP,
+    FREEZE_STEPS,
+    HOP_PREFIX,
+    PASS_1,
+    PASS_2,
+    Step,
+    redone_after_abort,
+)
 from mwaa_iac.core.findings import Finding
 from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Outcome, ready_for_update
@@ -83,6 +94,7 @@ class Cutover:
     emit: Emit = lambda event: None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)  # wall clock (the health gate's minutes)
     state: StateStore | None = None  # journal and lock: mwaa.yaml's state setting unless given
     iam: Any = None  # execution roles (adapters.iam.Iam): created from the region unless given
     # (requirements path, Airflow version, object version) -> Check; None: no requirements check
@@ -113,6 +125,13 @@ class Cutover:
         return self.options.to or self.config.airflow_version
 
     @property
+    def log(self) -> Journal:
+        """The journal of the running cutover (opened by :meth:`run`)."""
+        if self.journal is None:
+            raise RuntimeError("the cutover's journal is not open")
+        return self.journal
+
+    @property
     def store(self) -> StateStore:
         if self.state is None:
             self.state = open_state(self.ws, self.config, self.s3)
@@ -137,7 +156,7 @@ class Cutover:
             except Exception as exc:
                 self._abort_freeze(exc)
                 raise
-            self.journal.end("succeeded", report=report)
+            self.log.end("succeeded", report=report)
             self.emit(event(EventKind.CUTOVER_SUMMARY, **report))
             return report
 
@@ -168,9 +187,8 @@ class Cutover:
     # -- the flow ----------------------------------------------------------------------------------
 
     def _run(self) -> dict[str, Any]:
-        journal = self.journal
-        assert journal is not None
-        plan_data = self._step("preflight", self._preflight_step)
+        """The steps in the order of ``core.cutover_steps.flow()`` (done ones are skipped)."""
+        plan_data = self._step(Step.PREFLIGHT, self._preflight_step)
         history = plan_data["history"]
         two_pass = plan_data["two_pass"]
         hops = [tuple(h) for h in plan_data["hops"]]
@@ -178,38 +196,37 @@ class Cutover:
         factory = dr.factory_for(source_version) if history else None
 
         if history:
-            self._step("deploy-dr", lambda: self._deploy_dr_dags(factory, "p1"))
-        self._step("target-requirements", self._target_requirements)
+            self._step(Step.DEPLOY_DR, lambda: self._deploy_dr_dags(factory, PASS_1))
+        self._step(Step.TARGET_REQUIREMENTS, self._target_requirements)
         if not two_pass and history:
             self._freeze()  # single pass: the freeze covers the whole copy and the upgrade
         create_version = source_version if history else self.to_version
-        self._step("create-target", lambda: self._create_target(create_version))
+        self._step(Step.CREATE_TARGET, lambda: self._create_target(create_version))
         rows: dict[str, Any] = {}
         if history:
-            rows = self._copy_pass("p1")
+            rows = self._copy_pass(PASS_1)
         in_place = [h for h in hops if h[0] == str(HopKind.IN_PLACE)]
         if in_place:
             self._upgrade_target(in_place)
-        self._step("health-target", self._health_target)
+        self._step(Step.HEALTH_TARGET, self._health_target)
         if two_pass and history:
             # Deploy pass 2's DAG files before the freeze so that their parsing is not frozen time.
-            self._step("deploy-dr-p2", lambda: self._deploy_dr_dags(factory, "p2"))
-            self._step("parse-dr-p2", self._wait_for_p2_dags)
+            self._step(Step.DEPLOY_DR_P2, lambda: self._deploy_dr_dags(factory, PASS_2))
+            self._step(Step.PARSE_DR_P2, self._wait_for_p2_dags)
             # Pass 1's rows on the target have served their purpose (the restore was verified and
             # the target upgraded with them): empty it now, so that this is not frozen time either.
             # The target is not live and its DAGs are paused, so nothing runs on it meanwhile.
-            self._step("cleanup-target-p2", lambda: self._run_dag(self.target, dr.PREPARE_DAG_ID, "p2"))
+            self._step(Step.CLEANUP_TARGET_P2, lambda: self._run_dag(self.target, dr.PREPARE_DAG_ID, PASS_2))
             self._freeze()
-            rows = self._copy_pass("p2")
+            rows = self._copy_pass(PASS_2)
         self._freeze()  # without history nothing froze yet: pause the source right before go-live
-        self._step("go-live", self._go_live)
-        self._step("retire-dr-dags", self._remove_dr_dags)
+        self._step(Step.GO_LIVE, self._go_live)
+        self._step(Step.RETIRE_DR_DAGS, self._remove_dr_dags)
         return self._report(rows, history, two_pass)
 
     def _step(self, name: str, action: Callable[[], Any]) -> Any:
         """Run ``action`` as journal step ``name`` unless it is done; its result is recorded."""
-        journal = self.journal
-        assert journal is not None
+        journal = self.log
         if journal.state(name) == "done":
             return journal.data(name).get("result")
         self.emit(event(EventKind.STEP_STARTED, step=name))
@@ -287,8 +304,7 @@ class Cutover:
     def _preflight_step(self) -> dict[str, Any]:
         plan, checks = self.preflight()
         if not all(c.ok for c in checks):
-            assert self.journal is not None
-            self.journal.end("preflight-failed", checks=[c.to_dict() for c in checks])
+            self.log.end("preflight-failed", checks=[c.to_dict() for c in checks])
             raise PreflightError(checks)
         two_pass = bool(plan.two_pass) and not self.options.single_pass
         result: dict[str, Any] = {
@@ -317,8 +333,7 @@ class Cutover:
                 probe_runner(runner, self.options), self.config, factory, role="the cutover's backups"
             )
         except CutoverError as exc:
-            assert self.journal is not None
-            self.journal.end("preflight-failed", probe=exc.message)
+            self.log.end("preflight-failed", probe=exc.message)
             raise
         return {**result, "versions": vendor["versions"]}
 
@@ -409,8 +424,7 @@ class Cutover:
     # -- DR DAGs ----------------------------------------------------------------------------------------
 
     def _prefix(self, label: str) -> str:
-        assert self.journal is not None
-        return dr.backup_prefix(self.config.dr.path_prefix, self.config.name, self.journal.run_id, label)
+        return dr.backup_prefix(self.config.dr.path_prefix, self.config.name, self.log.run_id, label)
 
     def _deploy_dr_dags(self, factory: str | None, label: str) -> dict[str, Any]:
         """The DR DAG files of a pass, with the vendored mwaa-dr (uploaded where it changed)."""
@@ -444,17 +458,13 @@ class Cutover:
         return {"removed": removed, "records_deleted": deleted}
 
     def _markers(self, label: str) -> dict[str, str]:
-        assert self.journal is not None
-        step = "deploy-dr" if label == "p1" else "deploy-dr-p2"
-        return self.journal.data(step).get("result", {}).get("markers", {})
+        return self.log.data(DEPLOY_STEP[label]).get("result", {}).get("markers", {})
 
     def _frozen(self) -> bool:
-        assert self.journal is not None
-        return self.journal.state("pause-source") == "done" and self.journal.state("go-live") != "done"
+        return self.log.state(Step.PAUSE_SOURCE) == "done" and self.log.state(Step.GO_LIVE) != "done"
 
     def _dr_run_id(self, dag_id: str, label: str, attempt: int) -> str:
-        assert self.journal is not None
-        return dr.run_id(dag_id, self.journal.run_id, label if attempt <= 0 else f"{label}a{attempt}")
+        return dr.run_id(dag_id, self.log.run_id, label if attempt <= 0 else f"{label}a{attempt}")
 
     def _run_dag(
         self,
@@ -484,20 +494,21 @@ class Cutover:
         backup attempt writes a prefix of its own: a retried step never gets an earlier run back,
         and a fresh backup never mixes with an older one. A restore replaces the target's copied
         tables in one transaction, so a failed one leaves nothing to clean."""
-        backup = self._step(f"backup-{label}", lambda: self._backup(label))
-        counts = self._step(f"verify-backup-{label}", lambda: self._backup_counts(backup["prefix"]))
-        outcome = self._step(f"restore-{label}", lambda: self._restore(label, backup["prefix"]))
-        return self._step(f"verify-restore-{label}", lambda: self._verify_restore(counts, outcome))
+        backup_step, verify_backup_step, restore_step, verify_restore_step = COPY_STEPS[label]
+        backup = self._step(backup_step, lambda: self._backup(label))
+        counts = self._step(verify_backup_step, lambda: self._backup_counts(backup["prefix"]))
+        outcome = self._step(restore_step, lambda: self._restore(label, backup["prefix"]))
+        return self._step(verify_restore_step, lambda: self._verify_restore(counts, outcome))
 
     def _backup(self, label: str) -> dict[str, Any]:
-        attempt = self._attempt(f"backup-{label}") - 1  # this attempt's "started" is recorded
+        attempt = self._attempt(COPY_STEPS[label][0]) - 1  # this attempt's "started" is recorded
         prefix = self._prefix(label) + (f"-a{attempt}" if attempt > 0 else "")
         conf = dr.copy_conf(self.config.dr.backup_bucket, prefix)
         run = self._run_dag(self.source, dr.BACKUP_DAG_ID, label, conf, attempt=attempt)
         return {**run, "prefix": prefix}
 
     def _restore(self, label: str, prefix: str) -> dict[str, Any]:
-        attempt = self._attempt(f"restore-{label}") - 1
+        attempt = self._attempt(COPY_STEPS[label][2]) - 1
         conf = dr.copy_conf(self.config.dr.backup_bucket, prefix)
         run_id = self._dr_run_id(dr.RESTORE_DAG_ID, label, attempt)
         runner = DagRunner(self.api(self.target), self.options, self.emit, self.sleep, self.clock)
@@ -507,7 +518,7 @@ class Cutover:
         return {**outcome, "run_id": run_id}
 
     def _wait_for_p2_dags(self) -> dict[str, Any]:
-        markers = self._markers("p2")
+        markers = self._markers(PASS_2)
         DagRunner(self.api(self.source), self.options, self.emit, self.sleep, self.clock).wait_for_dag(
             dr.BACKUP_DAG_ID, markers[dr.BACKUP_DAG_ID]
         )
@@ -517,8 +528,7 @@ class Cutover:
         return {"parsed": sorted(markers)}
 
     def _attempt(self, step: str) -> int:
-        assert self.journal is not None
-        return sum(1 for e in self.journal.entries if e.get("step") == step and e.get("event") == "started")
+        return sum(1 for e in self.log.entries if e.get("step") == step and e.get("event") == "started")
 
     def _backup_counts(self, prefix: str) -> dict[str, Any]:
         bucket = self.config.dr.backup_bucket
@@ -545,7 +555,6 @@ class Cutover:
         return {"path": path, "object_version": source.get("RequirementsS3ObjectVersion")}
 
     def _create_target(self, version: str) -> dict[str, Any]:
-        assert self.journal is not None
         if self.options.engine == "terraform":
             # Also when the target exists: a lost state write is repaired by importing it.
             self._terraform_phase("clone", version, None)
@@ -727,7 +736,7 @@ class Cutover:
     def _recorded_requirements(self) -> dict[str, Any] | None:
         if self.journal is None:
             return None
-        return self.journal.data("target-requirements").get("result")
+        return self.log.data(Step.TARGET_REQUIREMENTS).get("result")
 
     def _upgrade_target(self, hops: list[tuple]) -> None:
         from mwaa_iac.core.planner import Hop
@@ -742,10 +751,10 @@ class Cutover:
             sleep=self.sleep,
             clock=self.clock,
             color=self.target_color,
+            now=self.now,
             owns_journal=False,
         )
-        assert self.journal is not None
-        upgrade.run_hops(self.journal, [Hop(HopKind(k), f, t, r) for k, f, t, r in hops], prefix="target-hop")
+        upgrade.run_hops(self.log, [Hop(HopKind(k), f, t, r) for k, f, t, r in hops], prefix=HOP_PREFIX)
         self.config = upgrade.config
 
     def _health_target(self) -> dict[str, Any]:
@@ -759,18 +768,18 @@ class Cutover:
             sleep=self.sleep,
             clock=self.clock,
             color=self.target_color,
+            now=self.now,
             owns_journal=False,
         )
-        assert self.journal is not None
-        upgrade.health_gate(self.journal, step="health-gate-target")
+        upgrade.health_gate(self.log, step=Step.HEALTH_GATE_TARGET)
         return {"minutes": self.options.health_minutes}
 
     # -- freeze and go-live ------------------------------------------------------------------------
 
     def _freeze(self) -> None:
-        recorded = self._step("record-dags", self._record_unpaused)
-        self._step("pause-source", lambda: self._pause_source(recorded["dags"]))
-        self._step("drain-source", self._drain)
+        recorded = self._step(Step.RECORD_DAGS, self._record_unpaused)
+        self._step(Step.PAUSE_SOURCE, lambda: self._pause_source(recorded["dags"]))
+        self._step(Step.DRAIN_SOURCE, self._drain)
 
     def _abort_freeze(self, error: BaseException | None = None) -> None:
         """A step failed. Inside the freeze (pause-source started, go-live not done) give scheduling
@@ -784,7 +793,7 @@ class Cutover:
             return
         # A journal may already be closed here (by an older release's failed hop): scheduling is
         # given back all the same, and the hint says that the cutover cannot be resumed.
-        live = journal.state("go-live") == "done"
+        live = journal.state(Step.GO_LIVE) == "done"
         if not _frozen(journal) or live:
             _explain(error, self._state_text(live))
             return
@@ -807,7 +816,7 @@ class Cutover:
         for step in steps:
             journal.note(step, aborted=True)
         if half_done_go_live:
-            journal.note("go-live", aborted=True, routed=False)
+            journal.note(Step.GO_LIVE, aborted=True, routed=False)
         if undo.get("failed_on"):
             self.emit(event(EventKind.FREEZE_ABORT_FAILED, **undo))
             _explain(
@@ -834,14 +843,13 @@ class Cutover:
 
     def _state_text(self, live: bool, aborted: dict[str, Any] | None = None) -> str:
         """What state each colour is in after a failure, and what --resume does."""
-        assert self.journal is not None
-        journal = self.journal
+        journal = self.log
         if live:
             return (
                 f"state: {self.target} is live (routing points at it) and schedules the recorded DAGs; "
                 f"{self.source}'s stay paused. `mwaa-iac cutover --resume` finishes the last steps"
             )
-        if journal.state("create-target") is None:
+        if journal.state(Step.CREATE_TARGET) is None:
             target = f"{self.target} was not created"
         else:
             target = f"{self.target} is not live: routing points at {self.source} and its DAGs are paused"
@@ -854,10 +862,10 @@ class Cutover:
                 f" (the half-done go-live was undone: {aborted['repaused_on_target']} DAG(s) paused again on "
                 f"{self.target}{', routing pointed back' if aborted['routed_back'] else ''})"
             )
-        two_pass = journal.data("preflight").get("result", {}).get("two_pass")
+        two_pass = journal.data(Step.PREFLIGHT).get("result", {}).get("two_pass")
         if two_pass:
             resume = "pauses it again and takes a fresh backup (runs made meanwhile reach the target)"
-        elif journal.state("backup-p1") == "done":
+        elif journal.state(Step.BACKUP_P1) == "done":
             resume = (
                 "pauses it again and continues; single pass: the copy is not taken again, so runs made on "
                 f"{self.source} until then do not reach {self.target}"
@@ -871,8 +879,7 @@ class Cutover:
 
     def _next_text(self, resume: str) -> str:
         """What the user can do next: resume (saying what that does) or abandon."""
-        assert self.journal is not None
-        end = next((e for e in reversed(self.journal.entries) if e.get("event") == "end"), None)
+        end = next((e for e in reversed(self.log.entries) if e.get("event") == "end"), None)
         if end is not None:
             return (
                 f"This cutover cannot be resumed (its journal ended: {end.get('outcome')}): `mwaa-iac "
@@ -958,15 +965,14 @@ class Cutover:
         colour. Every action is idempotent: a go-live interrupted mid-way is run again whole by
         --resume (what is unpaused stays so, the rest is unpaused). A failure of it is undone by
         _abort_freeze (the journal notes when routing may have been flipped)."""
-        assert self.journal is not None
-        dags = self.journal.data("record-dags").get("result", {}).get("dags", [])
+        dags = self.log.data(Step.RECORD_DAGS).get("result", {}).get("dags", [])
         api = self.api(self.target)
         for dag_id in dags:
             api.set_paused(dag_id, False)
         unpaused_at = time.time()
         target_env = self.mwaa.get_environment(self.target)
         version = target_env.get("AirflowVersion", self.to_version)
-        self.journal.note("go-live", routed=True)  # before: a half-written routing is pointed back too
+        self.log.note(Step.GO_LIVE, routed=True)  # before: a half-written routing is pointed back too
         point_routing(self.routing, self.config, self.target, self.target_color, target_env)
         self._record(active_color=str(self.target_color), **{str(self.target_color): version})
         self.emit(event(EventKind.CUTOVER_LIVE, environment=self.target, unpaused=len(dags)))
@@ -988,22 +994,21 @@ class Cutover:
     # -- report ------------------------------------------------------------------------------------
 
     def _report(self, rows: dict[str, Any], history: bool, two_pass: bool) -> dict[str, Any]:
-        assert self.journal is not None
         steps = {}
-        for entry in self.journal.entries:
+        for entry in self.log.entries:
             if entry.get("event") == "done" and "elapsed_s" in entry.get("data", {}):
                 steps[entry["step"]] = entry["data"]["elapsed_s"]
-        paused = self.journal.data("pause-source").get("result", {}).get("freeze_started")
-        unpaused = self.journal.data("go-live").get("result", {}).get("unpaused_at")
+        paused = self.log.data(Step.PAUSE_SOURCE).get("result", {}).get("freeze_started")
+        unpaused = self.log.data(Step.GO_LIVE).get("result", {}).get("unpaused_at")
         freeze = round(unpaused - paused, 1) if paused and unpaused else None
         freeze_steps = {}
         if paused:
             in_freeze = False
             for name, seconds in steps.items():
-                in_freeze = in_freeze or name == "pause-source"
+                in_freeze = in_freeze or name == Step.PAUSE_SOURCE
                 if in_freeze:
                     freeze_steps[name] = seconds
-                if name == "go-live":
+                if name == Step.GO_LIVE:
                     break
         return {
             "source": self.source,
@@ -1014,7 +1019,7 @@ class Cutover:
             "freeze_window_s": freeze,
             "freeze_steps_s": freeze_steps,
             "rows_copied": rows.get("tables", {}),
-            "may_run_twice": self.journal.data("drain-source").get("result", {}).get("may_run_twice", []),
+            "may_run_twice": self.log.data(Step.DRAIN_SOURCE).get("result", {}).get("may_run_twice", []),
             "steps_s": steps,
             "routing": self.config.routing.ssm_parameter_name,
         }
@@ -1075,8 +1080,6 @@ def _project(value: Any, shape: Any) -> Any:
 # -- the freeze's in-flight policy and its undoing ----------------------------------------------------
 
 EXECUTING_STATES = ("queued", "running", "restarting")  # what the drain waits for
-FREEZE_STEPS = ("record-dags", "pause-source", "drain-source")
-P2_FREEZE_STEPS = ("backup-p2", "verify-backup-p2", "restore-p2", "verify-restore-p2")
 
 
 def ti_name(ti: dict[str, Any]) -> str:
@@ -1092,13 +1095,13 @@ def _last(journal: Journal, step: str) -> dict[str, Any] | None:
 
 def _frozen(journal: Journal) -> bool:
     """The source's DAGs are (being) paused: pause-source started or done, and not undone since."""
-    last = _last(journal, "pause-source")
+    last = _last(journal, Step.PAUSE_SOURCE)
     return last is not None and not last.get("data", {}).get("aborted")
 
 
 def _go_live_half_done(journal: Journal) -> bool:
     """go-live started (some DAGs may be unpaused on the target) and neither finished nor undone."""
-    last = _last(journal, "go-live")
+    last = _last(journal, Step.GO_LIVE)
     return last is not None and last.get("event") == "started" and not last.get("data", {}).get("aborted")
 
 
@@ -1118,7 +1121,7 @@ def _give_back(
     flipped), so that the two colours never schedule the same DAGs; then the recorded DAGs, and only
     they, are unpaused on the source (those paused before the freeze stay paused). Stops at the
     first failure: ``failed_on`` names the environment and ``error`` says why."""
-    dags = journal.data("record-dags").get("result", {}).get("dags", [])
+    dags = journal.data(Step.RECORD_DAGS).get("result", {}).get("dags", [])
     result: dict[str, Any] = {
         "dags": dags,
         "repaused_on_target": 0,
@@ -1130,7 +1133,7 @@ def _give_back(
             for dag_id in dags:
                 _set_paused(target, dag_id, True)
                 result["repaused_on_target"] += 1
-            if journal.data("go-live").get("routed"):
+            if journal.data(Step.GO_LIVE).get("routed"):
                 route_back()
                 result["routed_back"] = True
         except MwaaIacError as exc:
@@ -1154,8 +1157,8 @@ def _aborted_steps(journal: Journal, *, keep_recorded: bool = False) -> list[str
         step = entry.get("step")
         if step and step not in present:
             present.append(step)
-    redo = [s for s in FREEZE_STEPS if s in present and not (keep_recorded and s == "record-dags")]
-    return redo + [s for s in present if s in P2_FREEZE_STEPS or s.startswith("cleanup-target-p2-retry")]
+    redo = [s for s in FREEZE_STEPS if s in present and not (keep_recorded and s == Step.RECORD_DAGS)]
+    return redo + [s for s in present if s not in FREEZE_STEPS and redone_after_abort(s)]
 
 
 def _explain(error: BaseException | None, state: str) -> None:
@@ -1189,7 +1192,7 @@ def rollback(
         journal = Journal.load(store, JOURNAL)
         if journal is None:
             raise UsageError("no cutover is recorded for this environment: nothing to roll back")
-        if journal.state("go-live") != "done":
+        if journal.state(Step.GO_LIVE) != "done":
             raise UsageError(
                 "the last cutover did not go live: the old colour still serves",
                 hint="resume it with `mwaa-iac cutover --resume`, or clean up the new colour",
@@ -1200,7 +1203,7 @@ def rollback(
             raise UsageError(
                 f"{config.name}'s active colour is already {config.active_color}: nothing to roll back"
             )
-        dags = journal.data("record-dags").get("result", {}).get("dags", [])
+        dags = journal.data(Step.RECORD_DAGS).get("result", {}).get("dags", [])
         new_name, old_name = config.environment_name(new), config.environment_name(old)
         if not mwaa.exists(old_name):
             raise UsageError(f"{old_name} no longer exists (cleaned up): a rollback is not possible")
@@ -1292,7 +1295,7 @@ def cleanup(
         if journal is not None and not journal.finished:
             source_color = Color(journal.params["source_color"])
             # The deployment record moves to the target at the end of go-live: then it went live.
-            went_live = journal.state("go-live") == "done" or config.active_color is not source_color
+            went_live = journal.state(Step.GO_LIVE) == "done" or config.active_color is not source_color
             if not went_live and _frozen(journal):
                 source_name = config.environment_name(source_color)
 

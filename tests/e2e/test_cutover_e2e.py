@@ -22,6 +22,7 @@ import pytest
 from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
+from mwaa_iac.core.cutover_steps import Step, flow, is_hop_step
 from mwaa_iac.local import busy
 from mwaa_iac.local.demo import DemoSetup
 from mwaa_iac.local.fingerprint import compare, fingerprint, run_in_environment
@@ -56,31 +57,13 @@ with DAG("e2e_check", schedule=None, start_date=datetime(2024, 1, 1), catchup=Fa
 
 STATE_BUCKET = f"{NAME}-mwaa-dr-backups"  # journals and the lock in S3 (mwaa.yaml `state`)
 JOURNAL_KEY = f"mwaa-iac/state/{NAME}/cutover.journal.jsonl"
-# Every step of a two-pass cutover 2.9.2 → 2.10.3 with history, in order ("hop:V": the target's
-# in-place upgrade to V).
+# Every step of a two-pass cutover 2.9.2 → 2.10.3 with history, in order, as the events show them
+# ("hop:V": the target's in-place upgrade to V, reported by hop.done; the health gate inside
+# health-target has no event of its own).
 FLOW = [
-    "preflight",
-    "deploy-dr",
-    "target-requirements",
-    "create-target",
-    "backup-p1",
-    "verify-backup-p1",
-    "restore-p1",
-    "verify-restore-p1",
-    "hop:2.10.3",
-    "health-target",
-    "deploy-dr-p2",
-    "parse-dr-p2",
-    "cleanup-target-p2",
-    "record-dags",
-    "pause-source",
-    "drain-source",
-    "backup-p2",
-    "verify-backup-p2",
-    "restore-p2",
-    "verify-restore-p2",
-    "go-live",
-    "retire-dr-dags",
+    f"hop:{step.rsplit('-', 1)[-1]}" if is_hop_step(step) else step
+    for step in flow(history=True, two_pass=True, hops=["2.10.3"])
+    if step != Step.HEALTH_GATE_TARGET
 ]
 
 
@@ -215,10 +198,10 @@ def test_target_upgrade_failure_stops_before_the_freeze(
     assert all(not _paused(deployment.source)[d] for d in BUSINESS)  # blue keeps scheduling
     # The cause is gone (the injected failure was for one update): --resume issues the hop again
     # without repeating pass 1.
-    code, events = _cutover(local_stack, deployment, "--resume", stop_when=_step_done("health-target"))
+    code, events = _cutover(local_stack, deployment, "--resume", stop_when=_step_done(Step.HEALTH_TARGET))
     assert code == -9, local_stack.last_stderr
     done = [e.get("step") for e in events if e.get("event") == "step.done"]
-    assert "restore-p1" not in done and done[-1] == "health-target"
+    assert Step.RESTORE_P1 not in done and done[-1] == Step.HEALTH_TARGET
     assert MwaaClient("us-east-1").get_environment(f"{NAME}-green")["AirflowVersion"] == "2.10.3"
     _cleanup(local_stack, deployment, "--break-lock")
 
@@ -230,7 +213,7 @@ def test_restore_failure_stops_before_pausing_anything_and_resume_gets_past_it(
     transaction, changed nothing. Once the cause is gone, `--resume` restores again with a run id of
     its own (the failed run is not handed back), and the restore verifies counts and content hashes
     against the backup's manifest: no row duplicated or lost."""
-    code, events = _cutover(local_stack, deployment, stop_when=_step_done("verify-backup-p1"))
+    code, events = _cutover(local_stack, deployment, stop_when=_step_done(Step.VERIFY_BACKUP_P1))
     assert code == -9, local_stack.last_stderr
     prefix = next(e for e in events if e.get("event") == "dr.backup_verified")["prefix"]
     s3, bucket, key = boto3.client("s3"), f"{NAME}-mwaa-dr-backups", f"{prefix}/dag_run.csv"
@@ -244,14 +227,14 @@ def test_restore_failure_stops_before_pausing_anything_and_resume_gets_past_it(
 
     s3.put_object(Bucket=bucket, Key=key, Body=saved)  # the cause is gone
     code, events = _cutover(
-        local_stack, deployment, "--resume", "--break-lock", stop_when=_step_done("verify-restore-p1")
+        local_stack, deployment, "--resume", "--break-lock", stop_when=_step_done(Step.VERIFY_RESTORE_P1)
     )
     assert code == -9, local_stack.last_stderr
     triggered = {e["dag_id"]: e["run_id"] for e in events if e.get("event") == "dr.triggered"}
     assert triggered[dr.RESTORE_DAG_ID].endswith("-p1a1")
     assert [e["step"] for e in events if e.get("event") == "step.done"] == [
-        "restore-p1",
-        "verify-restore-p1",  # counts and hashes equal the backup's: nothing duplicated or lost
+        Step.RESTORE_P1,
+        Step.VERIFY_RESTORE_P1,  # counts and hashes equal the backup's: nothing duplicated or lost
     ]
     assert total(f"{NAME}-green", "/dags/etl_orders/dagRuns") >= 100
     assert all(not _paused(deployment.source)[d] for d in BUSINESS)
@@ -281,10 +264,10 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
         assert code == -9, f"the cutover ended (exit {code}) after {killed_after}: {local_stack.last_stderr}"
         last = events[-1]
         killed_after.append(last["step"] if last["event"] == "step.done" else f"hop:{last['to']}")
-        if killed_after[-1] == "health-target":
+        if killed_after[-1] == Step.HEALTH_TARGET:
             # Between the passes blue keeps scheduling: this run must reach green in pass 2.
             _run_dag(blue, "etl_orders", "between-passes")
-        if killed_after[-1] == "verify-backup-p2" and not aborted:
+        if killed_after[-1] == Step.VERIFY_BACKUP_P2 and not aborted:
             # Inside the freeze, pass 2's backup loses a file: the restore fails, changes nothing on
             # green, and the abort unpauses the recorded DAGs on blue, which goes on scheduling.
             aborted = True
@@ -296,15 +279,15 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
                 d for d, paused in _paused(blue).items() if not paused and not _tool_dag(d)
             } == live_before
             _run_dag(blue, "etl_orders", "after-abort")  # must reach green through a fresh backup
-        if killed_after[-1] == "verify-restore-p2":
+        if killed_after[-1] == Step.VERIFY_RESTORE_P2:
             # The freeze point: blue paused and drained, green restored and verified, not yet live.
             FREEZE_POINT["blue"] = fingerprint(local_stack.state_dir, blue)
             FREEZE_POINT["green"] = fingerprint(local_stack.state_dir, green)
         extra = ("--resume", "--break-lock")
     # Every boundary up to go-live was hit, each step ran once; after the abort, the freeze and pass
     # 2's copy ran again from the start.
-    freeze = FLOW.index("record-dags")
-    assert killed_after == FLOW[: FLOW.index("verify-backup-p2") + 1] + FLOW[freeze:-1]
+    freeze = FLOW.index(Step.RECORD_DAGS)
+    assert killed_after == FLOW[: FLOW.index(Step.VERIFY_BACKUP_P2) + 1] + FLOW[freeze:-1]
     assert JOURNAL_KEY in {
         o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=STATE_BUCKET)["Contents"]
     }
@@ -450,7 +433,7 @@ def test_cutover_with_work_in_flight_completes(local_stack: LocalStack, deployme
     blue, green = deployment.source, f"{NAME}-green"
     # Up to the freeze (pass 1, the target's upgrade, pass 2's DAG files and clean-up) first, so that
     # the in-flight work is in flight when the source pauses.
-    code, _ = _cutover(local_stack, deployment, stop_when=_step_done("cleanup-target-p2"))
+    code, _ = _cutover(local_stack, deployment, stop_when=_step_done(Step.CLEANUP_TARGET_P2))
     assert code == -9, local_stack.last_stderr
     flight = busy.start_in_flight(api(blue), label="fl", defer_seconds=240, sleep_seconds=45)
     busy.wait_in_flight(api(blue), flight)
@@ -461,10 +444,10 @@ def test_cutover_with_work_in_flight_completes(local_stack: LocalStack, deployme
         "--break-lock",
         "--drain-minutes",
         "4",
-        stop_when=_step_done("verify-restore-p2"),
+        stop_when=_step_done(Step.VERIFY_RESTORE_P2),
     )
     assert code == -9, local_stack.last_stderr
-    drained = next(e for e in events if e.get("event") == "step.done" and e.get("step") == "drain-source")
+    drained = next(e for e in events if e.get("event") == "step.done" and e.get("step") == Step.DRAIN_SOURCE)
     assert drained["elapsed_s"] < 240  # waited for the long task, not for the runs that stay running
     frozen = fingerprint(local_stack.state_dir, blue)
     restored = fingerprint(local_stack.state_dir, green)

@@ -15,6 +15,7 @@ import pytest
 
 from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.core.config import Color
+from mwaa_iac.core.cutover_steps import Step
 from mwaa_iac.events import SUMMARY_KINDS
 from mwaa_iac.workflows.cutover import JOURNAL, Cutover, CutoverOptions, cleanup, rollback
 from mwaa_iac.workflows.dr_runs import CutoverError
@@ -199,7 +200,9 @@ def _cutover(ws, mwaa: FakeMwaa, *, two_pass: bool = True, **options: Any) -> tu
     )
     journal = Journal.start(cutover.store, JOURNAL, "cutover", {"to": "2.10.3", "source_color": "blue"})
     _done(
-        journal, "preflight", {"source_version": "2.9.2", "hops": [], "history": True, "two_pass": two_pass}
+        journal,
+        Step.PREFLIGHT,
+        {"source_version": "2.9.2", "hops": [], "history": True, "two_pass": two_pass},
     )
     cutover.journal = journal
     return cutover, events
@@ -286,9 +289,9 @@ def test_force_drain_records_what_may_run_twice_in_the_journal_and_the_report(ws
     mwaa = FakeMwaa(SOURCE, TARGET)
     mwaa.envs[SOURCE].ti("etl", "r1", "load", "running")
     cutover, events = _cutover(ws, mwaa, force_drain=True, drain_timeout_seconds=0)
-    cutover._step("drain-source", cutover._drain)
+    cutover._step(Step.DRAIN_SOURCE, cutover._drain)
     assert cutover.journal is not None
-    recorded = cutover.journal.data("drain-source")["result"]
+    recorded = cutover.journal.data(Step.DRAIN_SOURCE)["result"]
     assert recorded["may_run_twice"] == ["etl/r1/load"]
     assert next(e for e in events if e["event"] == "freeze.drain_forced")["may_run_twice"] == ["etl/r1/load"]
     assert cutover._report({}, True, True)["may_run_twice"] == ["etl/r1/load"]
@@ -303,8 +306,15 @@ def test_dry_run_explains_the_in_flight_policy(ws) -> None:
 
 # -- the abort -----------------------------------------------------------------------------------------
 
-P1_STEPS = ("deploy-dr", "create-target", "backup-p1", "verify-backup-p1", "restore-p1", "verify-restore-p1")
-PRE_FREEZE_P2 = ("health-target", "deploy-dr-p2", "parse-dr-p2", "cleanup-target-p2")
+P1_STEPS = (
+    Step.DEPLOY_DR,
+    Step.CREATE_TARGET,
+    Step.BACKUP_P1,
+    Step.VERIFY_BACKUP_P1,
+    Step.RESTORE_P1,
+    Step.VERIFY_RESTORE_P1,
+)
+PRE_FREEZE_P2 = (Step.HEALTH_TARGET, Step.DEPLOY_DR_P2, Step.PARSE_DR_P2, Step.CLEANUP_TARGET_P2)
 
 
 def test_abort_after_a_half_done_go_live_repauses_the_target_then_unpauses_the_source(ws) -> None:
@@ -320,17 +330,17 @@ def test_abort_after_a_half_done_go_live_repauses_the_target_then_unpauses_the_s
     assert journal is not None
     for step in P1_STEPS + PRE_FREEZE_P2:
         _done(journal, step)
-    _done(journal, "record-dags", {"dags": ["a", "b"]})
-    _done(journal, "pause-source", {"paused": ["a", "b"], "freeze_started": 1.0})
-    _done(journal, "drain-source", {"drained_after_s": 0.0, "may_run_twice": []})
-    _done(journal, "backup-p2")
-    _done(journal, "verify-backup-p2")
-    journal.started("restore-p2")  # failed once, then succeeded after a retry
+    _done(journal, Step.RECORD_DAGS, {"dags": ["a", "b"]})
+    _done(journal, Step.PAUSE_SOURCE, {"paused": ["a", "b"], "freeze_started": 1.0})
+    _done(journal, Step.DRAIN_SOURCE, {"drained_after_s": 0.0, "may_run_twice": []})
+    _done(journal, Step.BACKUP_P2)
+    _done(journal, Step.VERIFY_BACKUP_P2)
+    journal.started(Step.RESTORE_P2)  # failed once, then succeeded after a retry
     _done(journal, "cleanup-target-p2-retry1")
-    _done(journal, "restore-p2")
-    _done(journal, "verify-restore-p2")
-    journal.started("go-live")
-    journal.note("go-live", routed=True)
+    _done(journal, Step.RESTORE_P2)
+    _done(journal, Step.VERIFY_RESTORE_P2)
+    journal.started(Step.GO_LIVE)
+    journal.note(Step.GO_LIVE, routed=True)
     error = CutoverError("go-live failed", hint="see the error")
 
     cutover._abort_freeze(error)
@@ -341,19 +351,19 @@ def test_abort_after_a_half_done_go_live_repauses_the_target_then_unpauses_the_s
     assert cutover.routing.pointed == [SOURCE]  # type: ignore[attr-defined]
     assert ws.load().deployment.active_color is Color.BLUE
     redo = (
-        "record-dags",
-        "pause-source",
-        "drain-source",
-        "backup-p2",
-        "verify-backup-p2",
+        Step.RECORD_DAGS,
+        Step.PAUSE_SOURCE,
+        Step.DRAIN_SOURCE,
+        Step.BACKUP_P2,
+        Step.VERIFY_BACKUP_P2,
         "cleanup-target-p2-retry1",
-        "restore-p2",
-        "verify-restore-p2",
+        Step.RESTORE_P2,
+        Step.VERIFY_RESTORE_P2,
     )
     assert all(_aborted(journal, step) for step in redo)
     assert all(journal.state(step) == "done" for step in P1_STEPS + PRE_FREEZE_P2)
-    assert cutover._attempt("backup-p2") == 2  # the resume's backup is a new attempt (new run id, prefix)
-    assert journal.state("go-live") == "started" and journal.data("go-live")["routed"] is False
+    assert cutover._attempt(Step.BACKUP_P2) == 2  # the resume's backup is a new attempt (new run id, prefix)
+    assert journal.state(Step.GO_LIVE) == "started" and journal.data(Step.GO_LIVE)["routed"] is False
     aborted = next(e for e in events if e["event"] == "freeze.aborted")
     assert aborted["repaused_on_target"] == 2 and aborted["unpaused"] == 2 and aborted["routed_back"]
     assert error.hint is not None and error.hint.startswith("see the error. state: the freeze was aborted")
@@ -371,15 +381,15 @@ def test_abort_after_a_half_done_pause_unpauses_only_the_recorded_dags(ws) -> No
     assert journal is not None
     for step in P1_STEPS + PRE_FREEZE_P2:
         _done(journal, step)
-    _done(journal, "record-dags", {"dags": ["a", "b"]})
-    journal.started("pause-source")
+    _done(journal, Step.RECORD_DAGS, {"dags": ["a", "b"]})
+    journal.started(Step.PAUSE_SOURCE)
 
     cutover._abort_freeze(CutoverError("throttled"))
 
     assert mwaa.log == [(SOURCE, "a", False), (SOURCE, "b", False)]  # nothing on the target
     assert source.paused() == {"a": False, "b": False, "c": True}
-    assert _aborted(journal, "record-dags") and _aborted(journal, "pause-source")
-    assert journal.state("drain-source") is None and journal.state("backup-p2") is None
+    assert _aborted(journal, Step.RECORD_DAGS) and _aborted(journal, Step.PAUSE_SOURCE)
+    assert journal.state(Step.DRAIN_SOURCE) is None and journal.state(Step.BACKUP_P2) is None
     assert [e["event"] for e in events] == ["freeze.aborted"]
 
 
@@ -389,8 +399,8 @@ def test_a_second_failure_after_an_abort_does_not_abort_again(ws) -> None:
     cutover, events = _cutover(ws, mwaa)
     journal = cutover.journal
     assert journal is not None
-    _done(journal, "record-dags", {"dags": ["a"]})
-    _done(journal, "pause-source")
+    _done(journal, Step.RECORD_DAGS, {"dags": ["a"]})
+    _done(journal, Step.PAUSE_SOURCE)
     cutover._abort_freeze(CutoverError("first"))
     error = CutoverError("second")  # e.g. the resume fails before it pauses again
     cutover._abort_freeze(error)
@@ -406,14 +416,14 @@ def test_abort_keeps_the_source_paused_when_the_target_cannot_be_paused_again(ws
     cutover, events = _cutover(ws, mwaa)
     journal = cutover.journal
     assert journal is not None
-    _done(journal, "record-dags", {"dags": ["a"]})
-    _done(journal, "pause-source")
-    _done(journal, "drain-source")
-    journal.started("go-live")
+    _done(journal, Step.RECORD_DAGS, {"dags": ["a"]})
+    _done(journal, Step.PAUSE_SOURCE)
+    _done(journal, Step.DRAIN_SOURCE)
+    journal.started(Step.GO_LIVE)
     error = CutoverError("go-live failed")
     cutover._abort_freeze(error)
     assert mwaa.envs[SOURCE].paused() == {"a": True}  # never both colours scheduling
-    assert journal.state("pause-source") == "done" and not _aborted(journal, "pause-source")
+    assert journal.state(Step.PAUSE_SOURCE) == "done" and not _aborted(journal, Step.PAUSE_SOURCE)
     assert events[-1]["event"] == "freeze.abort_failed" and events[-1]["failed_on"] == TARGET
     assert "could not be undone" in (error.hint or "") and "--resume" in (error.hint or "")
 
@@ -424,30 +434,30 @@ def test_a_single_pass_abort_keeps_pass_one(ws) -> None:
     cutover, _ = _cutover(ws, mwaa, two_pass=False)
     journal = cutover.journal
     assert journal is not None
-    _done(journal, "deploy-dr")
-    _done(journal, "record-dags", {"dags": ["a"]})
-    _done(journal, "pause-source")
-    _done(journal, "drain-source")
-    _done(journal, "create-target")
-    _done(journal, "backup-p1")
-    _done(journal, "verify-backup-p1")
-    journal.started("restore-p1")
+    _done(journal, Step.DEPLOY_DR)
+    _done(journal, Step.RECORD_DAGS, {"dags": ["a"]})
+    _done(journal, Step.PAUSE_SOURCE)
+    _done(journal, Step.DRAIN_SOURCE)
+    _done(journal, Step.CREATE_TARGET)
+    _done(journal, Step.BACKUP_P1)
+    _done(journal, Step.VERIFY_BACKUP_P1)
+    journal.started(Step.RESTORE_P1)
     error = CutoverError("restore failed")
     cutover._abort_freeze(error)
-    assert all(_aborted(journal, s) for s in ("record-dags", "pause-source", "drain-source"))
-    assert _states(journal, "backup-p1", "verify-backup-p1", "restore-p1") == {
-        "backup-p1": "done",
-        "verify-backup-p1": "done",
-        "restore-p1": "started",
+    assert all(_aborted(journal, s) for s in (Step.RECORD_DAGS, Step.PAUSE_SOURCE, Step.DRAIN_SOURCE))
+    assert _states(journal, Step.BACKUP_P1, Step.VERIFY_BACKUP_P1, Step.RESTORE_P1) == {
+        Step.BACKUP_P1: "done",
+        Step.VERIFY_BACKUP_P1: "done",
+        Step.RESTORE_P1: "started",
     }
-    assert not _aborted(journal, "restore-p1")
+    assert not _aborted(journal, Step.RESTORE_P1)
     assert "the copy is not taken again" in (error.hint or "")
 
 
 def test_a_failure_before_the_freeze_says_the_source_is_untouched(ws) -> None:
     cutover, events = _cutover(ws, FakeMwaa(SOURCE, TARGET))
     assert cutover.journal is not None
-    _done(cutover.journal, "create-target")
+    _done(cutover.journal, Step.CREATE_TARGET)
     error = CutoverError("restore failed", hint="fix it")
     cutover._abort_freeze(error)
     assert events == []
@@ -466,14 +476,14 @@ def test_a_go_live_killed_midway_is_finished_by_the_resume(ws) -> None:
     cutover, events = _cutover(ws, mwaa)
     journal = cutover.journal
     assert journal is not None
-    _done(journal, "record-dags", {"dags": ["a", "b"]})
-    _done(journal, "pause-source", {"freeze_started": 1.0})
-    journal.started("go-live")  # killed here: no abort ran
-    result = cutover._step("go-live", cutover._go_live)
+    _done(journal, Step.RECORD_DAGS, {"dags": ["a", "b"]})
+    _done(journal, Step.PAUSE_SOURCE, {"freeze_started": 1.0})
+    journal.started(Step.GO_LIVE)  # killed here: no abort ran
+    result = cutover._step(Step.GO_LIVE, cutover._go_live)
     assert target.paused() == {"a": False, "b": False} and result["unpaused"] == ["a", "b"]
     assert cutover.routing.pointed == [TARGET]  # type: ignore[attr-defined]
     assert ws.load().deployment.active_color is Color.GREEN
-    assert journal.state("go-live") == "done" and events[-1]["event"] == "step.done"
+    assert journal.state(Step.GO_LIVE) == "done" and events[-1]["event"] == "step.done"
 
 
 # -- rollback ------------------------------------------------------------------------------------------
@@ -482,8 +492,8 @@ def test_a_go_live_killed_midway_is_finished_by_the_resume(ws) -> None:
 def _went_live(ws, dags: list[str]) -> None:
     store = LocalStore(ws.work_dir)
     journal = Journal.start(store, JOURNAL, "cutover", {"to": "2.10.3", "source_color": "blue"})
-    _done(journal, "record-dags", {"dags": dags})
-    _done(journal, "go-live", {"unpaused": dags})
+    _done(journal, Step.RECORD_DAGS, {"dags": dags})
+    _done(journal, Step.GO_LIVE, {"unpaused": dags})
     journal.end("succeeded")
     config = ws.load()
     write_deployment(
@@ -572,10 +582,10 @@ def test_cleanup_of_a_half_done_go_live_repauses_the_target_before_unpausing_the
     mwaa.delete_environment = deleted.append  # type: ignore[attr-defined]
     store = LocalStore(ws.work_dir)
     journal = Journal.start(store, JOURNAL, "cutover", {"to": "2.10.3", "source_color": "blue"})
-    _done(journal, "record-dags", {"dags": ["a"]})
-    _done(journal, "pause-source")
-    journal.started("go-live")
-    journal.note("go-live", routed=True)
+    _done(journal, Step.RECORD_DAGS, {"dags": ["a"]})
+    _done(journal, Step.PAUSE_SOURCE)
+    journal.started(Step.GO_LIVE)
+    journal.note(Step.GO_LIVE, routed=True)
     routing = FakeRouting()
     result = cleanup(ws, ws.load(), mwaa, _FakeS3(), lambda e: None, store, routing=routing)  # type: ignore[arg-type]
     assert mwaa.log == [(TARGET, "a", True), (SOURCE, "a", False)]
@@ -606,7 +616,7 @@ def test_the_cli_renders_the_freeze_events(capsys) -> None:
             "target": TARGET,
             "repaused_on_target": 2,
             "routed_back": True,
-            "redo": ["record-dags"],
+            "redo": [Step.RECORD_DAGS],
         }
     )
     progress(
@@ -631,9 +641,9 @@ def test_a_failed_target_hop_in_a_single_pass_freeze_gives_scheduling_back(ws) -
     cutover, _ = _cutover(ws, mwaa, two_pass=False)
     journal = cutover.journal
     assert journal is not None
-    _done(journal, "record-dags", {"dags": ["a"]})
-    _done(journal, "pause-source")
-    _done(journal, "drain-source")
+    _done(journal, Step.RECORD_DAGS, {"dags": ["a"]})
+    _done(journal, Step.PAUSE_SOURCE)
+    _done(journal, Step.DRAIN_SOURCE)
     journal.started("target-hop-1-2.10.3")
     journal.end("rolled-back")
     error = CutoverError("the update failed and was rolled back", hint="fix the cause")

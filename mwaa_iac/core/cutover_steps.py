@@ -1,0 +1,144 @@
+"""The cutover's journal steps as data: their names, their order, the phase each belongs to, which
+are copy steps whose every attempt has ids of its own, and which an aborted freeze runs again.
+
+The cutover (``workflows/cutover.py``), its fast suite and its end-to-end kill test all read the
+step list from here. ``flow()`` is the order the journal records the steps in for a given plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+
+class Step(StrEnum):
+    """A journal step of the cutover (its value is the name in the journal and in events)."""
+
+    PREFLIGHT = "preflight"
+    DEPLOY_DR = "deploy-dr"
+    TARGET_REQUIREMENTS = "target-requirements"
+    CREATE_TARGET = "create-target"
+    BACKUP_P1 = "backup-p1"
+    VERIFY_BACKUP_P1 = "verify-backup-p1"
+    RESTORE_P1 = "restore-p1"
+    VERIFY_RESTORE_P1 = "verify-restore-p1"
+    HEALTH_TARGET = "health-target"
+    HEALTH_GATE_TARGET = "health-gate-target"  # journaled by Upgrade.health_gate inside health-target
+    DEPLOY_DR_P2 = "deploy-dr-p2"
+    PARSE_DR_P2 = "parse-dr-p2"
+    CLEANUP_TARGET_P2 = "cleanup-target-p2"
+    RECORD_DAGS = "record-dags"
+    PAUSE_SOURCE = "pause-source"
+    DRAIN_SOURCE = "drain-source"
+    BACKUP_P2 = "backup-p2"
+    VERIFY_BACKUP_P2 = "verify-backup-p2"
+    RESTORE_P2 = "restore-p2"
+    VERIFY_RESTORE_P2 = "verify-restore-p2"
+    GO_LIVE = "go-live"
+    RETIRE_DR_DAGS = "retire-dr-dags"
+
+
+class Phase(StrEnum):
+    """Where a step runs relative to the freeze (in the two-pass flow; a single pass freezes before
+    pass 1, so its pass-1 steps and the target's upgrade run inside the freeze)."""
+
+    BEFORE_FREEZE = "before-freeze"
+    FREEZE = "freeze"
+    AFTER = "after"
+
+
+# The target's in-place upgrade hops: Upgrade.run_hops journals ``target-hop-<n>-<version>``.
+HOP_PREFIX = "target-hop"
+
+# The freeze itself: record the source's unpaused DAGs, pause them, drain what executes.
+FREEZE_STEPS: tuple[Step, ...] = (Step.RECORD_DAGS, Step.PAUSE_SOURCE, Step.DRAIN_SOURCE)
+
+# Pass labels and their copy steps (backup, verify the backup, restore, verify the restore).
+PASS_1, PASS_2 = "p1", "p2"
+COPY_STEPS: dict[str, tuple[Step, Step, Step, Step]] = {
+    PASS_1: (Step.BACKUP_P1, Step.VERIFY_BACKUP_P1, Step.RESTORE_P1, Step.VERIFY_RESTORE_P1),
+    PASS_2: (Step.BACKUP_P2, Step.VERIFY_BACKUP_P2, Step.RESTORE_P2, Step.VERIFY_RESTORE_P2),
+}
+# The step that deployed a pass's DR DAG files (their markers are in its result).
+DEPLOY_STEP: dict[str, Step] = {PASS_1: Step.DEPLOY_DR, PASS_2: Step.DEPLOY_DR_P2}
+
+# Steps whose every attempt (a retry, a resume after an aborted freeze) runs its DAG with a run id of
+# its own (``<label>a<n>``); the backups also write a prefix of their own.
+PER_ATTEMPT_STEPS: frozenset[Step] = frozenset(
+    {Step.BACKUP_P1, Step.RESTORE_P1, Step.BACKUP_P2, Step.RESTORE_P2}
+)
+
+# Pass 2's copy runs inside the freeze: an aborted freeze runs it again (a fresh backup), with the
+# freeze's own steps. Pass 1's copy is kept (a single pass may have upgraded the target with it).
+P2_FREEZE_STEPS: tuple[Step, ...] = COPY_STEPS[PASS_2]
+# Steps of earlier releases that also ran inside the freeze (journals written by them may be resumed).
+LEGACY_FREEZE_PREFIXES: tuple[str, ...] = ("cleanup-target-p2-retry",)
+
+# Steps journaled inside another step's action (the parent stays started while they run).
+PARENT: dict[Step, Step] = {Step.HEALTH_GATE_TARGET: Step.HEALTH_TARGET}
+
+PHASES: dict[Step, Phase] = {
+    **{
+        step: Phase.BEFORE_FREEZE
+        for step in (
+            Step.PREFLIGHT,
+            Step.DEPLOY_DR,
+            Step.TARGET_REQUIREMENTS,
+            Step.CREATE_TARGET,
+            *COPY_STEPS[PASS_1],
+            Step.HEALTH_TARGET,
+            Step.HEALTH_GATE_TARGET,
+            Step.DEPLOY_DR_P2,
+            Step.PARSE_DR_P2,
+            Step.CLEANUP_TARGET_P2,
+        )
+    },
+    **{step: Phase.FREEZE for step in (*FREEZE_STEPS, *P2_FREEZE_STEPS, Step.GO_LIVE)},
+    Step.RETIRE_DR_DAGS: Phase.AFTER,
+}
+
+
+def hop_step(index: int, version: str) -> str:
+    """The journal step of the target's ``index``-th in-place upgrade hop (1-based), to ``version``."""
+    return f"{HOP_PREFIX}-{index}-{version}"
+
+
+def is_hop_step(name: str) -> bool:
+    return name.startswith(f"{HOP_PREFIX}-")
+
+
+def phase_of(name: str) -> Phase:
+    """The phase of a step name (a hop runs before the freeze in the two-pass flow)."""
+    if is_hop_step(name):
+        return Phase.BEFORE_FREEZE
+    if name.startswith(LEGACY_FREEZE_PREFIXES):
+        return Phase.FREEZE
+    return PHASES[Step(name)]
+
+
+def redone_after_abort(name: str) -> bool:
+    """Whether an aborted freeze marks this step to run again on --resume."""
+    return name in FREEZE_STEPS or name in P2_FREEZE_STEPS or name.startswith(LEGACY_FREEZE_PREFIXES)
+
+
+def flow(*, history: bool = True, two_pass: bool = True, hops: Sequence[str] = ()) -> list[str]:
+    """The steps of a cutover in the order its journal first records them. ``hops``: the versions
+    the target is upgraded to in place, in order (none when it is created at the target version)."""
+    steps: list[str] = [Step.PREFLIGHT]
+    if history:
+        steps.append(Step.DEPLOY_DR)
+    steps.append(Step.TARGET_REQUIREMENTS)
+    if history and not two_pass:
+        steps += FREEZE_STEPS  # single pass: the freeze covers the copy and the upgrade
+    steps.append(Step.CREATE_TARGET)
+    if history:
+        steps += COPY_STEPS[PASS_1]
+    steps += [hop_step(i, v) for i, v in enumerate(hops, 1)]
+    steps += [Step.HEALTH_TARGET, Step.HEALTH_GATE_TARGET]
+    if history and two_pass:
+        steps += [Step.DEPLOY_DR_P2, Step.PARSE_DR_P2, Step.CLEANUP_TARGET_P2, *FREEZE_STEPS]
+        steps += COPY_STEPS[PASS_2]
+    if not history:
+        steps += FREEZE_STEPS  # nothing froze yet: pause the source right before go-live
+    steps += [Step.GO_LIVE, Step.RETIRE_DR_DAGS]
+    return [str(s) for s in steps]

@@ -1,0 +1,880 @@
+"""The cutover end to end against fakes (no network, no Airflow, no PostgreSQL): a fake MWAA control
+plane (environments with statuses and versions), a fake Airflow REST API per environment (DAGs with
+paused flags, DR DAG runs that back up and restore the fake metadata through a fake S3, task
+instances for the drain), fake routing and CloudWatch. Every step on the happy path, a failure at
+every step followed by ``--resume``, every abort path, the dry run, rollback and cleanup.
+
+The step list comes from :mod:`mwaa_iac.core.cutover_steps`, as for the code and the end-to-end test.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+
+from mwaa_iac.adapters.iam import RoleDocuments
+from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError, observe
+from mwaa_iac.adapters.storage import S3
+from mwaa_iac.core import dr
+from mwaa_iac.core.config import Color
+from mwaa_iac.core.cutover_steps import (
+    FREEZE_STEPS,
+    PARENT,
+    PER_ATTEMPT_STEPS,
+    Phase,
+    Step,
+    flow,
+    is_hop_step,
+    phase_of,
+    redone_after_abort,
+)
+from mwaa_iac.core.findings import Finding
+from mwaa_iac.core.status import Observation
+from mwaa_iac.errors import MwaaIacError
+from mwaa_iac.workflows.cutover import JOURNAL, Cutover, CutoverOptions, cleanup, rollback
+from mwaa_iac.workflows.dr_runs import CutoverError
+from mwaa_iac.workflows.journal import Journal
+from mwaa_iac.workflows.state import LocalStore
+from mwaa_iac.workflows.upgrade import PreflightError
+from mwaa_iac.workspace import open_workspace
+
+SOURCE, TARGET = "analytics-blue", "analytics-green"
+DAG_BUCKET, DAG_PATH = "analytics-airflow-source", "dags"
+DR_BUCKET = "analytics-mwaa-dr-backups"
+ACCOUNT = "123456789012"
+# The user's DAGs on the source: unpaused ones are recorded at the freeze; an owner-paused one stays so.
+USER_DAGS = {"etl_orders": False, "report_daily": False, "owner_paused": True}
+LIVE = sorted(d for d, paused in USER_DAGS.items() if not paused)
+TWO_PASS = flow(history=True, two_pass=True, hops=["2.10.3"])
+SINGLE_PASS = flow(history=True, two_pass=False, hops=["2.10.3"])
+
+
+class Injected(CutoverError):
+    """The failure a test injects (an AWS or Airflow call that fails inside a step)."""
+
+
+class Killed(BaseException):
+    """The process killed inside a step (SIGKILL, Ctrl-C): no abort runs."""
+
+
+# -- the fake world ----------------------------------------------------------------------------------
+
+
+class World:
+    """Everything the cutover talks to. ``fail_in``: the first call to the world made while that
+    journal step is open (started, not done) fails once; the cause is then gone."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.envs: dict[str, FakeEnvironment] = {}
+        self.routing: list[str] = []  # environments routing was pointed at, in order
+        self.changes: list[tuple] = []  # every mutating call, for "the dry run changes nothing"
+        self.cutover: Cutover | None = None  # the running cutover (its journal says which step is open)
+        self.fail_in: str | None = None
+        self.kill = False  # fail_in kills the process instead of failing the step
+        self.restore_fails: str | None = None  # every restore run fails with this error
+        self.failed: list[str] = []
+        self.roles: dict[str, RoleDocuments] = {}
+
+    def touch(self, what: str) -> None:
+        step = self.fail_in
+        journal = self.cutover.journal if self.cutover is not None else None
+        if step is not None and journal is not None and journal.state(step) == "started":
+            self.fail_in = None
+            self.failed.append(step)
+            if self.kill:
+                raise Killed(step)
+            raise Injected(f"injected failure in {step} ({what})")
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """The cutover's progress output: a step that only computes fails when it reports."""
+        self.touch(f"event {event.get('event')}")
+
+    def change(self, *item: Any) -> None:
+        self.changes.append(item)
+
+    def dag_file(self, dag_id: str) -> str | None:
+        data = self.objects.get((DAG_BUCKET, dr.dag_key(DAG_PATH, f"{dr.DR_DAG_FOLDER}/{dag_id}.py")))
+        return data.decode() if data is not None else None
+
+    def dr_keys(self) -> list[str]:
+        prefix = dr.dag_key(DAG_PATH, f"{dr.DR_DAG_FOLDER}/")
+        return [k for b, k in self.objects if b == DAG_BUCKET and k.startswith(prefix)]
+
+
+class FakeAirflow:
+    """One environment's Airflow 2 REST API. The DR DAGs appear once their files are in the shared
+    DAG folder (their description is the file's marker); their runs do what they do, on the fake
+    metadata (``history``: run ids of the user's DAGs), when first polled."""
+
+    def __init__(self, world: World, name: str, dags: dict[str, bool]) -> None:
+        self.world = world
+        self.name = name
+        self.dags = {d: {"dag_id": d, "is_paused": p, "is_active": True} for d, p in dags.items()}
+        self.history: list[str] = []
+        self.runs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.tis: list[dict[str, Any]] = []
+        self.refuse_pause = False  # pausing a user DAG answers 403
+        self.refuse_unpause = False  # unpausing a user DAG answers 403
+
+    def paused(self) -> dict[str, bool]:
+        return {d: v["is_paused"] for d, v in self.dags.items() if d not in dr.MWAA_IAC_DAG_IDS}
+
+    def _parse(self) -> None:
+        for dag_id in dr.MWAA_IAC_DAG_IDS:
+            text = self.world.dag_file(dag_id)
+            record = self.dags.get(dag_id)
+            if text is None:
+                if record is not None:
+                    record["is_active"] = False
+                continue
+            match = re.search(r"description=('[^']*'|\"[^\"]*\")", text)
+            marker = ast.literal_eval(match.group(1)) if match else None
+            if record is None:
+                record = self.dags[dag_id] = {"dag_id": dag_id, "is_paused": True}
+            record.update(description=marker, is_active=True)
+
+    def handle(self, method: str, path: str, query: dict[str, Any], body: Any) -> tuple[int, Any]:
+        self._parse()
+        if path == "/importErrors":
+            return 200, {"import_errors": [], "total_entries": 0}
+        if method == "GET" and path == "/dags":
+            dags = [d for d in self.dags.values() if d.get("is_active", True)]
+            offset, limit = int(query.get("offset", 0)), int(query.get("limit", 100))
+            return 200, {"dags": dags[offset : offset + limit], "total_entries": len(dags)}
+        if path == "/dags/~/dagRuns/~/taskInstances":
+            states = query["state"] if isinstance(query["state"], list) else [query["state"]]
+            found = [t for t in self.tis if t["state"] in states]
+            offset, limit = int(query.get("offset", 0)), int(query.get("limit", 100))
+            return 200, {"task_instances": found[offset : offset + limit], "total_entries": len(found)}
+        if match := re.fullmatch(r"/dags/([^/~]+)", path):
+            dag = self.dags.get(match.group(1))
+            if dag is None:
+                return 404, {"detail": "DAG not found"}
+            refused = self.refuse_pause if body and body.get("is_paused") else self.refuse_unpause
+            if method == "PATCH" and refused and dag["dag_id"] in USER_DAGS:
+                return 403, {"detail": "forbidden"}
+            if method == "PATCH":
+                self.world.change(self.name, "pause" if body["is_paused"] else "unpause", dag["dag_id"])
+                dag["is_paused"] = body["is_paused"]
+            elif method == "DELETE":
+                self.world.change(self.name, "delete-dag", dag["dag_id"])
+                del self.dags[dag["dag_id"]]
+                return 204, None
+            return 200, dag
+        if match := re.fullmatch(r"/dags/([^/~]+)/details", path):
+            dag = self.dags.get(match.group(1))
+            return (200, {**dag, "catchup": True}) if dag else (404, {"detail": "not found"})
+        if match := re.fullmatch(r"/dags/([^/~]+)/dagRuns", path):
+            dag_id = match.group(1)
+            if method == "POST":
+                key = (dag_id, body["dag_run_id"])
+                if key in self.runs:
+                    return 409, {"detail": "exists"}
+                self.world.change(self.name, "trigger", dag_id, body["dag_run_id"])
+                self.runs[key] = {
+                    "dag_id": dag_id,
+                    "dag_run_id": key[1],
+                    "conf": body["conf"],
+                    "state": "queued",
+                }
+                return 200, self.runs[key]
+            runs = [
+                {
+                    "dag_run_id": r,
+                    "run_type": "scheduled",
+                    "logical_date": f"2026-11-{i + 1:02d}T00:00:00+00:00",
+                }
+                for i, r in enumerate(self.history)
+            ][::-1]
+            return 200, {"dag_runs": runs, "total_entries": len(runs)}
+        if match := re.fullmatch(r"/dags/([^/~]+)/dagRuns/([^/]+)", path):
+            run = self.runs.get((match.group(1), match.group(2)))
+            if run is None:
+                return 404, {"detail": "run not found"}
+            if method == "DELETE":
+                del self.runs[(match.group(1), match.group(2))]
+                return 204, None
+            if run["state"] == "queued":
+                self._execute(run)
+            return 200, run
+        if match := re.fullmatch(r"/dags/([^/~]+)/dagRuns/([^/]+)/taskInstances", path):
+            run = self.runs[(match.group(1), match.group(2))]
+            state = "failed" if run["state"] == "failed" else "success"
+            return 200, {"task_instances": [{"task_id": "all_tables", "state": state}]}
+        raise AssertionError(f"unexpected {method} {path} on {self.name}")
+
+    def _execute(self, run: dict[str, Any]) -> None:
+        """What the DR DAG's task does, at once."""
+        dag_id, conf = run["dag_id"], run["conf"]
+        assert conf.get(dr.MARKER_CONF) == self.dags[dag_id]["description"]  # the version asked for
+        if dag_id == dr.PROBE_DAG_ID:
+            note = {
+                "ok": True,
+                "mwaa_dr": f"/usr/local/airflow/dags/{dr.VENDOR_FOLDER}/mwaa_dr",
+                "deleted": True,
+            }
+            run.update(state="success", note=json.dumps(note))
+        elif dag_id == dr.BACKUP_DAG_ID:
+            tables = {t: {"rows": 1} for t in dr.REQUIRED_TABLES} | {"dag_run": {"rows": len(self.history)}}
+            prefix = conf["prefix"]
+            self.world.objects[(conf["bucket"], f"{prefix}/history.json")] = json.dumps(self.history).encode()
+            manifest = {"format": dr.MANIFEST_FORMAT, "tables": tables}
+            self.world.objects[(conf["bucket"], f"{prefix}/{dr.MANIFEST}")] = json.dumps(manifest).encode()
+            run["state"] = "success"
+        elif dag_id == dr.PREPARE_DAG_ID:
+            self.history = []
+            run["state"] = "success"
+        elif dag_id == dr.RESTORE_DAG_ID:
+            raw = self.world.objects.get((conf["bucket"], f"{conf['prefix']}/history.json"))
+            error = self.world.restore_fails or (None if raw else "history.json: no such key")
+            if error:
+                run.update(state="failed", note=json.dumps({"ok": False, "error": error}))
+                return
+            self.history = json.loads(raw)
+            for dag in self.dags.values():  # the restore pauses every DAG
+                dag["is_paused"] = True
+            tables = {t: 1 for t in dr.REQUIRED_TABLES} | {"dag_run": len(self.history)}
+            run.update(state="success", note=json.dumps({"ok": True, "tables": tables, "reset": []}))
+        else:
+            raise AssertionError(f"unexpected run of {dag_id}")
+
+
+class FakeEnvironment:
+    def __init__(self, world: World, name: str, version: str, fields: dict[str, Any], dags: dict[str, bool]):
+        self.name = name
+        self.version = version
+        self.fields = fields
+        self.status = "AVAILABLE"
+        self.queue: list[tuple[str, str]] = []  # (status, version) readings to come
+        self.airflow = FakeAirflow(world, name, dags)
+        self.updates: list[str] = []
+
+    def describe(self) -> dict[str, Any]:
+        if self.queue:
+            self.status, self.version = self.queue.pop(0)
+        return {
+            **self.fields,
+            "Name": self.name,
+            "Arn": f"arn:aws:airflow:us-east-1:{ACCOUNT}:environment/{self.name}",
+            "Status": self.status,
+            "AirflowVersion": self.version,
+            "WebserverUrl": f"{self.name}.airflow.example.com",
+            "LastUpdate": {"Status": "SUCCESS"},
+        }
+
+
+class FakeMwaa:
+    """MwaaClient's surface; ``client`` answers InvokeRestApi with the environment's FakeAirflow."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.client = self
+
+    def _env(self, name: str) -> FakeEnvironment:
+        if name not in self.world.envs:
+            raise EnvironmentNotFoundError(
+                f"MWAA environment {name} not found", code="ResourceNotFoundException", retryable=False
+            )
+        return self.world.envs[name]
+
+    def get_environment(self, name: str) -> dict[str, Any]:
+        self.world.touch(f"GetEnvironment {name}")
+        return self._env(name).describe()
+
+    def observe(self, name: str) -> Observation:
+        return observe(self.get_environment(name))
+
+    def exists(self, name: str) -> bool:
+        self.world.touch(f"GetEnvironment {name}")
+        return name in self.world.envs
+
+    def create_environment(self, name: str, **fields: Any) -> str:
+        self.world.touch(f"CreateEnvironment {name}")
+        self.world.change("mwaa", "create", name, fields["AirflowVersion"])
+        # The target parses the same DAG folder: the user's DAGs appear, paused at creation.
+        env = FakeEnvironment(
+            self.world, name, fields["AirflowVersion"], fields, dict.fromkeys(USER_DAGS, True)
+        )
+        env.status = "CREATING"
+        env.queue = [("CREATING", env.version), ("AVAILABLE", env.version)]
+        self.world.envs[name] = env
+        return f"arn:aws:airflow:us-east-1:{ACCOUNT}:environment/{name}"
+
+    def update_environment(self, name: str, **fields: Any) -> str:
+        self.world.touch(f"UpdateEnvironment {name}")
+        env = self._env(name)
+        self.world.change("mwaa", "update", name, fields["AirflowVersion"])
+        env.updates.append(fields["AirflowVersion"])
+        env.status = "UPDATING"
+        env.queue = [("UPDATING", env.version), ("AVAILABLE", fields["AirflowVersion"])]
+        return "arn"
+
+    def delete_environment(self, name: str) -> None:
+        self.world.touch(f"DeleteEnvironment {name}")
+        self.world.change("mwaa", "delete", name)
+        del self.world.envs[name]
+
+    def invoke_rest_api(self, Name: str, Path: str, Method: str, QueryParameters=None, Body=None) -> dict:
+        self.world.touch(f"{Method} {Path} on {Name}")
+        status, body = self._env(Name).airflow.handle(Method, Path, QueryParameters or {}, Body)
+        if status >= 400:
+            raise botocore.exceptions.ClientError(
+                {
+                    "Error": {"Code": "RestApiClientException", "Message": str(body)},
+                    "RestApiStatusCode": status,
+                    "RestApiResponse": body,
+                },
+                "InvokeRestApi",
+            )
+        return {"RestApiStatusCode": status, "RestApiResponse": body}
+
+
+class FakeS3Client:
+    """The boto3 S3 calls the S3 adapter makes, on ``world.objects``."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict:
+        self.world.touch(f"PutObject {Key}")
+        self.world.change("s3", "put", Bucket, Key)
+        self.world.objects[(Bucket, Key)] = Body
+        return {"ETag": f'"{hashlib.md5(Body, usedforsecurity=False).hexdigest()}"'}
+
+    def get_object(self, Bucket: str, Key: str, **_: Any) -> dict:
+        self.world.touch(f"GetObject {Key}")
+        if (Bucket, Key) not in self.world.objects:
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "NoSuchKey", "Message": Key}}, "GetObject"
+            )
+        body = self.world.objects[(Bucket, Key)]
+        return {"Body": io.BytesIO(body), "ETag": hashlib.md5(body, usedforsecurity=False).hexdigest()}
+
+    def delete_object(self, Bucket: str, Key: str) -> dict:
+        self.world.touch(f"DeleteObject {Key}")
+        if (Bucket, Key) in self.world.objects:
+            self.world.change("s3", "delete", Bucket, Key)
+            del self.world.objects[(Bucket, Key)]
+        return {}
+
+    def get_paginator(self, name: str) -> Any:
+        world = self.world
+
+        class Paginator:
+            def paginate(self, Bucket: str, Prefix: str) -> Any:
+                world.touch(f"ListObjectsV2 {Prefix}")
+                contents = [
+                    {
+                        "Key": k,
+                        "ETag": f'"{hashlib.md5(v, usedforsecurity=False).hexdigest()}"',
+                        "LastModified": datetime(2026, 11, 1, tzinfo=UTC),
+                    }
+                    for (b, k), v in sorted(world.objects.items())
+                    if b == Bucket and k.startswith(Prefix)
+                ]
+                yield {"Contents": contents}
+
+        return Paginator()
+
+    def get_bucket_encryption(self, Bucket: str) -> dict:
+        rules = [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        return {"ServerSideEncryptionConfiguration": {"Rules": rules}}
+
+
+class FakeS3(S3):
+    def bucket_findings(self, bucket: str, *, require_kms: bool = False) -> list[Finding]:
+        return [
+            Finding("backup bucket encryption", True, "SSE-S3"),
+            Finding("backup bucket access", True, "private"),
+        ]
+
+
+class FakeRouting:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def point(self, parameter: str, **kwargs: Any) -> None:
+        self.world.touch(f"PutParameter {parameter}")
+        self.world.change("routing", kwargs["name"])
+        self.world.routing.append(kwargs["name"])
+
+
+class FakeIam:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def role(self, arn_or_name: str) -> RoleDocuments | None:
+        self.world.touch(f"GetRole {arn_or_name}")
+        return self.world.roles.get(arn_or_name.rsplit("/", 1)[-1])
+
+    def create_role(self, name: str, trust: dict, policy: dict, **_: Any) -> str:
+        self.world.touch(f"CreateRole {name}")
+        self.world.change("iam", "create-role", name)
+        arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"
+        self.world.roles[name] = RoleDocuments(arn, name, trust, {"execution": policy})
+        return arn
+
+
+class FakeCloudWatch:
+    """The scheduler's heartbeat, present every minute."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def heartbeat_minutes(self, environment: str, minutes: int, now: datetime | None = None) -> list[bool]:
+        self.world.touch(f"GetMetricData {environment}")
+        return [True] * minutes
+
+
+class Clock:
+    """Monotonic and wall time that move only when the cutover sleeps."""
+
+    def __init__(self) -> None:
+        self.wall = datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return self.wall.timestamp()
+
+    def sleep(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+
+    def now(self) -> datetime:
+        return self.wall
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ws(workspace_root: Path):
+    return open_workspace("demo", workspace_root)
+
+
+@pytest.fixture
+def world() -> World:
+    world = World()
+    source_fields = {
+        "SourceBucketArn": f"arn:aws:s3:::{DAG_BUCKET}",
+        "DagS3Path": DAG_PATH,
+        "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/source-role",
+        "EnvironmentClass": "mw1.small",
+        "NetworkConfiguration": {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]},
+        "Tags": {"team": "data-platform"},
+    }
+    world.envs[SOURCE] = FakeEnvironment(world, SOURCE, "2.9.2", source_fields, USER_DAGS)
+    world.envs[SOURCE].airflow.history = ["scheduled__2026-11-01", "scheduled__2026-11-02"]
+    return world
+
+
+def _cutover(ws, world: World, **options: Any) -> Cutover:
+    clock = Clock()
+    opts = CutoverOptions(
+        to="2.10.3",
+        engine="api",
+        poll_interval=30,
+        health_minutes=1,
+        today=date(2026, 11, 23),
+        run_poll_seconds=5.0,
+        **options,
+    )
+    s3 = FakeS3(client=FakeS3Client(world))
+    cutover = Cutover(
+        ws,
+        ws.load(),
+        opts,
+        FakeMwaa(world),  # type: ignore[arg-type]
+        s3,
+        FakeRouting(world),  # type: ignore[arg-type]
+        FakeCloudWatch(world),  # type: ignore[arg-type]
+        emit=world.emit,
+        sleep=clock.sleep,
+        clock=clock.monotonic,
+        now=clock.now,
+        state=LocalStore(ws.work_dir),
+        iam=FakeIam(world),
+    )
+    world.cutover = cutover
+    return cutover
+
+
+def _run(ws, world: World, **options: Any) -> dict[str, Any]:
+    """One `mwaa-iac cutover` (the journal is read back from the store, as a new process would)."""
+    return _cutover(ws, world, **options).run()
+
+
+def _journal(ws) -> Journal:
+    journal = Journal.load(LocalStore(ws.work_dir), JOURNAL)
+    assert journal is not None
+    return journal
+
+
+def _steps(journal: Journal) -> list[str]:
+    """The journal's steps in the order it first recorded them."""
+    seen: list[str] = []
+    for entry in journal.entries:
+        if entry.get("step") and entry["step"] not in seen:
+            seen.append(entry["step"])
+    return seen
+
+
+def _is_done(entry: dict[str, Any], step: str) -> bool:
+    return entry.get("step") == step and entry.get("event") == "done"
+
+
+def _done_count(journal: Journal, step: str) -> int:
+    return sum(1 for e in journal.entries if _is_done(e, step))
+
+
+def _outcome(journal: Journal) -> str | None:
+    return next((e["outcome"] for e in reversed(journal.entries) if e.get("event") == "end"), None)
+
+
+def _assert_live_on_target(ws, world: World) -> None:
+    """What a user sees after a complete cutover."""
+    source, target = world.envs[SOURCE].airflow, world.envs[TARGET].airflow
+    assert source.paused() == {"etl_orders": True, "report_daily": True, "owner_paused": True}
+    assert target.paused() == {"etl_orders": False, "report_daily": False, "owner_paused": True}
+    assert world.routing[-1] == TARGET
+    assert world.envs[TARGET].version == "2.10.3" and world.envs[SOURCE].updates == []
+    deployment = ws.load().deployment
+    assert deployment.active_color is Color.GREEN and deployment.green == "2.10.3"
+    assert world.dr_keys() == []  # the DR DAG files and the vendored mwaa-dr are gone
+    assert not any(d in target.dags for d in dr.MWAA_IAC_DAG_IDS)  # and their records on the target
+    assert target.history == source.history  # the history the source had when it froze
+    assert _outcome(_journal(ws)) == "succeeded"
+
+
+# -- the step list ---------------------------------------------------------------------------------
+
+
+def test_the_step_list_is_data_with_phases() -> None:
+    assert TWO_PASS[0] == Step.PREFLIGHT and TWO_PASS[-1] == Step.RETIRE_DR_DAGS
+    assert len(set(TWO_PASS)) == len(TWO_PASS)
+    phases = [phase_of(s) for s in TWO_PASS]
+    assert phases == sorted(phases, key=[Phase.BEFORE_FREEZE, Phase.FREEZE, Phase.AFTER].index)
+    assert [s for s in TWO_PASS if phase_of(s) is Phase.FREEZE][:3] == list(FREEZE_STEPS)
+    assert "target-hop-1-2.10.3" in TWO_PASS and is_hop_step("target-hop-1-2.10.3")
+    assert SINGLE_PASS.index(Step.PAUSE_SOURCE) < SINGLE_PASS.index(Step.CREATE_TARGET)
+    assert Step.BACKUP_P2 not in SINGLE_PASS and Step.BACKUP_P1 in PER_ATTEMPT_STEPS
+    assert redone_after_abort(Step.BACKUP_P2) and not redone_after_abort(Step.BACKUP_P1)
+    assert flow(history=False) == [
+        Step.PREFLIGHT,
+        Step.TARGET_REQUIREMENTS,
+        Step.CREATE_TARGET,
+        Step.HEALTH_TARGET,
+        Step.HEALTH_GATE_TARGET,
+        *FREEZE_STEPS,
+        Step.GO_LIVE,
+        Step.RETIRE_DR_DAGS,
+    ]
+
+
+# -- the happy paths -------------------------------------------------------------------------------
+
+
+def test_two_pass_cutover_runs_every_step_in_order(ws, world) -> None:
+    report = _run(ws, world)
+    journal = _journal(ws)
+    assert _steps(journal) == TWO_PASS
+    assert all(_done_count(journal, s) == 1 for s in TWO_PASS)
+    _assert_live_on_target(ws, world)
+    assert report["passes"] == 2 and report["history_carried"] is True
+    assert report["rows_copied"]["dag_run"] == 2 and report["freeze_window_s"] is not None
+    assert next(iter(report["freeze_steps_s"])) == Step.PAUSE_SOURCE
+    # The target was created at the source's version and upgraded in place; the source untouched.
+    assert ("mwaa", "create", TARGET, "2.9.2") in world.changes
+    assert world.envs[TARGET].updates == ["2.10.3"]
+    assert not [c for c in world.changes if c[:2] == ("mwaa", "update") and c[2] == SOURCE]
+
+
+def test_a_run_made_on_the_source_between_the_passes_reaches_the_target(ws, world) -> None:
+    world.fail_in = Step.DEPLOY_DR_P2
+    with pytest.raises(Injected):
+        _run(ws, world)
+    world.envs[SOURCE].airflow.history.append("between-passes")
+    _run(ws, world, resume=True)
+    assert "between-passes" in world.envs[TARGET].airflow.history
+
+
+def test_single_pass_cutover_freezes_before_the_copy(ws, world) -> None:
+    report = _run(ws, world, single_pass=True)
+    assert _steps(_journal(ws)) == SINGLE_PASS
+    assert report["passes"] == 1
+    _assert_live_on_target(ws, world)
+
+
+def test_cutover_without_history_copies_nothing(ws, world) -> None:
+    _run(ws, world, no_history=True)
+    journal = _journal(ws)
+    hops = [h[2] for h in journal.data(Step.PREFLIGHT)["result"]["hops"] if h[0] == "in-place"]
+    assert _steps(journal) == flow(history=False, hops=hops)
+    assert world.envs[TARGET].airflow.history == []
+    assert not [c for c in world.changes if c[:2] == ("s3", "put") and c[2] == DR_BUCKET]
+    assert world.envs[TARGET].airflow.paused() == {
+        "etl_orders": False,
+        "report_daily": False,
+        "owner_paused": True,
+    }
+    assert world.routing == [TARGET]
+
+
+def test_dry_run_changes_nothing(ws, world) -> None:
+    report = _run(ws, world, dry_run=True)
+    assert report["dry_run"] is True and report["passes"] == 2
+    assert [h["to_version"] for h in report["hops"]] == ["2.9.2", "2.10.3"]
+    assert world.changes == [] and world.routing == []
+    assert Journal.load(LocalStore(ws.work_dir), JOURNAL) is None
+    assert not (ws.work_dir / "lock").exists()
+
+
+def test_a_refused_preflight_changes_nothing_and_ends_the_journal(ws, world) -> None:
+    world.envs[TARGET] = FakeEnvironment(world, TARGET, "2.9.2", {}, {})  # the other colour is taken
+    with pytest.raises(PreflightError, match="already exists"):
+        _run(ws, world)
+    assert _outcome(_journal(ws)) == "preflight-failed"
+    assert world.changes == []
+
+
+# -- a failure at every step, then --resume --------------------------------------------------------
+
+
+def _fail_then_resume(ws, world: World, steps: list[str], step: str, **options: Any) -> None:
+    world.fail_in = step
+    with pytest.raises(Injected) as caught:
+        _run(ws, world, **options)
+    assert world.failed == [step]
+    before = _journal(ws)
+    done_before = [s for s in steps if _done_count(before, s)]
+    # everything before the failed step ran (but the step around it), nothing after it
+    assert done_before == [s for s in steps[: steps.index(step)] if s != PARENT.get(step)]
+    frozen = steps.index(step) >= steps.index(Step.PAUSE_SOURCE) and phase_of(step) is not Phase.AFTER
+    if frozen:  # scheduling is given back to the source, the target is not live
+        assert world.envs[SOURCE].airflow.paused() == USER_DAGS
+        assert "the freeze was aborted" in (caught.value.hint or "")
+    else:
+        assert "--resume" in (caught.value.hint or "")
+    if phase_of(step) is not Phase.AFTER:  # the target is not live
+        if TARGET in world.envs:
+            assert world.envs[TARGET].airflow.paused() == dict.fromkeys(USER_DAGS, True)
+        assert TARGET not in world.routing and ws.load().deployment.active_color is Color.BLUE
+
+    _run(ws, world, resume=True, **options)  # the same command with --resume
+
+    journal = _journal(ws)
+    assert _steps(journal) == steps
+    for name in steps:
+        again = frozen and name in done_before and redone_after_abort(name)
+        assert _done_count(journal, name) == (2 if again else 1), name
+    if frozen and before.state(Step.BACKUP_P2) is not None:  # a fresh backup, under a prefix of its own
+        earlier = [e["data"]["result"]["prefix"] for e in before.entries if _is_done(e, Step.BACKUP_P2)]
+        prefix = journal.data(Step.BACKUP_P2)["result"]["prefix"]
+        assert prefix not in earlier and re.search(r"/p2-a\d+$", prefix)
+    _assert_live_on_target(ws, world)
+
+
+@pytest.mark.parametrize("step", TWO_PASS)
+def test_two_pass_failure_at_each_step_then_resume_completes(ws, world, step) -> None:
+    _fail_then_resume(ws, world, TWO_PASS, step)
+
+
+@pytest.mark.parametrize("step", SINGLE_PASS)
+def test_single_pass_failure_at_each_step_then_resume_completes(ws, world, step) -> None:
+    _fail_then_resume(ws, world, SINGLE_PASS, step, single_pass=True)
+
+
+def test_a_failed_restore_runs_again_with_a_run_id_of_its_own(ws, world) -> None:
+    world.restore_fails = "dag_run.csv: no such key"  # e.g. a file of the backup lost
+    with pytest.raises(CutoverError, match=r"dag_run\.csv"):
+        _run(ws, world)
+    assert _journal(ws).state(Step.RESTORE_P1) == "started"
+    assert world.envs[SOURCE].airflow.paused() == USER_DAGS  # nothing paused before the freeze
+    world.restore_fails = None
+    _run(ws, world, resume=True)
+    restores = [c[3] for c in world.changes if c[1:3] == ("trigger", dr.RESTORE_DAG_ID)]
+    assert restores[0].endswith("-p1") and restores[1].endswith("-p1a1")
+    _assert_live_on_target(ws, world)
+
+
+# -- aborts inside the freeze ----------------------------------------------------------------------
+
+
+def test_drain_timeout_aborts_the_freeze_and_resume_freezes_again_with_a_fresh_backup(ws, world) -> None:
+    source = world.envs[SOURCE].airflow
+    long_task = {"dag_id": "etl_orders", "dag_run_id": "r1", "task_id": "load", "state": "running"}
+    source.tis.append(long_task)
+    with pytest.raises(CutoverError, match="still executing") as caught:
+        _run(ws, world, drain_timeout_seconds=20)
+    assert source.paused() == USER_DAGS  # the recorded DAGs unpaused, the owner's stays paused
+    assert world.envs[TARGET].airflow.paused() == dict.fromkeys(USER_DAGS, True)
+    assert world.routing == [] and ws.load().deployment.active_color is Color.BLUE
+    assert "--force-drain" in (caught.value.hint or "")
+    journal = _journal(ws)
+    assert journal.state(Step.BACKUP_P2) is None  # pass 2 never started
+
+    long_task["state"] = "success"  # the cause is gone; the source made a run meanwhile
+    source.history.append("after-abort")
+    _run(ws, world, resume=True)
+    journal = _journal(ws)
+    assert all(_done_count(journal, s) == 2 for s in (Step.RECORD_DAGS, Step.PAUSE_SOURCE))
+    assert "after-abort" in world.envs[TARGET].airflow.history
+    _assert_live_on_target(ws, world)
+
+
+def test_force_drain_goes_on_and_reports_what_may_run_twice(ws, world) -> None:
+    world.envs[SOURCE].airflow.tis.append(
+        {"dag_id": "etl_orders", "dag_run_id": "r1", "task_id": "load", "state": "running", "map_index": 2}
+    )
+    report = _run(ws, world, drain_timeout_seconds=20, force_drain=True)
+    assert report["may_run_twice"] == ["etl_orders/r1/load[2]"]
+    _assert_live_on_target(ws, world)
+
+
+def test_a_restore_failure_inside_the_freeze_is_aborted_and_resumed_with_a_fresh_backup(ws, world) -> None:
+    world.fail_in, world.kill = Step.VERIFY_BACKUP_P2, True  # killed after pass 2's backup
+    with pytest.raises(Killed):
+        _run(ws, world)
+    # The backup loses a file before the resume: the restore fails, the freeze is aborted again.
+    first = _journal(ws).data(Step.BACKUP_P2)["result"]["prefix"]
+    del world.objects[(DR_BUCKET, f"{first}/history.json")]
+    with pytest.raises(CutoverError, match=r"history\.json"):
+        _run(ws, world, resume=True)
+    assert world.envs[SOURCE].airflow.paused() == USER_DAGS
+    world.envs[SOURCE].airflow.history.append("after-second-abort")
+    _run(ws, world, resume=True)
+    journal = _journal(ws)
+    assert journal.data(Step.BACKUP_P2)["result"]["prefix"] == f"{first}-a2"
+    assert "after-second-abort" in world.envs[TARGET].airflow.history
+    _assert_live_on_target(ws, world)
+
+
+def test_a_go_live_that_fails_after_routing_is_undone_then_resumed(ws, world) -> None:
+    routing_calls: list[str] = []
+
+    class FlakyRouting(FakeRouting):
+        def point(self, parameter: str, **kwargs: Any) -> None:
+            routing_calls.append(kwargs["name"])
+            if len(routing_calls) == 1:
+                raise Injected("SSM PutParameter throttled")
+            super().point(parameter, **kwargs)
+
+    cutover = _cutover(ws, world)
+    cutover.routing = FlakyRouting(world)  # type: ignore[assignment]
+    with pytest.raises(Injected):
+        cutover.run()
+    # Undone: the target's recorded DAGs paused again, routing pointed back, the source schedules.
+    assert routing_calls == [TARGET, SOURCE] and world.routing == [SOURCE]
+    assert world.envs[TARGET].airflow.paused() == dict.fromkeys(USER_DAGS, True)
+    assert world.envs[SOURCE].airflow.paused() == USER_DAGS
+    assert ws.load().deployment.active_color is Color.BLUE
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+
+
+def test_an_abort_that_cannot_pause_the_target_again_keeps_the_source_paused(ws, world) -> None:
+    target = world.envs  # the target exists once go-live fails
+
+    class Routing(FakeRouting):
+        def point(self, parameter: str, **kwargs: Any) -> None:
+            if kwargs["name"] == TARGET and not world.failed:
+                world.failed.append(Step.GO_LIVE)
+                target[TARGET].airflow.refuse_pause = True  # and the abort cannot pause it again
+                raise Injected("SSM PutParameter throttled")
+            super().point(parameter, **kwargs)
+
+    cutover = _cutover(ws, world)
+    cutover.routing = Routing(world)  # type: ignore[assignment]
+    with pytest.raises(Injected) as caught:
+        cutover.run()
+    assert world.envs[SOURCE].airflow.paused() == dict.fromkeys(USER_DAGS, True)  # never both colours
+    assert "could not be undone" in (caught.value.hint or "") and "--resume" in (caught.value.hint or "")
+    target[TARGET].airflow.refuse_pause = False
+    _run(ws, world, resume=True)  # finishes the go-live
+    _assert_live_on_target(ws, world)
+
+
+def test_an_abort_that_cannot_unpause_the_source_says_so_and_resume_pauses_again(ws, world) -> None:
+    world.envs[SOURCE].airflow.tis.append(
+        {"dag_id": "etl_orders", "dag_run_id": "r1", "task_id": "load", "state": "running"}
+    )
+    world.envs[SOURCE].airflow.refuse_unpause = True
+    with pytest.raises(CutoverError, match="still executing") as caught:
+        _run(ws, world, drain_timeout_seconds=20)
+    assert "could not all be unpaused" in (caught.value.hint or "")
+    assert world.envs[SOURCE].airflow.paused() == dict.fromkeys(USER_DAGS, True)
+    assert world.routing == []
+    world.envs[SOURCE].airflow.refuse_unpause = False
+    world.envs[SOURCE].airflow.tis.clear()
+    _run(ws, world, resume=True)
+    journal = _journal(ws)
+    # the recorded DAGs are kept (the source was still paused): pause and drain again
+    assert _done_count(journal, Step.RECORD_DAGS) == 1 and _done_count(journal, Step.PAUSE_SOURCE) == 2
+    _assert_live_on_target(ws, world)
+
+
+# -- rollback and cleanup --------------------------------------------------------------------------
+
+
+def test_rollback_gives_scheduling_back_to_the_source(ws, world) -> None:
+    _run(ws, world)
+    store = LocalStore(ws.work_dir)
+    mwaa = FakeMwaa(world)
+    result = rollback(ws, ws.load(), mwaa, FakeRouting(world), lambda e: None, store)  # type: ignore[arg-type]
+    assert result["active"] == SOURCE and result["left_paused"] == {}
+    assert world.envs[SOURCE].airflow.paused() == USER_DAGS
+    assert world.envs[TARGET].airflow.paused() == dict.fromkeys(USER_DAGS, True)
+    assert world.routing[-1] == SOURCE and ws.load().deployment.active_color is Color.BLUE
+
+
+def test_rollback_before_go_live_is_refused(ws, world) -> None:
+    world.fail_in = Step.DRAIN_SOURCE
+    with pytest.raises(Injected):
+        _run(ws, world)
+    with pytest.raises(MwaaIacError, match="did not go live"):
+        rollback(ws, ws.load(), FakeMwaa(world), FakeRouting(world), lambda e: None, LocalStore(ws.work_dir))  # type: ignore[arg-type]
+
+
+def test_cleanup_after_go_live_retires_the_old_colour(ws, world) -> None:
+    _run(ws, world)
+    store = LocalStore(ws.work_dir)
+    s3 = FakeS3(client=FakeS3Client(world))
+    result = cleanup(ws, ws.load(), FakeMwaa(world), s3, lambda e: None, store)  # type: ignore[arg-type]
+    assert result["retired"] == SOURCE and SOURCE not in world.envs
+    assert ws.load().deployment.blue is None and ws.load().deployment.active_color is Color.GREEN
+
+
+def test_cleanup_of_a_cutover_killed_inside_the_freeze_gives_scheduling_back(ws, world) -> None:
+    world.fail_in, world.kill = Step.BACKUP_P2, True
+    with pytest.raises(Killed):
+        _run(ws, world)
+    assert world.envs[SOURCE].airflow.paused() == dict.fromkeys(USER_DAGS, True)  # killed: no abort ran
+    store = LocalStore(ws.work_dir)
+    s3 = FakeS3(client=FakeS3Client(world))
+    result = cleanup(ws, ws.load(), FakeMwaa(world), s3, lambda e: None, store, routing=FakeRouting(world))  # type: ignore[arg-type]
+    assert result["retired"] == TARGET and TARGET not in world.envs
+    assert result["unpaused_on_source"] == len(LIVE)
+    assert world.envs[SOURCE].airflow.paused() == USER_DAGS
+    assert _outcome(_journal(ws)) == "abandoned" and world.dr_keys() == []
+
+
+@pytest.mark.parametrize("step", TWO_PASS)
+def test_a_cutover_killed_inside_each_step_resumes_to_the_end(ws, world, step) -> None:
+    """SIGKILL inside a step (no abort runs): --resume continues the started step; no step that
+    completed runs again."""
+    world.fail_in, world.kill = step, True
+    with pytest.raises(Killed):
+        _run(ws, world)
+    _run(ws, world, resume=True)
+    journal = _journal(ws)
+    assert _steps(journal) == TWO_PASS
+    assert all(_done_count(journal, s) == 1 for s in TWO_PASS)
+    _assert_live_on_target(ws, world)
