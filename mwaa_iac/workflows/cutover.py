@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -176,6 +176,14 @@ class Cutover:
             resume=self.options.resume,
         )
         if self.options.resume:
+            # A resume continues the interrupted run as it was started, whatever flags were retyped.
+            params = journal.params
+            self.options = replace(
+                self.options,
+                engine=params.get("engine", self.options.engine),
+                single_pass=bool(params.get("single_pass", self.options.single_pass)),
+                no_history=bool(params.get("no_history", self.options.no_history)),
+            )
             # The deployment record may have moved on (go-live done): use the journal's colours.
             source_color = Color(journal.params["source_color"])
             if source_color is not self.config.active_color:
@@ -498,7 +506,13 @@ class Cutover:
         backup = self._step(backup_step, lambda: self._backup(label))
         counts = self._step(verify_backup_step, lambda: self._backup_counts(backup["prefix"]))
         outcome = self._step(restore_step, lambda: self._restore(label, backup["prefix"]))
-        return self._step(verify_restore_step, lambda: self._verify_restore(counts, outcome))
+        try:
+            return self._step(verify_restore_step, lambda: self._verify_restore(counts, outcome))
+        except Exception:
+            # The recorded restore is what failed verification: --resume restores again (an attempt
+            # of its own; the restore replaces the target's copied tables, so nothing doubles).
+            self.log.note(restore_step, redo=True)
+            raise
 
     def _backup(self, label: str) -> dict[str, Any]:
         attempt = self._attempt(COPY_STEPS[label][0]) - 1  # this attempt's "started" is recorded
@@ -528,7 +542,12 @@ class Cutover:
         return {"parsed": sorted(markers)}
 
     def _attempt(self, step: str) -> int:
-        return sum(1 for e in self.log.entries if e.get("step") == step and e.get("event") == "started")
+        """How many times ``step`` was started (its notes — aborted, redo — are not attempts)."""
+        return sum(
+            1
+            for e in self.log.entries
+            if e.get("step") == step and e.get("event") == "started" and not e.get("data")
+        )
 
     def _backup_counts(self, prefix: str) -> dict[str, Any]:
         bucket = self.config.dr.backup_bucket

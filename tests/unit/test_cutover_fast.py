@@ -27,6 +27,7 @@ from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
 from mwaa_iac.core.config import Color
 from mwaa_iac.core.cutover_steps import (
+    COPY_STEPS,
     FREEZE_STEPS,
     PARENT,
     PER_ATTEMPT_STEPS,
@@ -672,8 +673,12 @@ def _fail_then_resume(ws, world: World, steps: list[str], step: str, **options: 
 
     journal = _journal(ws)
     assert _steps(journal) == steps
+    # a restore that failed verification is restored again (an attempt of its own)
+    restore_of_verify = {verify: restore for _, _, restore, verify in COPY_STEPS.values()}
     for name in steps:
-        again = frozen and name in done_before and redone_after_abort(name)
+        again = (frozen and name in done_before and redone_after_abort(name)) or (
+            name == restore_of_verify.get(step)
+        )
         assert _done_count(journal, name) == (2 if again else 1), name
     if frozen and before.state(Step.BACKUP_P2) is not None:  # a fresh backup, under a prefix of its own
         earlier = [e["data"]["result"]["prefix"] for e in before.entries if _is_done(e, Step.BACKUP_P2)]
@@ -690,6 +695,28 @@ def test_two_pass_failure_at_each_step_then_resume_completes(ws, world, step) ->
 @pytest.mark.parametrize("step", SINGLE_PASS)
 def test_single_pass_failure_at_each_step_then_resume_completes(ws, world, step) -> None:
     _fail_then_resume(ws, world, SINGLE_PASS, step, single_pass=True)
+
+
+def test_resume_continues_the_interrupted_cutover_as_it_was_started(ws, world) -> None:
+    """`cutover --single-pass` fails; `cutover --resume` (the flags not retyped) stays single-pass."""
+    world.fail_in = Step.CREATE_TARGET
+    with pytest.raises(Injected):
+        _run(ws, world, single_pass=True)
+    report = _run(ws, world, resume=True)
+    assert report["passes"] == 1
+    assert _steps(_journal(ws)) == SINGLE_PASS
+
+
+def test_a_restore_that_fails_verification_is_restored_again_on_resume(ws, world) -> None:
+    world.fail_in = Step.VERIFY_RESTORE_P1
+    with pytest.raises(Injected):
+        _run(ws, world)
+    assert _journal(ws).state(Step.RESTORE_P1) == "started"  # not done any more: it runs again
+    _run(ws, world, resume=True)
+    journal = _journal(ws)
+    restores = [e for e in journal.entries if e.get("step") == Step.RESTORE_P1 and e["event"] == "done"]
+    assert [e["data"]["result"]["run_id"].rsplit("-", 1)[-1] for e in restores] == ["p1", "p1a1"]
+    _assert_live_on_target(ws, world)
 
 
 def test_a_failed_restore_runs_again_with_a_run_id_of_its_own(ws, world) -> None:
@@ -752,7 +779,8 @@ def test_a_restore_failure_inside_the_freeze_is_aborted_and_resumed_with_a_fresh
     world.envs[SOURCE].airflow.history.append("after-second-abort")
     _run(ws, world, resume=True)
     journal = _journal(ws)
-    assert journal.data(Step.BACKUP_P2)["result"]["prefix"] == f"{first}-a2"
+    # the second backup taken (the abort's notes are not attempts)
+    assert journal.data(Step.BACKUP_P2)["result"]["prefix"] == f"{first}-a1"
     assert "after-second-abort" in world.envs[TARGET].airflow.history
     _assert_live_on_target(ws, world)
 

@@ -362,7 +362,8 @@ def test_abort_after_a_half_done_go_live_repauses_the_target_then_unpauses_the_s
     )
     assert all(_aborted(journal, step) for step in redo)
     assert all(journal.state(step) == "done" for step in P1_STEPS + PRE_FREEZE_P2)
-    assert cutover._attempt(Step.BACKUP_P2) == 2  # the resume's backup is a new attempt (new run id, prefix)
+    # one backup started so far (the abort's note is not an attempt): the resume's is attempt 1 (`-a1`)
+    assert cutover._attempt(Step.BACKUP_P2) == 1
     assert journal.state(Step.GO_LIVE) == "started" and journal.data(Step.GO_LIVE)["routed"] is False
     aborted = next(e for e in events if e["event"] == "freeze.aborted")
     assert aborted["repaused_on_target"] == 2 and aborted["unpaused"] == 2 and aborted["routed_back"]
