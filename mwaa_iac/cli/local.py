@@ -93,7 +93,7 @@ def up_command(
         )
     ui.err.print(f"Run [bold]. {escape(str(info.env_file))}[/] or export:")
     for key, value in info.env.items():
-        ui.out.print(f"export {key}={value}", markup=False)
+        ui.out.print(f"export {key}={value}", markup=False, emoji=False)
 
 
 @local_app.command("down")

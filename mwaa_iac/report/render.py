@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rich import box
 from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -307,9 +308,10 @@ def cost_total(estimate: dict[str, Any]) -> str:
     return _usd(estimate["low_usd"], estimate["high_usd"])
 
 
-def cost_table(estimate: dict[str, Any], *, title: str | None = None) -> Table:
-    """The cost estimate as a rich table (with its total), for a terminal."""
-    table = Table(title=title, title_justify="left", show_header=True, pad_edge=False)
+def cost_table(estimate: dict[str, Any], *, title: str | None = None, boxed: bool = True) -> Table:
+    """The cost estimate as a rich table (with its total), for a terminal; ``boxed=False``: without
+    lines (inside the text report)."""
+    table = Table(title=title, title_justify="left", box=box.HEAVY_HEAD if boxed else None, pad_edge=boxed)
     for column in ("item", "quantity", "unit price", "cost"):
         table.add_column(column)
     for row in cost_rows(estimate):
@@ -430,7 +432,7 @@ def render_text(data: dict[str, Any]) -> list[RenderableType]:
     cost = data["cost"]
     lines.add(f"  {escape(cost['summary'])}")
     if cost["estimate"] is not None:
-        lines.add(cost_table(cost["estimate"]))
+        lines.add(cost_table(cost["estimate"], boxed=False))
     return lines.items
 
 
