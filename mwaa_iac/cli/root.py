@@ -9,10 +9,11 @@ import traceback
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from mwaa_iac import __version__
 from mwaa_iac.cli import console as ui
-from mwaa_iac.errors import ConfigError, ExitCode, MwaaIacError, PathRefusedError, TerraformError, UsageError
+from mwaa_iac.errors import ExitCode, MwaaIacError, PathRefusedError, TerraformError, UsageError
 
 app = typer.Typer(
     name="mwaa-iac",
@@ -59,18 +60,15 @@ def confirm(
 
 
 def report_error(exc: MwaaIacError) -> None:
-    """The message (and hint) of a user-facing error, on stderr."""
-    if isinstance(exc, ConfigError):
-        ui.err.print(f"[failure]error:[/] {exc.message}", markup=True)
-    else:
-        ui.err.print(f"[failure]error:[/] {exc.message}")
+    """The message (and hint) of a user-facing error, on stderr (plain text: never read as markup)."""
+    ui.err.print(f"[failure]error:[/] {escape(exc.message)}")
     if isinstance(exc, PathRefusedError):
         for reason in exc.reasons:
-            ui.err.print(f"  - {reason}")
+            ui.err.print(f"  - {escape(reason)}")
     if isinstance(exc, TerraformError) and exc.diagnostics.strip():
         ui.err.print(exc.diagnostics.rstrip(), markup=False, highlight=False)
     if exc.hint:
-        ui.err.print(f"[warning]hint:[/] {exc.hint}")
+        ui.err.print(f"[warning]hint:[/] {escape(exc.hint)}")
 
 
 def exit_on_error(exc: MwaaIacError) -> typer.Exit:
