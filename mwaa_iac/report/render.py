@@ -1,13 +1,16 @@
 """Render the report document (``Report.to_dict()``): JSON, Markdown for a pull-request comment, and
-text for a terminal (rich). All three read the same dict, so they cannot disagree. Deterministic: the
-same document gives the same bytes."""
+text for a terminal (rich renderables the CLI prints; nothing here prints). All three read the same
+dict, so they cannot disagree. Deterministic: the same document gives the same bytes. The cost table
+(here, in the Markdown report and in `mwaa-iac cost`) is built from one place: :func:`cost_rows`."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Console
+from rich import box
+from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
@@ -253,16 +256,10 @@ def render_markdown(data: dict[str, Any]) -> str:
     estimate = cost["estimate"]
     if estimate is not None:
         body = ["| item | quantity | unit price | cost |", "|---|---|---|---|"]
-        for line in estimate["lines"]:
-            qty = _quantity(line["quantity_low"], line["quantity_high"])
-            price = DASH if line["unit_price_usd"] is None else f"${line['unit_price_usd']:g}/{line['unit']}"
-            if line["uncertain"] and line["quantity_high"]:
-                price += " ⚠️"
-            body.append(
-                f"| {_text(line['description'])} | {qty} | {price} | "
-                f"{_usd(line['low_usd'], line['high_usd'])} |"
-            )
-        body.append(f"| **total** | | | **{_usd(estimate['low_usd'], estimate['high_usd'])}** |")
+        for row in cost_rows(estimate):
+            price = (DASH if row.unit_price is None else row.unit_price) + (" ⚠️" if row.uncertain else "")
+            body.append(f"| {_text(row.description)} | {row.quantity} | {price} | {row.cost} |")
+        body.append(f"| **total** | | | **{cost_total(estimate)}** |")
         body.append("")
         body += [f"- {_text(a)}" for a in estimate["assumptions"]]
         if estimate["uncertain_figures"]:
@@ -273,6 +270,57 @@ def render_markdown(data: dict[str, Any]) -> str:
         )
     out.append(f"<sub>mwaa-iac report · schema v{data['schema_version']} · as of {data['today']}</sub>")
     return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# The cost table (one builder for the Markdown report, the text report and `mwaa-iac cost`)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """One line of a cost estimate, formatted; ``unit_price`` is None when the line has none."""
+
+    description: str
+    quantity: str
+    unit_price: str | None
+    cost: str
+    uncertain: bool
+
+
+def cost_rows(estimate: dict[str, Any]) -> list[CostRow]:
+    """The lines of a cost estimate (``CostEstimate.to_dict()``), formatted for any table."""
+    return [
+        CostRow(
+            description=line["description"],
+            quantity=_quantity(line["quantity_low"], line["quantity_high"]),
+            unit_price=None
+            if line["unit_price_usd"] is None
+            else f"${line['unit_price_usd']:g}/{line['unit']}",
+            cost=_usd(line["low_usd"], line["high_usd"]),
+            uncertain=bool(line["uncertain"] and line["quantity_high"]),
+        )
+        for line in estimate["lines"]
+    ]
+
+
+def cost_total(estimate: dict[str, Any]) -> str:
+    return _usd(estimate["low_usd"], estimate["high_usd"])
+
+
+def cost_table(estimate: dict[str, Any], *, title: str | None = None, boxed: bool = True) -> Table:
+    """The cost estimate as a rich table (with its total), for a terminal; ``boxed=False``: without
+    lines (inside the text report)."""
+    table = Table(title=title, title_justify="left", box=box.HEAVY_HEAD if boxed else None, pad_edge=boxed)
+    for column in ("item", "quantity", "unit price", "cost"):
+        table.add_column(column)
+    for row in cost_rows(estimate):
+        price = "-" if row.unit_price is None else row.unit_price
+        if row.uncertain:
+            price += " [warning](uncertain)[/]"
+        table.add_row(escape(row.description), row.quantity, price, row.cost)
+    table.add_row("[key]total[/]", "", "", f"[key]{cost_total(estimate)}[/]")
+    return table
 
 
 def _quantity(low: float, high: float) -> str:
@@ -291,102 +339,101 @@ _STYLES = {"change": "warning", "no-change": "success", "refused": "failure", "f
 _CHECK_STYLES = {"passed": "success", "failed": "failure", "error": "failure", "unavailable": "warning"}
 
 
-def render_text(data: dict[str, Any], console: Console) -> None:
-    """Print the report for a terminal."""
+class _Lines:
+    """Collects what the text report shows, in order (``add`` takes what a console would print)."""
+
+    def __init__(self) -> None:
+        self.items: list[RenderableType] = []
+
+    def add(self, item: RenderableType) -> None:
+        self.items.append(item)
+
+
+def render_text(data: dict[str, Any]) -> list[RenderableType]:
+    """The report for a terminal: rich markup lines and tables, for the CLI to print in order."""
+    lines = _Lines()
     verdict = data["verdict"]
     style = _STYLES.get(verdict["status"], "key")
-    console.print(f"[key]{escape(data['env'])}[/] ({escape(data['name'])}, {escape(data['region'])})")
-    console.print(
+    lines.add(f"[key]{escape(data['env'])}[/] ({escape(data['name'])}, {escape(data['region'])})")
+    lines.add(
         f"[{style}]{_TITLES.get(verdict['status'], verdict['status'])}:[/] {escape(verdict['summary'])}"
     )
     changes = data["changes"]
     if data["base"] is not None:
-        console.print(f"\n[key]Changes against {escape(data['base']['ref'])}[/]")
+        lines.add(f"\n[key]Changes against {escape(data['base']['ref'])}[/]")
         if changes["new_environment"]:
-            console.print("  new environment: no mwaa.yaml at the base")
+            lines.add("  new environment: no mwaa.yaml at the base")
         for change in changes["settings"]:
-            console.print(f"  {escape(change['key'])}: {_arrow(change)}")
+            lines.add(f"  {escape(change['key'])}: {_arrow(change)}")
         for tf in changes["terraform_files"]:
-            console.print(
+            lines.add(
                 f"  {escape(tf['file'])} ({tf['status']})"
                 + (f": {escape(tf['error'])}" if tf["error"] else "")
             )
             for change in tf["changes"]:
-                console.print(f"    {escape(change['key'])}: {_arrow(change)}")
+                lines.add(f"    {escape(change['key'])}: {_arrow(change)}")
         if not changes["settings"] and not changes["terraform_files"] and not changes["new_environment"]:
-            console.print("  [muted]nothing changed[/]")
-    console.print("\n[key]Live[/]")
-    console.print(f"  {escape(data['live']['message'])}")
+            lines.add("  [muted]nothing changed[/]")
+    lines.add("\n[key]Live[/]")
+    lines.add(f"  {escape(data['live']['message'])}")
     deployed = data["deployed"]
-    console.print(
+    lines.add(
         f"  deployed: {escape(deployed['version'] or 'nothing')} on {deployed['active_color']} "
         f"({deployed['source']})"
     )
     for note in deployed["notes"]:
-        console.print(f"  [warning]{escape(note)}[/]")
+        lines.add(f"  [warning]{escape(note)}[/]")
     decision = data["decision"]
     path = decision["path"]
-    console.print("\n[key]Decision[/]")
+    lines.add("\n[key]Decision[/]")
     if path is not None and path["allowed"]:
         if path["hops"]:
-            console.print(f"  strategy: {decision['strategy']} (requested {decision['requested_strategy']})")
+            lines.add(f"  strategy: {decision['strategy']} (requested {decision['requested_strategy']})")
         for number, hop in enumerate(path["hops"], 1):
-            console.print(
+            lines.add(
                 f"  {number}. {hop['kind']} {hop['from_version']} → {hop['to_version']}: "
                 + escape(hop["reason"])
             )
         for note in path["notes"]:
-            console.print(f"  [muted]{escape(note)}[/]")
+            lines.add(f"  [muted]{escape(note)}[/]")
     elif path is not None:
         for reason in path["refusals"]:
-            console.print(f"  [failure]refused:[/] {escape(reason)}")
+            lines.add(f"  [failure]refused:[/] {escape(reason)}")
         for hint in path["hints"]:
-            console.print(f"  [warning]hint:[/] {escape(hint)}")
-    console.print(f"  downtime: {escape(decision['downtime']['summary'])}")
+            lines.add(f"  [warning]hint:[/] {escape(hint)}")
+    lines.add(f"  downtime: {escape(decision['downtime']['summary'])}")
     carried = decision["history"]["carried"]
     if carried is not None:
-        console.print(f"  history carried: {'yes' if carried else 'NO'}")
+        lines.add(f"  history carried: {'yes' if carried else 'NO'}")
     terraform = data["terraform"]
-    console.print(f"\n[key]Terraform[/] (phase {escape(terraform['phase'])})")
+    lines.add(f"\n[key]Terraform[/] (phase {escape(terraform['phase'])})")
     if not terraform["ran"]:
-        console.print(f"  [muted]{escape(terraform['reason'] or '')}[/]")
+        lines.add(f"  [muted]{escape(terraform['reason'] or '')}[/]")
     else:
         for change in terraform["changes"]:
-            console.print(f"  {change['action']:>8}  {escape(change['address'])}")
+            lines.add(f"  {change['action']:>8}  {escape(change['address'])}")
         if not terraform["changes"]:
-            console.print("  [success]no changes[/]")
+            lines.add("  [success]no changes[/]")
         guard = terraform["guard"]
-        console.print(
-            ("  [success]" if guard["allowed"] else "  [failure]") + escape(guard["message"]) + "[/]"
-        )
-    console.print("\n[key]Preflight[/]")
+        lines.add(("  [success]" if guard["allowed"] else "  [failure]") + escape(guard["message"]) + "[/]")
+    lines.add("\n[key]Preflight[/]")
     for check in data["checks"]:
         check_style = _CHECK_STYLES.get(check["status"], "muted")
-        console.print(f"  [{check_style}]{check['name']}: {check['status']}[/] {escape(check['summary'])}")
+        lines.add(f"  [{check_style}]{check['name']}: {check['status']}[/] {escape(check['summary'])}")
         details = check["details"] or {}
         for conflict in details.get("conflicts", []):
-            console.print(f"    - {escape(conflict['package'])}: {escape(conflict['reason'])}")
+            lines.add(f"    - {escape(conflict['package'])}: {escape(conflict['reason'])}")
         for finding in details.get("findings", []):
-            console.print(
+            lines.add(
                 f"    - {escape(finding['file'])}:{finding['line']} {finding['rule']} "
                 + escape(finding["message"])
             )
-    console.print("\n[key]Cost[/]")
+    lines.add("\n[key]Cost[/]")
     cost = data["cost"]
-    console.print(f"  {escape(cost['summary'])}")
+    lines.add(f"  {escape(cost['summary'])}")
     if cost["estimate"] is not None:
-        table = Table(show_header=True, box=None, pad_edge=False)
-        for column in ("item", "quantity", "unit price", "cost"):
-            table.add_column(column)
-        for line in cost["estimate"]["lines"]:
-            price = "-" if line["unit_price_usd"] is None else f"${line['unit_price_usd']:g}/{line['unit']}"
-            table.add_row(
-                escape(line["description"]),
-                _quantity(line["quantity_low"], line["quantity_high"]),
-                price + (" (uncertain)" if line["uncertain"] and line["quantity_high"] else ""),
-                _usd(line["low_usd"], line["high_usd"]),
-            )
-        console.print(table)
+        lines.add(cost_table(cost["estimate"], boxed=False))
+    return lines.items
 
 
 def _arrow(change: dict[str, Any]) -> str:

@@ -67,7 +67,7 @@ class UpgradeOptions:
     dry_run: bool = False
     resume: bool = False
     backup: bool = True
-    constraints: str | None = None
+    constraints: str | None = None  # offline constraints file: workflows.preflight.requirements_check_for
     skip_requirements_check: bool = False
     poll_interval: float = DEFAULT_INTERVAL
     max_poll_interval: float = DEFAULT_MAX_INTERVAL

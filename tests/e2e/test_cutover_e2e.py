@@ -175,7 +175,7 @@ def test_backup_runs_mwaa_dr_on_the_source_without_touching_its_requirements(
     backup import it from the DAG folder; blue gets no UpdateEnvironment and keeps scheduling."""
     result = local_stack.cli("backup", "--env", NAME, "--root", str(deployment.root), "--json")
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout[result.stdout.index("{\n") :])
+    summary = [json.loads(line) for line in result.stdout.splitlines()][-1]  # JSON lines: the summary last
     bucket, _, prefix = summary["location"].removeprefix("s3://").partition("/")
     manifest = json.loads(S3("us-east-1").get_text(bucket, f"{prefix}/manifest.json") or "{}")
     info = json.loads(S3("us-east-1").get_text(bucket, f"{prefix}/mwaa-iac-backup.json") or "{}")
@@ -378,7 +378,7 @@ def test_rollback_returns_scheduling_to_blue(local_stack: LocalStack, deployment
     assert made.returncode == 0, made.stderr[-2000:]
     result = local_stack.cli("rollback", "--env", NAME, "--root", str(deployment.root), "--yes", "--json")
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout[result.stdout.index("{") :])
+    report = [json.loads(line) for line in result.stdout.splitlines()][-1]
     assert "not copied back" in report["warning"] and report["history_copied_back"] is False
     assert list(report["left_paused"]) == [busy.CATCHUP_DAG]
     assert _paused(f"{NAME}-blue")[busy.CATCHUP_DAG] is True
@@ -402,7 +402,7 @@ def test_cleanup_retires_the_inactive_colour(local_stack: LocalStack, deployment
         "--json",
     )
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout[result.stdout.index("{\n") :])
+    data = [json.loads(line) for line in result.stdout.splitlines()][-1]
     assert data["retired"] == f"{NAME}-green"
     assert f"{NAME}-green" not in {e["name"] for e in local_stack.admin.environments()}
     keys = [o["Key"] for o in S3("us-east-1").list_keys(f"{NAME}-airflow-source", "dags/mwaa_iac_dr/")]

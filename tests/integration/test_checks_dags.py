@@ -102,9 +102,6 @@ def test_import_reports_errors_per_file(monkeypatch: pytest.MonkeyPatch, tmp_pat
 _RUN_CLI = """
 import sys
 from mwaa_iac import cli
-from mwaa_iac.commands.gitops import register
-if not any(c.name == "report" for c in cli.app.registered_commands):
-    register(cli.app)
 sys.exit(cli.main(sys.argv[1:]))
 """
 

@@ -155,9 +155,6 @@ def test_resolver_finds_transitive_conflicts(tool: str, wheelhouse: Path, tmp_pa
 _RUN_CLI = """
 import sys
 from mwaa_iac import cli
-from mwaa_iac.commands.gitops import register
-if not any(c.name == "report" for c in cli.app.registered_commands):
-    register(cli.app)
 sys.exit(cli.main(sys.argv[1:]))
 """
 

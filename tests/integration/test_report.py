@@ -335,9 +335,6 @@ def test_live_state_with_unreachable_endpoint_says_so(monkeypatch: pytest.Monkey
 _RUN_CLI = """
 import sys
 from mwaa_iac import cli
-from mwaa_iac.commands.gitops import register
-if not any(c.name == "report" for c in cli.app.registered_commands):
-    register(cli.app)
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -399,3 +396,29 @@ def test_cli_terraform_unavailable_is_reported_not_fatal(history: Path, tmp_path
     terraform = json.loads(result.stdout)["terraform"]
     assert terraform["ran"] is False
     assert terraform["reason"].startswith("Terraform could not run:")
+
+
+# -- the cost table: one builder for the Markdown report, the text report and `mwaa-iac cost` -------
+
+
+def test_the_cost_tables_share_their_rows() -> None:
+    import io
+
+    from rich.console import Console
+
+    from mwaa_iac.report.render import cost_rows, cost_table, cost_total, render_text
+
+    data = json.loads((FIXTURES / "report" / "upgrade-2.9.2-to-2.10.3.json").read_text("utf-8"))
+    estimate = data["cost"]["estimate"]
+    rows = cost_rows(estimate)
+    assert len(rows) == len(estimate["lines"]) > 0
+    markdown = render_markdown(data)
+    for table in (cost_table(estimate, title="t"), cost_table(estimate, boxed=False)):
+        buffer = io.StringIO()
+        Console(file=buffer, no_color=True, width=200).print(table)
+        for row in rows:
+            assert row.cost in buffer.getvalue() and row.quantity in buffer.getvalue()
+        assert cost_total(estimate) in buffer.getvalue()
+    for row in rows:
+        assert f"| {row.quantity} |" in markdown and f"| {row.cost} |" in markdown
+    assert any(isinstance(item, type(cost_table(estimate))) for item in render_text(data))

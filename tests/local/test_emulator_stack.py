@@ -28,7 +28,7 @@ def local(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run ``mwaa-iac local ARGS`` (the sub-app on its own) in a subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "MWAA_IAC_LOCAL_DIR"}
     result = subprocess.run(
-        [sys.executable, "-m", "mwaa_iac.local.commands", *args],
+        [sys.executable, "-m", "mwaa_iac.cli", "local", *args],
         capture_output=True,
         text=True,
         timeout=180,

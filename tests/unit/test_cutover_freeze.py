@@ -595,7 +595,7 @@ def test_cleanup_of_a_half_done_go_live_repauses_the_target_before_unpausing_the
 
 
 def test_the_cli_renders_the_freeze_events(capsys) -> None:
-    from mwaa_iac.cli import _Progress
+    from mwaa_iac.cli.progress import Progress as _Progress
 
     progress = _Progress(False)
     progress(

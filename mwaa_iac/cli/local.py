@@ -1,25 +1,24 @@
-"""``mwaa-iac local ...``: thin Typer commands over :mod:`mwaa_iac.local.stack`.
-
-The lead's CLI mounts :data:`local_app` as ``mwaa-iac local``; user errors are raised as
-:class:`~mwaa_iac.errors.MwaaIacError` for the main CLI to map to messages and exit codes.
-``python -m mwaa_iac.local.commands`` runs the sub-app on its own (with the same mapping).
-"""
+"""`mwaa-iac local ...`: the local stack (moto plus an MWAA emulator backed by real Airflow), its
+faults, and `local demo` (the main job end to end). Thin commands over :mod:`mwaa_iac.local.stack`,
+imported inside each command (the stack's modules are heavy)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
-from mwaa_iac.errors import MwaaIacError, UsageError
-from mwaa_iac.local import stack
+from mwaa_iac.cli import console as ui
+from mwaa_iac.cli.options import LOCAL_DIR_VAR, LocalJsonOpt, StateDirOpt
+from mwaa_iac.cli.progress import Progress
+from mwaa_iac.errors import UsageError
 
 local_app = typer.Typer(
     name="local",
@@ -35,26 +34,16 @@ fault_app = typer.Typer(
 )
 local_app.add_typer(fault_app, name="fault")
 
-console = Console(soft_wrap=True)
-STYLE = {"ok": "green", "fail": "red", "warn": "yellow", "progress": "cyan"}
 STATUS_STYLE = {
-    "AVAILABLE": STYLE["ok"],
-    "CREATE_FAILED": STYLE["fail"],
-    "UPDATE_FAILED": STYLE["fail"],
-    "UNAVAILABLE": STYLE["fail"],
+    "AVAILABLE": "success",
+    "CREATE_FAILED": "failure",
+    "UPDATE_FAILED": "failure",
+    "UNAVAILABLE": "failure",
 }
-
-StateDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--state-dir", help=f"State directory (default: ${stack.ENV_DIR_VAR} or ./.mwaa-iac/local)."
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    ui.emit_json(data, sort_keys=True)
 
 
 @local_app.command("up")
@@ -65,7 +54,7 @@ def up_command(
     port_mwaa: Annotated[
         int | None, typer.Option("--port-mwaa", help="Port for the MWAA emulator (default: a free one).")
     ] = None,
-    state_dir: StateDirOption = None,
+    state_dir: StateDirOpt = None,
     runtime: Annotated[
         str, typer.Option("--runtime", help="Environment runtime: 'airflow' or module:Class.", hidden=True)
     ] = "airflow",
@@ -78,9 +67,11 @@ def up_command(
     stretch: Annotated[
         float, typer.Option("--stretch", help="Minimum seconds in each transitional status.")
     ] = 0.0,
-    as_json: JsonOption = False,
+    as_json: LocalJsonOpt = False,
 ) -> None:
     """Start the local stack (or report that it is already up) and print the variables to export."""
+    from mwaa_iac.local import stack
+
     if stretch < 0:
         raise UsageError("--stretch must not be negative")
     info = stack.up(
@@ -94,17 +85,15 @@ def up_command(
     if as_json:
         _print_json(info.to_dict())
         return
-    err = Console(stderr=True, soft_wrap=True)
     if info.already_running:
-        err.print(f"[{STYLE['warn']}]The local stack is already up[/] ({escape(str(info.state_dir))}).")
+        ui.err.print(f"[warning]The local stack is already up[/] ({escape(str(info.state_dir))}).")
     else:
-        err.print(
-            f"[{STYLE['ok']}]Local stack up[/]: moto {info.moto_endpoint}, "
-            f"MWAA emulator {info.mwaa_endpoint}."
+        ui.err.print(
+            f"[success]Local stack up[/]: moto {info.moto_endpoint}, MWAA emulator {info.mwaa_endpoint}."
         )
-    err.print(f"Run [bold]. {escape(str(info.env_file))}[/] or export:")
+    ui.err.print(f"Run [bold]. {escape(str(info.env_file))}[/] or export:")
     for key, value in info.env.items():
-        typer.echo(f"export {key}={value}")
+        ui.out.print(f"export {key}={value}", markup=False, emoji=False)
 
 
 @local_app.command("down")
@@ -113,10 +102,12 @@ def down_command(
         bool, typer.Option("--remove-state", help="Also delete the state directory (environments, data).")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing state.")] = False,
-    state_dir: StateDirOption = None,
-    as_json: JsonOption = False,
+    state_dir: StateDirOpt = None,
+    as_json: LocalJsonOpt = False,
 ) -> None:
     """Stop everything the stack started; keep its state unless --remove-state."""
+    from mwaa_iac.local import stack
+
     directory = stack.resolve_state_dir(state_dir)
     if remove_state and not yes:
         if not sys.stdin.isatty():
@@ -127,46 +118,48 @@ def down_command(
         _print_json(result.to_dict())
         return
     if result.stopped:
-        console.print(f"[{STYLE['ok']}]Stopped[/] {', '.join(result.stopped)}.")
+        ui.out.print(f"[success]Stopped[/] {', '.join(result.stopped)}.")
     else:
-        console.print("Nothing was running.")
+        ui.out.print("Nothing was running.")
     for warning in result.warnings:
-        console.print(f"[{STYLE['warn']}]warning:[/] {escape(warning)}")
+        ui.out.print(f"[warning]warning:[/] {escape(warning)}")
     if result.removed_state:
-        console.print(f"Removed {escape(str(result.state_dir))}.")
+        ui.out.print(f"Removed {escape(str(result.state_dir))}.")
     else:
-        console.print(f"State kept in {escape(str(result.state_dir))}.")
+        ui.out.print(f"State kept in {escape(str(result.state_dir))}.")
 
 
 @local_app.command("status")
-def status_command(state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
+def status_command(state_dir: StateDirOpt = None, as_json: LocalJsonOpt = False) -> None:
     """Show the services' health and the emulated environments."""
+    from mwaa_iac.local import stack
+
     result = stack.status(state_dir)
     if as_json:
         _print_json(result.to_dict())
         return
     if not result.services:
-        console.print(f"The local stack is not running ({escape(str(result.state_dir))}).")
+        ui.out.print(f"The local stack is not running ({escape(str(result.state_dir))}).")
         return
     services = Table(title="Services")
     for column in ("service", "endpoint", "pid", "health"):
         services.add_column(column)
     for service in result.services.values():
         health = (
-            f"[{STYLE['ok']}]healthy[/]"
+            "[success]healthy[/]"
             if service.healthy
-            else (f"[{STYLE['warn']}]not answering[/]" if service.alive else f"[{STYLE['fail']}]stopped[/]")
+            else ("[warning]not answering[/]" if service.alive else "[failure]stopped[/]")
         )
         services.add_row(service.name, service.endpoint or "", str(service.pid or ""), health)
-    console.print(services)
+    ui.out.print(services)
     if not result.environments:
-        console.print("No emulated environments.")
+        ui.out.print("No emulated environments.")
         return
     table = Table(title="Environments")
     for column in ("name", "status", "airflow", "region", "webserver"):
         table.add_column(column)
     for env in result.environments:
-        style = STATUS_STYLE.get(env["status"], STYLE["progress"])
+        style = STATUS_STYLE.get(env["status"], "progress")
         table.add_row(
             env["name"],
             f"[{style}]{env['status']}[/]",
@@ -174,7 +167,7 @@ def status_command(state_dir: StateDirOption = None, as_json: JsonOption = False
             env["region"],
             env.get("webserver_url") or "",
         )
-    console.print(table)
+    ui.out.print(table)
 
 
 @local_app.command("seed")
@@ -193,27 +186,22 @@ def seed_command(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds to wait for the seeded runs.")
     ] = 900.0,
-    state_dir: StateDirOption = None,
-    as_json: JsonOption = False,
+    state_dir: StateDirOpt = None,
+    as_json: LocalJsonOpt = False,
 ) -> None:
     """Seed an emulated environment with history made through S3, the REST API and its scheduler."""
     from mwaa_iac.local.busy import PROFILES, seed_environment
 
     if profile not in PROFILES:
         raise UsageError(f"--profile must be one of {', '.join(PROFILES)}, not {profile!r}")
-    err = Console(stderr=True, soft_wrap=True)
-    say = (
-        (lambda text: None)
-        if as_json
-        else (lambda text: err.print(f"[{STYLE['progress']}]{escape(text)}[/]"))
-    )
+    say = (lambda text: None) if as_json else (lambda text: ui.err.print(f"[progress]{escape(text)}[/]"))
     summary = seed_environment(env, profile, state_dir=state_dir, runs=runs, timeout=timeout, progress=say)
     if as_json:
         _print_json(summary)
         return
-    console.print(f"[{STYLE['ok']}]Seeded[/] {escape(env)} ({profile}).")
+    ui.out.print(f"[success]Seeded[/] {escape(env)} ({profile}).")
     for key, value in sorted(summary.items()):
-        console.print(f"  {escape(str(key))}: {escape(json.dumps(value, sort_keys=True, default=str))}")
+        ui.out.print(f"  {escape(str(key))}: {escape(json.dumps(value, sort_keys=True, default=str))}")
 
 
 # ---------------------------------------------------------------------- faults
@@ -223,20 +211,22 @@ MessageOption = Annotated[str | None, typer.Option("--message", "-m", help="Erro
 
 
 def _fault(state_dir: Path | None, as_json: bool, fault: str, **params: Any) -> None:
+    from mwaa_iac.local import stack
+
     faults = stack.admin(state_dir).inject(fault, **params)
     if as_json:
         _print_json(faults)
     else:
         target = params.get("environment")
-        console.print(f"[{STYLE['ok']}]Armed[/] {fault}" + (f" for {target}" if target else "") + ".")
+        ui.out.print(f"[success]Armed[/] {fault}" + (f" for {target}" if target else "") + ".")
 
 
 @fault_app.command("fail-create")
 def fault_fail_create(
     environment: EnvArgument,
     message: MessageOption = None,
-    state_dir: StateDirOption = None,
-    as_json: JsonOption = False,
+    state_dir: StateDirOpt = None,
+    as_json: LocalJsonOpt = False,
 ) -> None:
     """Make the next CreateEnvironment of ENVIRONMENT end CREATE_FAILED."""
     _fault(state_dir, as_json, "fail_create", environment=environment, message=message)
@@ -249,8 +239,8 @@ def fault_fail_update(
     rollback_fails: Annotated[
         bool, typer.Option("--rollback-fails", help="Make the rollback fail too (ends UNAVAILABLE).")
     ] = False,
-    state_dir: StateDirOption = None,
-    as_json: JsonOption = False,
+    state_dir: StateDirOpt = None,
+    as_json: LocalJsonOpt = False,
 ) -> None:
     """Make the next UpdateEnvironment of ENVIRONMENT fail (ROLLING_BACK → UPDATE_FAILED)."""
     _fault(
@@ -267,8 +257,8 @@ def fault_fail_update(
 def fault_fail_rollback(
     environment: EnvArgument,
     message: MessageOption = None,
-    state_dir: StateDirOption = None,
-    as_json: JsonOption = False,
+    state_dir: StateDirOpt = None,
+    as_json: LocalJsonOpt = False,
 ) -> None:
     """Make the next UpdateEnvironment of ENVIRONMENT fail and its rollback fail (→ UNAVAILABLE)."""
     _fault(state_dir, as_json, "fail_rollback", environment=environment, message=message)
@@ -280,8 +270,8 @@ def fault_throttle(
     count: Annotated[
         int, typer.Option("--count", "-n", min=1, help="How many InvokeRestApi calls to throttle.")
     ] = 1,
-    state_dir: StateDirOption = None,
-    as_json: JsonOption = False,
+    state_dir: StateDirOpt = None,
+    as_json: LocalJsonOpt = False,
 ) -> None:
     """Answer the next COUNT InvokeRestApi calls to ENVIRONMENT with ThrottlingException."""
     _fault(state_dir, as_json, "throttle", environment=environment, count=count)
@@ -289,7 +279,7 @@ def fault_throttle(
 
 @fault_app.command("kill-scheduler")
 def fault_kill_scheduler(
-    environment: EnvArgument, state_dir: StateDirOption = None, as_json: JsonOption = False
+    environment: EnvArgument, state_dir: StateDirOpt = None, as_json: LocalJsonOpt = False
 ) -> None:
     """Kill ENVIRONMENT's scheduler (its SchedulerHeartbeat metric stops)."""
     _fault(state_dir, as_json, "kill_scheduler", environment=environment)
@@ -301,16 +291,18 @@ def fault_stretch(
     environment: Annotated[
         str | None, typer.Option("--environment", "-e", help="Only this environment.")
     ] = None,
-    state_dir: StateDirOption = None,
-    as_json: JsonOption = False,
+    state_dir: StateDirOpt = None,
+    as_json: LocalJsonOpt = False,
 ) -> None:
     """Stretch transition times so intermediate statuses (UPDATING, ROLLING_BACK, ...) can be seen."""
     _fault(state_dir, as_json, "stretch", seconds=seconds, environment=environment)
 
 
 @fault_app.command("list")
-def fault_list(state_dir: StateDirOption = None) -> None:
+def fault_list(state_dir: StateDirOpt = None) -> None:
     """Show the armed faults (JSON)."""
+    from mwaa_iac.local import stack
+
     _print_json(stack.admin(state_dir).faults())
 
 
@@ -319,28 +311,119 @@ def fault_clear(
     environment: Annotated[
         str | None, typer.Option("--environment", "-e", help="Only this environment.")
     ] = None,
-    state_dir: StateDirOption = None,
+    state_dir: StateDirOpt = None,
 ) -> None:
     """Disarm faults (all, or one environment's)."""
+    from mwaa_iac.local import stack
+
     stack.admin(state_dir).clear_faults(environment)
-    console.print(f"[{STYLE['ok']}]Cleared[/] faults" + (f" of {environment}" if environment else "") + ".")
+    ui.out.print("[success]Cleared[/] faults" + (f" of {environment}" if environment else "") + ".")
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run ``local_app`` standalone, mapping user errors to a message and exit code (usage errors
-    are Typer's own: message and exit code 2)."""
+class DemoWorkload(StrEnum):
+    """What `local demo` seeds the blue environment with."""
+
+    BUSY = "busy"
+    BASIC = "basic"
+
+
+@local_app.command("demo")
+def local_demo(
+    runs: Annotated[
+        int, typer.Option("--runs", help="Seeded runs per example DAG (3 DAGs x 10 tasks each).")
+    ] = 100,
+    workload: Annotated[
+        DemoWorkload,
+        typer.Option(
+            "--workload",
+            help="busy: the example history plus real runs like mid-day production (retries, failures, "
+            "mapped tasks, datasets, awkward variables and connections); basic: the example history only.",
+        ),
+    ] = DemoWorkload.BUSY,
+    health_minutes: Annotated[
+        int, typer.Option("--health-minutes", help="Heartbeat minutes required on green.")
+    ] = 1,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help=f"Local stack state (default: ${LOCAL_DIR_VAR} or ./.mwaa-iac/local).",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON-lines events on stdout.")] = False,
+) -> None:
+    """The main job: start the local stack, seed blue 2.9.2 with history, cut it over to 2.10.3."""
+    from mwaa_iac.adapters.cloudwatch import CloudWatch
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.routing import Routing
+    from mwaa_iac.adapters.storage import S3
+    from mwaa_iac.cli.cutover import print_cutover_report
+    from mwaa_iac.local import stack
+    from mwaa_iac.local.busy import BusyProfile
+    from mwaa_iac.local.demo import prepare
+    from mwaa_iac.local.seed import SeedPlan
+    from mwaa_iac.workflows.cutover import JOURNAL, Cutover, CutoverOptions
+    from mwaa_iac.workflows.journal import Journal
+    from mwaa_iac.workflows.state import open_state
+    from mwaa_iac.workspace import open_workspace
+
+    say = (lambda text: None) if json_out else (lambda text: ui.err.print(f"[progress]{text}[/]"))
+    info = stack.up(state_dir)
+    state = "already up" if info.already_running else "up"
+    say(f"local stack {state}: moto {info.moto_endpoint}, MWAA {info.mwaa_endpoint}")
+    os.environ.update(stack.load_env(state_dir))
+    root = stack.resolve_state_dir(state_dir) / "demo"
+    busy = BusyProfile(basic=SeedPlan(runs=runs)) if workload is DemoWorkload.BUSY else None
+    admin = stack.admin(state_dir)
+    setup = prepare(
+        root,
+        plan=SeedPlan(runs=runs),
+        busy=busy,
+        progress=say,
+        poll=1.0,
+        sync=lambda name: admin.sync(name),
+    )
+    ws = open_workspace(setup.env, root)
+    config = ws.load()
+    if config.active_color.value == "green":
+        message = (
+            "[warning]the demo already cut over to green[/]: see `mwaa-iac local status`; for a fresh run: "
+            "mwaa-iac local down --remove-state --yes && make demo"
+        )
+        if json_out:  # stdout holds JSON lines only; the summary says why nothing ran
+            ui.err.print(message)
+            ui.emit_json_line({"event": "cutover.summary", "skipped": "already cut over to green"})
+        else:
+            ui.out.print(message)
+        return
+    recorded = Journal.load(open_state(ws, config), JOURNAL)
+    options = CutoverOptions(
+        engine="api",
+        poll_interval=1.0,
+        max_poll_interval=2.0,
+        run_poll_seconds=1.0,
+        health_minutes=health_minutes,
+        resume=recorded is not None and not recorded.finished,
+        dag_timeout_seconds=300,
+    )
+    say(f"cutover {setup.source} (Airflow 2.9.2) -> {setup.env}-green (Airflow 2.10.3)")
+    progress = Progress(json_out)
+    region = config.region
+    workflow = Cutover(
+        ws,
+        config,
+        options,
+        MwaaClient(region),
+        S3(region),
+        Routing(region),
+        CloudWatch(region),
+        emit=progress,
+    )
     try:
-        local_app(args=argv, prog_name="mwaa-iac local")
-    except MwaaIacError as exc:
-        err = Console(stderr=True, soft_wrap=True)
-        err.print(Text.assemble(("error: ", STYLE["fail"]), exc.message))
-        if exc.hint:
-            err.print(Text(f"hint: {exc.hint}"))
-        return int(exc.exit_code)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run())
+        report = workflow.run()
+    finally:
+        progress.close()
+    if not json_out:
+        print_cutover_report(report, setup.env)
+        ui.out.print(f"  deployment files: {ws.directory}; stop the stack: mwaa-iac local down")

@@ -1,0 +1,300 @@
+"""The blue/green commands: `cutover`, then `rollback` during the soak or `cleanup` after it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from mwaa_iac.cli import console as ui
+from mwaa_iac.cli.options import (
+    BreakLockOpt,
+    Engine,
+    EngineOpt,
+    EnvOpt,
+    JsonLinesOpt,
+    PollOpt,
+    RootOpt,
+    RunPollOpt,
+    SkipRequirementsOpt,
+    TfBinOpt,
+    ToOpt,
+    YesOpt,
+)
+from mwaa_iac.cli.progress import Progress
+from mwaa_iac.cli.root import confirm
+
+
+def cutover(
+    env: EnvOpt,
+    to: ToOpt = None,
+    engine: EngineOpt = Engine.TERRAFORM,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Preflight and the plan of passes; change nothing.")
+    ] = False,
+    yes: YesOpt = False,
+    json_out: JsonLinesOpt = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted cutover from its journal.")
+    ] = False,
+    single_pass: Annotated[
+        bool, typer.Option("--single-pass", help="Freeze before the copy; no second pass.")
+    ] = False,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="New environment without run history.")
+    ] = False,
+    force_drain: Annotated[
+        bool,
+        typer.Option(
+            "--force-drain",
+            help="At the drain timeout, continue although task instances are still executing on the "
+            "source; they are listed as 'may run twice' (the target runs them again).",
+        ),
+    ] = False,
+    drain_minutes: Annotated[
+        float,
+        typer.Option(
+            "--drain-minutes",
+            help="How long the freeze waits, after pausing, for task instances executing on the source "
+            "(queued, running, restarting); runs still running are copied as they are.",
+        ),
+    ] = 10.0,
+    poll_interval: PollOpt = 15.0,
+    run_poll: RunPollOpt = 5.0,
+    health_minutes: Annotated[
+        int,
+        typer.Option(
+            "--health-minutes",
+            help="Consecutive minutes of scheduler heartbeat required on the target (0: skip).",
+        ),
+    ] = 3,
+    constraints: Annotated[
+        str | None,
+        typer.Option(
+            "--constraints",
+            help="Airflow constraints file of the target version for the requirements check (offline).",
+            show_default=False,
+        ),
+    ] = None,
+    skip_requirements_check: SkipRequirementsOpt = False,
+    break_lock: BreakLockOpt = False,
+    terraform_bin: TfBinOpt = None,
+    root: RootOpt = None,
+) -> None:
+    """Blue/green cutover to a new Airflow version, carrying history with mwaa-dr in two passes."""
+    from mwaa_iac.adapters.cloudwatch import CloudWatch
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.routing import Routing
+    from mwaa_iac.adapters.storage import S3
+    from mwaa_iac.workflows.cutover import Cutover, CutoverOptions
+    from mwaa_iac.workflows.preflight import requirements_check_for
+    from mwaa_iac.workspace import open_workspace
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    options = CutoverOptions(
+        to=to,
+        engine=engine.value,
+        dry_run=dry_run,
+        resume=resume,
+        poll_interval=poll_interval,
+        max_poll_interval=max(60.0, poll_interval),
+        health_minutes=health_minutes,
+        break_lock=break_lock,
+        terraform_bin=terraform_bin,
+        single_pass=single_pass,
+        no_history=no_history,
+        force_drain=force_drain,
+        drain_timeout_seconds=drain_minutes * 60,
+        run_poll_seconds=run_poll,
+        constraints=constraints,
+        skip_requirements_check=skip_requirements_check,
+    )
+    progress = Progress(json_out)
+    workflow = Cutover(
+        ws,
+        config,
+        options,
+        MwaaClient(config.region),
+        S3(config.region),
+        Routing(config.region),
+        CloudWatch(config.region),
+        emit=progress,
+    )
+    workflow.requirements_check = requirements_check_for(config, options.constraints)
+    catchup = workflow.catchup_without_history() if (no_history and not (dry_run or resume)) else []
+    if catchup:
+        # Without history the target has none of their runs: each runs every interval since its start.
+        listed = ", ".join(f"{d['dag_id']} (since {d['start_date']})" for d in catchup[:20])
+        warning = (
+            f"--no-history: {len(catchup)} catch-up DAG(s) will run every interval since their "
+            f"start_date on the new colour after go-live: {listed}"
+        )
+        if yes:
+            ui.err.print(f"[warning]{warning}[/]")
+        else:
+            confirm("cutover", "Run them all?", warning=warning, hint="rerun with --yes to accept")
+    if not (dry_run or yes or resume):
+        name = config.environment_name(config.active_color)
+        confirm(
+            "cutover",
+            "Continue?",
+            warning=f"Cutover of {name} to {to or config.airflow_version} on the "
+            f"{config.active_color.other} colour; DAGs pause on {name} during the freeze.",
+            hint="rerun with --yes (or --dry-run first)",
+        )
+    try:
+        report = workflow.run()
+    finally:
+        progress.close()
+    if json_out:
+        if dry_run:
+            ui.emit_json_line({"event": "cutover.plan", **report})
+        return
+    if dry_run:
+        ui.out.print(
+            f"[success]dry run: {report['source']} → {report['target']} ({report['from']} → "
+            f"{report['to']})[/]"
+        )
+        ui.out.print(
+            f"  passes: {report['passes']}; freeze: {report['freeze']}; history carried: "
+            f"{'yes' if report['history_carried'] else 'NO'}"
+        )
+        for hop in report["hops"]:
+            ui.out.print(f"  {hop['kind']} {hop['from_version']} → {hop['to_version']}: {hop['reason']}")
+        for note in report["notes"]:
+            ui.out.print(f"  [muted]{note}[/]")
+        for line in report.get("mwaa_dr_delivery") or []:
+            ui.out.print(f"  {line}")
+        for item in report.get("catchup_without_history") or []:
+            ui.out.print(
+                f"  [warning]--no-history: {item['dag_id']} catches up: every interval since "
+                f"{item['start_date']} runs on the new colour[/]"
+            )
+        if report.get("in_flight_policy"):
+            ui.out.print("  in-flight work during the freeze:")
+            for line in report["in_flight_policy"]:
+                ui.out.print(f"    - {line}")
+        return
+    print_cutover_report(report, env)
+
+
+def print_cutover_report(report: dict, env: str) -> None:
+    ui.out.print(f"[success]{report['target']} is live on Airflow {report['to']}[/] (was {report['source']})")
+    if report["freeze_window_s"] is not None:
+        ui.out.print(
+            f"  freeze window: {report['freeze_window_s']} s "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in report["freeze_steps_s"].items())
+        )
+    if report["rows_copied"]:
+        ui.out.print("  rows copied: " + ", ".join(f"{k} {v}" for k, v in report["rows_copied"].items()))
+    if report.get("may_run_twice"):
+        names = escape(", ".join(report["may_run_twice"]))
+        ui.out.print(f"  [warning]may run twice (--force-drain): {names}[/]")
+    ui.out.print(f"  routing: {report['routing']} → {report['target']}")
+    ui.out.print(
+        f"  after the soak period: mwaa-iac cleanup --env {env}; to go back: mwaa-iac rollback --env {env}"
+    )
+
+
+def rollback(
+    env: EnvOpt,
+    yes: YesOpt = False,
+    json_out: JsonLinesOpt = False,
+    break_lock: BreakLockOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """During the soak: scheduling back to the old colour and routing flipped back."""
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.routing import Routing
+    from mwaa_iac.workflows.cutover import rollback as do_rollback
+    from mwaa_iac.workflows.state import open_state
+    from mwaa_iac.workspace import open_workspace
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    old = config.environment_name(config.active_color.other)
+    if not yes:
+        new = config.environment_name(config.active_color)
+        confirm(
+            "rollback",
+            f"Roll back to {old}?",
+            warning=f"[warning]Runs made on {new} since the cutover are not copied back to {old}.[/]",
+        )
+    progress = Progress(True) if json_out else (lambda event: None)  # text: the result says it all
+    result = do_rollback(
+        ws,
+        config,
+        MwaaClient(config.region),
+        Routing(config.region),
+        progress,
+        open_state(ws, config),
+        break_lock=break_lock,
+    )
+    if json_out:
+        ui.emit_json_line({"event": "rollback.summary", **result})
+        return
+    ui.out.print(f"[success]{result['active']} is active again[/]; {len(result['unpaused'])} DAG(s) unpaused")
+    for dag_id, decision in result["dags"].items():
+        ui.out.print(f"  {dag_id}: {decision['policy']}")
+    for policy in sorted({d["policy"] for d in result["dags"].values()}):
+        ui.out.print(f"  [muted]{policy}: {result['policies'][policy]}[/]")
+    if result["left_paused"]:
+        ui.err.print(f"[warning]{result['hint']}[/]")
+        for dag_id, latest in result["left_paused"].items():
+            ui.err.print(f"  {dag_id}: latest scheduled run on {result['paused_on']}: {latest}")
+    ui.err.print(f"[warning]{result['warning']}[/]")
+
+
+def cleanup(
+    env: EnvOpt,
+    backups: Annotated[
+        bool, typer.Option("--backups", help="Also delete backups older than dr.retention_days.")
+    ] = False,
+    yes: YesOpt = False,
+    json_out: JsonLinesOpt = False,
+    poll_interval: PollOpt = 15.0,
+    break_lock: BreakLockOpt = False,
+    root: RootOpt = None,
+) -> None:
+    """After the soak: delete the inactive colour's environment, the DR DAG files, old backups."""
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.routing import Routing
+    from mwaa_iac.adapters.storage import S3
+    from mwaa_iac.workflows.cutover import cleanup as do_cleanup
+    from mwaa_iac.workflows.hooks import gone_waiter
+    from mwaa_iac.workflows.state import open_state
+    from mwaa_iac.workspace import open_workspace
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    old = config.environment_name(config.active_color.other)
+    if not yes:
+        confirm("cleanup", f"Delete {old} (the inactive colour) for good?")
+    mwaa = MwaaClient(config.region)
+    progress = Progress(json_out)
+    try:
+        s3 = S3(config.region)
+        result = do_cleanup(
+            ws,
+            config,
+            mwaa,
+            s3,
+            progress,
+            open_state(ws, config, s3),
+            backups=backups,
+            watch=gone_waiter(mwaa, poll_interval=poll_interval, emit=progress),
+            break_lock=break_lock,
+            routing=Routing(config.region),
+        )
+    finally:
+        progress.close()
+    if json_out:
+        ui.emit_json_line({"event": "cleanup.summary", **result})
+        return
+    ui.out.print(
+        f"[success]cleaned up[/]: retired {result['retired'] or 'nothing (already gone)'}, "
+        f"{len(result['dag_files_removed'])} DR DAG file(s) removed, {result['backups_deleted']} old "
+        "backup object(s) deleted"
+    )

@@ -1,1 +1,0 @@
-"""Typer command groups mounted by mwaa_iac.cli."""
