@@ -76,10 +76,13 @@ class EventKind(StrEnum):
     BACKUP_STARTED = "backup.started"
     BACKUP_SKIPPED = "backup.skipped"
     BACKUP_DONE = "backup.done"
-    RESTORE_DONE = "restore.done"
-    ROLLBACK_DONE = "rollback.done"
+    BACKUP_SUMMARY = "backup.summary"
+    RESTORE_SUMMARY = "restore.summary"
+    ROLLBACK_SUMMARY = "rollback.summary"
     CLEANUP_DELETING = "cleanup.deleting"
-    CLEANUP_DONE = "cleanup.done"
+    CLEANUP_SUMMARY = "cleanup.summary"
+    # terraform apply
+    APPLY_SUMMARY = "apply.summary"
 
 
 K = EventKind
@@ -188,16 +191,24 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
     ),
     K.BACKUP_STARTED: ("a backup started", "environment, location (not in upgrade's safety backup)"),
     K.BACKUP_SKIPPED: ("the upgrade's safety backup was skipped", "reason"),
-    K.BACKUP_DONE: ("a backup finished (last event of `backup`)", "location"),
-    K.RESTORE_DONE: ("a restore finished (last event of `restore`)", "environment, from, tables"),
-    K.ROLLBACK_DONE: (
-        "the rollback finished (last event of `rollback`)",
+    K.BACKUP_DONE: ("a backup finished (also the upgrade's safety backup)", "location"),
+    K.BACKUP_SUMMARY: (
+        "`backup`'s result (last event)",
+        "location, environment, deployment, airflow_version, factory, created, records, mwaa_dr_delivery",
+    ),
+    K.RESTORE_SUMMARY: ("`restore`'s result (last event)", "environment, from, tables"),
+    K.ROLLBACK_SUMMARY: (
+        "`rollback`'s result (last event)",
         "active, paused_on, history_copied_back, unpaused, unpaused_latest_only, left_paused, dags, "
         "policies, warning, hint",
     ),
     K.CLEANUP_DELETING: ("the inactive colour's environment is being deleted", "environment"),
-    K.CLEANUP_DONE: (
-        "the cleanup finished (last event of `cleanup`)",
+    K.APPLY_SUMMARY: (
+        "`apply`'s result (last event): the plan summary, the guard's verdict, whether it was applied",
+        "has_changes, counts, resources, environments, guard, applied, ...",
+    ),
+    K.CLEANUP_SUMMARY: (
+        "`cleanup`'s result (last event)",
         "retired, dag_files_removed, backups_deleted, unpaused_on_source, repaused_on_target, "
         "abandoned_cutover",
     ),
@@ -212,10 +223,11 @@ SUMMARY_KINDS: frozenset[EventKind] = frozenset(
         K.UPGRADE_SUMMARY,
         K.CUTOVER_SUMMARY,
         K.CUTOVER_PLAN,
-        K.ROLLBACK_DONE,
-        K.CLEANUP_DONE,
-        K.BACKUP_DONE,
-        K.RESTORE_DONE,
+        K.ROLLBACK_SUMMARY,
+        K.CLEANUP_SUMMARY,
+        K.BACKUP_SUMMARY,
+        K.RESTORE_SUMMARY,
+        K.APPLY_SUMMARY,
     }
 )
 
@@ -278,10 +290,12 @@ SILENT: frozenset[EventKind] = frozenset(
         K.DR_RESET_ON_TARGET,
         K.DR_RECORD_KEPT,
         K.PROBE_STARTED,
-        K.RESTORE_DONE,
-        K.ROLLBACK_DONE,
+        K.RESTORE_SUMMARY,
+        K.ROLLBACK_SUMMARY,
         K.CLEANUP_DELETING,
-        K.CLEANUP_DONE,
+        K.CLEANUP_SUMMARY,
+        K.BACKUP_SUMMARY,
+        K.APPLY_SUMMARY,
     }
 )
 

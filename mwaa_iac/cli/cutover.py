@@ -24,6 +24,7 @@ from mwaa_iac.cli.options import (
 )
 from mwaa_iac.cli.progress import Progress
 from mwaa_iac.cli.root import confirm
+from mwaa_iac.events import EventKind, event
 
 
 def cutover(
@@ -150,7 +151,7 @@ def cutover(
         progress.close()
     if json_out:
         if dry_run:
-            ui.emit_json_line({"event": "cutover.plan", **report})
+            ui.emit_json_line(event(EventKind.CUTOVER_PLAN, **report))
         return
     if dry_run:
         ui.out.print(
@@ -232,8 +233,7 @@ def rollback(
         open_state(ws, config),
         break_lock=break_lock,
     )
-    if json_out:
-        ui.emit_json_line({"event": "rollback.summary", **result})
+    if json_out:  # the workflow's rollback.summary was the last event
         return
     ui.out.print(f"[success]{result['active']} is active again[/]; {len(result['unpaused'])} DAG(s) unpaused")
     for dag_id, decision in result["dags"].items():
@@ -290,8 +290,7 @@ def cleanup(
         )
     finally:
         progress.close()
-    if json_out:
-        ui.emit_json_line({"event": "cleanup.summary", **result})
+    if json_out:  # the workflow's cleanup.summary was the last event
         return
     ui.out.print(
         f"[success]cleaned up[/]: retired {result['retired'] or 'nothing (already gone)'}, "

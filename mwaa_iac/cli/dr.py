@@ -10,6 +10,7 @@ from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import EnvOpt, JsonLinesOpt, RootOpt, RunPollOpt, YesOpt
 from mwaa_iac.cli.progress import Progress
 from mwaa_iac.cli.root import confirm
+from mwaa_iac.events import EventKind, event
 
 
 def backup(
@@ -38,8 +39,8 @@ def backup(
         )
     finally:
         progress.close()
-    if json_out:
-        ui.emit_json_line({"event": "backup.summary", **result})
+    if json_out:  # the workflow's events, then the command's result as the last one
+        ui.emit_json_line(event(EventKind.BACKUP_SUMMARY, **result))
         return
     ui.out.print(
         f"[success]backup of {result['environment']} (Airflow {result['airflow_version']})[/]: "
@@ -81,8 +82,7 @@ def restore(
         )
     finally:
         progress.close()
-    if json_out:
-        ui.emit_json_line({"event": "restore.summary", **result})
+    if json_out:  # the workflow's restore.summary was the last event
         return
     ui.out.print(
         f"[success]restored into {result['environment']}[/]: "

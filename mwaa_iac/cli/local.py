@@ -19,6 +19,7 @@ from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import LOCAL_DIR_VAR, LocalJsonOpt, StateDirOpt
 from mwaa_iac.cli.progress import Progress
 from mwaa_iac.errors import UsageError
+from mwaa_iac.events import EventKind, event
 
 local_app = typer.Typer(
     name="local",
@@ -393,7 +394,7 @@ def local_demo(
         )
         if json_out:  # stdout holds JSON lines only; the summary says why nothing ran
             ui.err.print(message)
-            ui.emit_json_line({"event": "cutover.summary", "skipped": "already cut over to green"})
+            ui.emit_json_line(event(EventKind.CUTOVER_SUMMARY, skipped="already cut over to green"))
         else:
             ui.out.print(message)
         return

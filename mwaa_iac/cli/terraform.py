@@ -22,6 +22,7 @@ from mwaa_iac.cli.options import (
 )
 from mwaa_iac.cli.root import confirm, exit_on_error
 from mwaa_iac.errors import ExitCode, MwaaIacError, UsageError
+from mwaa_iac.events import EventKind, event
 
 tf_app = typer.Typer(
     help="Terraform helpers run through the same engine as plan/apply.", no_args_is_help=True
@@ -160,17 +161,17 @@ def apply(
         _print_phase_plan(result)
     if not result.verdict.allowed:
         if json_out:
-            ui.emit_json_line({"event": "apply.summary", **result.to_dict(), "applied": False})
+            ui.emit_json_line(event(EventKind.APPLY_SUMMARY, result.to_dict(), applied=False))
         raise typer.Exit(ExitCode.FAILED)
     if not result.has_changes:
         if json_out:
-            ui.emit_json_line({"event": "apply.summary", **result.to_dict(), "applied": False})
+            ui.emit_json_line(event(EventKind.APPLY_SUMMARY, result.to_dict(), applied=False))
         return
     if not yes:
         confirm("apply", f"Apply this plan to {env}?")
     apply_phase(result, runner)
     if json_out:
-        ui.emit_json_line({"event": "apply.summary", **result.to_dict(), "applied": True})
+        ui.emit_json_line(event(EventKind.APPLY_SUMMARY, result.to_dict(), applied=True))
     else:
         ui.out.print(f"[success]applied {result.phase} to {env}[/]")
 

@@ -248,5 +248,5 @@ def restore_backup(
     outcome = run_restore(runner, run_id, markers[dr.RESTORE_DAG_ID], dr.copy_conf(bucket, prefix))
     verified = verify_restore(target, rows, outcome)
     result = {"environment": target, "from": location, "tables": verified["tables"]}
-    emit(event(EventKind.RESTORE_DONE, **result))
+    emit(event(EventKind.RESTORE_SUMMARY, **result))
     return result

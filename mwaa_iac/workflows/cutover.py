@@ -1263,7 +1263,7 @@ def rollback(
                 f"{len(left)} DAG(s) left paused on {old_name} ({', '.join(left)}): their runs since go-live "
                 f"exist only on {new_name}; unpause them after deciding, or roll forward"
             )
-        emit(event(EventKind.ROLLBACK_DONE, **result))
+        emit(event(EventKind.ROLLBACK_SUMMARY, **result))
         return result
 
 
@@ -1357,5 +1357,5 @@ def cleanup(
             result["backups_deleted"] = len(old_keys)
         deployment = config.deployment.model_copy(update={str(old): None})
         write_deployment(ws.config_file, deployment)
-        emit(event(EventKind.CLEANUP_DONE, **result))
+        emit(event(EventKind.CLEANUP_SUMMARY, **result))
         return result

@@ -64,7 +64,7 @@ def test_backup_and_restore(monkeypatch, capsys, workspace_root: Path) -> None:
         return {"location": "s3://b/p", "environment": name, "airflow_version": "2.9.2", "records": {"a": 1}}
 
     def restore_backup(config, source, *, mwaa, s3, emit, timing):
-        emit({"event": "restore.done", "environment": "analytics-green", "tables": {"a": 1}})
+        emit({"event": "restore.summary", "environment": "analytics-green", "tables": {"a": 1}})
         return {"environment": "analytics-green", "tables": {"a": 1}}
 
     monkeypatch.setattr(backup, "take_backup", take_backup)
@@ -81,12 +81,12 @@ def test_rollback_and_cleanup(monkeypatch, capsys, workspace_root: Path) -> None
     import mwaa_iac.workflows.cutover as cutover
 
     def rollback(ws, config, mwaa, routing, emit, store, *, break_lock=False):
-        emit({"event": "rollback.done", "active": "analytics-blue"})
+        emit({"event": "rollback.summary", "active": "analytics-blue"})
         return {"active": "analytics-blue", "unpaused": [], "dags": {}}
 
     def cleanup(ws, config, mwaa, s3, emit, store, *, backups, watch, break_lock, routing):
         emit(WATCH)
-        emit({"event": "cleanup.done", "retired": "analytics-green"})
+        emit({"event": "cleanup.summary", "retired": "analytics-green"})
         return {"retired": "analytics-green", "dag_files_removed": [], "backups_deleted": 0}
 
     monkeypatch.setattr(cutover, "rollback", rollback)

@@ -523,7 +523,7 @@ def test_rollback_leaves_paused_the_dags_whose_intervals_the_new_colour_ran(ws) 
     events: list[dict] = []
 
     result = rollback(ws, ws.load(), mwaa, FakeRouting(), events.append, LocalStore(ws.work_dir))  # type: ignore[arg-type]
-    assert events[-1]["event"] == "rollback.done" and events[-1]["event"] in SUMMARY_KINDS
+    assert events[-1]["event"] == "rollback.summary" and events[-1]["event"] in SUMMARY_KINDS
 
     assert {d: v["policy"] for d, v in result["dags"].items()} == {
         "hourly": "left_paused",

@@ -64,10 +64,12 @@ def test_the_summary_kinds() -> None:
         {
             "upgrade.summary",
             "cutover.summary",
-            "rollback.done",
-            "cleanup.done",
-            "backup.done",
-            "restore.done",
+            "cutover.plan",
+            "rollback.summary",
+            "cleanup.summary",
+            "backup.summary",
+            "restore.summary",
+            "apply.summary",
         }
         <= SUMMARY_KINDS
         <= set(EventKind)
