@@ -2,10 +2,11 @@
 
     python bench/startup_bench.py [--runs 9]
 
-Times `mwaa-iac --help`, `mwaa-iac versions path --from 2.9.2 --to 2.10.3` and a bare
-`python -c pass` (the interpreter's own floor) as separate processes, after one warm-up run each, and
-prints min / median / max in seconds. Writes bench/out/startup-<date>.json. Goal (issue 10): the two
-commands under 0.3 s wall at the median on the 2-core development machine.
+Times `mwaa-iac --help`, `mwaa-iac versions path --from 2.9.2 --to 2.10.3`, a bare `python -c pass`
+(the interpreter's floor) and a one-command Typer app (Typer's floor) as separate processes, after
+one warm-up run each, and prints min / median / max in seconds. Writes
+bench/out/startup-<date>.json. Goal (issue 10): the two commands under 0.3 s wall at the median on
+the 2-core development machine.
 """
 
 from __future__ import annotations
@@ -19,8 +20,23 @@ import time
 from datetime import date
 from pathlib import Path
 
+# Typer's own floor: an app with one command taking one option (Typer >= 0.2x builds pydantic
+# adapters for its options, so importing pydantic is part of any command's start-up).
+TYPER_FLOOR = """
+import typer
+app = typer.Typer()
+@app.command()
+def hello(name: str = typer.Option("x", "--name")) -> None:
+    pass
+@app.command()
+def other() -> None:
+    pass
+app()
+"""
+
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
+    "typer one-command app": [sys.executable, "-c", TYPER_FLOOR, "hello", "--name", "a"],
     "mwaa-iac --help": [sys.executable, "-m", "mwaa_iac.cli", "--help"],
     "mwaa-iac versions path": [
         sys.executable,

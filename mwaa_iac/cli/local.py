@@ -22,12 +22,14 @@ from mwaa_iac.errors import UsageError
 from mwaa_iac.events import EventKind, event
 
 local_app = typer.Typer(
+    rich_markup_mode=None,
     name="local",
     help="Run the local stack: moto (S3, SSM, Route 53, CloudWatch, IAM, STS, Logs) plus an MWAA emulator.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
 fault_app = typer.Typer(
+    rich_markup_mode=None,
     name="fault",
     help="Inject faults into the MWAA emulator (fail a create/update/rollback, throttle, kill a scheduler).",
     no_args_is_help=True,

@@ -29,7 +29,9 @@ from mwaa_iac.cli.root import exit_on_error
 from mwaa_iac.errors import ExitCode, MwaaIacError, UsageError
 
 check_app = typer.Typer(
-    help="Offline compatibility checks for an upgrade: DAG code and requirements.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Offline compatibility checks for an upgrade: DAG code and requirements.",
+    no_args_is_help=True,
 )
 
 

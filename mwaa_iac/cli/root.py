@@ -16,6 +16,7 @@ from mwaa_iac.cli import console as ui
 from mwaa_iac.errors import ExitCode, MwaaIacError, PathRefusedError, TerraformError, UsageError
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="mwaa-iac",
     help="Upgrade Apache Airflow on Amazon MWAA: blue/green cutovers with mwaa-dr, in-place upgrades, "
     "Terraform phases.",

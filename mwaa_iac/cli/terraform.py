@@ -25,7 +25,9 @@ from mwaa_iac.errors import ExitCode, MwaaIacError, UsageError
 from mwaa_iac.events import EventKind, event
 
 tf_app = typer.Typer(
-    help="Terraform helpers run through the same engine as plan/apply.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Terraform helpers run through the same engine as plan/apply.",
+    no_args_is_help=True,
 )
 
 

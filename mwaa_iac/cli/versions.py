@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from mwaa_iac.core.planner import PathPlan
 
 versions_app = typer.Typer(
-    help="The Airflow versions MWAA offers and the paths between them.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="The Airflow versions MWAA offers and the paths between them.",
+    no_args_is_help=True,
 )
 
 
