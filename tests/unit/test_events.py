@@ -202,3 +202,8 @@ def test_live_status_texts() -> None:
     assert status_text(run) == "backup on a-blue: running for 5s, total 5s"
     assert status_text({"event": "cutover.live", "environment": "x", "unpaused": 1}) is None
     assert stops_status({"event": "hop.done"}) and not stops_status({"event": "hop.started"})
+
+
+def test_the_readme_lists_every_event_as_events_py_describes_it() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert markdown_table().strip() in readme, "regenerate the README's event table from markdown_table()"
