@@ -105,21 +105,8 @@ def plan(
     root: RootOpt = None,
 ) -> None:
     """Render the phase's tfvars, run terraform plan (saved), summarise it and run the plan guard."""
-    from mwaa_iac.core.catalog import load_catalog
-    from mwaa_iac.core.phase_layout import parse_phase
-    from mwaa_iac.workflows.phase import live_files_or_note, plan_phase, runner_for
-    from mwaa_iac.workspace import open_workspace
-
-    ws = open_workspace(env, root)
-    config = ws.load()
-    if version is not None:
-        load_catalog().require(version)
-    runner = runner_for(ws, terraform_bin, None if json_out else _terraform_line)
-    pins, note = live_files_or_note(config) if live_objects else ({}, None)
-    if note and not json_out:
-        ui.err.print(f"[warning]{note}[/]")
     try:
-        result = plan_phase(ws, config, parse_phase(phase, config), runner, version=version, **pins)
+        result, _ = _plan(env, root, phase, version, terraform_bin, live_objects, quiet=json_out)
     except MwaaIacError as exc:
         if detailed_exitcode:
             raise exit_on_error(exc) from None
@@ -145,20 +132,9 @@ def apply(
     root: RootOpt = None,
 ) -> None:
     """Plan the phase, show the summary, then apply exactly that saved plan (asks first unless --yes)."""
-    from mwaa_iac.core.catalog import load_catalog
-    from mwaa_iac.core.phase_layout import parse_phase
-    from mwaa_iac.workflows.phase import apply_phase, live_files_or_note, plan_phase, runner_for
-    from mwaa_iac.workspace import open_workspace
+    from mwaa_iac.workflows.phase import apply_phase
 
-    ws = open_workspace(env, root)
-    config = ws.load()
-    if version is not None:
-        load_catalog().require(version)
-    runner = runner_for(ws, terraform_bin, None if json_out else _terraform_line)
-    pins, note = live_files_or_note(config) if live_objects else ({}, None)
-    if note and not json_out:
-        ui.err.print(f"[warning]{note}[/]")
-    result = plan_phase(ws, config, parse_phase(phase, config), runner, version=version, **pins)
+    result, runner = _plan(env, root, phase, version, terraform_bin, live_objects, quiet=json_out)
     if not json_out:
         _print_phase_plan(result)
     if not result.verdict.allowed:
@@ -176,6 +152,34 @@ def apply(
         ui.emit_json_line(event(EventKind.APPLY_SUMMARY, result.to_dict(), applied=True))
     else:
         ui.out.print(f"[success]applied {result.phase} to {env}[/]")
+
+
+def _plan(
+    env: str,
+    root: Path | None,
+    phase: str,
+    version: str | None,
+    terraform_bin: str | None,
+    live_objects: bool,
+    *,
+    quiet: bool,
+):
+    """Render and plan the phase (each existing colour pinned to what it runs unless told not to);
+    the saved plan's summary and the runner that made it. ``quiet``: no Terraform output, no notes."""
+    from mwaa_iac.core.catalog import load_catalog
+    from mwaa_iac.core.phase_layout import parse_phase
+    from mwaa_iac.workflows.phase import live_files_or_note, plan_phase, runner_for
+    from mwaa_iac.workspace import open_workspace
+
+    ws = open_workspace(env, root)
+    config = ws.load()
+    if version is not None:
+        load_catalog().require(version)
+    runner = runner_for(ws, terraform_bin, None if quiet else _terraform_line)
+    pins, note = live_files_or_note(config) if live_objects else ({}, None)
+    if note and not quiet:
+        ui.err.print(f"[warning]{note}[/]")
+    return plan_phase(ws, config, parse_phase(phase, config), runner, version=version, **pins), runner
 
 
 @tf_app.command("fmt")

@@ -757,10 +757,9 @@ class Cutover:
             return None
         return self.log.data(Step.TARGET_REQUIREMENTS).get("result")
 
-    def _upgrade_target(self, hops: list[tuple]) -> None:
-        from mwaa_iac.core.planner import Hop
-
-        upgrade = Upgrade(
+    def _target_upgrade(self) -> Upgrade:
+        """The in-place upgrade machinery, aimed at the target colour, writing into this journal."""
+        return Upgrade(
             self.ws,
             self.config,
             self.options,
@@ -773,24 +772,16 @@ class Cutover:
             now=self.now,
             owns_journal=False,
         )
+
+    def _upgrade_target(self, hops: list[tuple]) -> None:
+        from mwaa_iac.core.planner import Hop
+
+        upgrade = self._target_upgrade()
         upgrade.run_hops(self.log, [Hop(HopKind(k), f, t, r) for k, f, t, r in hops], prefix=HOP_PREFIX)
         self.config = upgrade.config
 
     def _health_target(self) -> dict[str, Any]:
-        upgrade = Upgrade(
-            self.ws,
-            self.config,
-            self.options,
-            self.mwaa,
-            self.cloudwatch,
-            emit=self.emit,
-            sleep=self.sleep,
-            clock=self.clock,
-            color=self.target_color,
-            now=self.now,
-            owns_journal=False,
-        )
-        upgrade.health_gate(self.log, step=Step.HEALTH_GATE_TARGET)
+        self._target_upgrade().health_gate(self.log, step=Step.HEALTH_GATE_TARGET)
         return {"minutes": self.options.health_minutes}
 
     # -- freeze and go-live ------------------------------------------------------------------------
