@@ -15,7 +15,7 @@ setup: $(BIN)/mwaa-iac ## Create .venv with mwaa-iac and its dev, terraform and 
 $(BIN)/mwaa-iac: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,terraform]'
+	$(BIN)/python -m pip install -q -e '.[dev,terraform,local]'
 	@touch $@
 
 # Lint, unit + integration tests, the offline `terraform test` suite, the IaC scanner.
