@@ -96,7 +96,7 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
     K.CUTOVER_PLAN: (
         "`cutover --dry-run`'s plan (its last event)",
         "dry_run, source, target, from, to, history_carried, passes, freeze, hops, notes, "
-        "mwaa_dr_delivery, in_flight_policy, catchup_without_history",
+        "mwaa_dr_delivery, in_flight_policy, catchup_without_history, sizing",
     ),
     K.CUTOVER_LIVE: ("go-live: the target schedules the recorded DAGs", "environment, unpaused"),
     K.CUTOVER_SUMMARY: (

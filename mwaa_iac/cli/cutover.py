@@ -177,6 +177,12 @@ def cutover(
             ui.out.print("  in-flight work during the freeze:")
             for line in report["in_flight_policy"]:
                 ui.out.print(f"    - {line}")
+        if report.get("sizing"):
+            from mwaa_iac.report.render import sizing_text
+
+            ui.out.print("  sizing:")
+            for item in sizing_text(report["sizing"], indent=4):
+                ui.out.print(item)
         return
     print_cutover_report(report, env)
 

@@ -12,7 +12,10 @@ from typing import Any
 from rich import box
 from rich.console import RenderableType
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
+
+from mwaa_iac.core.sizing import format_span
 
 COMMENT_MARKER = "<!-- mwaa-iac-report env={env} -->"
 """First line of the Markdown report: lets a CI job find and update its own comment."""
@@ -112,6 +115,8 @@ def _facts(data: dict[str, Any]) -> list[str]:
     )
     rows.append(("Preflight", checks))
     rows.append(("Extra cost", _text(data["cost"]["summary"])))
+    if data.get("sizing") is not None:
+        rows.append(("Sizing", _text(data["sizing"]["summary"])))
     lines = ["| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in rows]
     return lines
@@ -268,6 +273,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         out += _details(
             f"Extra cost of the parallel run: {_usd(estimate['low_usd'], estimate['high_usd'])}", body
         )
+    if data.get("sizing") is not None:
+        out += _sizing_markdown(data["sizing"])
     out.append(f"<sub>mwaa-iac report · schema v{data['schema_version']} · as of {data['today']}</sub>")
     return "\n".join(out) + "\n"
 
@@ -433,7 +440,91 @@ def render_text(data: dict[str, Any]) -> list[RenderableType]:
     lines.add(f"  {escape(cost['summary'])}")
     if cost["estimate"] is not None:
         lines.add(cost_table(cost["estimate"], boxed=False))
+    if data.get("sizing") is not None:
+        lines.add("\n[key]Sizing[/]")
+        for item in sizing_text(data["sizing"]):
+            lines.add(item)
     return lines.items
+
+
+# --------------------------------------------------------------------------------------------------
+# The sizing estimate (one builder for the text report, the Markdown report and `cutover --dry-run`)
+# --------------------------------------------------------------------------------------------------
+
+
+def sizing_rows(section: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(table, rows, how) of a sizing section, formatted: ``~`` marks an estimated count."""
+    rows = []
+    for table in section.get("tables") or []:
+        if table["rows"] is None:
+            count = "not counted"
+        elif table["estimated"]:
+            count = f"~{table['rows']:,}"
+        else:
+            count = f"{table['rows']:,}"
+        rows.append((table["table"], count, table["how"]))
+    return rows
+
+
+def _span(value: dict[str, Any] | None) -> str:
+    if value is None:
+        return "-"
+    low, high = value["low_s"], value["high_s"]
+    return format_span(low, high)
+
+
+def sizing_steps(section: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(step, duration, note) of the freeze window, then the total and pass 1's copy."""
+    steps = [
+        (s["step"], "unknown" if s["low_s"] is None else _span(s), s["note"]) for s in section["freeze_steps"]
+    ]
+    steps.append(("freeze window", _span(section["freeze"]) + " + drain", "every step above but the drain"))
+    if section.get("pass1_copy") is not None:
+        steps.insert(
+            0, ("pass-1 copy", _span(section["pass1_copy"]), "before the freeze: the source keeps running")
+        )
+    return steps
+
+
+def sizing_text(section: dict[str, Any], indent: int = 2) -> list[RenderableType]:
+    """The sizing section for a terminal: a summary line, the rows per table, the freeze steps."""
+    pad = " " * indent
+    if section["status"] != "estimated":
+        return [f"{pad}[muted]{escape(section['summary'])}[/]"]
+    items: list[RenderableType] = [
+        f"{pad}{escape(section['summary'])} (source {escape(section['environment'])})"
+    ]
+    tables = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    for column in ("table", "rows"):
+        tables.add_column(column, justify="right" if column == "rows" else "left")
+    for name, count, how in sizing_rows(section):
+        tables.add_row(
+            escape(name), count if not how.startswith(("estimated", "not counted")) else f"[muted]{count}[/]"
+        )
+    steps = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    for column in ("step", "estimate", ""):
+        steps.add_column(column)
+    for name, duration, note in sizing_steps(section):
+        steps.add_row(escape(name), duration, f"[muted]{escape(note)}[/]")
+    items += [Padding(tables, (0, 0, 0, indent + 2)), Padding(steps, (0, 0, 0, indent + 2))]
+    items += [f"{pad}  [warning]{escape(e)}[/]" for e in section["errors"]]
+    items += [f"{pad}  [muted]- {escape(a)}[/]" for a in section["assumptions"]]
+    return items
+
+
+def _sizing_markdown(section: dict[str, Any]) -> list[str]:
+    if section["status"] != "estimated":
+        return []
+    body = ["| table | rows | how |", "|---|---:|---|"]
+    body += [f"| `{name}` | {count} | {_text(how)} |" for name, count, how in sizing_rows(section)]
+    body += ["", "| step | estimate | |", "|---|---|---|"]
+    body += [f"| {name} | {duration} | {_text(note)} |" for name, duration, note in sizing_steps(section)]
+    if section["errors"]:
+        body.append("")
+        body += [f"- ⚠️ {_text(e)}" for e in section["errors"]]
+    body.append("")
+    body += [f"- {_text(a)}" for a in section["assumptions"]]
+    return _details(f"Sizing of <code>{section['environment']}</code>: {_text(section['summary'])}", body)
 
 
 def _arrow(change: dict[str, Any]) -> str:

@@ -379,7 +379,25 @@ class Cutover:
             "mwaa_dr_delivery": self._delivery_text(plan) if plan.history_carried else None,
             "in_flight_policy": self._in_flight_policy(bool(plan.history_carried)),
             "catchup_without_history": self.catchup_without_history(),
+            "sizing": self._sizing(plan, two_pass),
         }
+
+    def _sizing(self, plan: PathPlan, two_pass: bool) -> dict[str, Any]:
+        """The sizing estimate from the live source's row counts (never fails the dry run)."""
+        from mwaa_iac.workflows import sizing as sizing_workflow  # here: keeps the imports unchanged
+
+        if not plan.history_carried:
+            return sizing_workflow.unavailable(
+                "no history is carried: nothing is copied", self.source, skipped=True
+            )
+        return sizing_workflow.read_sizing(
+            self.mwaa,
+            self.source,
+            passes=2 if two_pass else 1,
+            drain_timeout_s=self.options.drain_timeout_seconds,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
 
     def _in_flight_policy(self, history: bool) -> list[str]:
         """What the freeze does with work in flight on the source (README: In-flight work during the
