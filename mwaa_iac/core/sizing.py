@@ -155,22 +155,29 @@ class Span:
         return {"low_s": round(self.low, 1), "high_s": round(self.high, 1)}
 
 
-def format_seconds(seconds: float) -> str:
+def _unit(seconds: float) -> tuple[float, str, int]:
+    """(divisor, unit, decimals) to show durations up to ``seconds`` in."""
     if seconds < 10:
-        return f"{seconds:.1f} s"
+        return 1, "s", 1
     if seconds < 120:
-        return f"{seconds:.0f} s"
+        return 1, "s", 0
+    if seconds < 600:
+        return 60, "min", 1
     if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        return 60, "min", 0
+    return 3600, "h", 1
+
+
+def format_seconds(seconds: float) -> str:
+    divisor, unit, decimals = _unit(seconds)
+    return f"{seconds / divisor:.{decimals}f} {unit}"
 
 
 def format_span(low: float, high: float) -> str:
-    a, b = format_seconds(low), format_seconds(high)
-    if a == b:
-        return a
-    unit_a, unit_b = a.rsplit(" ", 1)[1], b.rsplit(" ", 1)[1]
-    return f"{a.rsplit(' ', 1)[0]}\u2013{b}" if unit_a == unit_b else f"{a}\u2013{b}"
+    """``4.0-4.2 s``, ``1.6-2.4 min`` (with an en dash): both ends in the high end's unit."""
+    divisor, unit, decimals = _unit(high)
+    a, b = f"{low / divisor:.{decimals}f}", f"{high / divisor:.{decimals}f}"
+    return f"{b} {unit}" if a == b else f"{a}\u2013{b} {unit}"
 
 
 @dataclass(frozen=True)
@@ -204,10 +211,15 @@ class SizingEstimate:
     rates: Rates = field(repr=False)
 
     def summary(self) -> str:
-        freeze = f"freeze window {self.freeze.text()} + drain"
         if self.pass1_copy is None:
-            return f"{self.rows:,} rows, {self.dags} DAG(s): copy inside the freeze; {freeze}"
-        return f"{self.rows:,} rows, {self.dags} DAG(s): pass-1 copy {self.pass1_copy.text()}; {freeze}"
+            return (
+                f"{self.rows:,} rows, {self.dags} DAG(s): single pass: copy, pause and unpause "
+                f"{self.freeze.text()} + drain, inside a freeze that also holds the clone and the hops"
+            )
+        return (
+            f"{self.rows:,} rows, {self.dags} DAG(s): pass-1 copy {self.pass1_copy.text()}; "
+            f"freeze window {self.freeze.text()} + drain"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -291,11 +303,11 @@ def estimate(
 
     if drain_timeout_s is not None:
         drain_note = (
-            f"unknown: waits for the task instances executing when the DAGs pause, "
+            f"waits for the task instances executing when the DAGs pause, "
             f"at most {format_seconds(drain_timeout_s)} (--drain-minutes)"
         )
     else:
-        drain_note = "unknown: waits for the task instances executing when the DAGs pause"
+        drain_note = "waits for the task instances executing when the DAGs pause"
     what = "all rows" if pass2_rows is None else f"{copied_in_freeze:,} rows"
     steps = (
         Step("pause", pause, f"{dags} DAG(s), one InvokeRestApi request each ({one_dag.text()} per DAG)"),

@@ -106,6 +106,11 @@ def _client(service: str, region: str, session: Any = None) -> Any:
     )
 
 
+def mwaa_client(region: str, session: Any = None) -> Any:
+    """An MWAA client with the report's short timeouts and few retries (the sizing's counts)."""
+    return _client("mwaa", region, session)
+
+
 def read_live_state(config: EnvironmentConfig, *, client: Any = None, session: Any = None) -> LiveState:
     """GetEnvironment of ``<name>-blue`` and ``<name>-green``. Never raises for AWS problems."""
     from botocore import exceptions as bce

@@ -39,6 +39,8 @@ SCHEMA_VERSION = 1
 TERRAFORM_SUFFIXES = (".tf", ".tfvars")
 
 LiveReader = Callable[[EnvironmentConfig], LiveState]
+# (configuration, the live source's name, passes) -> the sizing section (mwaa_iac.workflows.sizing)
+SizingReader = Callable[[EnvironmentConfig, str, int], dict[str, Any]]
 
 
 @dataclass
@@ -49,6 +51,9 @@ class ReportOptions:
     today: date | None = None
     live: bool = True
     live_reader: LiveReader | None = None
+    # Counts the live source's rows for the sizing estimate. Unset: through InvokeRestApi, but only
+    # with the default live reader (a stubbed live state has no environment behind it to count).
+    sizing_reader: SizingReader | None = None
     terraform: bool = True
     terraform_bin: str | None = None
     source_dir: Path | None = None
@@ -380,6 +385,46 @@ def _cost_section(
     return {"status": "estimated", "summary": estimate.summary(), "estimate": estimate.to_dict()}
 
 
+def _read_sizing(config: EnvironmentConfig, source: str, passes: int) -> dict[str, Any]:
+    """The live source's row counts through InvokeRestApi, with the report's short AWS timeouts."""
+    from botocore.exceptions import BotoCoreError
+
+    from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.report.aws import explain_aws_error, mwaa_client
+    from mwaa_iac.workflows.sizing import read_sizing, unavailable
+
+    try:
+        mwaa = MwaaClient(config.region, mwaa_client(config.region))
+    except (BotoCoreError, ValueError) as exc:  # a report is posted whatever the AWS set-up
+        return unavailable(explain_aws_error(exc), source)
+    return read_sizing(mwaa, source, passes=passes)
+
+
+def _sizing_section(
+    config: EnvironmentConfig, plan: PathPlan | None, kind: str, live: LiveState, options: ReportOptions
+) -> dict[str, Any]:
+    """Rows per table on the live source and the estimated copy and freeze times, for a cutover that
+    carries history; otherwise why there is none."""
+    from mwaa_iac.workflows.sizing import unavailable
+
+    if kind != "upgrade" or plan is None or plan.strategy is not Strategy.CUTOVER:
+        return unavailable("no cutover: nothing is copied", skipped=True)
+    if not plan.history_carried:
+        return unavailable("the cutover carries no history: nothing is copied", skipped=True)
+    source = config.environment_name(config.active_color)
+    if not live.read:
+        return unavailable(live.message(), source, skipped=live.skipped)
+    env = live.get(config.active_color)
+    if env is None or not env.exists:
+        return unavailable(f"{source} does not exist", source)
+    reader = options.sizing_reader
+    if reader is None and options.live_reader is None:
+        reader = _read_sizing
+    if reader is None:
+        return unavailable("no sizing reader for this live state", source, skipped=True)
+    return reader(config, source, 2 if plan.two_pass else 1)
+
+
 def _verdict(
     env: str,
     kind: str,
@@ -488,6 +533,7 @@ def build_report(ws: Workspace, options: ReportOptions | None = None) -> Report:
         _dags_check(ws, config, desired, options),
     ]
     cost = _cost_section(config, plan, kind, options)
+    sizing = _sizing_section(config, plan, kind, live, options)
     status, summary = _verdict(
         ws.env, kind, plan, deployed, desired, downtime, len(settings_changes), terraform, checks
     )
@@ -522,5 +568,6 @@ def build_report(ws: Workspace, options: ReportOptions | None = None) -> Report:
         "terraform": terraform,
         "checks": checks,
         "cost": cost,
+        "sizing": sizing,
     }
     return Report(data, status)

@@ -459,7 +459,7 @@ def sizing_rows(section: dict[str, Any]) -> list[tuple[str, str, str]]:
         if table["rows"] is None:
             count = "not counted"
         elif table["estimated"]:
-            count = f"~{table['rows']:,}"
+            count = f"~{table['rows']:,} (estimated)"
         else:
             count = f"{table['rows']:,}"
         rows.append((table["table"], count, table["how"]))
@@ -478,7 +478,11 @@ def sizing_steps(section: dict[str, Any]) -> list[tuple[str, str, str]]:
     steps = [
         (s["step"], "unknown" if s["low_s"] is None else _span(s), s["note"]) for s in section["freeze_steps"]
     ]
-    steps.append(("freeze window", _span(section["freeze"]) + " + drain", "every step above but the drain"))
+    if section["passes"] == 1:
+        total = ("copy in the freeze", "every step above but the drain; the clone and the hops come on top")
+    else:
+        total = ("freeze window", "every step above but the drain")
+    steps.append((total[0], _span(section["freeze"]) + " + drain", total[1]))
     if section.get("pass1_copy") is not None:
         steps.insert(
             0, ("pass-1 copy", _span(section["pass1_copy"]), "before the freeze: the source keeps running")
@@ -506,7 +510,7 @@ def sizing_text(section: dict[str, Any], indent: int = 2) -> list[RenderableType
         steps.add_column(column)
     for name, duration, note in sizing_steps(section):
         steps.add_row(escape(name), duration, f"[muted]{escape(note)}[/]")
-    items += [Padding(tables, (0, 0, 0, indent + 2)), Padding(steps, (0, 0, 0, indent + 2))]
+    items += [Padding(t, (0, 0, 0, indent + 2), expand=False) for t in (tables, steps)]
     items += [f"{pad}  [warning]{escape(e)}[/]" for e in section["errors"]]
     items += [f"{pad}  [muted]- {escape(a)}[/]" for a in section["assumptions"]]
     return items

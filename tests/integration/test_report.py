@@ -16,9 +16,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from mwaa_iac.core.sizing import TableCount, parse_rates
 from mwaa_iac.report import ReportOptions, build_report, render_json, render_markdown
 from mwaa_iac.report.aws import read_live_state
 from mwaa_iac.report.git import GitError
+from mwaa_iac.workflows.sizing import SourceCounts, sizing_section
 from mwaa_iac.workspace import open_workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,6 +155,42 @@ def stub_live(versions: dict[str, str | None]):
     return lambda config: read_live_state(config, client=client)
 
 
+# The golden files' rates: the 2026-11-24 bench results themselves (not the packaged rates, which a
+# new `make bench` replaces).
+RATES = parse_rates(
+    {**json.loads((REPO / "bench" / "results-2026-11-24.json").read_text("utf-8")), "dags_paused": 3},
+    date="2026-11-24",
+    source="bench/results-2026-11-24.json",
+)
+
+
+def stub_sizing(calls: list | None = None):
+    """A sizing reader over fixed counts (what workflows.sizing reads through InvokeRestApi)."""
+
+    def read(config, source: str, passes: int) -> dict:
+        if calls is not None:
+            calls.append((source, passes))
+        tables = [
+            TableCount("dag_run", 52_000, False, "GET /dags/~/dagRuns (total_entries)"),
+            TableCount(
+                "task_instance", 520_000, False, "GET /dags/~/dagRuns/~/taskInstances (total_entries)"
+            ),
+            TableCount(
+                "xcom", 480_000, False, "GET /dags/~/dagRuns/~/taskInstances/~/xcomEntries (total_entries)"
+            ),
+            TableCount("log", 900_000, False, "GET /eventLogs (total_entries)"),
+            TableCount("variable", 40, False, "GET /variables (total_entries)"),
+            TableCount("connection", 12, False, "GET /connections (total_entries)"),
+            TableCount("slot_pool", 4, False, "GET /pools (total_entries)"),
+            TableCount("task_fail", 1_300, True, "estimated: one row per failed task instance"),
+            TableCount("trigger", None, False, "not counted: no REST endpoint lists it"),
+        ]
+        counts = SourceCounts(source, tables, dags=45, requests=9)
+        return sizing_section(counts, passes=passes, rates=RATES)
+
+    return read
+
+
 def options(base: str, **kwargs) -> ReportOptions:
     return ReportOptions(base=base, today=TODAY, terraform=False, offline=True, **kwargs)
 
@@ -175,12 +213,22 @@ def validate(data: dict) -> None:
 
 def test_minor_upgrade_is_a_two_pass_cutover(history: Path) -> None:
     repo = checkout(history, "pr1")
+    calls: list = []
     report = build_report(
-        open_workspace("demo", repo), options("base", live_reader=stub_live({"blue": "2.9.2", "green": None}))
+        open_workspace("demo", repo),
+        options(
+            "base",
+            live_reader=stub_live({"blue": "2.9.2", "green": None}),
+            sizing_reader=stub_sizing(calls),
+        ),
     )
     data = report.to_dict()
     decision = data["decision"]
     assert decision["kind"] == "upgrade" and decision["strategy"] == "cutover"
+    assert calls == [("analytics-blue", 2)]  # the live source, two passes
+    sizing = data["sizing"]
+    assert sizing["status"] == "estimated" and sizing["dags"] == 45 and sizing["estimated_rows"] == 1_300
+    assert sizing["pass1_copy"]["low_s"] > 0 and sizing["freeze"]["low_s"] < sizing["freeze"]["high_s"]
     hops = decision["path"]["hops"]
     assert [(h["kind"], h["from_version"], h["to_version"]) for h in hops] == [
         ("new-environment", "2.9.2", "2.9.2"),
@@ -240,6 +288,7 @@ def test_major_upgrade_goes_through_2_11_in_a_single_pass(history: Path) -> None
         options(
             "deployed",
             live_reader=stub_live({"blue": None, "green": "2.10.3"}),
+            sizing_reader=stub_sizing(),
             requirements_file=repo / "source" / "requirements" / "requirements.txt",
             constraints_file=FIXTURES / "constraints" / "constraints-3.3.1-py3.12.txt",
         ),
@@ -257,6 +306,7 @@ def test_no_change_after_deployment(history: Path) -> None:
     assert report.status == "no-change"
     assert report.exit_code(detailed=True) == 0
     assert report.to_dict()["decision"]["kind"] == "none"
+    assert report.to_dict()["sizing"]["summary"] == "sizing not estimated: no cutover: nothing is copied"
     validate(report.to_dict())
 
 
@@ -275,6 +325,7 @@ def test_in_place_strategy_has_hours_of_downtime(history: Path, tmp_path: Path) 
     assert data["decision"]["next_phase"] == "steady" and data["decision"]["next_phase_version"] == "2.10.3"
     assert data["cost"]["status"] == "skipped"
     assert data["live"]["skipped"] is True
+    assert data["sizing"]["status"] == "skipped"
     validate(data)
 
 
