@@ -906,3 +906,39 @@ def test_a_cutover_killed_inside_each_step_resumes_to_the_end(ws, world, step) -
     assert _steps(journal) == TWO_PASS
     assert all(_done_count(journal, s) == 1 for s in TWO_PASS)
     _assert_live_on_target(ws, world)
+
+
+# -- the sizing estimate of a dry run (issue 14) ------------------------------------------------------
+
+
+def test_dry_run_estimates_the_sizing_from_the_live_source(ws, world, monkeypatch) -> None:
+    """The dry run counts the source's rows with limit=1 list requests and estimates the passes; an
+    answer it cannot use leaves the estimate out with the reason, never fails the dry run."""
+    airflow = world.envs[SOURCE].airflow
+    handle = airflow.handle
+    totals = {
+        "/dags": 2,
+        "/dags/~/dagRuns": 300,
+        "/dags/~/dagRuns/~/taskInstances": 3_000,
+        "/dags/~/dagRuns/~/taskInstances/~/xcomEntries": 2_500,
+        "/eventLogs": 4_000,
+        "/variables": 20,
+        "/connections": 10,
+        "/pools": 5,
+    }
+
+    def counting(method: str, path: str, query: dict[str, Any], body: Any) -> tuple[int, Any]:
+        if method == "GET" and query.get("limit") == 1 and path in totals:
+            return 200, {"total_entries": 12 if query.get("state") == "failed" else totals[path]}
+        return handle(method, path, query, body)
+
+    monkeypatch.setattr(airflow, "handle", counting)
+    sizing = _run(ws, world, dry_run=True)["sizing"]
+    assert sizing["status"] == "estimated" and sizing["environment"] == SOURCE and sizing["passes"] == 2
+    assert sizing["rows"] == sum(v for k, v in totals.items() if k != "/dags") + 12 and sizing["dags"] == 2
+    assert sizing["pass1_copy"]["high_s"] > 0 and sizing["freeze"]["high_s"] > 0
+    assert world.changes == []
+
+    monkeypatch.setattr(airflow, "handle", handle)  # the fake answers no count: no estimate, no failure
+    sizing = _run(ws, world, dry_run=True)["sizing"]
+    assert sizing["status"] == "unavailable" and sizing["summary"].startswith("sizing not available: ")
