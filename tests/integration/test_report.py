@@ -13,11 +13,13 @@ from datetime import date
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import pytest
 from botocore.stub import Stubber
+from rich.console import Console
 
 from mwaa_iac.core.sizing import TableCount, parse_rates
-from mwaa_iac.report import ReportOptions, build_report, render_json, render_markdown
+from mwaa_iac.report import ReportOptions, build_report, render_json, render_markdown, render_text
 from mwaa_iac.report.aws import read_live_state
 from mwaa_iac.report.git import GitError
 from mwaa_iac.workflows.sizing import SourceCounts, sizing_section
@@ -473,3 +475,65 @@ def test_the_cost_tables_share_their_rows() -> None:
     for row in rows:
         assert f"| {row.quantity} |" in markdown and f"| {row.cost} |" in markdown
     assert any(isinstance(item, type(cost_table(estimate))) for item in render_text(data))
+
+
+# -- the sizing estimate --------------------------------------------------------------------------
+
+
+def test_sizing_counts_the_live_source_through_invoke_rest_api(
+    monkeypatch: pytest.MonkeyPatch, history: Path
+) -> None:
+    """Without a sizing reader the report counts the active colour's rows through InvokeRestApi (one
+    limit=1 request per count); an unreachable source gives the reason, and the report is still made."""
+    import mwaa_iac.report.aws as report_aws
+    import mwaa_iac.report.build as report_build
+    import mwaa_iac.workflows.sizing as sizing_workflow
+
+    repo = checkout(history, "pr1")
+    live = stub_live({"blue": "2.9.2", "green": None})
+    monkeypatch.setattr(report_build, "read_live_state", live)
+    monkeypatch.setattr(sizing_workflow, "MIN_INTERVAL_S", 0.0)
+    calls: list[tuple[str, str, dict]] = []
+
+    class Client:
+        def invoke_rest_api(self, Name: str, Path: str, Method: str, QueryParameters=None) -> dict:
+            calls.append((Name, Path, QueryParameters))
+            return {"RestApiStatusCode": 200, "RestApiResponse": {"total_entries": 10}}
+
+    monkeypatch.setattr(report_aws, "mwaa_client", lambda region, session=None: Client())
+    data = build_report(open_workspace("demo", repo), options("base")).to_dict()
+    sizing = data["sizing"]
+    assert sizing["status"] == "estimated" and sizing["environment"] == "analytics-blue"
+    assert {name for name, _, _ in calls} == {"analytics-blue"} and len(calls) <= 9
+    console = Console(width=160, record=True, color_system=None)
+    for item in render_text(data):
+        console.print(item)
+    text = console.export_text()
+    assert "Sizing" in text and "freeze window" in text and "task_instance" in text
+    assert all(query["limit"] == 1 for _, _, query in calls)
+    validate(data)
+
+    class Down:
+        def invoke_rest_api(self, **kwargs) -> dict:
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    monkeypatch.setattr(report_build, "read_live_state", stub_live({"blue": "2.9.2", "green": None}))
+    monkeypatch.setattr(report_aws, "mwaa_client", lambda region, session=None: Down())
+    data = build_report(open_workspace("demo", repo), options("base")).to_dict()
+    assert data["sizing"]["status"] == "unavailable" and "127.0.0.1:9" in data["sizing"]["summary"]
+    assert "sizing not available" in render_markdown(data)
+    validate(data)
+
+
+def test_sizing_is_left_out_with_the_reason(history: Path) -> None:
+    repo = checkout(history, "pr1")
+    data = build_report(open_workspace("demo", repo), options("base", live=False)).to_dict()
+    assert data["sizing"]["status"] == "skipped"
+    assert data["sizing"]["summary"] == "sizing not estimated: live state not read: not requested (--no-live)"
+    stubbed = build_report(
+        open_workspace("demo", repo), options("base", live_reader=stub_live({"blue": "2.9.2", "green": None}))
+    ).to_dict()
+    assert stubbed["sizing"]["summary"] == "sizing not estimated: no sizing reader for this live state"
+    markdown = render_markdown(data)
+    assert "| Sizing | sizing not estimated: live state not read" in markdown
+    validate(data)
