@@ -10,6 +10,7 @@ The step list comes from :mod:`mwaa_iac.core.cutover_steps`, as for the code and
 from __future__ import annotations
 
 import ast
+import fnmatch
 import hashlib
 import io
 import json
@@ -126,6 +127,41 @@ class FakeAirflow:
         self.tis: list[dict[str, Any]] = []
         self.refuse_pause = False  # pausing a user DAG answers 403
         self.refuse_unpause = False  # unpausing a user DAG answers 403
+        self.max_page = 100  # Airflow's [api] maximum_page_limit
+        self.requests: list[tuple[str, str]] = []  # every REST call: (method, path)
+        self.flips: list[tuple[str, bool]] = []  # every change of a paused flag: (dag_id, is_paused)
+        self.before_patch: Any = None  # called before a PATCH /dags is applied (e.g. a DAG appears)
+
+    def _set(self, dag: dict[str, Any], paused: bool) -> None:
+        self.world.change(self.name, "pause" if paused else "unpause", dag["dag_id"])
+        if dag["is_paused"] != paused:
+            self.flips.append((dag["dag_id"], paused))
+        dag["is_paused"] = paused
+
+    @staticmethod
+    def ilike(pattern: str, dag_id: str) -> bool:
+        """Airflow's ``dag_id ILIKE '%<pattern>%'``, written apart from the planner: SQL's ``%`` is
+        fnmatch's ``*`` and ``_`` its ``?`` (ids and patterns hold no ``*``, ``?`` or ``[``)."""
+        if pattern == "~":
+            pattern = "%"
+        glob = "*" + pattern.lower().replace("%", "*").replace("_", "?") + "*"
+        return fnmatch.fnmatchcase(dag_id.lower(), glob)
+
+    def _page(self, dags: list[dict[str, Any]], query: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        dags = sorted(dags, key=lambda d: d["dag_id"])
+        offset, limit = int(query.get("offset", 0)), min(int(query.get("limit", 100)), self.max_page)
+        return dags[offset : offset + limit], len(dags)
+
+    def _listed(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        dags = list(self.dags.values())
+        if str(query.get("only_active", True)).lower() not in ("false", "0"):
+            dags = [d for d in dags if d.get("is_active", True)]
+        if "paused" in query:
+            paused = str(query["paused"]).lower() in ("true", "1")
+            dags = [d for d in dags if d["is_paused"] == paused]
+        if query.get("dag_id_pattern"):
+            dags = [d for d in dags if self.ilike(query["dag_id_pattern"], d["dag_id"])]
+        return dags
 
     def paused(self) -> dict[str, bool]:
         return {d: v["is_paused"] for d, v in self.dags.items() if d not in dr.MWAA_IAC_DAG_IDS}
@@ -146,12 +182,23 @@ class FakeAirflow:
 
     def handle(self, method: str, path: str, query: dict[str, Any], body: Any) -> tuple[int, Any]:
         self._parse()
+        self.requests.append((method, path))
         if path == "/importErrors":
             return 200, {"import_errors": [], "total_entries": 0}
         if method == "GET" and path == "/dags":
-            dags = [d for d in self.dags.values() if d.get("is_active", True)]
-            offset, limit = int(query.get("offset", 0)), int(query.get("limit", 100))
-            return 200, {"dags": dags[offset : offset + limit], "total_entries": len(dags)}
+            page, total = self._page(self._listed(query), query)
+            return 200, {"dags": [dict(d) for d in page], "total_entries": total}
+        if method == "PATCH" and path == "/dags":  # Airflow 2's patch_dags: one page of the matches
+            assert query.get("update_mask") == "is_paused" and query.get("dag_id_pattern")
+            if self.before_patch is not None:
+                self.before_patch(self)
+            page, total = self._page(self._listed({k: v for k, v in query.items() if k != "paused"}), query)
+            refused = self.refuse_pause if body["is_paused"] else self.refuse_unpause
+            if refused and any(d["dag_id"] in USER_DAGS for d in page):
+                return 403, {"detail": "forbidden"}
+            for dag in page:
+                self._set(dag, body["is_paused"])
+            return 200, {"dags": [dict(d) for d in page], "total_entries": total}
         if path == "/dags/~/dagRuns/~/taskInstances":
             states = query["state"] if isinstance(query["state"], list) else [query["state"]]
             found = [t for t in self.tis if t["state"] in states]
@@ -165,8 +212,7 @@ class FakeAirflow:
             if method == "PATCH" and refused and dag["dag_id"] in USER_DAGS:
                 return 403, {"detail": "forbidden"}
             if method == "PATCH":
-                self.world.change(self.name, "pause" if body["is_paused"] else "unpause", dag["dag_id"])
-                dag["is_paused"] = body["is_paused"]
+                self._set(dag, body["is_paused"])
             elif method == "DELETE":
                 self.world.change(self.name, "delete-dag", dag["dag_id"])
                 del self.dags[dag["dag_id"]]
