@@ -17,7 +17,7 @@ import botocore.exceptions
 
 from mwaa_iac.adapters.aws import error_code, error_message
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient, translate
-from mwaa_iac.core import bulk_pause
+from mwaa_iac.core import bulk_pause, dr
 from mwaa_iac.errors import MwaaIacError
 
 MAX_PATH = 64
@@ -159,12 +159,16 @@ class AirflowApi:
         *,
         known: Sequence[dict] | None = None,
         missing_ok: bool = False,
+        reach_paused: bool = True,
     ) -> BulkPauseResult:
         """Pause (or unpause) ``dag_ids`` in a few calls: ``PATCH /dags?dag_id_pattern=...`` with
         patterns that select, among every DAG of ``known`` (the active listing; listed here when not
         given), only DAGs of ``dag_ids`` in the other state (see :mod:`mwaa_iac.core.bulk_pause`),
         paged when a pattern selects more than a page; the rest one call each. Only DAGs in the other
-        state are touched, so a run again after an interruption continues where it stopped.
+        state are touched, so a run again after an interruption continues where it stopped. When
+        pausing (``reach_paused``), a pattern may also select DAGs listed as paused already (pausing
+        them changes nothing), never the tool's own DR DAGs: fewer patterns, as owners' paused DAGs
+        no longer break up the groups.
 
         Then verified: a DAG outside the set that a pattern reached (the PATCH answers list them:
         created after the listing, or changed since) is set back at once (to its listed state; one
@@ -181,7 +185,7 @@ class AirflowApi:
         result.changed = [d for d in wanted if d in state and state[d] != paused]
         done = {d for d in wanted if state.get(d) == paused}  # for a failure part-way (bulk_done)
         try:
-            self._run_bulk(result, state, done, missing_ok)
+            self._run_bulk(result, state, done, missing_ok=missing_ok, reach_paused=reach_paused)
         except MwaaIacError as exc:
             exc.bulk_done = sorted(done)  # type: ignore[attr-defined]
             raise
@@ -190,10 +194,19 @@ class AirflowApi:
         return result
 
     def _run_bulk(
-        self, result: BulkPauseResult, state: dict[str, bool], done: set[str], missing_ok: bool
+        self,
+        result: BulkPauseResult,
+        state: dict[str, bool],
+        done: set[str],
+        *,
+        missing_ok: bool,
+        reach_paused: bool,
     ) -> None:
         paused = result.paused
-        plan = bulk_pause.plan(state, result.changed)
+        free = []
+        if paused and reach_paused:
+            free = [d for d, p in state.items() if p and d not in dr.MWAA_IAC_DAG_IDS]
+        plan = bulk_pause.plan(state, result.changed, free=free)
         selected = set(result.changed)
         for group in plan.groups:
             result.patterns.append(group.pattern)

@@ -14,8 +14,14 @@ updates at most one page, and answers that page's DAGs with ``total_entries`` (e
 - the pattern ``~`` means every DAG.
 
 The planner picks substrings of the ids to change whose matches, evaluated as above over every DAG
-id known on the environment, are ONLY ids to change: a DAG outside the set (paused by its owner, the
+id known on the environment, are ONLY ids to change (and, when the caller allows it, ids for which the
+call changes nothing: pausing an already paused DAG): a DAG outside the set (paused by its owner, the
 tool's own DR DAGs) is never selected. Ids it cannot cover so are listed for one call each.
+
+A DAG paused by its owner whose id contains a live DAG's id (``x_v1`` paused, ``x`` live) makes every
+substring of ``x`` select it: ``x`` gets its own call. So the calls an unpause takes depend on the
+names: a handful when the owners' paused DAGs do not share their names' parts with the live ones, up
+to one a DAG when they do.
 
 Ids with characters outside ASCII are handled conservatively: an id to change that has one gets its
 own call, and a non-ASCII character of another id is taken to match any one to three pattern
@@ -40,10 +46,11 @@ class Group:
     """One ``dag_id_pattern`` and the ids it selects (all of them in the set to change)."""
 
     pattern: str
-    dag_ids: tuple[str, ...]
+    dag_ids: tuple[str, ...]  # the ids to change it selects
+    selects: int = 0  # every known DAG it selects (ids to change and free ones): its pages
 
     def calls(self, page: int = PAGE) -> int:
-        return max(1, math.ceil(len(self.dag_ids) / page))
+        return max(1, math.ceil(max(self.selects, len(self.dag_ids)) / page))
 
 
 @dataclass(frozen=True)
@@ -119,8 +126,12 @@ def may_match(pattern: str, dag_id: str) -> bool:
     return any(from_(0, j) for j in range(len(subject) + 1))
 
 
-def plan(known: Iterable[str], change: Iterable[str], *, page: int = PAGE) -> BulkPlan:
-    """The fewest calls (greedily) that select every id of ``change`` and nothing else of ``known``.
+def plan(
+    known: Iterable[str], change: Iterable[str], *, free: Iterable[str] = (), page: int = PAGE
+) -> BulkPlan:
+    """The fewest calls (greedily) that select every id of ``change`` and nothing else of ``known``
+    but ``free`` (ids a pattern may select because it changes nothing for them: already in the state
+    asked for; empty unless the caller says so).
 
     A candidate pattern is a substring of an id to change starting at the id's start or after a
     separator (``_``, ``.``, ``-``), as short as it can be while matching no other known id (matching
@@ -129,8 +140,9 @@ def plan(known: Iterable[str], change: Iterable[str], *, page: int = PAGE) -> Bu
     ids is not worth a pattern and its ids get a call each."""
     wanted = sorted(set(change))
     wanted_set = set(wanted)
+    allowed = set(free) - wanted_set
     universe = set(known) | wanted_set
-    others = sorted(universe - wanted_set)
+    others = sorted(universe - wanted_set - allowed)
     ascii_others = [o.lower() for o in others if o.isascii()]
     wide_others = [o for o in others if not o.isascii()]
     haystack = "\n".join(ascii_others)
@@ -162,9 +174,12 @@ def plan(known: Iterable[str], change: Iterable[str], *, page: int = PAGE) -> Bu
             candidates.add(text[start:high])
 
     matches: dict[str, frozenset[str]] = {}
+    sizes: dict[str, int] = {}  # every DAG a pattern selects (free ones too): its pages
+    spare = [f.lower() for f in sorted(allowed)]
     for pattern in candidates:
         rx = _compiled(pattern)
         matches[pattern] = frozenset(w for w in coverable if rx.search(lowered[w]))
+        sizes[pattern] = len(matches[pattern]) + sum(1 for f in spare if may_match(pattern, f))
 
     groups: list[Group] = []
     uncovered = set(coverable)
@@ -176,14 +191,14 @@ def plan(known: Iterable[str], change: Iterable[str], *, page: int = PAGE) -> Bu
             new = len(ids & uncovered)
             if new < 2:
                 continue
-            key = (new / max(1, math.ceil(len(ids) / page)), -len(pattern))
+            key = (new / max(1, math.ceil(sizes[pattern] / page)), -len(pattern))
             if best is None or key > score:
                 best, score = pattern, key
         if best is None:
             break
         ids = matches[best]
         ordered.remove(best)
-        groups.append(Group(best, tuple(sorted(ids))))
+        groups.append(Group(best, tuple(sorted(ids)), sizes[best]))
         uncovered -= ids
     singles = sorted(uncovered | {w for w in wanted if not w.isascii()})
     covered = frozenset(i for g in groups for i in g.dag_ids)
