@@ -200,6 +200,12 @@ def plan(
         ordered.remove(best)
         groups.append(Group(best, tuple(sorted(ids)), sizes[best]))
         uncovered -= ids
+    # A greedy choice may be made redundant by later ones (a page-sized group, then a larger one
+    # that covers it too): drop those, the costliest first.
+    for group in sorted(groups, key=lambda g: (-g.calls(page), g.pattern)):
+        rest = set().union(*(g.dag_ids for g in groups if g is not group))
+        if set(group.dag_ids) <= rest:
+            groups.remove(group)
     singles = sorted(uncovered | {w for w in wanted if not w.isascii()})
     covered = frozenset(i for g in groups for i in g.dag_ids)
     return BulkPlan(groups=tuple(groups), singles=tuple(singles), page=page, covered=covered)
