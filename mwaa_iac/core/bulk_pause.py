@@ -13,7 +13,8 @@ updates at most one page, and answers that page's DAGs with ``total_entries`` (e
   here never rely on one;
 - the pattern ``~`` means every DAG.
 
-The planner picks substrings of the ids to change whose matches, evaluated as above over every DAG
+The planner picks substrings of the ids to change (and runs of ``_``: ids of at least that length)
+whose matches, evaluated as above over every DAG
 id known on the environment, are ONLY ids to change (and, when the caller allows it, ids for which the
 call changes nothing: pausing an already paused DAG): a DAG outside the set (paused by its owner, the
 tool's own DR DAGs) is never selected. Ids it cannot cover so are listed for one call each.
@@ -172,6 +173,14 @@ def plan(
                 else:
                     low = mid + 1
             candidates.add(text[start:high])
+
+    # ``_`` repeated k times selects the ids of k characters or more: a candidate too, when every
+    # id it must not select is shorter (the DR DAGs' ids are short).
+    longest = max((len(w) for w in coverable), default=0)
+    for length in range(1, min(longest, MAX_PATTERN) + 1):
+        if safe("_" * length):
+            candidates.add("_" * length)
+            break  # the shortest safe length selects the most
 
     matches: dict[str, frozenset[str]] = {}
     sizes: dict[str, int] = {}  # every DAG a pattern selects (free ones too): its pages

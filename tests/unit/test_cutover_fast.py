@@ -86,6 +86,7 @@ class World:
         self.restore_fails: str | None = None  # every restore run fails with this error
         self.failed: list[str] = []
         self.roles: dict[str, RoleDocuments] = {}
+        self.user_dags: dict[str, bool] = dict(USER_DAGS)  # the DAG folder's DAGs (paused on the source)
 
     def touch(self, what: str) -> None:
         step = self.fail_in
@@ -130,6 +131,7 @@ class FakeAirflow:
         self.max_page = 100  # Airflow's [api] maximum_page_limit
         self.requests: list[tuple[str, str]] = []  # every REST call: (method, path)
         self.flips: list[tuple[str, bool]] = []  # every change of a paused flag: (dag_id, is_paused)
+        self.bulk_flips: list[tuple[str, bool]] = []  # those made by PATCH /dags (a pattern)
         self.before_patch: Any = None  # called before a PATCH /dags is applied (e.g. a DAG appears)
 
     def _set(self, dag: dict[str, Any], paused: bool) -> None:
@@ -197,6 +199,8 @@ class FakeAirflow:
             if refused and any(d["dag_id"] in USER_DAGS for d in page):
                 return 403, {"detail": "forbidden"}
             for dag in page:
+                if dag["is_paused"] != body["is_paused"]:
+                    self.bulk_flips.append((dag["dag_id"], body["is_paused"]))
                 self._set(dag, body["is_paused"])
             return 200, {"dags": [dict(d) for d in page], "total_entries": total}
         if path == "/dags/~/dagRuns/~/taskInstances":
@@ -350,7 +354,7 @@ class FakeMwaa:
         self.world.change("mwaa", "create", name, fields["AirflowVersion"])
         # The target parses the same DAG folder: the user's DAGs appear, paused at creation.
         env = FakeEnvironment(
-            self.world, name, fields["AirflowVersion"], fields, dict.fromkeys(USER_DAGS, True)
+            self.world, name, fields["AirflowVersion"], fields, dict.fromkeys(self.world.user_dags, True)
         )
         env.status = "CREATING"
         env.queue = [("CREATING", env.version), ("AVAILABLE", env.version)]
@@ -952,3 +956,90 @@ def test_a_cutover_killed_inside_each_step_resumes_to_the_end(ws, world, step) -
     assert _steps(journal) == TWO_PASS
     assert all(_done_count(journal, s) == 1 for s in TWO_PASS)
     _assert_live_on_target(ws, world)
+
+
+# -- 500 DAGs --------------------------------------------------------------------------------------
+
+
+DR_IDS = set(dr.MWAA_IAC_DAG_IDS)  # the DR runner pauses and unpauses them one by one, as before
+
+
+def _many_dags() -> dict[str, bool]:
+    """500 DAGs of a shared environment (team prefixes, ``_`` everywhere): 462 live, 38 paused by
+    their owners and interleaved with the live ones in id order (a team's legacy DAGs, the ad-hoc
+    DAGs of someone who left, last year's backfills)."""
+    teams = ["finance", "marketing_ops", "data_platform", "team_a", "team_b", "risk", "sales", "ml_platform"]
+    kinds = ["ingest", "transform", "export", "report", "sync", "quality"]
+    objects = ["orders", "customers", "invoices", "events", "payments", "ledger", "sessions", "users"]
+    live = [f"{t}_{k}_{o}" for t in teams for k in kinds for o in objects]  # 384
+    live += [f"adhoc_{p}_{o}" for p in ("alice", "bob", "chen", "dana") for o in objects]  # 32
+    live += [f"{t}_backfill_{o}_2025" for t in teams for o in objects[:5]]
+    live += [f"data_platform_heartbeat_{region}" for region in ("eu", "us", "ap", "sa", "af", "me")]
+    paused = [f"team_b_legacy_{o}_{n}" for o in objects[:6] for n in (1, 2)]
+    paused += [f"adhoc_eve_{o}" for o in objects] + [
+        f"{t}_backfill_{o}_2024" for t in teams[:3] for o in objects[:6]
+    ]
+    return dict.fromkeys(live, False) | dict.fromkeys(paused, True)
+
+
+def _many_dags_world(world: World) -> dict[str, bool]:
+    dags = _many_dags()
+    assert len(dags) == 500 and sum(dags.values()) == 38
+    world.user_dags = dags
+    world.envs[SOURCE].airflow.dags = {
+        d: {"dag_id": d, "is_paused": p, "is_active": True} for d, p in dags.items()
+    }
+    return dags
+
+
+def _step_result(journal: Journal, step: str) -> dict[str, Any]:
+    return journal.data(step).get("result", {})
+
+
+def test_500_dags_are_paused_and_unpaused_in_a_handful_of_calls(ws, world) -> None:
+    dags = _many_dags_world(world)
+    live = {d for d, paused in dags.items() if not paused}
+    _run(ws, world)
+    journal = _journal(ws)
+    assert _outcome(journal) == "succeeded"
+    source, target = world.envs[SOURCE].airflow, world.envs[TARGET].airflow
+    # the freeze's pause: the listing that recorded the DAGs is reused; 7 PATCH (3 patterns, one of
+    # 5 pages); one verifying page. One call a DAG would be 462.
+    assert _step_result(journal, Step.PAUSE_SOURCE)["calls"] <= 8
+    # the go-live: the target's listing (6 pages), 11 patterns, one verifying page
+    assert _step_result(journal, Step.GO_LIVE)["calls"] <= 6 + 11 + 1
+    assert source.paused() == dict.fromkeys(dags, True)
+    assert target.paused() == {d: d not in live for d in dags}
+    for airflow in (source, target):  # an owner-paused DAG was never unpaused, not even for a moment
+        assert not [d for d, paused in airflow.flips if not paused and d not in live | DR_IDS]
+        assert not [d for d, _ in airflow.bulk_flips if d in dr.MWAA_IAC_DAG_IDS]  # nor a DR DAG touched
+    assert {d for d, paused in source.flips if paused and d not in dr.MWAA_IAC_DAG_IDS} == live
+    assert {d for d, paused in target.flips if not paused and d not in dr.MWAA_IAC_DAG_IDS} == live
+
+
+def test_500_dags_a_pause_killed_half_way_resumes_with_what_is_still_unpaused(ws, world) -> None:
+    dags = _many_dags_world(world)
+    live = {d for d, paused in dags.items() if not paused}
+    source = world.envs[SOURCE].airflow
+    patches: list[int] = []
+
+    def kill_at_the_third(airflow: FakeAirflow) -> None:
+        patches.append(1)
+        if len(patches) == 3:
+            raise Killed(Step.PAUSE_SOURCE)
+
+    source.before_patch = kill_at_the_third
+    with pytest.raises(Killed):
+        _run(ws, world)
+    paused_first = {d for d, paused in source.flips if paused and d not in DR_IDS}
+    assert paused_first and paused_first < live  # some, not all
+    source.before_patch = None
+    flips_before = len(source.flips)
+    _run(ws, world, resume=True)
+    journal = _journal(ws)
+    assert _outcome(journal) == "succeeded"
+    again = [d for d, paused in source.flips[flips_before:] if paused and d not in dr.MWAA_IAC_DAG_IDS]
+    assert sorted(again) == sorted(live - paused_first)  # only what was still unpaused, once each
+    assert not [d for d, paused in source.flips if not paused and d not in dr.MWAA_IAC_DAG_IDS]
+    assert source.paused() == dict.fromkeys(dags, True)
+    assert world.envs[TARGET].airflow.paused() == {d: d not in live for d in dags}
