@@ -1136,7 +1136,7 @@ def _give_back(
         "unpaused_on_source": 0,
     }
     # A DAG that is not there schedules nothing (missing_ok); a failure part-way counts the DAGs
-    # known to be done (BulkPauseError.done).
+    # known to be done (the error's bulk_done).
     if _go_live_half_done(journal):
         try:
             target.set_paused_many(dags, True, missing_ok=True)
