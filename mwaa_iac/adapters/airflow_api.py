@@ -42,15 +42,6 @@ class BulkPauseResult:
     missing: list[str] = field(default_factory=list)
     calls: int = 0
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "patterns": len(self.patterns),
-            "singles": len(self.singles),
-            "put_back": self.put_back,
-            "retried": self.retried,
-        }
-
 
 class AirflowApiError(MwaaIacError):
     def __init__(self, message: str, *, status: int | None = None, hint: str | None = None) -> None:
