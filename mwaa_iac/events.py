@@ -98,7 +98,10 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
         "dry_run, source, target, from, to, history_carried, passes, freeze, hops, notes, "
         "mwaa_dr_delivery, in_flight_policy, catchup_without_history, sizing",
     ),
-    K.CUTOVER_LIVE: ("go-live: the target schedules the recorded DAGs", "environment, unpaused"),
+    K.CUTOVER_LIVE: (
+        "go-live: the target schedules the recorded DAGs",
+        "environment, unpaused, calls (REST requests the unpause took)",
+    ),
     K.CUTOVER_SUMMARY: (
         "the cutover succeeded (last event)",
         "source, target, to, history_carried, passes, freeze_window_s, freeze_steps_s, rows_copied, "
@@ -153,7 +156,10 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
     ),
     K.TARGET_ROLE_CREATED: ("an execution role was created for the new colour", "role, environment"),
     K.FREEZE_RECORDED: ("the source's unpaused DAGs were recorded", "dags"),
-    K.FREEZE_PAUSED: ("the freeze started: the recorded DAGs are paused on the source", "environment, count"),
+    K.FREEZE_PAUSED: (
+        "the freeze started: the recorded DAGs are paused on the source",
+        "environment, count, calls (REST requests the pause took)",
+    ),
     K.FREEZE_DRAINING: (
         "task instances are still executing on the source",
         "environment, count, task_instances, waited_s",

@@ -17,10 +17,30 @@ import botocore.exceptions
 
 from mwaa_iac.adapters.aws import error_code, error_message
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient, translate
+from mwaa_iac.core import bulk_pause, dr
 from mwaa_iac.errors import MwaaIacError
 
 MAX_PATH = 64
 PAGE = 100  # Airflow's default maximum_page_limit
+
+
+@dataclass
+class BulkPauseResult:
+    """What :meth:`AirflowApi.set_paused_many` did: ``changed`` the DAGs that were in the other state,
+    ``patterns`` the ``dag_id_pattern`` values sent, ``singles`` the DAGs set one call each,
+    ``put_back`` DAGs outside the set a pattern reached (created after the listing, or changed since)
+    and that were set back, ``retried`` DAGs of the set found in the wrong state afterwards and set
+    again one by one, ``missing`` DAGs not in the active listing (set one by one; absent ones skipped
+    when allowed), ``calls`` the REST calls made."""
+
+    paused: bool
+    changed: list[str] = field(default_factory=list)
+    patterns: list[str] = field(default_factory=list)
+    singles: list[str] = field(default_factory=list)
+    put_back: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    calls: int = 0
 
 
 class AirflowApiError(MwaaIacError):
@@ -109,6 +129,120 @@ class AirflowApi:
             offset += len(batch)
             if not batch or offset >= page.get("total_entries", 0):
                 return dags
+
+    def list_dags_in_state(self, paused: bool) -> list[dict]:
+        """The active DAGs that are paused (or unpaused), paged (``GET /dags?paused=...``)."""
+        dags: list[dict] = []
+        offset = 0
+        while True:
+            query = {"limit": PAGE, "offset": offset, "only_active": True, "paused": paused}
+            page = self.request("GET", "/dags", query=query)
+            batch = page.get("dags", [])
+            dags += [d for d in batch if bool(d.get("is_paused")) == paused]
+            offset += len(batch)
+            if not batch or offset >= page.get("total_entries", 0):
+                return dags
+
+    def set_paused_many(
+        self,
+        dag_ids: Sequence[str],
+        paused: bool,
+        *,
+        known: Sequence[dict] | None = None,
+        missing_ok: bool = False,
+        reach_paused: bool = True,
+    ) -> BulkPauseResult:
+        """Pause (or unpause) ``dag_ids`` in a few calls: ``PATCH /dags?dag_id_pattern=...`` with
+        patterns that select, among every DAG of ``known`` (the active listing; listed here when not
+        given), only DAGs of ``dag_ids`` in the other state (see :mod:`mwaa_iac.core.bulk_pause`),
+        paged when a pattern selects more than a page; the rest one call each. Only DAGs in the other
+        state are touched, so a run again after an interruption continues where it stopped. When
+        pausing (``reach_paused``), a pattern may also select DAGs listed as paused already (pausing
+        them changes nothing), never the tool's own DR DAGs: fewer patterns, as owners' paused DAGs
+        no longer break up the groups.
+
+        Then verified: a DAG outside the set that a pattern reached (the PATCH answers list them:
+        created after the listing, or changed since) is set back at once (to its listed state; one
+        not listed is left paused, as Airflow creates DAGs); the DAGs in the other state are listed
+        (``paused`` filter: one page when the change went through) and any DAG of the set among
+        them is set again, one call each. A DAG not in the listing is set with its own call (an
+        inactive DAG can be), and with ``missing_ok`` one that does not exist is skipped."""
+        start = self.calls
+        listing = list(known) if known is not None else self.list_dags()
+        state = {d["dag_id"]: bool(d.get("is_paused")) for d in listing}
+        wanted = list(dict.fromkeys(dag_ids))
+        result = BulkPauseResult(paused=paused)
+        result.missing = [d for d in wanted if d not in state]
+        result.changed = [d for d in wanted if d in state and state[d] != paused]
+        done = {d for d in wanted if state.get(d) == paused}  # for a failure part-way (bulk_done)
+        try:
+            self._run_bulk(result, state, done, missing_ok=missing_ok, reach_paused=reach_paused)
+        except MwaaIacError as exc:
+            exc.bulk_done = sorted(done)  # type: ignore[attr-defined]
+            raise
+        finally:
+            result.calls = self.calls - start
+        return result
+
+    def _run_bulk(
+        self,
+        result: BulkPauseResult,
+        state: dict[str, bool],
+        done: set[str],
+        *,
+        missing_ok: bool,
+        reach_paused: bool,
+    ) -> None:
+        paused = result.paused
+        free = []
+        if paused and reach_paused:
+            free = [d for d, p in state.items() if p and d not in dr.MWAA_IAC_DAG_IDS]
+        plan = bulk_pause.plan(state, result.changed, free=free)
+        selected = set(result.changed)
+        for group in plan.groups:
+            result.patterns.append(group.pattern)
+            for dag in self._patch_pattern(group.pattern, paused):
+                dag_id = dag.get("dag_id")
+                if dag_id in selected:
+                    done.add(dag_id)
+                    continue
+                before = state.get(dag_id, True)  # not listed: Airflow creates DAGs paused
+                if before != paused:
+                    self.set_paused(dag_id, before)
+                    result.put_back.append(dag_id)
+        result.singles = list(plan.singles)
+        for dag_id in plan.singles:
+            self.set_paused(dag_id, paused)
+            done.add(dag_id)
+        for dag_id in result.missing:
+            try:
+                self.set_paused(dag_id, paused)
+            except AirflowApiError as exc:
+                if not (missing_ok and exc.status == 404):
+                    raise
+            done.add(dag_id)
+        if result.changed:
+            wrong = {d["dag_id"] for d in self.list_dags_in_state(not paused)}
+            for dag_id in result.changed:
+                if dag_id in wrong:
+                    done.discard(dag_id)
+                    self.set_paused(dag_id, paused)
+                    result.retried.append(dag_id)
+                    done.add(dag_id)
+
+    def _patch_pattern(self, pattern: str, paused: bool) -> list[dict]:
+        """``PATCH /dags?dag_id_pattern=<pattern>``, page after page (one call updates at most
+        ``limit`` DAGs, Airflow's [api] maximum_page_limit): the DAGs it updated."""
+        updated: list[dict] = []
+        offset = 0
+        while True:
+            query = {"dag_id_pattern": pattern, "update_mask": "is_paused", "limit": PAGE, "offset": offset}
+            page = self.request("PATCH", "/dags", body={"is_paused": paused}, query=query) or {}
+            batch = page.get("dags", [])
+            updated += batch
+            offset += len(batch)
+            if not batch or offset >= page.get("total_entries", 0):
+                return updated
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
         """Pause or unpause one DAG. A DAG id too long for InvokeRestApi's 64-character path goes

@@ -101,6 +101,8 @@ class Cutover:
     requirements_check: Callable[..., Check] | None = None
     journal: Journal | None = field(default=None, init=False)
     timings: dict[str, float] = field(default_factory=dict, init=False)
+    # the source's DAG listing that recorded the freeze's DAGs (in this process), reused to pause them
+    _listing: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     # -- names -------------------------------------------------------------------------------------
 
@@ -926,21 +928,26 @@ class Cutover:
         self._record(active_color=str(self.source_color))
 
     def _record_unpaused(self) -> dict[str, Any]:
+        self._listing = self.api(self.source).list_dags()
         dags = [
             d["dag_id"]
-            for d in self.api(self.source).list_dags()
+            for d in self._listing
             if not d.get("is_paused") and d["dag_id"] not in dr.MWAA_IAC_DAG_IDS
         ]
         self.emit(event(EventKind.FREEZE_RECORDED, dags=dags))
         return {"dags": sorted(dags)}
 
     def _pause_source(self, dags: list[str]) -> dict[str, Any]:
+        """Pause the recorded DAGs in a few calls (AirflowApi.set_paused_many: patterns that select
+        only them, verified per DAG); the listing that recorded them is reused when it was taken in
+        this process, else (a resume) the source is listed again and only DAGs still unpaused are
+        touched."""
         api = self.api(self.source)
         started = time.time()
-        for dag_id in dags:
-            api.set_paused(dag_id, True)
-        self.emit(event(EventKind.FREEZE_PAUSED, environment=self.source, count=len(dags)))
-        return {"paused": dags, "freeze_started": started}
+        listing, self._listing = self._listing, None
+        done = api.set_paused_many(dags, True, known=listing)
+        self.emit(event(EventKind.FREEZE_PAUSED, environment=self.source, count=len(dags), calls=done.calls))
+        return {"paused": dags, "freeze_started": started, "calls": done.calls}
 
     def _drain(self) -> dict[str, Any]:
         """Wait (up to --drain-minutes) for the task instances executing on the source (queued,
@@ -994,17 +1001,17 @@ class Cutover:
         --resume (what is unpaused stays so, the rest is unpaused). A failure of it is undone by
         _abort_freeze (the journal notes when routing may have been flipped)."""
         dags = self.log.data(Step.RECORD_DAGS).get("result", {}).get("dags", [])
-        api = self.api(self.target)
-        for dag_id in dags:
-            api.set_paused(dag_id, False)
+        done = self.api(self.target).set_paused_many(dags, False)
         unpaused_at = time.time()
         target_env = self.mwaa.get_environment(self.target)
         version = target_env.get("AirflowVersion", self.to_version)
         self.log.note(Step.GO_LIVE, routed=True)  # before: a half-written routing is pointed back too
         point_routing(self.routing, self.config, self.target, self.target_color, target_env)
         self._record(active_color=str(self.target_color), **{str(self.target_color): version})
-        self.emit(event(EventKind.CUTOVER_LIVE, environment=self.target, unpaused=len(dags)))
-        return {"unpaused": dags, "unpaused_at": unpaused_at, "version": version}
+        self.emit(
+            event(EventKind.CUTOVER_LIVE, environment=self.target, unpaused=len(dags), calls=done.calls)
+        )
+        return {"unpaused": dags, "unpaused_at": unpaused_at, "version": version, "calls": done.calls}
 
     def _record(self, active_color: str | None = None, **versions: str) -> None:
         current = self.config.deployment
@@ -1133,14 +1140,6 @@ def _go_live_half_done(journal: Journal) -> bool:
     return last is not None and last.get("event") == "started" and not last.get("data", {}).get("aborted")
 
 
-def _set_paused(api: AirflowApi, dag_id: str, paused: bool) -> None:
-    try:
-        api.set_paused(dag_id, paused)
-    except AirflowApiError as exc:
-        if exc.status != 404:  # a DAG that is not there schedules nothing
-            raise
-
-
 def _give_back(
     journal: Journal, source: AirflowApi, target: AirflowApi, route_back: Callable[[], None]
 ) -> dict[str, Any]:
@@ -1156,23 +1155,31 @@ def _give_back(
         "routed_back": False,
         "unpaused_on_source": 0,
     }
+    # A DAG that is not there schedules nothing (missing_ok); a failure part-way counts the DAGs
+    # known to be done (the error's bulk_done).
     if _go_live_half_done(journal):
         try:
-            for dag_id in dags:
-                _set_paused(target, dag_id, True)
-                result["repaused_on_target"] += 1
+            target.set_paused_many(dags, True, missing_ok=True)
+            result["repaused_on_target"] = len(dags)
             if journal.data(Step.GO_LIVE).get("routed"):
                 route_back()
                 result["routed_back"] = True
         except MwaaIacError as exc:
+            result["repaused_on_target"] = _done_before(exc)
             return {**result, "failed_on": target.environment, "error": exc.message}
     try:
-        for dag_id in dags:
-            _set_paused(source, dag_id, False)
-            result["unpaused_on_source"] += 1
+        source.set_paused_many(dags, False, missing_ok=True)
+        result["unpaused_on_source"] = len(dags)
     except MwaaIacError as exc:
+        result["unpaused_on_source"] = _done_before(exc)
         return {**result, "failed_on": source.environment, "error": exc.message}
     return result
+
+
+def _done_before(exc: MwaaIacError) -> int:
+    """How many DAGs a failed AirflowApi.set_paused_many had set (or found set) before it failed."""
+    done = getattr(exc, "bulk_done", None)
+    return len(done) if done is not None else 0
 
 
 def _aborted_steps(journal: Journal, *, keep_recorded: bool = False) -> list[str]:
@@ -1236,12 +1243,10 @@ def rollback(
         if not mwaa.exists(old_name):
             raise UsageError(f"{old_name} no longer exists (cleaned up): a rollback is not possible")
         new_api, old_api = AirflowApi(mwaa, new_name), AirflowApi(mwaa, old_name)
-        for dag_id in dags:  # first: the new colour stops scheduling, so its latest runs are final
-            new_api.set_paused(dag_id, True)
+        # first: the new colour stops scheduling, so its latest runs are final
+        new_api.set_paused_many(dags, True)
         decisions = {dag_id: rollback_policy(dag_id, new_api, old_api) for dag_id in dags}
-        for dag_id, decision in decisions.items():
-            if decision["policy"] != "left_paused":
-                old_api.set_paused(dag_id, False)
+        old_api.set_paused_many([d for d, v in decisions.items() if v["policy"] != "left_paused"], False)
         env = mwaa.get_environment(old_name)
         point_routing(routing, config, old_name, old, env)
         deployment = config.deployment.model_copy(update={"active_color": old})

@@ -10,6 +10,7 @@ The step list comes from :mod:`mwaa_iac.core.cutover_steps`, as for the code and
 from __future__ import annotations
 
 import ast
+import fnmatch
 import hashlib
 import io
 import json
@@ -85,6 +86,7 @@ class World:
         self.restore_fails: str | None = None  # every restore run fails with this error
         self.failed: list[str] = []
         self.roles: dict[str, RoleDocuments] = {}
+        self.user_dags: dict[str, bool] = dict(USER_DAGS)  # the DAG folder's DAGs (paused on the source)
 
     def touch(self, what: str) -> None:
         step = self.fail_in
@@ -126,6 +128,42 @@ class FakeAirflow:
         self.tis: list[dict[str, Any]] = []
         self.refuse_pause = False  # pausing a user DAG answers 403
         self.refuse_unpause = False  # unpausing a user DAG answers 403
+        self.max_page = 100  # Airflow's [api] maximum_page_limit
+        self.requests: list[tuple[str, str]] = []  # every REST call: (method, path)
+        self.flips: list[tuple[str, bool]] = []  # every change of a paused flag: (dag_id, is_paused)
+        self.bulk_flips: list[tuple[str, bool]] = []  # those made by PATCH /dags (a pattern)
+        self.before_patch: Any = None  # called before a PATCH /dags is applied (e.g. a DAG appears)
+
+    def _set(self, dag: dict[str, Any], paused: bool) -> None:
+        self.world.change(self.name, "pause" if paused else "unpause", dag["dag_id"])
+        if dag["is_paused"] != paused:
+            self.flips.append((dag["dag_id"], paused))
+        dag["is_paused"] = paused
+
+    @staticmethod
+    def ilike(pattern: str, dag_id: str) -> bool:
+        """Airflow's ``dag_id ILIKE '%<pattern>%'``, written apart from the planner: SQL's ``%`` is
+        fnmatch's ``*`` and ``_`` its ``?`` (ids and patterns hold no ``*``, ``?`` or ``[``)."""
+        if pattern == "~":
+            pattern = "%"
+        glob = "*" + pattern.lower().replace("%", "*").replace("_", "?") + "*"
+        return fnmatch.fnmatchcase(dag_id.lower(), glob)
+
+    def _page(self, dags: list[dict[str, Any]], query: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        dags = sorted(dags, key=lambda d: d["dag_id"])
+        offset, limit = int(query.get("offset", 0)), min(int(query.get("limit", 100)), self.max_page)
+        return dags[offset : offset + limit], len(dags)
+
+    def _listed(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        dags = list(self.dags.values())
+        if str(query.get("only_active", True)).lower() not in ("false", "0"):
+            dags = [d for d in dags if d.get("is_active", True)]
+        if "paused" in query:
+            paused = str(query["paused"]).lower() in ("true", "1")
+            dags = [d for d in dags if d["is_paused"] == paused]
+        if query.get("dag_id_pattern"):
+            dags = [d for d in dags if self.ilike(query["dag_id_pattern"], d["dag_id"])]
+        return dags
 
     def paused(self) -> dict[str, bool]:
         return {d: v["is_paused"] for d, v in self.dags.items() if d not in dr.MWAA_IAC_DAG_IDS}
@@ -146,12 +184,25 @@ class FakeAirflow:
 
     def handle(self, method: str, path: str, query: dict[str, Any], body: Any) -> tuple[int, Any]:
         self._parse()
+        self.requests.append((method, path))
         if path == "/importErrors":
             return 200, {"import_errors": [], "total_entries": 0}
         if method == "GET" and path == "/dags":
-            dags = [d for d in self.dags.values() if d.get("is_active", True)]
-            offset, limit = int(query.get("offset", 0)), int(query.get("limit", 100))
-            return 200, {"dags": dags[offset : offset + limit], "total_entries": len(dags)}
+            page, total = self._page(self._listed(query), query)
+            return 200, {"dags": [dict(d) for d in page], "total_entries": total}
+        if method == "PATCH" and path == "/dags":  # Airflow 2's patch_dags: one page of the matches
+            assert query.get("update_mask") == "is_paused" and query.get("dag_id_pattern")
+            if self.before_patch is not None:
+                self.before_patch(self)
+            page, total = self._page(self._listed({k: v for k, v in query.items() if k != "paused"}), query)
+            refused = self.refuse_pause if body["is_paused"] else self.refuse_unpause
+            if refused and any(d["dag_id"] in USER_DAGS for d in page):
+                return 403, {"detail": "forbidden"}
+            for dag in page:
+                if dag["is_paused"] != body["is_paused"]:
+                    self.bulk_flips.append((dag["dag_id"], body["is_paused"]))
+                self._set(dag, body["is_paused"])
+            return 200, {"dags": [dict(d) for d in page], "total_entries": total}
         if path == "/dags/~/dagRuns/~/taskInstances":
             states = query["state"] if isinstance(query["state"], list) else [query["state"]]
             found = [t for t in self.tis if t["state"] in states]
@@ -165,8 +216,7 @@ class FakeAirflow:
             if method == "PATCH" and refused and dag["dag_id"] in USER_DAGS:
                 return 403, {"detail": "forbidden"}
             if method == "PATCH":
-                self.world.change(self.name, "pause" if body["is_paused"] else "unpause", dag["dag_id"])
-                dag["is_paused"] = body["is_paused"]
+                self._set(dag, body["is_paused"])
             elif method == "DELETE":
                 self.world.change(self.name, "delete-dag", dag["dag_id"])
                 del self.dags[dag["dag_id"]]
@@ -304,7 +354,7 @@ class FakeMwaa:
         self.world.change("mwaa", "create", name, fields["AirflowVersion"])
         # The target parses the same DAG folder: the user's DAGs appear, paused at creation.
         env = FakeEnvironment(
-            self.world, name, fields["AirflowVersion"], fields, dict.fromkeys(USER_DAGS, True)
+            self.world, name, fields["AirflowVersion"], fields, dict.fromkeys(self.world.user_dags, True)
         )
         env.status = "CREATING"
         env.queue = [("CREATING", env.version), ("AVAILABLE", env.version)]
@@ -942,3 +992,90 @@ def test_dry_run_estimates_the_sizing_from_the_live_source(ws, world, monkeypatc
     monkeypatch.setattr(airflow, "handle", handle)  # the fake answers no count: no estimate, no failure
     sizing = _run(ws, world, dry_run=True)["sizing"]
     assert sizing["status"] == "unavailable" and sizing["summary"].startswith("sizing not available: ")
+
+
+# -- 500 DAGs --------------------------------------------------------------------------------------
+
+
+DR_IDS = set(dr.MWAA_IAC_DAG_IDS)  # the DR runner pauses and unpauses them one by one, as before
+
+
+def _many_dags() -> dict[str, bool]:
+    """500 DAGs of a shared environment (team prefixes, ``_`` everywhere): 462 live, 38 paused by
+    their owners and interleaved with the live ones in id order (a team's legacy DAGs, the ad-hoc
+    DAGs of someone who left, last year's backfills)."""
+    teams = ["finance", "marketing_ops", "data_platform", "team_a", "team_b", "risk", "sales", "ml_platform"]
+    kinds = ["ingest", "transform", "export", "report", "sync", "quality"]
+    objects = ["orders", "customers", "invoices", "events", "payments", "ledger", "sessions", "users"]
+    live = [f"{t}_{k}_{o}" for t in teams for k in kinds for o in objects]  # 384
+    live += [f"adhoc_{p}_{o}" for p in ("alice", "bob", "chen", "dana") for o in objects]  # 32
+    live += [f"{t}_backfill_{o}_2025" for t in teams for o in objects[:5]]
+    live += [f"data_platform_heartbeat_{region}" for region in ("eu", "us", "ap", "sa", "af", "me")]
+    paused = [f"team_b_legacy_{o}_{n}" for o in objects[:6] for n in (1, 2)]
+    paused += [f"adhoc_eve_{o}" for o in objects] + [
+        f"{t}_backfill_{o}_2024" for t in teams[:3] for o in objects[:6]
+    ]
+    return dict.fromkeys(live, False) | dict.fromkeys(paused, True)
+
+
+def _many_dags_world(world: World) -> dict[str, bool]:
+    dags = _many_dags()
+    assert len(dags) == 500 and sum(dags.values()) == 38
+    world.user_dags = dags
+    world.envs[SOURCE].airflow.dags = {
+        d: {"dag_id": d, "is_paused": p, "is_active": True} for d, p in dags.items()
+    }
+    return dags
+
+
+def _step_result(journal: Journal, step: str) -> dict[str, Any]:
+    return journal.data(step).get("result", {})
+
+
+def test_500_dags_are_paused_and_unpaused_in_a_handful_of_calls(ws, world) -> None:
+    dags = _many_dags_world(world)
+    live = {d for d, paused in dags.items() if not paused}
+    _run(ws, world)
+    journal = _journal(ws)
+    assert _outcome(journal) == "succeeded"
+    source, target = world.envs[SOURCE].airflow, world.envs[TARGET].airflow
+    # the freeze's pause: the listing that recorded the DAGs is reused; 7 PATCH (3 patterns, one of
+    # 5 pages); one verifying page. One call a DAG would be 462.
+    assert _step_result(journal, Step.PAUSE_SOURCE)["calls"] <= 8
+    # the go-live: the target's listing (6 pages), 11 patterns, one verifying page
+    assert _step_result(journal, Step.GO_LIVE)["calls"] <= 6 + 11 + 1
+    assert source.paused() == dict.fromkeys(dags, True)
+    assert target.paused() == {d: d not in live for d in dags}
+    for airflow in (source, target):  # an owner-paused DAG was never unpaused, not even for a moment
+        assert not [d for d, paused in airflow.flips if not paused and d not in live | DR_IDS]
+        assert not [d for d, _ in airflow.bulk_flips if d in dr.MWAA_IAC_DAG_IDS]  # nor a DR DAG touched
+    assert {d for d, paused in source.flips if paused and d not in dr.MWAA_IAC_DAG_IDS} == live
+    assert {d for d, paused in target.flips if not paused and d not in dr.MWAA_IAC_DAG_IDS} == live
+
+
+def test_500_dags_a_pause_killed_half_way_resumes_with_what_is_still_unpaused(ws, world) -> None:
+    dags = _many_dags_world(world)
+    live = {d for d, paused in dags.items() if not paused}
+    source = world.envs[SOURCE].airflow
+    patches: list[int] = []
+
+    def kill_at_the_third(airflow: FakeAirflow) -> None:
+        patches.append(1)
+        if len(patches) == 3:
+            raise Killed(Step.PAUSE_SOURCE)
+
+    source.before_patch = kill_at_the_third
+    with pytest.raises(Killed):
+        _run(ws, world)
+    paused_first = {d for d, paused in source.flips if paused and d not in DR_IDS}
+    assert paused_first and paused_first < live  # some, not all
+    source.before_patch = None
+    flips_before = len(source.flips)
+    _run(ws, world, resume=True)
+    journal = _journal(ws)
+    assert _outcome(journal) == "succeeded"
+    again = [d for d, paused in source.flips[flips_before:] if paused and d not in dr.MWAA_IAC_DAG_IDS]
+    assert sorted(again) == sorted(live - paused_first)  # only what was still unpaused, once each
+    assert not [d for d, paused in source.flips if not paused and d not in dr.MWAA_IAC_DAG_IDS]
+    assert source.paused() == dict.fromkeys(dags, True)
+    assert world.envs[TARGET].airflow.paused() == {d: d not in live for d in dags}

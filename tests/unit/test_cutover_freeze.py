@@ -92,7 +92,20 @@ class FakeAirflow:
             limit = int(query.get("limit", 100))
             return 200, {"task_instances": found[offset : offset + limit], "total_entries": len(found)}
         if method == "GET" and path == "/dags":
-            dags = list(self.dags.values())
+            dags = [d for d in self.dags.values() if _ilike(query.get("dag_id_pattern", "%"), d["dag_id"])]
+            if "paused" in query:
+                dags = [d for d in dags if d["is_paused"] == query["paused"]]
+            return 200, {"dags": dags, "total_entries": len(dags)}
+        if method == "PATCH" and path == "/dags":  # every match fits in one page here
+            if self.forbid_patch:
+                return 403, {"detail": "forbidden"}
+            dags = sorted(
+                (d for d in self.dags.values() if _ilike(query["dag_id_pattern"], d["dag_id"])),
+                key=lambda d: d["dag_id"],
+            )
+            for dag in dags:
+                self.log.append((self.name, dag["dag_id"], body["is_paused"]))
+                dag["is_paused"] = body["is_paused"]
             return 200, {"dags": dags, "total_entries": len(dags)}
         match = re.fullmatch(r"/dags/([^/~]+)", path)
         if match and method == "PATCH":
@@ -119,6 +132,12 @@ class FakeAirflow:
             offset, limit = int(query.get("offset", 0)), int(query.get("limit", 100))
             return 200, {"dag_runs": runs[offset : offset + limit], "total_entries": len(runs)}
         raise AssertionError(f"unexpected {method} {path} on {self.name}")
+
+
+def _ilike(pattern: str, dag_id: str) -> bool:
+    """``dag_id ILIKE '%<pattern>%'``: SQL's ``_`` is any one character, ``%`` any run."""
+    rx = "".join("." if c == "_" else ".*" if c == "%" else re.escape(c) for c in pattern)
+    return re.search(rx, dag_id, re.IGNORECASE) is not None
 
 
 class FakeMwaa:
@@ -345,7 +364,8 @@ def test_abort_after_a_half_done_go_live_repauses_the_target_then_unpauses_the_s
 
     cutover._abort_freeze(error)
 
-    assert mwaa.log == [(TARGET, "a", True), (TARGET, "b", True), (SOURCE, "a", False), (SOURCE, "b", False)]
+    # only the DAGs in the wrong state are touched: b was still paused on the target
+    assert mwaa.log == [(TARGET, "a", True), (SOURCE, "a", False), (SOURCE, "b", False)]
     assert target.paused() == {"a": True, "b": True}
     assert source.paused() == {"a": False, "b": False, "user_paused": True}
     assert cutover.routing.pointed == [SOURCE]  # type: ignore[attr-defined]
@@ -387,7 +407,7 @@ def test_abort_after_a_half_done_pause_unpauses_only_the_recorded_dags(ws) -> No
 
     cutover._abort_freeze(CutoverError("throttled"))
 
-    assert mwaa.log == [(SOURCE, "a", False), (SOURCE, "b", False)]  # nothing on the target
+    assert mwaa.log == [(SOURCE, "a", False)]  # nothing on the target; b was still unpaused
     assert source.paused() == {"a": False, "b": False, "c": True}
     assert _aborted(journal, Step.RECORD_DAGS) and _aborted(journal, Step.PAUSE_SOURCE)
     assert journal.state(Step.DRAIN_SOURCE) is None and journal.state(Step.BACKUP_P2) is None
