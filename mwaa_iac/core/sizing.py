@@ -279,9 +279,13 @@ def estimate(
     passes: int = 2,
     drain_timeout_s: float | None = None,
     pass2_rows: int | None = None,
+    pause_calls: int | None = None,
+    unpause_calls: int | None = None,
 ) -> SizingEstimate:
     """The estimate for a source with ``tables`` and ``dags`` DAGs to pause (unpaused ones).
-    ``pass2_rows``: rows pass 2 copies (default: all of them, as the copy does today)."""
+    ``pass2_rows``: rows pass 2 copies (default: all of them, as the copy does today).
+    ``pause_calls``/``unpause_calls``: the REST requests the bulk pause and unpause take (planned from
+    the DAG ids); unknown: one request per DAG, the worst case."""
     rates = rates or load_rates()
     rows = sum(t.rows or 0 for t in tables)
     estimated_rows = sum(t.rows or 0 for t in tables if t.estimated)
@@ -295,9 +299,20 @@ def estimate(
     ]
     pages = max(1, math.ceil(dags / LIST_PAGE))
     listing = Span(pages * min(latency), pages * max(latency))
-    pause = one_dag.scaled(dags) + listing
+    pause_requests = dags if pause_calls is None else pause_calls
+    unpause_requests = dags if unpause_calls is None else unpause_calls
+    pause = one_dag.scaled(pause_requests) + listing
     flips = [max(0.0, m.go_live_s - m.pause_s) for m in rates.measurements if m.go_live_s]
-    go_live = one_dag.scaled(dags) + Span(min(flips or [0.0]), max(flips or [0.0]))
+    go_live = one_dag.scaled(unpause_requests) + Span(min(flips or [0.0]), max(flips or [0.0]))
+
+    def how(verb: str, requests: int, planned: int | None) -> str:
+        if planned is None:
+            return f"{verb} {dags} DAG(s), one InvokeRestApi request each ({one_dag.text()} per request)"
+        return (
+            f"{verb} {dags} DAG(s) in {requests} InvokeRestApi request(s): PATCH /dags patterns and a "
+            "check of every DAG"
+        )
+
     backup = copy_span(copied_in_freeze, backup_points)
     restore = copy_span(copied_in_freeze, restore_points)
 
@@ -310,11 +325,11 @@ def estimate(
         drain_note = "waits for the task instances executing when the DAGs pause"
     what = "all rows" if pass2_rows is None else f"{copied_in_freeze:,} rows"
     steps = (
-        Step("pause", pause, f"{dags} DAG(s), one InvokeRestApi request each ({one_dag.text()} per DAG)"),
+        Step("pause", pause, how("pause", pause_requests, pause_calls)),
         Step("drain", None, drain_note),
         Step("backup", backup, f"backup DAG run on the source and its check, {what}"),
         Step("restore", restore, f"restore DAG run (with its fix-up) on the target and its check, {what}"),
-        Step("go-live", go_live, f"unpause {dags} DAG(s) one at a time, then the routing flip"),
+        Step("go-live", go_live, how("unpause", unpause_requests, unpause_calls) + ", then the routing flip"),
     )
     freeze = Span(0.0, 0.0)
     for step in steps:
@@ -329,8 +344,14 @@ def estimate(
         "database and workers differ from an MWAA environment's; treat the figures as an order of size",
         "copy steps: low end = a fixed cost plus the marginal rate between the measured sizes; high end = "
         "every row at the largest size's average rate",
-        f"pause and unpause: one InvokeRestApi request per DAG ({one_dag.text()} each; MWAA allows about "
-        f"{MWAA_REQUESTS_PER_S:g} requests per second)",
+        (
+            f"pause and unpause: one InvokeRestApi request per DAG ({one_dag.text()} each; MWAA allows "
+            f"about {MWAA_REQUESTS_PER_S:g} requests per second): the DAGs could not be listed"
+            if pause_calls is None
+            else f"pause and unpause: the requests core.bulk_pause plans for these DAG ids "
+            f"({pause_calls} and {unpause_calls}), {one_dag.text()} each (MWAA allows about "
+            f"{MWAA_REQUESTS_PER_S:g} requests per second)"
+        ),
         "the drain is not in the total: it depends on what is running when the DAGs pause",
     ]
     if pass2_rows is None and passes == 2:

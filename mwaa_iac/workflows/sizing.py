@@ -17,7 +17,7 @@ from typing import Any
 
 from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError
 from mwaa_iac.adapters.mwaa import MwaaClient
-from mwaa_iac.core import sizing
+from mwaa_iac.core import bulk_pause, dr, sizing
 from mwaa_iac.core.sizing import TableCount
 
 MIN_INTERVAL_S = 0.1  # MWAA: about 10 InvokeRestApi requests per second
@@ -51,6 +51,10 @@ class SourceCounts:
     errors: list[str] = field(default_factory=list)
     unavailable: str | None = None  # why there is no estimate at all
     requests: int = 0
+    # REST requests the freeze's bulk pause and the go-live's bulk unpause would take (planned from the
+    # DAG ids, as core.bulk_pause plans them for the cutover); None when the DAGs could not be listed
+    pause_calls: int | None = None
+    unpause_calls: int | None = None
 
     @property
     def available(self) -> bool:
@@ -71,11 +75,15 @@ def count_source(
     counts = SourceCounts(api.environment)
     last: list[float] = []
 
-    def total(path: str, query: dict[str, Any]) -> int | None:
-        """``total_entries`` of one list request; None when Airflow refused it (recorded)."""
+    def pace() -> None:
+        """At most one request every MIN_INTERVAL_S."""
         if last and (wait := MIN_INTERVAL_S - (clock() - last[0])) > 0:
             sleep(wait)
         last[:] = [clock()]
+
+    def total(path: str, query: dict[str, Any]) -> int | None:
+        """``total_entries`` of one list request; None when Airflow refused it (recorded)."""
+        pace()
         counts.requests += 1
         try:
             page = api.request("GET", path, query={**query, "limit": 1})
@@ -110,12 +118,33 @@ def count_source(
     except _Unreachable as exc:
         counts.unavailable = str(exc)
         return counts
+    pace()
+    _plan_pause(api, counts)
     counts.tables += [
         TableCount(t, None, False, "not counted: no REST endpoint lists it") for t in NOT_COUNTED
     ]
     if all(t.rows is None for t in counts.tables):
         counts.unavailable = "Airflow answered no count: " + "; ".join(counts.errors[:3])
     return counts
+
+
+def _plan_pause(api: AirflowApi, counts: SourceCounts) -> None:
+    """The requests the bulk pause and unpause would take on these DAG ids (one listing, paged: one
+    request per 100 DAGs, the only pages not paced)."""
+    try:
+        listing = api.list_dags()
+    except Exception as exc:  # the estimate falls back to one request per DAG
+        counts.errors.append(
+            f"the DAGs could not be listed ({_reason(exc)}): pause and unpause counted per DAG"
+        )
+        return
+    counts.requests += max(1, -(-len(listing) // bulk_pause.PAGE))
+    state = {d["dag_id"]: bool(d.get("is_paused")) for d in listing}
+    live = [d for d, paused in state.items() if not paused and d not in dr.MWAA_IAC_DAG_IDS]
+    owner_paused = [d for d, paused in state.items() if paused and d not in dr.MWAA_IAC_DAG_IDS]
+    verify = max(1, -(-len(live) // bulk_pause.PAGE))  # the per-DAG check afterwards: one listing
+    counts.pause_calls = bulk_pause.plan(state, live, free=owner_paused).calls + verify
+    counts.unpause_calls = bulk_pause.plan(state, live).calls + verify
 
 
 def _reason(exc: BaseException) -> str:
@@ -135,7 +164,13 @@ def sizing_section(
         return unavailable(counts.unavailable or "unknown", counts.environment, counts.errors)
     try:
         estimate = sizing.estimate(
-            counts.tables, counts.dags or 0, rates, passes=passes, drain_timeout_s=drain_timeout_s
+            counts.tables,
+            counts.dags or 0,
+            rates,
+            passes=passes,
+            drain_timeout_s=drain_timeout_s,
+            pause_calls=counts.pause_calls,
+            unpause_calls=counts.unpause_calls,
         )
     except (OSError, ValueError, KeyError) as exc:  # the packaged rates are broken
         return unavailable(f"the measured rates could not be read: {exc}", counts.environment, counts.errors)

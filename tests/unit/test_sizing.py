@@ -150,6 +150,15 @@ TOTALS = {
 }
 
 
+# 12 live DAGs of two teams, 3 paused by their owners, the tool's backup DAG
+DAGS = [
+    *({"dag_id": f"sales_{i:02d}_daily", "is_paused": False} for i in range(7)),
+    *({"dag_id": f"finance_{i:02d}_hourly", "is_paused": False} for i in range(5)),
+    *({"dag_id": f"legacy_{i}", "is_paused": True} for i in range(3)),
+    {"dag_id": "backup_metadata", "is_paused": False},  # the tool's backup DAG: never paused
+]
+
+
 class FakeInvoke:
     """boto3's mwaa client, InvokeRestApi only: list endpoints answer ``total_entries``."""
 
@@ -173,6 +182,9 @@ class FakeInvoke:
                 },
                 "InvokeRestApi",
             )
+        if Path == "/dags" and query["limit"] != 1:  # the listing the bulk pause is planned from
+            page = DAGS[query.get("offset", 0) : query.get("offset", 0) + query["limit"]]
+            return {"RestApiStatusCode": 200, "RestApiResponse": {"dags": page, "total_entries": len(DAGS)}}
         assert query["limit"] == 1
         total = 150 if query.get("state") == "failed" else TOTALS[Path]
         return {"RestApiStatusCode": 200, "RestApiResponse": {"items": [], "total_entries": total}}
@@ -210,9 +222,12 @@ def test_counts_come_from_a_handful_of_limit_1_requests_spaced_for_mwaa() -> Non
     assert rows["task_instance"] == 10_000 and rows["xcom"] == 9_000 and rows["log"] == 20_000
     assert rows["task_fail"] == 150 and rows["trigger"] is None
     assert [t.table for t in counts.tables if t.estimated] == ["task_fail"]
-    assert len(client.calls) == counts.requests <= 9
+    assert len(client.calls) == counts.requests <= 10  # nine counts and one page of DAGs
     assert ("/dags", {"paused": False, "limit": 1}) in client.calls
     assert len(clock.slept) == len(client.calls) - 1  # the clock never moved: every request waited
+    # the bulk pause and unpause of the 12 live DAGs: a pattern or two and one check each, not 12
+    assert counts.pause_calls is not None and counts.pause_calls <= 3
+    assert counts.unpause_calls is not None and counts.unpause_calls <= 4
     assert all(s == pytest.approx(0.1) for s in clock.slept)
 
 
@@ -220,7 +235,8 @@ def test_a_refused_count_leaves_that_table_out_and_says_so() -> None:
     counts = _count(FakeInvoke(refuse=("/connections", "/dags")))
     assert counts.available
     assert {t.table: t.rows for t in counts.tables}["connection"] is None
-    assert len(counts.errors) == 2 and "403" in counts.errors[0]
+    assert len(counts.errors) == 3 and "403" in counts.errors[0]
+    assert "pause and unpause counted per DAG" in counts.errors[2]  # the listing was refused too
     section = sizing_workflow.sizing_section(counts)
     assert section["status"] == "estimated" and section["dags"] == 0
     assert any("unpaused DAGs could not be counted" in e for e in section["errors"])
