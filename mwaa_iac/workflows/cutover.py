@@ -563,11 +563,7 @@ class Cutover:
 
     def _attempt(self, step: str) -> int:
         """How many times ``step`` was started (its notes — aborted, redo — are not attempts)."""
-        return sum(
-            1
-            for e in self.log.entries
-            if e.get("step") == step and e.get("event") == "started" and not e.get("data")
-        )
+        return self.log.attempts(step)
 
     def _backup_counts(self, prefix: str) -> dict[str, Any]:
         bucket = self.config.dr.backup_bucket

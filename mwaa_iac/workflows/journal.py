@@ -112,8 +112,17 @@ class Journal:
         self._append({"event": "done", "step": step, "data": data})
 
     def note(self, step: str, **data: Any) -> None:
-        """Record progress inside a step (e.g. the update was issued) without finishing it."""
-        self._append({"event": "started", "step": step, "data": data})
+        """Record progress inside a step (e.g. the update was issued) without finishing it. The step
+        counts as started (not done), but a note is not an attempt of its own (:meth:`attempts`)."""
+        self._append({"event": "started", "step": step, "data": data, "note": True})
+
+    def attempts(self, step: str) -> int:
+        """How many times ``step`` was started (its notes excluded)."""
+        return sum(
+            1
+            for e in self.entries
+            if e.get("step") == step and e.get("event") == "started" and not e.get("note")
+        )
 
     def end(self, outcome: str, **data: Any) -> None:
         self._append({"event": "end", "outcome": outcome, "data": data})

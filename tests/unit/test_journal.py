@@ -68,6 +68,9 @@ def test_journal_records_steps_and_reloads(new_store) -> None:
     assert loaded.state("preflight") == "done" and loaded.state("hop-1") == "started"
     assert loaded.data("hop-1") == {"update_issued": True} and loaded.state("hop-2") is None
     assert not loaded.finished
+    assert loaded.attempts("hop-1") == 1  # the note is not an attempt
+    journal.started("hop-1", retry=True)  # a start with data is one
+    assert journal.attempts("hop-1") == 2 and journal.attempts("hop-2") == 0
     assert Journal.load(new_store(), "other.jsonl") is None
 
 
