@@ -17,7 +17,7 @@ import botocore.exceptions
 
 from mwaa_iac.adapters.aws import error_code, error_message
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient, translate
-from mwaa_iac.core import bulk_pause, dr
+from mwaa_iac.core import bulk_pause
 from mwaa_iac.errors import MwaaIacError
 
 MAX_PATH = 64
@@ -194,10 +194,7 @@ class AirflowApi:
         reach_paused: bool,
     ) -> None:
         paused = result.paused
-        free = []
-        if paused and reach_paused:
-            free = [d for d, p in state.items() if p and d not in dr.MWAA_IAC_DAG_IDS]
-        plan = bulk_pause.plan(state, result.changed, free=free)
+        plan = bulk_pause.plan_for(state, result.changed, paused, reach_paused=reach_paused)
         selected = set(result.changed)
         for group in plan.groups:
             result.patterns.append(group.pattern)

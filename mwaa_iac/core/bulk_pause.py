@@ -37,6 +37,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
+from mwaa_iac.core.dr import MWAA_IAC_DAG_IDS
+
 PAGE = 100  # Airflow's default [api] maximum_page_limit: DAGs updated by one PATCH /dags
 SEPARATORS = "_.-"
 MAX_PATTERN = 250  # Airflow's DAG id length limit
@@ -218,3 +220,18 @@ def plan(
     singles = sorted(uncovered | {w for w in wanted if not w.isascii()})
     covered = frozenset(i for g in groups for i in g.dag_ids)
     return BulkPlan(groups=tuple(groups), singles=tuple(singles), page=page, covered=covered)
+
+
+def plan_for(
+    state: dict[str, bool],
+    change: Iterable[str],
+    paused: bool,
+    *,
+    reach_paused: bool = True,
+    page: int = PAGE,
+) -> BulkPlan:
+    """The plan that sets ``change`` to ``paused`` among the DAGs of ``state`` (id -> paused). When
+    pausing (``reach_paused``), patterns may also select DAGs already paused (pausing them changes
+    nothing), never the tool's own DR DAGs; when unpausing, only the DAGs to change."""
+    free = [d for d, p in state.items() if p and d not in MWAA_IAC_DAG_IDS] if paused and reach_paused else []
+    return plan(state, change, free=free, page=page)

@@ -141,10 +141,9 @@ def _plan_pause(api: AirflowApi, counts: SourceCounts) -> None:
     counts.requests += max(1, -(-len(listing) // bulk_pause.PAGE))
     state = {d["dag_id"]: bool(d.get("is_paused")) for d in listing}
     live = [d for d, paused in state.items() if not paused and d not in dr.MWAA_IAC_DAG_IDS]
-    owner_paused = [d for d, paused in state.items() if paused and d not in dr.MWAA_IAC_DAG_IDS]
     verify = max(1, -(-len(live) // bulk_pause.PAGE))  # the per-DAG check afterwards: one listing
-    counts.pause_calls = bulk_pause.plan(state, live, free=owner_paused).calls + verify
-    counts.unpause_calls = bulk_pause.plan(state, live).calls + verify
+    counts.pause_calls = bulk_pause.plan_for(state, live, True).calls + verify
+    counts.unpause_calls = bulk_pause.plan_for(state, live, False).calls + verify
 
 
 def _reason(exc: BaseException) -> str:
