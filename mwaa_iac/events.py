@@ -67,6 +67,8 @@ class EventKind(StrEnum):
     DR_RUN = "dr.run"
     DR_BACKUP_VERIFIED = "dr.backup_verified"
     DR_RESTORE_VERIFIED = "dr.restore_verified"
+    DR_DELTA = "dr.delta"
+    DR_DELTA_FALLBACK = "dr.delta_fallback"
     DR_RESET_ON_TARGET = "dr.reset_on_target"
     DR_RECORD_KEPT = "dr.record_kept"
     PROBE_STARTED = "probe.started"
@@ -187,6 +189,14 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
     K.DR_RUN: ("a DR DAG run is in progress", "environment, dag_id, state, elapsed_s"),
     K.DR_BACKUP_VERIFIED: ("a backup's manifest was read and checked", "prefix, tables"),
     K.DR_RESTORE_VERIFIED: ("the restored rows match the backup", "tables"),
+    K.DR_DELTA: (
+        "pass 2's backup holds only what changed since the backup the target holds",
+        "prefix, base, copied (rows in the backup), rows (rows on the source), whole (DAGs copied whole)",
+    ),
+    K.DR_DELTA_FALLBACK: (
+        "pass 2 copies everything: the delta could not be taken or applied safely",
+        "reason",
+    ),
     K.DR_RESET_ON_TARGET: ("unfinished task instances were reset on the target", "task_instances"),
     K.DR_RECORD_KEPT: ("a DR DAG's record could not be deleted from the new colour", "dag_id, error"),
     K.PROBE_STARTED: ("the mwaa-dr probe DAG runs", "environment, dag_id, run_id"),
@@ -562,6 +572,17 @@ def _freeze_abort_failed(e: dict) -> str:
 
 
 # mwaa-dr and the probe
+
+
+@_line(K.DR_DELTA)
+def _dr_delta(e: dict) -> str:
+    whole = f"; {len(e['whole'])} DAG(s) copied whole" if e.get("whole") else ""
+    return f"pass 2 copies what changed since pass 1: {e['copied']:,} of {e['rows']:,} rows{whole}"
+
+
+@_line(K.DR_DELTA_FALLBACK)
+def _dr_delta_fallback(e: dict) -> str:
+    return f"[warning]pass 2 copies everything: {_escape(str(e['reason']))}[/]"
 
 
 @_line(K.DR_VENDOR)

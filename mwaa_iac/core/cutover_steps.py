@@ -26,7 +26,7 @@ class Step(StrEnum):
     HEALTH_GATE_TARGET = "health-gate-target"  # journaled by Upgrade.health_gate inside health-target
     DEPLOY_DR_P2 = "deploy-dr-p2"
     PARSE_DR_P2 = "parse-dr-p2"
-    CLEANUP_TARGET_P2 = "cleanup-target-p2"
+    CLEANUP_TARGET_P2 = "cleanup-target-p2"  # earlier releases: emptied the target before pass 2
     RECORD_DAGS = "record-dags"
     PAUSE_SOURCE = "pause-source"
     DRAIN_SOURCE = "drain-source"
@@ -136,7 +136,7 @@ def flow(*, history: bool = True, two_pass: bool = True, hops: Sequence[str] = (
     steps += [hop_step(i, v) for i, v in enumerate(hops, 1)]
     steps += [Step.HEALTH_TARGET, Step.HEALTH_GATE_TARGET]
     if history and two_pass:
-        steps += [Step.DEPLOY_DR_P2, Step.PARSE_DR_P2, Step.CLEANUP_TARGET_P2, *FREEZE_STEPS]
+        steps += [Step.DEPLOY_DR_P2, Step.PARSE_DR_P2, *FREEZE_STEPS]
         steps += COPY_STEPS[PASS_2]
     if not history:
         steps += FREEZE_STEPS  # nothing froze yet: pause the source right before go-live

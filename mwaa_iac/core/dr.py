@@ -20,6 +20,7 @@ and it is never restarted (UpdateEnvironment) for mwaa-dr.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -50,6 +51,9 @@ AIRFLOWIGNORE_TEXT = """# mwaa-iac: mwaa-dr and smart_open for the DR DAGs besid
 vendor/
 """
 FIXUP_VARIABLE = "mwaa_iac_fixup"  # where earlier releases left restore counts: never copied
+# On a target: which backup its copied tables hold (written by each restore; never copied). The name
+# is also in dr_runtime/mwaa_iac_copy.py (it runs inside Airflow and imports nothing of mwaa-iac).
+RESTORE_MARKER_VARIABLE = "mwaa_iac_restore"
 # The run conf key naming the version of a generated DAG file the run wants (its marker): a worker whose
 # copy of the DAG folder lags waits for that version (the rendered tasks read this literal key).
 MARKER_CONF = "mwaa_iac_marker"
@@ -345,9 +349,23 @@ def probe_conf(bucket: str, base_prefix: str, deployment: str, probe_id: str) ->
     return {"bucket": bucket, "key": f"{prefix}/probe.txt"}
 
 
-def copy_conf(bucket: str, prefix: str) -> dict[str, str]:
-    """Run conf of the backup and restore DAGs: where the backup is (each attempt its own prefix)."""
-    return {"bucket": bucket, "prefix": prefix}
+def copy_conf(bucket: str, prefix: str, since: str | None = None) -> dict[str, str]:
+    """Run conf of the backup and restore DAGs: where the backup is (each attempt its own prefix);
+    ``since``: a backup's prefix in the same bucket, the one the target holds (a delta backup)."""
+    conf = {"bucket": bucket, "prefix": prefix}
+    if since:
+        conf["since"] = since
+    return conf
+
+
+def restore_marker(value: str | None) -> str | None:
+    """The backup prefix a target's restore marker variable names (None: none, or unreadable)."""
+    try:
+        data = json.loads(value) if value else None
+    except ValueError:
+        return None
+    backup = data.get("backup") if isinstance(data, dict) else None
+    return backup if isinstance(backup, str) and backup else None
 
 
 class ManifestError(ValueError):
@@ -366,6 +384,23 @@ def manifest_counts(manifest: dict) -> dict[str, int]:
     if missing:
         raise ManifestError(f"backup manifest lacks table(s) {', '.join(missing)}")
     return {name: int(entry.get("rows", 0)) for name, entry in sorted(tables.items())}
+
+
+def manifest_copy(manifest: dict) -> dict:
+    """How a backup copied: ``mode`` (delta or full), the ``base`` backup of a delta, the DAGs it
+    carries ``whole``, rows in the backup per table (``copied``), and why a delta was not taken
+    (``fallback``). Backups of earlier releases are full."""
+    tables = manifest.get("tables", {})
+    delta = manifest.get("mode") == "delta"
+    return {
+        "mode": "delta" if delta else "full",
+        "base": manifest.get("base") if delta else None,
+        "whole": list(manifest.get("whole") or []) if delta else [],
+        "copied": {
+            name: int(entry.get("copied", entry.get("rows", 0))) for name, entry in sorted(tables.items())
+        },
+        "fallback": manifest.get("fallback"),
+    }
 
 
 def restore_problems(manifest_rows: dict[str, int], result: dict) -> list[str]:

@@ -30,7 +30,19 @@ that knowledge); this module replaces mwaa-dr's per-table export and import, whi
   scheduler runs them.
 
 The backup writes ``manifest.json`` beside the files: per table its columns, row count and content
-hash (per group: a DAG id, a variable key...), hashes of values only, never values.
+hash (per group: a DAG id, a variable key...), hashes of values only, never values, and the
+snapshot it read (``txid_current_snapshot()``).
+
+Delta (pass 2, docs/design.md §7): a backup whose conf names ``since`` (the backup the target holds)
+exports, of the history tables grouped by DAG (DELTA_TABLES), only the rows written after that
+backup's snapshot (``xmin`` not visible in it) — unless a DAG's rows cannot be accounted for that way
+(a row updated or deleted since: its count is not the base's plus the new rows), then every row of
+that DAG. The other tables are small and copied whole. The restore applies it on top of what the
+target holds (checked with the marker variable the restores write), replaces those DAGs' rows, and
+verifies every DAG's count and the changed DAGs' content hashes; it refuses (``delta_refused``) when
+it cannot, and mwaa-iac then copies everything. A backup that cannot compute the delta safely
+(another Airflow version, transaction ids that went backwards, no usable base) is a full one that
+says why (``fallback``).
 """
 
 from __future__ import annotations
@@ -41,7 +53,8 @@ import json
 import time
 
 FORMAT = 1
-OWN_VARIABLES = ("mwaa_iac_fixup",)
+RESTORE_MARKER = "mwaa_iac_restore"  # on a target: which backup its copied tables hold, and since when
+OWN_VARIABLES = ("mwaa_iac_fixup", RESTORE_MARKER)
 EXECUTING = ("queued", "running", "restarting")
 NOTE_LIMIT = 1000  # dag_run_note.content
 
@@ -61,6 +74,14 @@ OWN_TABLES = (
 ORM_TABLES = ("variable", "connection", "trigger")
 # Dropped from the factory's column lists: surrogate ids the target assigns itself.
 NOT_COPIED = {"task_fail": {"id"}, "log": {"id"}, "task_reschedule": {"id"}}
+# The history tables a delta backup copies in part, each grouped by DAG id (log: '' for no DAG).
+DELTA_TABLES = ("log", "dag_run", "task_instance", "task_fail", "task_map", "task_reschedule", "xcom")
+XID_WRAP = 4294967296  # 2**32: xmin is a 32-bit transaction id, snapshots hold 64-bit ones
+
+
+class DeltaRefused(RuntimeError):
+    """The target cannot take this delta (it holds another backup, or the result would differ from
+    the source): nothing was changed; mwaa-iac copies everything instead."""
 
 
 def _q(name):
@@ -240,15 +261,33 @@ def source_columns(session, factory):
 # -- hashing ----------------------------------------------------------------------------------------
 
 
-def table_hash(session, spec):
-    """``{"rows": n, "sha256": ..., "groups": {group: md5}}`` of ``spec``'s rows in this snapshot."""
+def _literal(value):
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _in_groups(groups):
+    """SQL condition: the row's group is one of ``groups`` (false for none)."""
+    if not groups:
+        return "false"
+    return f"q.mwaa_iac_group IN ({', '.join(_literal(g) for g in sorted(groups))})"
+
+
+def _grouped(spec, xmin=False):
+    """``spec``'s SELECT with its group (and the row's xmin) as extra leading columns."""
+    extra = f"{spec.group} AS mwaa_iac_group, " + ("t.xmin AS mwaa_iac_xmin, " if xmin else "")
+    return spec.select.replace("SELECT ", f"SELECT {extra}", 1)
+
+
+def table_hash(session, spec, only=None):
+    """``{"rows": n, "sha256": ..., "groups": {group: md5}}`` of ``spec``'s rows in this snapshot
+    (of the groups in ``only``, when given)."""
     from sqlalchemy import text
 
     hashed = ", ".join(f"q.{_q(c)}" for c in spec.hashed) or "1"
-    select = spec.select.replace("SELECT ", f"SELECT {spec.group} AS mwaa_iac_group, ", 1)
+    where = "" if only is None else f" WHERE {_in_groups(only)}"
     sql = (
         f"SELECT g, count(*), md5(string_agg(h, '' ORDER BY h)) FROM ("
-        f"SELECT q.mwaa_iac_group AS g, md5(ROW({hashed})::text) AS h FROM ({select}) q"
+        f"SELECT q.mwaa_iac_group AS g, md5(ROW({hashed})::text) AS h FROM ({_grouped(spec)}) q{where}"
         f") z GROUP BY g"
     )
     groups = {}
@@ -257,6 +296,86 @@ def table_hash(session, spec):
         groups[str(group)] = f"{count}:{digest}"
         total += count
     return _summary(total, groups)
+
+
+def group_counts(session, spec):
+    """``{group: rows}`` of ``spec``'s rows in this snapshot (every group)."""
+    from sqlalchemy import text
+
+    sql = f"SELECT q.mwaa_iac_group, count(*) FROM ({_grouped(spec)}) q GROUP BY 1"
+    return {str(group): count for group, count in session.execute(text(sql))}
+
+
+# -- delta ----------------------------------------------------------------------------------------
+
+
+def current_snapshot(session):
+    """This transaction's snapshot (``xmin:xmax:xip,...``) and its xmax (the next transaction id)."""
+    from sqlalchemy import text
+
+    snapshot = session.execute(text("SELECT txid_current_snapshot()::text")).scalar()
+    return snapshot, int(snapshot.split(":")[1])
+
+
+def _valid_snapshot(value):
+    import re
+
+    return isinstance(value, str) and re.fullmatch(r"\d+:\d+:[\d,]*", value) is not None
+
+
+def _new_since(base_snapshot, now_xmax):
+    """SQL condition: the row (``q.mwaa_iac_xmin``) was written after ``base_snapshot`` was taken.
+    xmin is the low 32 bits of a transaction id: widened against this transaction's xmax (rows are
+    never older than 2**31 transactions unless frozen; a frozen one misread as new only makes its DAG
+    copied whole)."""
+    low = f"({now_xmax} % {XID_WRAP})"
+    widened = f"({now_xmax} - (({low} - q.mwaa_iac_xmin::text::bigint + {XID_WRAP}) % {XID_WRAP}))"
+    return f"NOT txid_visible_in_snapshot({widened}, {_literal(base_snapshot)}::txid_snapshot)"
+
+
+def delta_scan(session, spec, base_snapshot, now_xmax):
+    """``{group: (rows now, rows new since the base)}`` in one pass over the table."""
+    from sqlalchemy import text
+
+    new = _new_since(base_snapshot, now_xmax)
+    sql = (
+        f"SELECT q.mwaa_iac_group, count(*), count(*) FILTER (WHERE {new}) "
+        f"FROM ({_grouped(spec, xmin=True)}) q GROUP BY 1"
+    )
+    return {str(group): (total, changed) for group, total, changed in session.execute(text(sql))}
+
+
+def base_counts(entry):
+    """``{group: rows}`` a manifest's table entry recorded (a delta backup: ``counts``)."""
+    if "counts" in entry:
+        return {str(k): int(v) for k, v in entry["counts"].items()}
+    return {str(k): int(str(v).split(":")[0]) for k, v in entry.get("groups", {}).items()}
+
+
+def plan_delta(scans, base, executing):
+    """Which DAGs (groups) to copy whole: those whose rows now are not the base's plus the new ones
+    (a row was updated or deleted since the base), and those with task instances that were executing
+    in the base (the restore reset them on the target). ``scans``: ``{table: {group: (now, new)}}``;
+    ``base``: ``{table: {group: rows}}``. Returns (whole, changed): changed = whole + groups with
+    new rows."""
+    whole = set(executing)
+    changed = set()
+    for table, groups in scans.items():
+        before = base.get(table, {})
+        for group in set(groups) | set(before):
+            now, new = groups.get(group, (0, 0))
+            if now != before.get(group, 0) + new:
+                whole.add(group)
+            if new:
+                changed.add(group)
+    return whole, changed | whole
+
+
+def delta_select(spec, base_snapshot, now_xmax, whole):
+    """The rows a delta backup exports of ``spec``: new since the base, or of a DAG copied whole."""
+    columns = ", ".join(f"q.{_q(c)}" for c in spec.columns)
+    new = _new_since(base_snapshot, now_xmax)
+    return f"SELECT {columns} FROM ({_grouped(spec, xmin=True)}) q WHERE {_in_groups(whole)} OR {new}"
 
 
 def _summary(total, groups):
@@ -346,7 +465,7 @@ def _note(context, result):
     text = json.dumps(result, sort_keys=True, default=str)
     print(f"mwaa-iac: {text}")
     if len(text) > NOTE_LIMIT:
-        short = {k: result[k] for k in ("ok", "error", "manifest_rows") if k in result}
+        short = {k: result[k] for k in ("ok", "error", "mode", "fallback", "delta_refused") if k in result}
         short["truncated"] = True
         text = json.dumps(short, sort_keys=True, default=str)[:NOTE_LIMIT]
     with Session() as session:
@@ -378,35 +497,106 @@ def _raw_cursor(session):
 # -- backup -------------------------------------------------------------------------------------------
 
 
+def _bucket_root(context):
+    conf = context["dag_run"].conf or {}
+    return f"s3://{conf.get('bucket')}"
+
+
+def _plan_from_base(session, specs, own_dags, since_uri, now_xmax):
+    """The delta against the backup at ``since_uri``: ``(plan, None)``, or ``(None, why not)`` when
+    it cannot be computed safely (the backup is then a full one)."""
+    import airflow
+
+    try:
+        previous = _read_manifest(since_uri)
+    except Exception as exc:
+        return None, f"the base backup is not usable ({exc})"
+    snapshot = previous.get("snapshot")
+    if not _valid_snapshot(snapshot):
+        return None, "the base backup recorded no snapshot (an older mwaa-iac made it)"
+    if previous.get("airflow_version") != airflow.__version__:
+        return (
+            None,
+            f"the base backup is of Airflow {previous.get('airflow_version')}, this is {airflow.__version__}",
+        )
+    if sorted(previous.get("own_dags", [])) != sorted(own_dags):
+        return None, "the base backup left out other DAGs"
+    base_xmax = int(snapshot.split(":")[1])
+    if now_xmax < base_xmax:
+        return None, (
+            f"transaction ids went backwards since the base backup ({base_xmax} then, {now_xmax} now): "
+            "the database was restored or replaced"
+        )
+    scans, base = {}, {}
+    for table in DELTA_TABLES:
+        if table not in specs:
+            continue
+        entry = previous["tables"].get(table)
+        if entry is None or entry.get("columns") != specs[table].columns:
+            return None, f"the {table} table's columns differ from the base backup's"
+        scans[table] = delta_scan(session, specs[table], snapshot, now_xmax)
+        base[table] = base_counts(entry)
+    whole, changed = plan_delta(scans, base, previous.get("executing", []))
+    return {"snapshot": snapshot, "scans": scans, "whole": whole, "changed": changed}, None
+
+
 def backup(factory, context, own_dags):
     """Export every copied table in one snapshot to ``s3://<bucket>/<prefix>/`` and write the
-    manifest last (its presence means the backup is complete)."""
+    manifest last (its presence means the backup is complete). With ``since`` in the run's conf,
+    a delta against that backup where it can be computed safely."""
     import airflow
     from airflow.settings import Session
     from sqlalchemy import text
 
     started = time.monotonic()
     base = _location(factory, context)
+    since = (context["dag_run"].conf or {}).get("since")
     with Session() as session:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         _settings(session)
+        snapshot, now_xmax = current_snapshot(session)
         columns = source_columns(session, factory)
         specs = build_specs(columns, own_dags)
+        delta, fallback = None, None
+        if since:
+            since_uri = f"{_bucket_root(context)}/{str(since).strip('/')}"
+            delta, fallback = _plan_from_base(session, specs, own_dags, since_uri, now_xmax)
+            if fallback:
+                print(f"mwaa-iac: full backup instead of a delta: {fallback}")
         tables = {}
         cursor = _raw_cursor(session)
         for name, spec in specs.items():
             begin = time.monotonic()
+            partial = delta is not None and name in delta["scans"]
+            select = (
+                delta_select(spec, delta["snapshot"], now_xmax, delta["whole"]) if partial else spec.select
+            )
             with _open(f"{base}/{name}.csv", "wb") as out:
                 cursor.copy_expert(
-                    f"COPY ({spec.select}) TO STDOUT WITH (FORMAT csv, DELIMITER '|', HEADER false)", out
+                    f"COPY ({select}) TO STDOUT WITH (FORMAT csv, DELIMITER '|', HEADER false)", out
                 )
             entry = {"columns": spec.columns, "file": f"{name}.csv"}
-            if spec.verify:
+            if partial:
+                scan = delta["scans"][name]
+                hashed = table_hash(session, spec, only=delta["changed"])
+                entry.update(
+                    delta=True,
+                    rows=sum(now for now, _ in scan.values()),
+                    copied=sum(now if g in delta["whole"] else new for g, (now, new) in scan.items()),
+                    counts={g: now for g, (now, _) in scan.items()},
+                    groups=hashed["groups"],
+                    sha256=hashed["sha256"],
+                )
+            elif spec.verify:
                 entry.update(table_hash(session, spec))
             else:
                 entry["rows"] = session.execute(text(f"SELECT count(*) FROM ({spec.select}) q")).scalar()
+            entry.setdefault("copied", entry["rows"])
             tables[name] = entry
-            print(f"mwaa-iac: exported {name}: {entry['rows']} rows in {time.monotonic() - begin:.1f} s")
+            print(
+                f"mwaa-iac: exported {name}: {entry['copied']} of {entry['rows']} rows "
+                f"in {time.monotonic() - begin:.1f} s"
+            )
         for name in ORM_TABLES:
             groups = {}
             with _open(f"{base}/{name}.jsonl", "wb") as out:
@@ -414,6 +604,16 @@ def backup(factory, context, own_dags):
                     out.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
                     groups[key] = f"1:{_row_digest(row)}"
             tables[name] = {"file": f"{name}.jsonl", **_summary(len(groups), groups)}
+            tables[name]["copied"] = tables[name]["rows"]
+        executing = [
+            row[0]
+            for row in session.execute(
+                text(
+                    "SELECT DISTINCT dag_id FROM task_instance WHERE state IN ('queued', 'running', "
+                    f"'restarting') AND dag_id NOT IN ({_own(own_dags)}) ORDER BY 1"
+                )
+            )
+        ]
         session.rollback()
     manifest = {
         "format": FORMAT,
@@ -422,12 +622,20 @@ def backup(factory, context, own_dags):
         "run_id": context["run_id"],
         "created": datetime.datetime.now(datetime.UTC).isoformat(),
         "own_dags": list(own_dags),
+        "snapshot": snapshot,
+        "executing": executing,
+        "mode": "delta" if delta is not None else "full",
+        "base": str(since).strip("/") if delta is not None else None,
+        "whole": sorted(delta["whole"]) if delta is not None else None,
+        "fallback": fallback,
         "tables": tables,
     }
     with _open(f"{base}/manifest.json", "wb") as out:
         out.write(json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8"))
     result = {
         "ok": True,
+        "mode": manifest["mode"],
+        "fallback": fallback,
         "manifest_rows": {name: entry["rows"] for name, entry in tables.items()},
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -455,20 +663,26 @@ HISTORY = (
 )
 
 
-def clear_history(session, own_dags):
+def clear_history(session, own_dags, only=None):
     """Delete the history rows of every DAG but the tool's own (the pre-restore cleanup, and the
-    restore's first step). Returns the rows deleted per table."""
+    restore's first step), or of the DAGs in ``only`` ('' for log rows of no DAG: a delta's DAGs
+    copied whole). Returns the rows deleted per table."""
     from sqlalchemy import inspect, text
 
-    own = _own(own_dags)
+    if only is None:
+        dags = f"dag_id NOT IN ({_own(own_dags)})"
+        any_dag = f"dag_id IS NULL OR {dags}"
+    else:
+        named = sorted(g for g in only if g and g not in own_dags)
+        dags = f"dag_id IN ({', '.join(_literal(d) for d in named)})" if named else "false"
+        any_dag = f"dag_id IS NULL OR {dags}" if "" in only else dags
     inspector = inspect(session.connection())
     existing = set(inspector.get_table_names())
     deleted = {}
     if "dagrun_dataset_event" in existing:
         deleted["dagrun_dataset_event"] = session.execute(
             text(
-                "DELETE FROM dagrun_dataset_event WHERE dag_run_id IN "
-                f"(SELECT id FROM dag_run WHERE dag_id NOT IN ({own}))"
+                f"DELETE FROM dagrun_dataset_event WHERE dag_run_id IN (SELECT id FROM dag_run WHERE {dags})"
             )
         ).rowcount
     for table in HISTORY:
@@ -476,19 +690,55 @@ def clear_history(session, own_dags):
             continue
         names = {c["name"] for c in inspector.get_columns(table)}
         if "dag_id" in names:
-            where = f" WHERE dag_id IS NULL OR dag_id NOT IN ({own})"
+            where = f" WHERE {any_dag}" if table == "log" else f" WHERE dag_id IS NULL OR {dags}"
         elif "dag_run_id" in names:
-            where = f" WHERE dag_run_id IN (SELECT id FROM dag_run WHERE dag_id NOT IN ({own}))"
-        else:
+            where = f" WHERE dag_run_id IN (SELECT id FROM dag_run WHERE {dags})"
+        elif only is None:
             where = ""
+        else:
+            continue
         deleted[table] = session.execute(text(f"DELETE FROM {table}{where}")).rowcount
-    deleted["trigger"] = session.execute(
+    if only is None:
+        deleted["trigger"] = _drop_unused_triggers(session)
+        session.execute(text("DELETE FROM variable WHERE key = :k"), {"k": RESTORE_MARKER})
+    return deleted
+
+
+def _drop_unused_triggers(session, keep=()):
+    from sqlalchemy import text
+
+    kept = f" AND id NOT IN ({', '.join(str(int(i)) for i in keep)})" if keep else ""
+    return session.execute(
         text(
             "DELETE FROM trigger WHERE id NOT IN "
-            "(SELECT trigger_id FROM task_instance WHERE trigger_id IS NOT NULL)"
+            f"(SELECT trigger_id FROM task_instance WHERE trigger_id IS NOT NULL){kept}"
         )
     ).rowcount
-    return deleted
+
+
+def _marker(session):
+    """What the restore marker on this environment says: ``{"backup": prefix, "restored_at": iso}``
+    ({} when there is none or it is not readable)."""
+    from airflow.models import Variable
+
+    variable = session.query(Variable).filter(Variable.key == RESTORE_MARKER).one_or_none()
+    try:
+        value = json.loads(variable.val) if variable is not None else {}
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write_marker(session, prefix):
+    from sqlalchemy import text
+
+    restored_at = session.execute(text("SELECT transaction_timestamp()")).scalar()
+    value = json.dumps({"backup": prefix, "restored_at": restored_at.isoformat()})
+    session.execute(text("DELETE FROM variable WHERE key = :k"), {"k": RESTORE_MARKER})
+    session.execute(
+        text("INSERT INTO variable (key, val, is_encrypted) VALUES (:k, :v, false)"),
+        {"k": RESTORE_MARKER, "v": value},
+    )
 
 
 def prepare(context, own_dags):
@@ -679,19 +929,24 @@ def _apply_schedule(base, entry, spec):
 
 
 def restore(factory, context, own_dags):
-    """Replace the target's copied tables with the backup's, in one transaction that commits only
-    when every table's count and content hash equal the manifest's (tried again on a concurrent
-    update); the DAGs are paused before it and their next intervals written after it."""
+    """Replace the target's copied tables with the backup's (a delta backup: apply it on top of the
+    backup the target holds), in one transaction that commits only when every table's count and
+    content hash equal the manifest's (tried again on a concurrent update); the DAGs are paused
+    before it and their next intervals written after it."""
     started = time.monotonic()
     try:
         base = _location(factory, context)
         manifest = _read_manifest(base)
+        prefix = base.split("/", 3)[3]
         paused = _retrying("pausing the DAGs", lambda: _pause_all(own_dags))
-        result = _retrying("the restore", lambda: _restore_once(base, manifest, own_dags))
+        result = _retrying("the restore", lambda: _restore_once(base, prefix, manifest, own_dags))
         schedule = manifest["tables"].get("dag_schedule")
         if schedule is not None:
             spec = build_specs({"dag_schedule": schedule["columns"]}, own_dags)["dag_schedule"]
             result["schedules"] = _retrying("next intervals", lambda: _apply_schedule(base, schedule, spec))
+    except DeltaRefused as exc:
+        _note(context, {"ok": False, "error": f"delta refused: {exc}"[:800], "delta_refused": True})
+        raise
     except Exception as exc:
         _note(context, {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:800]})
         raise
@@ -700,22 +955,88 @@ def restore(factory, context, own_dags):
     return result
 
 
-def _restore_once(base, manifest, own_dags):
+def _stage(session, cursor, base, name, spec, entry):
+    from sqlalchemy import text
+
+    stage = f"mwaa_iac_stage_{name}"
+    session.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {spec.select} LIMIT 0"))
+    with _open(f"{base}/{entry['file']}", "rb") as handle:
+        cursor.copy_expert(
+            f"COPY {stage} ({', '.join(_q(c) for c in spec.columns)}) FROM STDIN "
+            "WITH (FORMAT csv, DELIMITER '|', HEADER false)",
+            handle,
+        )
+
+
+RESTORE_ORDER = (
+    "slot_pool",
+    "log",
+    "dataset",
+    "dag_run",
+    "trigger",
+    "task_instance",
+    "task_fail",
+    "task_reschedule",
+    "task_map",
+    "xcom",
+    "dataset_event",
+    "dagrun_dataset_event",
+    "dataset_dag_run_queue",
+    "dag_schedule",
+)
+
+
+def _restore_once(base, prefix, manifest, own_dags):
     from airflow.settings import Session
     from sqlalchemy import text
 
     tables = manifest["tables"]
+    delta = manifest.get("mode") == "delta"
     csv_columns = {
         name: entry["columns"]
         for name, entry in tables.items()
         if "columns" in entry and name != "dag_schedule"
     }
     specs = build_specs(csv_columns, own_dags)
+    own = _own(own_dags)
     with Session() as session:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         _settings(session)
         _check_target_columns(session, csv_columns)
-        deleted = clear_history(session, own_dags)
+        held = _marker(session).get("backup")
+        if delta and held == prefix:
+            # Applied already (a resumed cutover runs the same restore again): verify only.
+            counts = _verify(session, tables, specs, own_dags, delta)
+            session.rollback()
+            return {"ok": True, "mode": "delta", "tables": counts, "already": True, "reset": []}
+        if delta and held != manifest.get("base"):
+            raise DeltaRefused(
+                f"the target holds backup {held or 'none (no marker)'}, "
+                f"the delta is against {manifest.get('base')}"
+            )
+        if delta:
+            # History the target wrote itself since its last restore (its audit log of REST calls,
+            # migrations), then the DAGs the delta carries whole.
+            restored_at = _marker(session).get("restored_at")
+            deleted = {
+                "log_since_restore": session.execute(
+                    text(
+                        f"DELETE FROM log WHERE (dag_id IS NULL OR dag_id NOT IN ({own})) "
+                        "AND dttm > CAST(:at AS timestamptz)"
+                    ),
+                    {"at": restored_at},
+                ).rowcount
+            }
+            deleted.update(clear_history(session, own_dags, only=set(manifest.get("whole") or ())))
+            if "dagrun_dataset_event" in specs:
+                session.execute(
+                    text(
+                        "DELETE FROM dagrun_dataset_event WHERE dag_run_id IN "
+                        f"(SELECT id FROM dag_run WHERE dag_id NOT IN ({own}))"
+                    )
+                )
+        else:
+            deleted = clear_history(session, own_dags)
         if "slot_pool" in specs:
             session.execute(text("DELETE FROM slot_pool"))
         if "dataset_event" in specs:
@@ -726,40 +1047,30 @@ def _restore_once(base, manifest, own_dags):
                 _restore_orm(session, name, _jsonl(base, name))
         cursor = _raw_cursor(session)
         for name, spec in specs.items():
-            stage = f"mwaa_iac_stage_{name}"
-            session.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {spec.select} LIMIT 0"))
-            with _open(f"{base}/{tables[name]['file']}", "rb") as handle:
-                cursor.copy_expert(
-                    f"COPY {stage} ({', '.join(_q(c) for c in spec.columns)}) FROM STDIN "
-                    "WITH (FORMAT csv, DELIMITER '|', HEADER false)",
-                    handle,
-                )
-        order = (
-            "slot_pool",
-            "log",
-            "dataset",
-            "dag_run",
-            "trigger",
-            "task_instance",
-            "task_fail",
-            "task_reschedule",
-            "task_map",
-            "xcom",
-            "dataset_event",
-            "dagrun_dataset_event",
-            "dataset_dag_run_queue",
-            "dag_schedule",
-        )
-        for name in order:
+            _stage(session, cursor, base, name, spec, tables[name])
+        triggers = _jsonl(base, "trigger") if "trigger" in tables else []
+        for name in RESTORE_ORDER:
             if name == "trigger":
-                if "trigger" in tables:
-                    _restore_orm(session, "trigger", _jsonl(base, "trigger"))
+                if delta:
+                    present = {row[0] for row in session.execute(text("SELECT id FROM trigger"))}
+                    triggers = [row for row in triggers if row["id"] not in present]
+                _restore_orm(session, "trigger", triggers)
                 continue
             if name not in specs:
                 continue
             sql = _insert_sql(name, specs[name].columns)
             if sql:
-                session.execute(text(sql))
+                try:
+                    session.execute(text(sql))
+                except Exception as exc:
+                    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+                    if delta and code == "23505":  # unique violation: the delta is not new rows only
+                        raise DeltaRefused(
+                            f"{name}: a new row of the delta is already on the target"
+                        ) from exc
+                    raise
+        if delta and "trigger" in tables:
+            _drop_unused_triggers(session, keep=[row["id"] for row in _jsonl(base, "trigger")])
         for sequence_table in ("trigger", "dataset_event"):
             session.execute(
                 text(
@@ -767,22 +1078,8 @@ def _restore_once(base, manifest, own_dags):
                     f"GREATEST((SELECT COALESCE(max(id), 0) FROM {sequence_table}), 1))"
                 )
             )
-        own = _own(own_dags)
         session.flush()
-        mismatches = []
-        counts = {}
-        for name, entry in tables.items():
-            if name in ORM_TABLES:
-                got = orm_hash(session, name, own_dags)
-            elif name in specs and specs[name].verify:
-                got = table_hash(session, specs[name])
-            else:
-                continue
-            counts[name] = got["rows"]
-            if got["sha256"] != entry["sha256"]:
-                mismatches.append(_first_difference(name, entry, got))
-        if mismatches:
-            raise RuntimeError("the restored rows differ from the backup: " + "; ".join(mismatches))
+        counts = _verify(session, tables, specs, own_dags, delta)
         reset = [
             f"{dag_id}/{run_id}/{task_id}[{map_index}]"
             for dag_id, run_id, task_id, map_index in session.execute(
@@ -793,8 +1090,53 @@ def _restore_once(base, manifest, own_dags):
                 )
             )
         ]
+        _write_marker(session, prefix)
         session.commit()
-    return {"ok": True, "tables": counts, "deleted_before": sum(deleted.values()), "reset": reset}
+    copied = {name: entry.get("copied", entry.get("rows")) for name, entry in tables.items()}
+    return {
+        "ok": True,
+        "mode": "delta" if delta else "full",
+        "tables": counts,
+        "copied": sum(v for v in copied.values() if isinstance(v, int)),
+        "deleted_before": sum(deleted.values()),
+        "reset": reset,
+    }
+
+
+def _verify(session, tables, specs, own_dags, delta):
+    """Every table's rows on the target against the manifest: counts and content hashes (a delta's
+    history tables: every DAG's count, the changed DAGs' hashes). Returns rows per table; raises
+    (DeltaRefused for a delta) naming the first group that differs."""
+    mismatches = []
+    counts = {}
+    for name, entry in tables.items():
+        if name in ORM_TABLES:
+            got = orm_hash(session, name, own_dags)
+        elif name in specs and entry.get("delta"):
+            have = group_counts(session, specs[name])
+            want = {str(k): int(v) for k, v in entry["counts"].items()}
+            counts[name] = sum(have.values())
+            if have != want:
+                group = sorted(g for g in set(have) | set(want) if have.get(g) != want.get(g))[0]
+                mismatches.append(
+                    f"{name} [{group}]: backup {want.get(group, 0)} rows, target {have.get(group, 0)} rows"
+                )
+                continue
+            got = table_hash(session, specs[name], only=set(entry["groups"]))
+            if got["sha256"] != entry["sha256"]:
+                mismatches.append(_first_difference(name, entry, got))
+            continue
+        elif name in specs and specs[name].verify:
+            got = table_hash(session, specs[name])
+        else:
+            continue
+        counts[name] = got["rows"]
+        if got["sha256"] != entry["sha256"]:
+            mismatches.append(_first_difference(name, entry, got))
+    if mismatches:
+        message = "the restored rows differ from the backup: " + "; ".join(mismatches)
+        raise DeltaRefused(message) if delta else RuntimeError(message)
+    return counts
 
 
 def _first_difference(name, expected, got):

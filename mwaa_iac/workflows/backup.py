@@ -29,7 +29,7 @@ from mwaa_iac.core.catalog import parse_version
 from mwaa_iac.core.config import EnvironmentConfig
 from mwaa_iac.errors import UsageError
 from mwaa_iac.events import EventKind, event
-from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, deploy_dr_files, run_probe
+from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, DeltaRefused, deploy_dr_files, run_probe
 
 BACKUP_INFO = "mwaa-iac-backup.json"  # mwaa-iac backup's record beside the DAG's manifest.json
 
@@ -102,7 +102,12 @@ def run_restore(runner: DagRunner, run_id: str, marker: str, conf: dict[str, Any
     try:
         runner.run(dr.RESTORE_DAG_ID, run_id, marker, conf, **kwargs)
     except CutoverError as exc:
-        error = restore_result(runner.api, run_id).get("error")
+        note = restore_result(runner.api, run_id)
+        error = note.get("error")
+        if error and note.get("delta_refused"):
+            raise DeltaRefused(
+                f"{exc.message}: {error}", reason=str(error).removeprefix("delta refused: ")
+            ) from exc
         if error:
             raise CutoverError(
                 f"{exc.message}: {error}",

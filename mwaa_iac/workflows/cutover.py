@@ -56,7 +56,13 @@ from mwaa_iac.core.status import Outcome, ready_for_update
 from mwaa_iac.errors import MwaaIacError, UsageError
 from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.backup import probe, probe_runner, read_manifest, run_restore, verify_restore
-from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, deploy_dr_files, remove_dr_files
+from mwaa_iac.workflows.dr_runs import (
+    CutoverError,
+    DagRunner,
+    DeltaRefused,
+    deploy_dr_files,
+    remove_dr_files,
+)
 from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_journal
 from mwaa_iac.workflows.state import StateStore, open_state
 from mwaa_iac.workflows.upgrade import Check, PreflightError, Upgrade, UpgradeOptions
@@ -64,6 +70,9 @@ from mwaa_iac.workflows.watch import Watcher
 from mwaa_iac.workspace import Workspace, write_deployment
 
 Emit = Callable[[dict[str, Any]], None]
+
+
+COPY_FIELDS = ("mode", "base", "copied", "whole", "fallback")  # how pass 2 copied (the report's pass2)
 
 
 @dataclass
@@ -223,10 +232,8 @@ class Cutover:
             # Deploy pass 2's DAG files before the freeze so that their parsing is not frozen time.
             self._step(Step.DEPLOY_DR_P2, lambda: self._deploy_dr_dags(factory, PASS_2))
             self._step(Step.PARSE_DR_P2, self._wait_for_p2_dags)
-            # Pass 1's rows on the target have served their purpose (the restore was verified and
-            # the target upgraded with them): empty it now, so that this is not frozen time either.
-            # The target is not live and its DAGs are paused, so nothing runs on it meanwhile.
-            self._step(Step.CLEANUP_TARGET_P2, lambda: self._run_dag(self.target, dr.PREPARE_DAG_ID, PASS_2))
+            # Pass 1's rows stay on the target (not live, its DAGs paused): pass 2 copies only what
+            # changed on the source since (docs/design.md §7).
             self._freeze()
             rows = self._copy_pass(PASS_2)
         self._freeze()  # without history nothing froze yet: pause the source right before go-live
@@ -462,7 +469,6 @@ class Cutover:
             dr.render_backup_dag(factory, prefix, self.config.name, label),
             dr.render_restore_dag(factory, prefix, self.config.name, label),
         ]
-        files.append(dr.render_prepare_dag(self.config.name, label))
         source = self.config.source
         vendor = deploy_dr_files(self.s3, source.bucket_name, source.dag_s3_path, files)
         self.emit(event(EventKind.DR_VENDOR, **vendor))
@@ -525,7 +531,19 @@ class Cutover:
         backup_step, verify_backup_step, restore_step, verify_restore_step = COPY_STEPS[label]
         backup = self._step(backup_step, lambda: self._backup(label))
         counts = self._step(verify_backup_step, lambda: self._backup_counts(backup["prefix"]))
-        outcome = self._step(restore_step, lambda: self._restore(label, backup["prefix"]))
+        try:
+            outcome = self._step(restore_step, lambda: self._restore(label, backup["prefix"]))
+        except DeltaRefused as exc:
+            if counts.get("mode") != "delta":
+                raise
+            # The target could not take the delta (nothing changed on it): copy everything, at once
+            # (still frozen), and on any resume of this cutover.
+            self.emit(
+                event(EventKind.DR_DELTA_FALLBACK, reason=f"the target refused the delta: {exc.reason}")
+            )
+            for step in (backup_step, verify_backup_step, restore_step):
+                self.log.note(step, redo=True, full=True, refused=exc.reason)
+            return self._copy_pass(label)
         try:
             return self._step(verify_restore_step, lambda: self._verify_restore(counts, outcome))
         except Exception:
@@ -537,9 +555,27 @@ class Cutover:
     def _backup(self, label: str) -> dict[str, Any]:
         attempt = self._attempt(COPY_STEPS[label][0]) - 1  # this attempt's "started" is recorded
         prefix = self._prefix(label) + (f"-a{attempt}" if attempt > 0 else "")
-        conf = dr.copy_conf(self.config.dr.backup_bucket, prefix)
+        since = self._delta_base() if label == PASS_2 else None
+        conf = dr.copy_conf(self.config.dr.backup_bucket, prefix, since)
         run = self._run_dag(self.source, dr.BACKUP_DAG_ID, label, conf, attempt=attempt)
-        return {**run, "prefix": prefix}
+        return {**run, "prefix": prefix, "since": since}
+
+    def _delta_base(self) -> str | None:
+        """The backup the target holds (its restore marker), which pass 2's backup is a delta
+        against; None for a full backup (the delta was refused before, or no marker is readable)."""
+        if self.log.data(COPY_STEPS[PASS_2][0]).get("full"):
+            return None
+        try:
+            value = self.api(self.target).get_variable_value(dr.RESTORE_MARKER_VARIABLE)
+        except AirflowApiError as exc:
+            reason = f"the target's restore marker could not be read ({exc.message})"
+        else:
+            held = dr.restore_marker(value)
+            if held:
+                return held
+            reason = f"{self.target} has no readable restore marker ({dr.RESTORE_MARKER_VARIABLE})"
+        self.emit(event(EventKind.DR_DELTA_FALLBACK, reason=reason))
+        return None
 
     def _restore(self, label: str, prefix: str) -> dict[str, Any]:
         attempt = self._attempt(COPY_STEPS[label][2]) - 1
@@ -557,8 +593,7 @@ class Cutover:
             dr.BACKUP_DAG_ID, markers[dr.BACKUP_DAG_ID]
         )
         target = DagRunner(self.api(self.target), self.options, self.emit, self.sleep, self.clock)
-        for dag_id in (dr.PREPARE_DAG_ID, dr.RESTORE_DAG_ID):
-            target.wait_for_dag(dag_id, markers[dag_id])
+        target.wait_for_dag(dr.RESTORE_DAG_ID, markers[dr.RESTORE_DAG_ID])
         return {"parsed": sorted(markers)}
 
     def _attempt(self, step: str) -> int:
@@ -569,7 +604,22 @@ class Cutover:
         bucket = self.config.dr.backup_bucket
         result = read_manifest(self.s3, bucket, prefix)
         self.emit(event(EventKind.DR_BACKUP_VERIFIED, prefix=prefix, tables=len(result["rows"])))
-        return {"prefix": prefix, "rows": result["rows"]}
+        copy = dr.manifest_copy(result["manifest"])
+        if copy["mode"] == "delta":
+            rows = sum(result["rows"].values())
+            self.emit(
+                event(
+                    EventKind.DR_DELTA,
+                    prefix=prefix,
+                    base=copy["base"],
+                    copied=sum(copy["copied"].values()),
+                    rows=rows,
+                    whole=copy["whole"],
+                )
+            )
+        elif copy["fallback"]:
+            self.emit(event(EventKind.DR_DELTA_FALLBACK, reason=copy["fallback"]))
+        return {"prefix": prefix, "rows": result["rows"], **copy}
 
     def _verify_restore(self, backup: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
         verified = verify_restore(self.target, backup["rows"], outcome)
@@ -1050,10 +1100,20 @@ class Cutover:
             "freeze_window_s": freeze,
             "freeze_steps_s": freeze_steps,
             "rows_copied": rows.get("tables", {}),
+            "pass2": self._pass2_copy() if two_pass and history else None,
             "may_run_twice": self.log.data(Step.DRAIN_SOURCE).get("result", {}).get("may_run_twice", []),
             "steps_s": steps,
             "routing": self.config.routing.ssm_parameter_name,
         }
+
+    def _pass2_copy(self) -> dict[str, Any]:
+        """What pass 2 copied: delta or full (and why), rows per table in its backup."""
+        backup_step, verify_step = COPY_STEPS[PASS_2][:2]
+        copy = {k: self.log.data(verify_step).get("result", {}).get(k) for k in COPY_FIELDS}
+        refused = self.log.data(backup_step).get("refused")
+        if refused and copy["mode"] == "full":
+            copy["fallback"] = f"the target refused the delta: {refused}"
+        return copy
 
     def _today(self) -> date:
         return self.options.today or date.today()

@@ -29,6 +29,15 @@ class CutoverError(MwaaIacError):
     """A cutover, backup or restore step failed; the message says what state each colour is in."""
 
 
+class DeltaRefused(CutoverError):
+    """The target refused pass 2's delta (it holds another backup, or the result would differ from
+    the source); the restore changed nothing. ``reason``: what the restore said."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class DagImportError(CutoverError):
     """The environment parsed the DAG file and could not import it (Airflow's importErrors)."""
 

@@ -143,6 +143,40 @@ def _cleanup(stack: LocalStack, setup: DemoSetup, *extra: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+# What blue changes between the passes (pass 2 must carry each: a delta with updates and deletions).
+OLD_RUN = "seed__2025-01-01T{hour:02d}:00:00+00:00"
+CLEARED = ("report_daily", OLD_RUN.format(hour=10), "t01")
+MARKED_FAILED = ("sync_customers", OLD_RUN.format(hour=11), "t02")
+DELETED = ("etl_orders", OLD_RUN.format(hour=20))
+
+
+def _change_history_between_passes(env: str) -> None:
+    """New runs, a cleared task run again (its try number grows), a task marked failed, a deleted
+    old run, a changed variable and a changed pool: rows added, updated and deleted on blue."""
+    client = api(env)
+    _run_dag(env, "etl_orders", "between-passes")
+    dag_id, run_id, task_id = CLEARED
+    client.request(
+        "POST",
+        f"/dags/{dag_id}/clearTaskInstances",
+        body={"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "reset_dag_runs": True},
+    )
+    for _ in range(180):
+        if client.get_run(dag_id, run_id)["state"] in ("success", "failed"):
+            break
+        time.sleep(1)
+    assert client.get_run(dag_id, run_id)["state"] == "success"
+    dag_id, run_id, task_id = MARKED_FAILED
+    client.request(
+        "POST",
+        f"/dags/{dag_id}/updateTaskInstancesState",
+        body={"dry_run": False, "dag_run_id": run_id, "task_id": task_id, "new_state": "failed"},
+    )
+    client.request("DELETE", f"/dags/{DELETED[0]}/dagRuns/{DELETED[1]}")
+    client.request("PATCH", "/variables/seed_var_03", body={"key": "seed_var_03", "value": "changed"})
+    client.request("PATCH", "/pools/seed_pool_1", body={"name": "seed_pool_1", "slots": 9})
+
+
 def _run_dag(env: str, dag_id: str, run_id: str) -> None:
     client = api(env)
     client.set_paused(dag_id, False)
@@ -254,6 +288,7 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
     assert set(BUSINESS) <= live_before and busy.LONG_DAG in live_before
     S3("us-east-1").put_text(f"{NAME}-airflow-source", "dags/e2e_check.py", CHECK_DAG)
     killed_after: list[str] = []
+    seen: list[dict] = []  # every event of every run
     extra: tuple[str, ...] = ()
     aborted = False
     # The last boundary (after retire-dr-dags) is followed within milliseconds by the journal's end
@@ -264,9 +299,10 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
         assert code == -9, f"the cutover ended (exit {code}) after {killed_after}: {local_stack.last_stderr}"
         last = events[-1]
         killed_after.append(last["step"] if last["event"] == "step.done" else f"hop:{last['to']}")
+        seen += events
         if killed_after[-1] == Step.HEALTH_TARGET:
-            # Between the passes blue keeps scheduling: this run must reach green in pass 2.
-            _run_dag(blue, "etl_orders", "between-passes")
+            # Between the passes blue keeps scheduling, and its history changes: pass 2 carries it.
+            _change_history_between_passes(blue)
         if killed_after[-1] == Step.VERIFY_BACKUP_P2 and not aborted:
             # Inside the freeze, pass 2's backup loses a file: the restore fails, changes nothing on
             # green, and the abort unpauses the recorded DAGs on blue, which goes on scheduling.
@@ -305,6 +341,15 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
         )
     assert api(green).get_run("etl_orders", "between-passes")["state"] == "success"
     assert api(green).get_run("etl_orders", "after-abort")["state"] == "success"
+    # Pass 2 was a delta against the backup green held, and carried the changes: the deleted run is
+    # gone, the changed variable and pool are changed (row by row: the fingerprint test below).
+    deltas = [e for e in seen if e["event"] == "dr.delta"]
+    assert deltas and all(0 < e["copied"] < e["rows"] for e in deltas), deltas
+    assert {"report_daily", "sync_customers", "etl_orders"} <= set(deltas[-1]["whole"])
+    assert not [e for e in seen if e["event"] == "dr.delta_fallback"]
+    assert DELETED[1] not in run_ids(green, DELETED[0]) and DELETED[1] not in run_ids(blue, DELETED[0])
+    assert api(green).get_variable_value("seed_var_03") == "changed"
+    assert api(green).request("GET", "/pools/seed_pool_1")["slots"] == 9
     assert total(green, "/connections") == total(blue, "/connections") >= 10
     assert total(green, "/pools") == total(blue, "/pools")
     blue_vars = {v["key"] for v in api(blue).request("GET", "/variables", query={"limit": 100})["variables"]}
@@ -431,9 +476,9 @@ def test_cutover_with_work_in_flight_completes(local_stack: LocalStack, deployme
     equal table by table; after go-live the in-flight runs complete on green, and no task instance
     runs twice (blue runs nothing after the freeze, green re-runs nothing that had finished)."""
     blue, green = deployment.source, f"{NAME}-green"
-    # Up to the freeze (pass 1, the target's upgrade, pass 2's DAG files and clean-up) first, so that
+    # Up to the freeze (pass 1, the target's upgrade, pass 2's DAG files parsed) first, so that
     # the in-flight work is in flight when the source pauses.
-    code, _ = _cutover(local_stack, deployment, stop_when=_step_done(Step.CLEANUP_TARGET_P2))
+    code, _ = _cutover(local_stack, deployment, stop_when=_step_done(Step.PARSE_DR_P2))
     assert code == -9, local_stack.last_stderr
     flight = busy.start_in_flight(api(blue), label="fl", defer_seconds=240, sleep_seconds=45)
     busy.wait_in_flight(api(blue), flight)

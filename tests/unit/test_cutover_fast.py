@@ -84,6 +84,7 @@ class World:
         self.fail_in: str | None = None
         self.kill = False  # fail_in kills the process instead of failing the step
         self.restore_fails: str | None = None  # every restore run fails with this error
+        self.refuse_delta: str | None = None  # a delta restore is refused with this reason (once)
         self.failed: list[str] = []
         self.roles: dict[str, RoleDocuments] = {}
         self.user_dags: dict[str, bool] = dict(USER_DAGS)  # the DAG folder's DAGs (paused on the source)
@@ -124,6 +125,7 @@ class FakeAirflow:
         self.name = name
         self.dags = {d: {"dag_id": d, "is_paused": p, "is_active": True} for d, p in dags.items()}
         self.history: list[str] = []
+        self.marker: str | None = None  # the restore marker: the prefix of the backup restored last
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}
         self.tis: list[dict[str, Any]] = []
         self.refuse_pause = False  # pausing a user DAG answers 403
@@ -187,6 +189,10 @@ class FakeAirflow:
         self.requests.append((method, path))
         if path == "/importErrors":
             return 200, {"import_errors": [], "total_entries": 0}
+        if method == "GET" and path == f"/variables/{dr.RESTORE_MARKER_VARIABLE}":
+            if self.marker is None:
+                return 404, {"detail": "Variable not found"}
+            return 200, {"key": path.rsplit("/", 1)[1], "value": json.dumps({"backup": self.marker})}
         if method == "GET" and path == "/dags":
             page, total = self._page(self._listed(query), query)
             return 200, {"dags": [dict(d) for d in page], "total_entries": total}
@@ -279,7 +285,14 @@ class FakeAirflow:
             tables = {t: {"rows": 1} for t in dr.REQUIRED_TABLES} | {"dag_run": {"rows": len(self.history)}}
             prefix = conf["prefix"]
             self.world.objects[(conf["bucket"], f"{prefix}/history.json")] = json.dumps(self.history).encode()
-            manifest = {"format": dr.MANIFEST_FORMAT, "tables": tables}
+            manifest: dict[str, Any] = {"format": dr.MANIFEST_FORMAT, "tables": tables, "mode": "full"}
+            base = self.world.objects.get((conf["bucket"], f"{conf.get('since')}/history.json"))
+            if base is not None:  # a delta: only the runs the base lacks
+                new = [r for r in self.history if r not in json.loads(base)]
+                tables["dag_run"]["copied"] = len(new)
+                manifest.update(mode="delta", base=conf["since"], whole=[])
+            elif conf.get("since"):
+                manifest["fallback"] = "the base backup is not usable"
             self.world.objects[(conf["bucket"], f"{prefix}/{dr.MANIFEST}")] = json.dumps(manifest).encode()
             run["state"] = "success"
         elif dag_id == dr.PREPARE_DAG_ID:
@@ -291,7 +304,17 @@ class FakeAirflow:
             if error:
                 run.update(state="failed", note=json.dumps({"ok": False, "error": error}))
                 return
+            manifest = json.loads(self.world.objects[(conf["bucket"], f"{conf['prefix']}/{dr.MANIFEST}")])
+            refused = self.world.refuse_delta or (
+                None if manifest.get("base") in (None, self.marker) else "holds another backup"
+            )
+            if manifest.get("mode") == "delta" and refused:
+                self.world.refuse_delta = None
+                note = {"ok": False, "error": f"delta refused: {refused}", "delta_refused": True}
+                run.update(state="failed", note=json.dumps(note))
+                return
             self.history = json.loads(raw)
+            self.marker = conf["prefix"]
             for dag in self.dags.values():  # the restore pauses every DAG
                 dag["is_paused"] = True
             tables = {t: 1 for t in dr.REQUIRED_TABLES} | {"dag_run": len(self.history)}
@@ -655,6 +678,62 @@ def test_a_run_made_on_the_source_between_the_passes_reaches_the_target(ws, worl
     world.envs[SOURCE].airflow.history.append("between-passes")
     _run(ws, world, resume=True)
     assert "between-passes" in world.envs[TARGET].airflow.history
+
+
+def _backup_confs(world: World) -> list[dict[str, Any]]:
+    runs = world.envs[SOURCE].airflow.runs
+    return [run["conf"] for (dag_id, _), run in runs.items() if dag_id == dr.BACKUP_DAG_ID]
+
+
+def test_pass_two_is_a_delta_against_the_backup_the_target_holds(ws, world) -> None:
+    world.fail_in = Step.DEPLOY_DR_P2
+    with pytest.raises(Injected):
+        _run(ws, world)
+    world.envs[SOURCE].airflow.history.append("between-passes")
+    report = _run(ws, world, resume=True)
+    first, second = _backup_confs(world)
+    assert "since" not in first and second["since"] == first["prefix"]  # the target's marker
+    assert report["pass2"] == {
+        "mode": "delta",
+        "base": first["prefix"],
+        "copied": {**dict.fromkeys(dr.REQUIRED_TABLES, 1), "dag_run": 1},
+        "whole": [],
+        "fallback": None,
+    }
+    assert "between-passes" in world.envs[TARGET].airflow.history
+    _assert_live_on_target(ws, world)
+
+
+def test_a_refused_delta_is_copied_in_full_at_once_inside_the_same_freeze(ws, world) -> None:
+    world.refuse_delta = "task_instance [etl_orders]: backup 10 rows, target 11 rows"
+    report = _run(ws, world)
+    confs = _backup_confs(world)
+    assert ["since" in c for c in confs] == [False, True, False]  # p1, the delta, the full copy
+    assert report["pass2"]["mode"] == "full"
+    assert "the target refused the delta: task_instance [etl_orders]" in report["pass2"]["fallback"]
+    journal = _journal(ws)
+    assert journal.attempts(Step.BACKUP_P2) == 2 and _done_count(journal, Step.PAUSE_SOURCE) == 1
+    _assert_live_on_target(ws, world)
+
+
+def test_after_an_aborted_go_live_the_fresh_backup_is_a_delta_against_pass_two(ws, world) -> None:
+    calls: list[str] = []
+
+    class FlakyRouting(FakeRouting):
+        def point(self, parameter: str, **kwargs: Any) -> None:
+            calls.append(kwargs["name"])
+            if len(calls) == 1:
+                raise Injected("SSM PutParameter throttled")
+            super().point(parameter, **kwargs)
+
+    cutover = _cutover(ws, world)
+    cutover.routing = FlakyRouting(world)  # type: ignore[assignment]
+    with pytest.raises(Injected):
+        cutover.run()
+    _run(ws, world, resume=True)
+    p1, p2, fresh = _backup_confs(world)
+    assert p2["since"] == p1["prefix"] and fresh["since"] == p2["prefix"]
+    _assert_live_on_target(ws, world)
 
 
 def test_single_pass_cutover_freezes_before_the_copy(ws, world) -> None:
