@@ -57,3 +57,70 @@ def test_a_mismatch_names_the_first_differing_group_never_a_value() -> None:
     assert copy._first_difference("dag_run", expected, got) == (
         "dag_run [etl]: backup 3 rows, target 2 rows (content hash differs)"
     )
+
+
+# -- the delta (docs/design.md §7) ------------------------------------------------------------------
+
+
+def test_a_dag_with_only_new_rows_is_copied_in_part_and_one_with_updates_or_deletions_whole() -> None:
+    base = {"task_instance": {"new_only": 10, "updated": 10, "deleted": 10, "gone": 5, "quiet": 7}}
+    scans = {
+        "task_instance": {
+            "new_only": (13, 3),  # three new rows: 10 + 3
+            "updated": (12, 3),  # one row changed and two new: 12 != 10 + 3
+            "deleted": (9, 0),  # a run deleted (airflow db clean)
+            "quiet": (7, 0),
+            "brand_new": (4, 4),  # a DAG that did not exist at the base
+        }  # "gone": every row deleted since
+    }
+    whole, changed = copy.plan_delta(scans, base, executing=["was_running"])
+    assert whole == {"updated", "deleted", "gone", "was_running"}
+    assert changed == whole | {"new_only", "brand_new"}  # "quiet" is neither copied nor re-hashed
+
+
+def test_a_delete_and_an_insert_in_the_same_dag_do_not_cancel_out() -> None:
+    # One old row deleted and one new row added: the count is the base's, but new != 0.
+    whole, _ = copy.plan_delta({"log": {"d": (10, 1)}}, {"log": {"d": 10}}, executing=[])
+    assert whole == {"d"}
+
+
+def test_the_base_counts_come_from_a_full_or_a_delta_manifest() -> None:
+    assert copy.base_counts({"groups": {"a": "3:abc", "": "2:def"}}) == {"a": 3, "": 2}
+    assert copy.base_counts({"counts": {"a": 5}, "groups": {"a": "1:x"}}) == {"a": 5}
+
+
+def test_the_delta_export_selects_new_rows_and_whole_dags_by_xmin_against_the_base_snapshot() -> None:
+    specs = copy.build_specs(COLUMNS, ("backup_metadata",))
+    sql = copy.delta_select(specs["task_instance"], "100:120:105,110", 130, {"o'brien", "etl"})
+    assert "t.xmin AS mwaa_iac_xmin" in sql and "'100:120:105,110'::txid_snapshot" in sql
+    assert "q.mwaa_iac_group IN ('etl', 'o''brien')" in sql  # quoted, never raw
+    assert sql.startswith('SELECT q."dag_id", q."run_id"')  # exactly the spec's columns, in order
+    assert copy.delta_select(specs["xcom"], "1:2:", 3, set()).count("false OR") == 1
+    assert copy._valid_snapshot("100:120:105,110") and copy._valid_snapshot("7:7:")
+    assert not copy._valid_snapshot("1:2:3'; DROP TABLE x; --") and not copy._valid_snapshot(None)
+
+
+def test_a_delta_manifest_says_how_it_copied_and_an_old_one_is_full() -> None:
+    manifest = {
+        "format": dr.MANIFEST_FORMAT,
+        "mode": "delta",
+        "base": "p/r1/p1",
+        "whole": ["etl"],
+        "tables": {"dag_run": {"rows": 100, "copied": 4}, "variable": {"rows": 20}},
+    }
+    assert dr.manifest_copy(manifest) == {
+        "mode": "delta",
+        "base": "p/r1/p1",
+        "whole": ["etl"],
+        "copied": {"dag_run": 4, "variable": 20},
+        "fallback": None,
+    }
+    old = {"format": dr.MANIFEST_FORMAT, "tables": {"dag_run": {"rows": 100}}}
+    assert dr.manifest_copy(old)["mode"] == "full" and dr.manifest_copy(old)["copied"] == {"dag_run": 100}
+    assert dr.restore_marker('{"backup": "p/r1/p1", "restored_at": "x"}') == "p/r1/p1"
+    assert dr.restore_marker(None) is None and dr.restore_marker("not json") is None
+    assert dr.restore_marker('{"backup": ""}') is None and dr.restore_marker("[1]") is None
+
+
+def test_the_restore_marker_has_one_name_on_both_sides_and_is_never_copied() -> None:
+    assert copy.RESTORE_MARKER == dr.RESTORE_MARKER_VARIABLE and copy.RESTORE_MARKER in copy.OWN_VARIABLES
