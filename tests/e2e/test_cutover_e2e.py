@@ -159,7 +159,13 @@ def _change_history_between_passes(env: str) -> None:
     client.request(
         "POST",
         f"/dags/{dag_id}/clearTaskInstances",
-        body={"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "reset_dag_runs": True},
+        body={
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": [task_id],
+            "only_failed": False,  # Airflow's default clears failed task instances only
+            "reset_dag_runs": True,
+        },
     )
     for _ in range(180):
         if client.get_run(dag_id, run_id)["state"] in ("success", "failed"):
@@ -170,7 +176,15 @@ def _change_history_between_passes(env: str) -> None:
     client.request(
         "POST",
         f"/dags/{dag_id}/updateTaskInstancesState",
-        body={"dry_run": False, "dag_run_id": run_id, "task_id": task_id, "new_state": "failed"},
+        body={
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_id": task_id,
+            "new_state": "failed",
+            **dict.fromkeys(
+                ("include_upstream", "include_downstream", "include_future", "include_past"), False
+            ),
+        },
     )
     client.request("DELETE", f"/dags/{DELETED[0]}/dagRuns/{DELETED[1]}")
     client.request("PATCH", "/variables/seed_var_03", body={"key": "seed_var_03", "value": "changed"})
@@ -345,7 +359,7 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
     # gone, the changed variable and pool are changed (row by row: the fingerprint test below).
     deltas = [e for e in seen if e["event"] == "dr.delta"]
     assert deltas and all(0 < e["copied"] < e["rows"] for e in deltas), deltas
-    assert {"report_daily", "sync_customers", "etl_orders"} <= set(deltas[-1]["whole"])
+    assert {"report_daily", "sync_customers", "etl_orders"} <= set(deltas[-1]["whole"]), deltas
     assert not [e for e in seen if e["event"] == "dr.delta_fallback"]
     assert DELETED[1] not in run_ids(green, DELETED[0]) and DELETED[1] not in run_ids(blue, DELETED[0])
     assert api(green).get_variable_value("seed_var_03") == "changed"
