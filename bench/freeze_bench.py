@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -543,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [canonical(s) for s in args.sizes.split(",") if s.strip()]
     state_dir = Path(args.state_dir)
+    # a SIGTERM stops the stack too (the finally below), as Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     stack.down(state_dir, remove_state=True)
     stack.up(state_dir, heartbeat_interval=15)
     os.environ.update(stack.load_env(state_dir))
