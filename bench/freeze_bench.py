@@ -295,7 +295,12 @@ def unpause_seconds(entries: list[dict[str, Any]]) -> float | None:
     """The go-live step's unpause alone (its start to the journal's ``unpaused_at``; the step then
     points routing at green and records the deployment)."""
     started = next(
-        (e["at"] for e in entries if e.get("step") == "go-live" and e.get("event") == "started"), None
+        (
+            e["at"]
+            for e in entries
+            if e.get("step") == "go-live" and e.get("event") == "started" and not e.get("note")
+        ),
+        None,
     )
     done = next((e for e in entries if e.get("step") == "go-live" and e.get("event") == "done"), None)
     unpaused = ((done or {}).get("data") or {}).get("result", {}).get("unpaused_at")
