@@ -56,7 +56,8 @@ scan: $(SCAN_VENV)/bin/checkov ## checkov over modules/
 demo: setup ## The main job on the local stack: blue 2.9.2 with history, cutover to 2.10.3
 	$(BIN)/mwaa-iac local demo
 
-# Freeze window vs raw copy vs in-place upgrade, at 3,000 and 105,000 task instances (bench/out/).
+# Freeze window vs raw copy vs in-place upgrade, 500 DAGs, 3,000 / 100,000 / 1,000,000 task
+# instances (bench/out/); one size: `.venv/bin/python bench/freeze_bench.py --sizes 3k`.
 bench: setup ## Freeze window vs raw copy vs in-place upgrade (bench/out/)
 	$(BIN)/python bench/freeze_bench.py
 
