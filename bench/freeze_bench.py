@@ -50,7 +50,7 @@ from mwaa_iac.adapters.airflow_api import AirflowApi  # noqa: E402
 from mwaa_iac.adapters.mwaa import MwaaClient  # noqa: E402
 from mwaa_iac.adapters.routing import Routing  # noqa: E402
 from mwaa_iac.adapters.storage import S3  # noqa: E402
-from mwaa_iac.local import stack  # noqa: E402
+from mwaa_iac.local import busy, stack  # noqa: E402
 from mwaa_iac.local.demo import observation_or_deleted, prepare  # noqa: E402
 from mwaa_iac.local.runtime.postgres import PostgresCluster, database_name  # noqa: E402
 from mwaa_iac.local.seed import SEED_DAG_ID, SeedPlan  # noqa: E402
@@ -152,21 +152,7 @@ class Activity:
             self.api.trigger(dag_id, run_id)
             waiting.append((dag_id, run_id))
         dag_id, run_id, task_id = self.cleared
-        self.api.request(
-            "POST",
-            f"/dags/{dag_id}/clearTaskInstances",
-            body={
-                "dry_run": False,
-                "dag_run_id": run_id,
-                "task_ids": [task_id],
-                "only_failed": False,
-                "reset_dag_runs": True,
-                "include_upstream": False,
-                "include_downstream": False,
-                "include_future": False,
-                "include_past": False,
-            },
-        )
+        busy.clear_task(self.api, dag_id, run_id, task_id)
         waiting.append((dag_id, run_id))
         self.api.request("DELETE", f"/dags/{self.deleted[0]}/dagRuns/{self.deleted[1]}")
         states: dict[tuple[str, str], str] = {}

@@ -863,3 +863,22 @@ def seed_environment(
 
 
 PROFILES = ("busy", "basic")
+
+
+def clear_task(api: AirflowApi, dag_id: str, run_id: str, task_id: str) -> None:
+    """Clear one task instance of a run (whatever its state) so that the scheduler runs it again: an
+    update of old history, as a user's "Clear" in the UI (the benchmark's and the e2e's activity)."""
+    api.request(
+        "POST",
+        f"/dags/{dag_id}/clearTaskInstances",
+        body={
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": [task_id],
+            "only_failed": False,  # Airflow's default clears failed task instances only
+            "reset_dag_runs": True,
+            **dict.fromkeys(
+                ("include_upstream", "include_downstream", "include_future", "include_past"), False
+            ),
+        },
+    )

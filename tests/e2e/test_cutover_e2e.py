@@ -156,17 +156,7 @@ def _change_history_between_passes(env: str) -> None:
     client = api(env)
     _run_dag(env, "etl_orders", "between-passes")
     dag_id, run_id, task_id = CLEARED
-    client.request(
-        "POST",
-        f"/dags/{dag_id}/clearTaskInstances",
-        body={
-            "dry_run": False,
-            "dag_run_id": run_id,
-            "task_ids": [task_id],
-            "only_failed": False,  # Airflow's default clears failed task instances only
-            "reset_dag_runs": True,
-        },
-    )
+    busy.clear_task(client, dag_id, run_id, task_id)
     for _ in range(180):
         if client.get_run(dag_id, run_id)["state"] in ("success", "failed"):
             break
