@@ -1003,7 +1003,8 @@ def _restore_once(base, prefix, manifest, own_dags):
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         _settings(session)
         _check_target_columns(session, csv_columns)
-        held = _marker(session).get("backup")
+        marker = _marker(session)
+        held = marker.get("backup")
         if delta and held == prefix:
             # Applied already (a resumed cutover runs the same restore again): verify only.
             counts = _verify(session, tables, specs, own_dags, delta)
@@ -1017,7 +1018,7 @@ def _restore_once(base, prefix, manifest, own_dags):
         if delta:
             # History the target wrote itself since its last restore (its audit log of REST calls,
             # migrations), then the DAGs the delta carries whole.
-            restored_at = _marker(session).get("restored_at")
+            restored_at = marker.get("restored_at")
             deleted = {
                 "log_since_restore": session.execute(
                     text(
@@ -1048,13 +1049,11 @@ def _restore_once(base, prefix, manifest, own_dags):
         cursor = _raw_cursor(session)
         for name, spec in specs.items():
             _stage(session, cursor, base, name, spec, tables[name])
-        triggers = _jsonl(base, "trigger") if "trigger" in tables else []
+        backup_triggers = _jsonl(base, "trigger") if "trigger" in tables else []
         for name in RESTORE_ORDER:
             if name == "trigger":
-                if delta:
-                    present = {row[0] for row in session.execute(text("SELECT id FROM trigger"))}
-                    triggers = [row for row in triggers if row["id"] not in present]
-                _restore_orm(session, "trigger", triggers)
+                present = {row[0] for row in session.execute(text("SELECT id FROM trigger"))} if delta else ()
+                _restore_orm(session, "trigger", [row for row in backup_triggers if row["id"] not in present])
                 continue
             if name not in specs:
                 continue
@@ -1070,7 +1069,7 @@ def _restore_once(base, prefix, manifest, own_dags):
                         ) from exc
                     raise
         if delta and "trigger" in tables:
-            _drop_unused_triggers(session, keep=[row["id"] for row in _jsonl(base, "trigger")])
+            _drop_unused_triggers(session, keep=[row["id"] for row in backup_triggers])
         for sequence_table in ("trigger", "dataset_event"):
             session.execute(
                 text(
