@@ -48,9 +48,13 @@ log = logging.getLogger(__name__)
 AMAZON_PROVIDER_REQUIREMENT = "apache-airflow-providers-amazon"
 CONSTRAINTS_DIR = Path(__file__).with_name("constraints")
 COMPLETE_MARKER = ".mwaa-iac-complete"
-SMOKE_IMPORTS = (
-    "import airflow.www.app, airflow.executors.local_executor, airflow.providers.amazon, psycopg2, boto3"
-)
+# Importing the web app (2.x) or the API server (3.x) and the executor catches most broken sets early.
+SMOKE_IMPORTS = {
+    2: "import airflow.www.app, airflow.executors.local_executor, airflow.providers.amazon, psycopg2, boto3",
+    3: "import airflow.api_fastapi.app, airflow.executors.local_executor, airflow.sdk, "
+    "airflow.providers.amazon, airflow.providers.standard, psycopg2, boto3",
+}
+SUPPORTED_MAJORS = (2, 3)
 # Part of the cache key: a venv built from another package recipe (e.g. an earlier release that
 # preinstalled mwaa-dr) is never reused.
 RECIPE = "mwaa-image-1"
@@ -61,8 +65,10 @@ FALLBACK_PINS = ["sqlalchemy<2"]
 
 
 def fallback_pins(airflow_version: str) -> list[str]:
-    """Pins for a version with no constraints file."""
+    """Pins for a version with no constraints file (3.x: none, its own bounds hold)."""
     series = major_minor(airflow_version)
+    if series >= (3, 0):
+        return []
     pins = list(FALLBACK_PINS)
     if series < (2, 9):
         pins += ["flask-session<0.6", "connexion<3", "marshmallow<4"]
@@ -275,8 +281,8 @@ def ensure_venv(airflow_version: str, cache_dir: Path | None = None, *, timeout:
         major, _, _ = parse_version(airflow_version)
     except ValueError:
         raise VenvBuildError(f"{airflow_version!r} is not an Airflow version") from None
-    if major != 2:
-        raise VenvBuildError(f"the local runtime runs Airflow 2.x only, not {airflow_version}")
+    if major not in SUPPORTED_MAJORS:
+        raise VenvBuildError(f"the local runtime runs Airflow 2.x and 3.x only, not {airflow_version}")
     root = (cache_dir or default_cache_dir()).expanduser()
     python, python_version = find_python(airflow_version)
     key = venv_key(airflow_version, python_version)
@@ -323,8 +329,7 @@ def _build(
         ]
         venv_python = tmp / "bin" / "python"
         _run(pip_install_command(venv_python, requirements, constraints=constraints), build_log, timeout)
-        # Importing the web app and the executor catches most broken dependency sets early.
-        _run([str(venv_python), "-c", SMOKE_IMPORTS], build_log, 300)
+        _run([str(venv_python), "-c", SMOKE_IMPORTS[parse_version(airflow_version)[0]]], build_log, 300)
         freeze = _freeze(venv_python)
         (tmp / FREEZE_FILE).write_text(freeze)
         (tmp / COMPLETE_MARKER).write_text(
