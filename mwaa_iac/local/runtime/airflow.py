@@ -62,7 +62,13 @@ from mwaa_iac.local.runtime.venvs import Venv, VenvBuildError, ensure_venv, inst
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("scheduler", "webserver", "triggerer")
+# The processes of an environment, by Airflow major version: Airflow 3 splits the web server into the
+# API server (REST API v2, the UI and the execution API tasks talk to) and the DAG processor.
+COMPONENTS_BY_MAJOR = {
+    2: ("scheduler", "webserver", "triggerer"),
+    3: ("scheduler", "api-server", "dag-processor", "triggerer"),
+}
+ALL_COMPONENTS = ("scheduler", "webserver", "api-server", "dag-processor", "triggerer")
 # The two copies of the S3 DAG folder each environment keeps, synced independently (as MWAA's
 # scheduler and worker containers each sync their own): ``dags/`` is what the scheduler, DAG
 # processor, web server and triggerer read; ``worker/dags/`` is what task processes run.
@@ -72,6 +78,24 @@ INVOKE_TIMEOUT = 10.0
 SCHEDULER_HEARTBEAT_THRESHOLD = 30.0
 STOP_GRACE = 10.0
 API_AUTH_BACKENDS = "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session"
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+PASSWORDS_FILE = "simple_auth_manager_passwords.json"
+
+
+def major(version: str) -> int:
+    """2 or 3 (the runtime's two families)."""
+    return parse_version(version)[0]
+
+
+def components(version: str) -> tuple[str, ...]:
+    """The processes an environment of Airflow ``version`` runs."""
+    return COMPONENTS_BY_MAJOR[major(version)]
+
+
+def api_prefix(version: str) -> str:
+    """Where MWAA's InvokeRestApi sends a path: ``/api/v1`` on Airflow 2, ``/api/v2`` on Airflow 3."""
+    return "/api/v2" if major(version) >= 3 else "/api/v1"
+
 
 # LastUpdate.Error codes the runtime reports (the emulator copies them).
 CODE_VENV = "AIRFLOW_INSTALL_FAILED"
@@ -130,6 +154,29 @@ DEFAULT_AIRFLOW_CONFIG = {
     "webserver.expose_config": "False",
     "usage_data_collection.enabled": "False",
 }
+
+
+# Airflow 3 moved the parsing options to [dag_processor] and the web server's to [api]; the same
+# defaults (MWAA keeps Apache Airflow's) under the names 3.x reads.
+AIRFLOW3_CONFIG = {
+    "dag_processor.refresh_interval": "300",
+    "dag_processor.min_file_process_interval": "30",
+    "dag_processor.parsing_processes": "1",
+    "api.workers": "1",
+    "api.expose_config": "False",
+}
+# 2.x names whose 3.x counterpart an environment's AirflowConfigurationOptions may still use (Airflow
+# 3 reads the old names with a deprecation warning; here they are translated so both spellings work).
+AIRFLOW3_RENAMED = {
+    "scheduler.dag_dir_list_interval": "dag_processor.refresh_interval",
+    "scheduler.min_file_process_interval": "dag_processor.min_file_process_interval",
+    "scheduler.parsing_processes": "dag_processor.parsing_processes",
+}
+
+
+def airflow3_options(options: dict[str, str]) -> dict[str, str]:
+    """``options`` with 2.x names of moved settings given their 3.x names."""
+    return {AIRFLOW3_RENAMED.get(key, key): value for key, value in options.items()}
 
 
 class _StepError(Exception):
@@ -279,6 +326,7 @@ class AirflowRuntime:
         self._ports: set[int] = set()
         self._s3_client: Any = None
         self._timings: dict[str, dict[str, float]] = {}
+        self._tokens: dict[tuple[str, int], str] = {}
 
     # ------------------------------------------------------------------ paths and state
     def env_dir(self, name: str) -> Path:
@@ -394,9 +442,36 @@ class AirflowRuntime:
         env.update(self.aws_env)
         if requirements_dir:
             env["PYTHONPATH"] = requirements_dir
-        env.update(config_env_vars(DEFAULT_AIRFLOW_CONFIG))
-        env.update(config_env_vars(spec.airflow_configuration_options))
+        airflow3 = major(venv.airflow_version) >= 3
+        if airflow3:
+            env.update(config_env_vars(airflow3_options({**DEFAULT_AIRFLOW_CONFIG, **AIRFLOW3_CONFIG})))
+            env.update(config_env_vars(airflow3_options(spec.airflow_configuration_options)))
+        else:
+            env.update(config_env_vars(DEFAULT_AIRFLOW_CONFIG))
+            env.update(config_env_vars(spec.airflow_configuration_options))
         url = f"http://127.0.0.1:{state.port}"
+        if airflow3:
+            env.update(
+                config_env_vars(
+                    {
+                        # The API server authenticates REST calls with JWTs from the simple auth
+                        # manager (one admin user, its password in a file only this runtime reads);
+                        # tasks reach the execution API with tokens signed by the same secret.
+                        "core.auth_manager": SIMPLE_AUTH_MANAGER,
+                        "core.simple_auth_manager_users": f"{state.admin_user}:admin",
+                        "core.simple_auth_manager_passwords_file": str(home / PASSWORDS_FILE),
+                        "core.execution_api_server_url": f"{url}/execution/",
+                        "api.host": "127.0.0.1",
+                        "api.port": str(state.port),
+                        "api.base_url": url,
+                        "api.secret_key": state.secret_key,
+                        "api_auth.jwt_secret": state.secret_key,
+                        "logging.dag_processor_child_process_log_directory": str(
+                            home / "logs" / "dag_processor"
+                        ),
+                    }
+                )
+            )
         env.update(
             config_env_vars(
                 {
@@ -411,18 +486,25 @@ class AirflowRuntime:
                     "core.hostname_callable": "socket.gethostname",
                     "database.sql_alchemy_conn": self.postgres.sqlalchemy_url(state.database),
                     "logging.base_log_folder": str(home / "logs"),
-                    "logging.dag_processor_manager_log_location": str(
-                        home / "logs" / "dag_processor_manager.log"
-                    ),
-                    "scheduler.child_process_log_directory": str(home / "logs" / "scheduler"),
-                    "webserver.web_server_host": "127.0.0.1",
-                    "webserver.web_server_port": str(state.port),
-                    "webserver.base_url": url,
-                    "webserver.secret_key": state.secret_key,
-                    "api.auth_backends": API_AUTH_BACKENDS,
                 }
             )
         )
+        if not airflow3:
+            env.update(
+                config_env_vars(
+                    {
+                        "logging.dag_processor_manager_log_location": str(
+                            home / "logs" / "dag_processor_manager.log"
+                        ),
+                        "scheduler.child_process_log_directory": str(home / "logs" / "scheduler"),
+                        "webserver.web_server_host": "127.0.0.1",
+                        "webserver.web_server_port": str(state.port),
+                        "webserver.base_url": url,
+                        "webserver.secret_key": state.secret_key,
+                        "api.auth_backends": API_AUTH_BACKENDS,
+                    }
+                )
+            )
         return env
 
     def _run_airflow(
@@ -467,6 +549,9 @@ class AirflowRuntime:
         self._run_airflow(state, spec, venv, req_dir, ["db", "migrate"], "migrate.log")
 
     def _create_admin(self, state: EnvState, spec: EnvSpec, venv: Venv, req_dir: str | None) -> None:
+        self._write_passwords(state)  # Airflow 3's simple auth manager (ignored by 2.x)
+        if major(venv.airflow_version) >= 3:
+            return
         self._run_airflow(
             state, spec, venv, req_dir,
             ["users", "create", "--username", state.admin_user, f"--password={state.admin_password}",
@@ -475,24 +560,46 @@ class AirflowRuntime:
             "migrate.log",
         )  # fmt: skip
 
+    def _write_passwords(self, state: EnvState) -> None:
+        """The admin user's password for Airflow 3's simple auth manager, readable by this user only."""
+        path = self.env_dir(state.name) / PASSWORDS_FILE
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({state.admin_user: state.admin_password}, out)
+        os.replace(tmp, path)
+
     def _start(self, env: _Env, state: EnvState, spec: EnvSpec, venv: Venv) -> None:
         home = self.env_dir(state.name)
         # Airflow refuses to start when its pid file names a live pid (which may be recycled).
         for stale in home.glob("airflow-*.pid"):
             stale.unlink(missing_ok=True)
         (home / "logs").mkdir(parents=True, exist_ok=True)
+        airflow = [str(venv.python), "-m", "airflow"]
         commands = {
-            "scheduler": [str(venv.python), "-m", "airflow", "scheduler", "--skip-serve-logs"],
+            "scheduler": [*airflow, "scheduler", "--skip-serve-logs"],
             "webserver": [
-                str(venv.python), "-m", "airflow", "webserver",
-                "--port", str(state.port), "--hostname", "127.0.0.1", "--workers", "1",
+                *airflow, "webserver", "--port", str(state.port), "--hostname", "127.0.0.1", "--workers", "1",
             ],
-            "triggerer": [str(venv.python), "-m", "airflow", "triggerer", "--skip-serve-logs"],
+            "api-server": [
+                *airflow, "api-server", "--port", str(state.port), "--host", "127.0.0.1", "--workers", "1",
+            ],
+            "dag-processor": [*airflow, "dag-processor"],
+            "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
         }  # fmt: skip
         self._write_worker_launcher(home, venv)
+        self._write_passwords(state)
         base_env = self._startup_env(spec, self._process_env(state, spec, venv, state.requirements_dir))
-        for component, cmd in commands.items():
+        airflow3 = major(venv.airflow_version) >= 3
+        for component in components(venv.airflow_version):
+            cmd = commands[component]
             role = f"{state.name}.{component}"
+            process_env = dict(base_env)
+            if airflow3 and component == "scheduler":
+                # Airflow 3's LocalExecutor runs each task in a child of the scheduler, which loads
+                # the DAG file from the bundle at the scheduler's dags_folder; the scheduler itself
+                # parses nothing (the DAG processor does). So the scheduler gets the workers' copy.
+                process_env["AIRFLOW__CORE__DAGS_FOLDER"] = str(home / "worker" / "dags")
             log_file = home / f"{component}.log"
             with open(log_file, "a") as out:
                 out.write(f"\n=== {_now()} starting {component} ({venv.airflow_version})\n")
@@ -502,7 +609,7 @@ class AirflowRuntime:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env=procs.tagged_env(base_env, self.pid_dir, role),
+                    env=procs.tagged_env(process_env, self.pid_dir, role),
                     cwd=home,
                     start_new_session=True,
                 )
@@ -574,7 +681,7 @@ class AirflowRuntime:
 
     def _stop(self, env: _Env) -> None:
         """Stop the environment's Airflow processes (and everything they started)."""
-        roles = [f"{env.name}.{c}" for c in COMPONENTS]
+        roles = [f"{env.name}.{c}" for c in ALL_COMPONENTS]
         records = [r for r in (procs.read_record(self.pid_dir, role) for role in roles) if r is not None]
         for record in records:  # signal both at once, then wait for each
             if procs.record_alive(record):
@@ -624,7 +731,7 @@ class AirflowRuntime:
         home = self.env_dir(state.name)
         api_ok = scheduler_ok = False
         while time.monotonic() < deadline:
-            for component in COMPONENTS:
+            for component in components(version):
                 if not self._component_alive(env, component):
                     raise _StepError(
                         CODE_START,
@@ -654,7 +761,7 @@ class AirflowRuntime:
             CODE_START,
             f"{state.name} was not healthy after {self.start_timeout:.0f}s "
             f"(api={api_ok}, scheduler={scheduler_ok}):\n"
-            f"{procs.tail(home / 'webserver.log', 10)}\n{procs.tail(home / 'scheduler.log', 10)}",
+            + "\n".join(procs.tail(home / f"{c}.log", 10) for c in components(version)),
         )
 
     def _start_and_wait(self, env: _Env, state: EnvState, spec: EnvSpec, venv: Venv) -> None:
@@ -1056,7 +1163,7 @@ class AirflowRuntime:
                 venv = self._venv(state.airflow_version)
             with timer.step("postgres"):
                 self._ensure_postgres()
-            if all(self._component_alive(env, c) for c in COMPONENTS):
+            if all(self._component_alive(env, c) for c in components(state.airflow_version)):
                 with contextlib.suppress(Exception):
                     if self._call(state, "GET", "version", None, None, timeout=5).status == 200:
                         self._start_sync_thread(env)
@@ -1124,23 +1231,41 @@ class AirflowRuntime:
         body: object | None,
         timeout: float = INVOKE_TIMEOUT,
     ) -> ApiResponse:
-        url = f"http://127.0.0.1:{state.port}/api/v1/{path.lstrip('/')}"
+        """One REST call as MWAA's InvokeRestApi makes it: the path under ``/api/v1`` (Airflow 2,
+        basic auth as the admin user) or ``/api/v2`` (Airflow 3, a bearer token the API server issued
+        to the admin user, fetched again when it is refused)."""
+        url = f"http://127.0.0.1:{state.port}{api_prefix(state.airflow_version)}/{path.lstrip('/')}"
         if query:
             url += "?" + urllib.parse.urlencode(query, doseq=True)
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method.upper())
-        token = base64.b64encode(f"{state.admin_user}:{state.admin_password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(request, timeout=timeout) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
+        airflow3 = major(state.airflow_version) >= 3
+        for attempt in range(2):
+            if airflow3:
+                authorization = f"Bearer {self._token(state, fresh=attempt > 0, timeout=timeout)}"
+            else:
+                basic = base64.b64encode(f"{state.admin_user}:{state.admin_password}".encode()).decode()
+                authorization = f"Basic {basic}"
+            status, raw = _http(method, url, data, authorization, timeout)
+            if not (airflow3 and status == 401):
+                break
         return ApiResponse(status=status, body=_parse_body(raw))
+
+    def _token(self, state: EnvState, *, fresh: bool, timeout: float) -> str:
+        """The admin user's JWT for Airflow 3's API server (``POST /auth/token``), cached per port."""
+        key = (state.name, state.port)
+        with self._lock:
+            token = None if fresh else self._tokens.get(key)
+        if token:
+            return token
+        body = json.dumps({"username": state.admin_user, "password": state.admin_password}).encode()
+        status, raw = _http("POST", f"http://127.0.0.1:{state.port}/auth/token", body, None, timeout)
+        answer = _parse_body(raw)
+        if status not in (200, 201) or not isinstance(answer, dict) or "access_token" not in answer:
+            raise OSError(f"the API server of {state.name} issued no token (HTTP {status})")
+        token = str(answer["access_token"])
+        with self._lock:
+            self._tokens[key] = token
+        return token
 
     def invoke(
         self, name: str, method: str, path: str, query: dict[str, str] | None, body: object | None
@@ -1196,14 +1321,31 @@ class AirflowRuntime:
 
 def _check_version(version: str) -> None:
     try:
-        major = major_of(version)
+        family = major_of(version)
     except ValueError:
-        major = None
-    if major != 2:
+        family = None
+    if family not in COMPONENTS_BY_MAJOR:
         raise RuntimeFailure(
-            f"the local runtime runs Apache Airflow 2.x environments only, not {version!r}",
+            f"the local runtime runs Apache Airflow 2.x and 3.x environments only, not {version!r}",
             code=CODE_UNSUPPORTED,
         )
+
+
+def _http(
+    method: str, url: str, data: bytes | None, authorization: str | None, timeout: float
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method=method.upper())
+    if authorization:
+        request.add_header("Authorization", authorization)
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def _now() -> str:
