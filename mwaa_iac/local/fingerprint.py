@@ -30,8 +30,12 @@ from mwaa_iac.local.seed import SEED_DAG_ID
 TOOL_DAGS = (*dr.DR_DAG_IDS, "mwaa_iac_probe", SEED_DAG_ID)
 TOOL_VARIABLES = (dr.FIXUP_VARIABLE, dr.RESTORE_MARKER_VARIABLE)
 
-# The script run inside the environment (Airflow 2.x; stdlib and Airflow only). Reads its options as
-# JSON on stdin, writes the fingerprint as JSON to the file named there; prints nothing of the data.
+# The script run inside the environment (Airflow 2.x or 3.x; stdlib and Airflow only). Reads its
+# options as JSON on stdin, writes the fingerprint as JSON to the file named there; prints nothing of
+# the data. Tables and columns have the same names on both majors where Airflow 3 renamed them
+# (dataset → asset, execution_date → logical_date, is_active → not is_stale), so a fingerprint taken
+# before an upgrade to 3.x compares with one taken after; what 3.x no longer has (task_fail,
+# dag_run.external_trigger, dataset.is_orphaned) is simply absent on that side.
 SCRIPT = r'''
 import datetime
 import decimal
@@ -47,8 +51,19 @@ exclude_variables = set(options["exclude_variables"])
 with_fields = options["fields"]
 
 import airflow  # noqa: E402  (configures the ORM from the environment's variables)
-from airflow.models import Connection, DagModel, DagRun, Log, Pool, TaskFail, TaskInstance, Variable, XCom
-from airflow.models.dataset import DatasetDagRunQueue, DatasetEvent, DatasetModel
+
+AIRFLOW3 = int(airflow.__version__.split(".")[0]) >= 3
+if AIRFLOW3:
+    from airflow.models import Connection, DagModel, DagRun, Log, Pool, TaskInstance, Variable
+    from airflow.models.asset import AssetDagRunQueue as DatasetDagRunQueue
+    from airflow.models.asset import AssetEvent as DatasetEvent
+    from airflow.models.asset import AssetModel as DatasetModel
+    from airflow.models.xcom import XComModel as XCom
+    TaskFail = None  # Airflow 3.0 dropped the task_fail table
+else:
+    from airflow.models import (Connection, DagModel, DagRun, Log, Pool, TaskFail, TaskInstance, Variable,
+                                XCom)
+    from airflow.models.dataset import DatasetDagRunQueue, DatasetEvent, DatasetModel
 from airflow.models.taskmap import TaskMap
 from airflow.models.trigger import Trigger
 from airflow.settings import Session
@@ -109,17 +124,28 @@ class Table:
 
 
 def table_rows(session, model, key, columns, dag_column="dag_id"):
-    """Raw stored values (the column types still apply: pickles are loaded, dates are aware)."""
+    """Raw stored values (the column types still apply: pickles are loaded, dates are aware). A
+    column named ``a|b`` is column ``a``, or ``b`` where this version calls it so, reported as ``a``."""
     table = model.__table__
-    present = [c for c in columns if c in table.c]
-    query = select(*[table.c[c] for c in key], *[table.c[c] for c in present])
+    present = []
+    for spec in columns:
+        names = spec.split("|")
+        found = next((n for n in names if n in table.c), None)
+        if found is not None:
+            present.append((names[0], found))
+    query = select(*[table.c[c] for c in key], *[table.c[c] for _, c in present])
     if dag_column and exclude_dags:
         query = query.where(table.c[dag_column].notin_(sorted(exclude_dags)))
-    result = Table(present)
+    result = Table([name for name, _ in present])
     for row in session.execute(query):
-        values = dict(zip([*key, *present], row))
+        values = dict(zip([*key, *[name for name, _ in present]], row))
         result.add([values[c] for c in key], values)
     return result
+
+
+def column(table, *names):
+    """The first of ``names`` this version's table has (Airflow 3 renamed dataset_id to asset_id)."""
+    return next(table.c[n] for n in names if n in table.c)
 
 
 tables = {}
@@ -146,14 +172,15 @@ with Session() as session:
     tables["slot_pool"] = pools
 
     tables["dag_run"] = table_rows(session, DagRun, ["dag_id", "run_id"], [
-        "state", "run_type", "external_trigger", "conf", "execution_date", "data_interval_start",
+        "state", "run_type", "external_trigger", "conf", "logical_date|execution_date", "data_interval_start",
         "data_interval_end", "start_date", "end_date", "queued_at", "clear_number"])
     ti_key = ["dag_id", "run_id", "task_id", "map_index"]
     tables["task_instance"] = table_rows(session, TaskInstance, ti_key, [
         "state", "try_number", "max_tries", "start_date", "end_date", "duration", "operator", "pool",
         "pool_slots", "queue", "priority_weight", "next_method", "next_kwargs", "rendered_map_index"])
-    tables["task_fail"] = table_rows(session, TaskFail, ["dag_id", "run_id", "task_id", "map_index"], [
-        "start_date", "end_date", "duration"])
+    if TaskFail is not None:
+        tables["task_fail"] = table_rows(session, TaskFail, ["dag_id", "run_id", "task_id", "map_index"], [
+            "start_date", "end_date", "duration"])
     tables["task_map"] = table_rows(session, TaskMap, ["dag_id", "run_id", "task_id", "map_index"], [
         "length", "keys"])
 
@@ -188,7 +215,8 @@ with Session() as session:
     tables["dataset"] = table_rows(session, DatasetModel, ["uri"], ["extra", "is_orphaned"], dag_column=None)
     events = Table(["extra"])
     table = DatasetEvent.__table__
-    for row in session.execute(select(table.c.dataset_id, table.c.source_dag_id, table.c.source_run_id,
+    for row in session.execute(select(column(table, "dataset_id", "asset_id"), table.c.source_dag_id,
+                                      table.c.source_run_id,
                                       table.c.source_task_id, table.c.source_map_index, table.c.timestamp,
                                       table.c.extra)):
         if row[1] in exclude_dags:
@@ -197,15 +225,26 @@ with Session() as session:
     tables["dataset_event"] = events
     queue = Table(["created_at"])
     table = DatasetDagRunQueue.__table__
-    for dataset_id, target, created in session.execute(select(table.c.dataset_id, table.c.target_dag_id,
-                                                               table.c.created_at)):
+    for dataset_id, target, created in session.execute(select(column(table, "dataset_id", "asset_id"),
+                                                               table.c.target_dag_id, table.c.created_at)):
         if target not in exclude_dags:
             queue.add([uris.get(dataset_id, dataset_id), target], {"created_at": created})
     tables["dataset_dag_run_queue"] = queue
 
-    tables["dag"] = table_rows(session, DagModel, ["dag_id"], [
-        "is_paused", "is_active", "next_dagrun", "next_dagrun_data_interval_start",
-        "next_dagrun_data_interval_end", "next_dagrun_create_after"])
+    dag_columns = ["is_paused", "is_active", "next_dagrun", "next_dagrun_data_interval_start",
+                   "next_dagrun_data_interval_end", "next_dagrun_create_after"]
+    dags = Table(dag_columns)
+    table = DagModel.__table__
+    stale = "is_stale" in table.c  # Airflow 3: is_stale, the opposite of 2.x's is_active
+    wanted = [c for c in dag_columns if c != "is_active"] + ["is_stale" if stale else "is_active"]
+    for row in session.execute(select(table.c.dag_id, *[table.c[c] for c in wanted])):
+        if row[0] in exclude_dags:
+            continue
+        values = dict(zip(wanted, row[1:]))
+        if stale:
+            values["is_active"] = not values.pop("is_stale")
+        dags.add([row[0]], values)
+    tables["dag"] = dags
 
     run_ids = {}
     table = DagRun.__table__
