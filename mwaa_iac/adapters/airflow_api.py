@@ -1,6 +1,9 @@
 """Airflow's REST API through MWAA's InvokeRestApi (botocore >= 1.35.47).
 
-Paths are relative to /api/v1 (Airflow 2) or /api/v2 (Airflow 3): MWAA maps them. MWAA limits the
+Paths are relative to /api/v1 (Airflow 2) or /api/v2 (Airflow 3): MWAA maps them. Where the two
+differ, the adapter learns which one it talks to from the first answer that tells (a 422 asking for
+``logical_date`` when triggering, a 400 for ordering by ``execution_date``) and remembers it, so an
+Airflow 2 environment costs no extra call and an Airflow 3 one at most one. MWAA limits the
 path to 64 characters, the response to 6 MB and the rate to about 10 requests per second; Airflow's
 4xx/5xx come back as RestApiClientException / RestApiServerException with the status and body.
 """
@@ -58,6 +61,8 @@ class AirflowApi:
     retries: int = 6
     sleep: Callable[[float], None] = time.sleep
     calls: int = field(default=0, init=False)
+    # True once an answer showed Airflow 3's /api/v2 (None: not known yet).
+    api_v2: bool | None = field(default=None, init=False)
 
     def request(
         self, method: str, path: str, *, body: dict | None = None, query: dict[str, Any] | None = None
@@ -271,14 +276,22 @@ class AirflowApi:
     def trigger(self, dag_id: str, run_id: str, conf: dict | None = None) -> dict:
         """Trigger a run; triggering a run id that already exists returns the existing run (so a
         resumed workflow never starts a second one)."""
-        try:
-            return self.request(
-                "POST", f"/dags/{dag_id}/dagRuns", body={"dag_run_id": run_id, "conf": conf or {}}
-            )
-        except AirflowApiError as exc:
-            if exc.status == 409:
-                return self.get_run(dag_id, run_id)
-            raise
+        for _ in range(2):
+            body: dict[str, Any] = {"dag_run_id": run_id, "conf": conf or {}}
+            if self.api_v2:
+                # Airflow 3 requires the field (null would make a run without a logical date);
+                # Airflow 2 used the trigger time, and so does this.
+                body["logical_date"] = datetime.now(UTC).isoformat()
+            try:
+                return self.request("POST", f"/dags/{dag_id}/dagRuns", body=body)
+            except AirflowApiError as exc:
+                if exc.status == 409:
+                    return self.get_run(dag_id, run_id)
+                if exc.status == 422 and not self.api_v2 and "logical_date" in str(exc):
+                    self.api_v2 = True
+                    continue
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def get_run(self, dag_id: str, run_id: str) -> dict:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
@@ -369,6 +382,8 @@ class AirflowApi:
 
     def _runs_newest_first(self, dag_id: str, offset: int) -> dict:
         orders = ("-execution_date", "-logical_date")  # Airflow 2 names it execution_date, 3 logical_date
+        if self.api_v2:
+            orders = ("-logical_date",)
         for number, order in enumerate(orders):
             try:
                 if len(f"/dags/{dag_id}/dagRuns") > MAX_PATH:  # the batch endpoint takes the id in the body
@@ -390,6 +405,7 @@ class AirflowApi:
             except AirflowApiError as exc:
                 if exc.status != 400 or number == len(orders) - 1:
                     raise
+                self.api_v2 = True
         raise AssertionError("unreachable")  # pragma: no cover
 
     def dag_details(self, dag_id: str) -> dict | None:
@@ -412,6 +428,23 @@ class AirflowApi:
             if exc.status == 404:
                 return None
             raise
+
+
+def dag_is_active(dag: dict) -> bool:
+    """Whether a DAG's file is still parsed: ``is_active`` (Airflow 2) or not ``is_stale`` (3)."""
+    if "is_stale" in dag:
+        return not dag["is_stale"]
+    return bool(dag.get("is_active", True))
+
+
+def has_schedule(details: dict) -> bool:
+    """Whether ``GET /dags/{id}/details`` shows a schedule (``schedule_interval`` in Airflow 2,
+    ``timetable_summary`` in 3; both null for schedule=None)."""
+    for key in ("schedule_interval", "timetable_summary"):
+        value = details.get(key)
+        if value not in (None, "", "None"):
+            return True
+    return False
 
 
 def logical_date(run: dict) -> str | None:

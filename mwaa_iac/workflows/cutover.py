@@ -31,7 +31,7 @@ from typing import Any
 
 import botocore.session
 
-from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError, logical_date
+from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError, has_schedule, logical_date
 from mwaa_iac.adapters.cloudwatch import CloudWatch
 from mwaa_iac.adapters.dr_bundle import load_bundle
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
@@ -366,7 +366,7 @@ class Cutover:
                 if dag.get("is_paused") or dag["dag_id"] in dr.MWAA_IAC_DAG_IDS:
                     continue
                 details = api.dag_details(dag["dag_id"]) or {}
-                if details.get("catchup") and details.get("schedule_interval"):
+                if details.get("catchup") and has_schedule(details):
                     found.append({"dag_id": dag["dag_id"], "start_date": details.get("start_date")})
         except MwaaIacError:
             return []  # the source is not reachable: the preflight says so

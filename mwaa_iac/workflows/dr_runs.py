@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError
+from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError, dag_is_active
 from mwaa_iac.adapters.dr_bundle import remove_dr_folder, sync_bundle
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
@@ -86,7 +86,7 @@ class DagRunner:
             dag = self.api.get_dag(dag_id)
             # Active too: a DAG whose file was removed (an earlier cleanup) keeps its row and its
             # last description, inactive, until the new file is parsed; triggering it then is a 404.
-            if dag is not None and dag.get("description") == marker and dag.get("is_active", True):
+            if dag is not None and dag.get("description") == marker and dag_is_active(dag):
                 return
             errors = self._import_errors(dag_id)
             if errors:

@@ -247,3 +247,73 @@ def test_a_missing_dag_is_skipped_when_allowed_and_a_failure_says_what_was_done(
     with pytest.raises(AirflowApiError) as caught:
         _bulk(_Airflow(dags)).set_paused_many([*dags, "gone"], True)
     assert caught.value.status == 404 and len(caught.value.bulk_done) == len(dags)  # type: ignore[attr-defined]
+
+
+def _rest_error(stub: Stubber, status: int, detail: object, expected: dict) -> None:
+    stub.add_client_error(
+        "invoke_rest_api",
+        service_error_code="RestApiClientException",
+        service_message="Airflow refused the request",
+        http_status_code=400,
+        response_meta={},
+        modeled_fields={"RestApiStatusCode": status, "RestApiResponse": detail},
+        expected_params=expected,
+    )
+
+
+def test_trigger_on_airflow_3_learns_that_a_logical_date_is_required_and_sends_it_from_then_on() -> None:
+    """Airflow 3's /api/v2 refuses a trigger without ``logical_date`` (422); the adapter sends it
+    again with the trigger time, and the next trigger sends it at once (one extra call in all)."""
+    api, stub = _api()
+    missing = {"detail": [{"type": "missing", "loc": ["body", "logical_date"], "msg": "Field required"}]}
+    _rest_error(stub, 422, missing, _call("/dags/etl/dagRuns", "POST", {"dag_run_id": "r1", "conf": {}}))
+    sent: list[dict] = []
+    for run_id in ("r1", "r2"):
+        stub.add_response(
+            "invoke_rest_api",
+            {"RestApiStatusCode": 200, "RestApiResponse": {"dag_run_id": run_id, "state": "queued"}},
+        )
+    with stub:
+        stub.client.meta.events.register(
+            "provide-client-params.mwaa.InvokeRestApi", lambda params, **kw: sent.append(params["Body"])
+        )
+        assert api.trigger("etl", "r1")["dag_run_id"] == "r1"
+        assert api.trigger("etl", "r2")["dag_run_id"] == "r2"
+    stub.assert_no_pending_responses()
+    assert api.api_v2 is True
+    assert [sorted(b) for b in sent] == [
+        ["conf", "dag_run_id"],
+        *[["conf", "dag_run_id", "logical_date"]] * 2,
+    ]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT.*\+00:00", b["logical_date"]) for b in sent[1:])
+
+
+def test_trigger_on_airflow_2_sends_no_logical_date_and_other_errors_are_not_retried() -> None:
+    api, stub = _api()
+    stub.add_response(
+        "invoke_rest_api",
+        {"RestApiStatusCode": 200, "RestApiResponse": {"dag_run_id": "r1", "state": "queued"}},
+        _call("/dags/etl/dagRuns", "POST", {"dag_run_id": "r1", "conf": {}}),
+    )
+    _rest_error(
+        stub,
+        422,
+        {"detail": "conf must be a dict"},
+        _call("/dags/etl/dagRuns", "POST", {"dag_run_id": "r2", "conf": {}}),
+    )
+    with stub:
+        api.trigger("etl", "r1")
+        with pytest.raises(AirflowApiError) as caught:
+            api.trigger("etl", "r2")
+    assert caught.value.status == 422 and api.api_v2 is None
+    stub.assert_no_pending_responses()
+
+
+def test_dag_activity_and_schedule_read_from_either_api_version() -> None:
+    from mwaa_iac.adapters.airflow_api import dag_is_active, has_schedule
+
+    assert dag_is_active({"is_active": True}) and not dag_is_active({"is_active": False})
+    assert dag_is_active({"is_stale": False}) and not dag_is_active({"is_stale": True})
+    assert has_schedule({"schedule_interval": {"__type": "CronExpression", "value": "@daily"}})
+    assert has_schedule({"timetable_summary": "@daily", "schedule_interval": None})
+    assert not has_schedule({"schedule_interval": None}) and not has_schedule({"timetable_summary": None})
