@@ -102,10 +102,13 @@ class Table:
     def __init__(self, columns):
         self.columns = list(columns)
         self.rows = []
+        self.states = {}  # a run's or task instance's state, in the clear (not a value of the user's)
 
     def add(self, key, values):
         name = " | ".join(str(norm(k)) for k in key)
         self.rows.append((name, {c: digest(values[c]) for c in self.columns}))
+        if "state" in values:
+            self.states[name] = norm(values["state"])
 
     def result(self):
         rows, fields, seen = {}, {}, {}
@@ -120,6 +123,8 @@ class Table:
                "columns": self.columns, "rows": rows}
         if with_fields:
             out["fields"] = fields
+        if self.states:
+            out["states"] = self.states
         return out
 
 
@@ -442,6 +447,53 @@ def _changed_columns(
 def _names(keys: list[str], limit: int) -> str:
     shown = ", ".join(f"[{k}]" for k in keys[:limit])
     return shown + (", ..." if len(keys) > limit else "")
+
+
+# States after which Airflow changes a run or a task instance no more (unless a user clears it).
+FINAL_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+
+def carried(
+    before: dict[str, Any], after: dict[str, Any], *, ignore: Iterable[str] = (), limit: int = 3
+) -> list[str]:
+    """What of ``before`` is not in ``after`` unchanged: ``[]`` when every row is carried.
+
+    For an environment that kept running between the two fingerprints (an in-place upgrade of a busy
+    environment, a colour that went live): rows ``after`` has in addition are fine; a run or task
+    instance that was not final in ``before`` (running, queued, up for retry...) only has to exist
+    in ``after``, with any values; every other row must have the same hash per column (``ignore``
+    as in :func:`compare`; fingerprints taken with ``fields=True``)."""
+    skip_tables, skip_columns = _ignored(ignore)
+    tables_after = after.get("tables", {})
+    out: list[str] = []
+    for table, ta in sorted(before.get("tables", {}).items()):
+        if table in skip_tables:
+            continue
+        tb = tables_after.get(table)
+        if tb is None:
+            out.append(f"{table}: not in the second fingerprint")
+            continue
+        skipped = skip_columns.get(table, set())
+        states = ta.get("states", {})
+        common = (set(ta.get("columns", [])) & set(tb.get("columns", []))) - skipped
+        missing = sorted(set(ta.get("rows", {})) - set(tb.get("rows", {})))
+        differing: list[str] = []
+        for key in sorted(set(ta.get("rows", {})) & set(tb.get("rows", {}))):
+            if key in states and states[key] not in FINAL_STATES:
+                continue
+            changed = _changed_columns(ta, tb, key, skipped, common)
+            if changed is None and ta["rows"][key] != tb["rows"][key]:
+                changed = ["?"]
+            if changed:
+                differing.append(f"[{key}] ({', '.join(changed)})")
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing: {_names(missing, limit)}")
+        if differing:
+            problems.append(f"{len(differing)} changed: {'; '.join(differing[:limit])}")
+        if problems:
+            out.append(f"{table}: " + "; ".join(problems))
+    return out
 
 
 def changed_tables(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
