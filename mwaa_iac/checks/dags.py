@@ -10,20 +10,24 @@ Two checks:
   file, line, rule, message and ruff's suggested fix. AIR301-AIR303 break on Airflow 3; the others are
   warnings.
 * **import** (optional): import every DAG file with the target Airflow in an isolated virtualenv, like a
-  DagBag check, and report import errors per file. It uses the local stack's cached virtualenvs
-  (:mod:`mwaa_iac.local.runtime.venvs`); when that module or the venv is not available, the result says
-  so instead of failing.
+  DagBag check, and report import errors per file, with the line of the DAG file the error comes from.
+  For Airflow 3 targets, the files that import but raise deprecation warnings (e.g. the
+  ``airflow.operators.*`` shims of 3.x, ``DeprecatedImportWarning``) are listed with the warnings; they
+  are not errors. It uses the local stack's cached virtualenvs (:mod:`mwaa_iac.local.runtime.venvs`);
+  when that module or the venv is not available, the result says so instead of failing. No metadata
+  database is needed: the DagBag only parses (a throwaway sqlite URL keeps Airflow's settings happy).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,8 @@ AIRFLOW_31_RULES = frozenset({"AIR321"})
 RUFF_TIMEOUT = 300.0
 IMPORT_TIMEOUT = 600.0
 _RESULT_MARK = "MWAA_IAC_IMPORT_RESULT "
+# Deep enough that an import error's traceback still shows the DAG file's frame (Airflow keeps 2).
+IMPORT_TRACEBACK_DEPTH = 64
 
 
 class DagCheckError(MwaaIacError):
@@ -75,16 +81,50 @@ class DagFinding:
 
 
 @dataclass(frozen=True)
+class DagImportWarning:
+    """A deprecation warning raised while importing a DAG file (the file still imports)."""
+
+    file: str  # where the warning points, relative to the DAG folder (the DAG file or a helper module)
+    line: int | None
+    category: str  # the warning class, qualified (airflow.utils.deprecation_tools.DeprecatedImportWarning)
+    message: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    @property
+    def category_name(self) -> str:
+        return self.category.rpartition(".")[2]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "category": self.category, "message": self.message}
+
+
+@dataclass(frozen=True)
 class DagImport:
     """Importing one DAG file with the target Airflow."""
 
     file: str
     ok: bool
-    error: str | None = None
+    error: str | None = None  # the exception's last line ("ModuleNotFoundError: No module named ...")
     dag_ids: tuple[str, ...] = ()
+    line: int | None = None  # the line of this file the import error comes from, when known
+    warnings: tuple[DagImportWarning, ...] = ()  # deprecation warnings (Airflow 3 targets)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "ok": self.ok, "error": self.error, "dag_ids": list(self.dag_ids)}
+        return {
+            "file": self.file,
+            "ok": self.ok,
+            "error": self.error,
+            "line": self.line,
+            "dag_ids": list(self.dag_ids),
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
 
 
 @dataclass(frozen=True)
@@ -105,6 +145,11 @@ class DagCheck:
     @property
     def import_errors(self) -> list[DagImport]:
         return [i for i in self.imports or () if not i.ok]
+
+    @property
+    def import_warnings(self) -> list[DagImport]:
+        """The files that import, with deprecation warnings (not a failure)."""
+        return [i for i in self.imports or () if i.ok and i.warnings]
 
     @property
     def ok(self) -> bool:
@@ -129,7 +174,10 @@ class DagCheck:
                 f"{self.airflow_version} in {self.files} file(s)"
             )
         if self.imports is not None:
-            parts.append(f"{len(self.import_errors)} of {len(self.imports)} file(s) failed to import")
+            text = f"{len(self.import_errors)} of {len(self.imports)} file(s) failed to import"
+            if self.import_warnings:
+                text += f", {len(self.import_warnings)} imported with deprecation warnings"
+            parts.append(text)
         elif self.import_skipped:
             parts.append(self.import_skipped)
         return "; ".join(parts)
@@ -268,34 +316,125 @@ def _relative(path: Path, root: Path) -> str:
 # --------------------------------------------------------------------------------------------------
 
 # Runs inside the target Airflow's virtualenv: imports every file like a DagBag and prints one result
-# line. Errors are kept short (the exception's last line); the full traceback is not needed to act.
+# line, alone on stdout: everything else written to stdout (Airflow 3 logs its import errors there, DAG
+# files print) goes to stderr from the start. The DagBag moved to airflow.dag_processing.dagbag in
+# Airflow 3.2 (airflow.models.dagbag keeps a deprecated alias) and lost include_examples in 3.3;
+# process_file parses without the metadata database. Each error is sent whole (the host keeps the last
+# line and finds the DAG file's line in the traceback); the warnings of a file come from the DagBag's
+# captured_warnings ("file:line: category: message", Airflow 2.10+; 3.2+ re-emits them as UserWarning)
+# or, before 2.10, from the warnings recorded here, each with whether its class is a deprecation.
 _IMPORT_SCRIPT = r"""
-import json, os, sys
+import inspect, json, os, re, sys, warnings
+result = os.fdopen(os.dup(1), "w", encoding="utf-8")
+os.dup2(2, 1)
 dag_dir = sys.argv[1]
+CAPTURED = re.compile(r"^(.*?):(\d+): ([\w.]+): (.*)$", re.S)
+DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+def finish(payload):
+    print("MWAA_IAC_IMPORT_RESULT " + json.dumps(payload), file=result, flush=True)
+    sys.exit(0)
+
+
+def qualified(cls):
+    module = getattr(cls, "__module__", "builtins")
+    return cls.__name__ if module == "builtins" else "%s.%s" % (module, cls.__name__)
+
+
+def is_deprecation(category):
+    module, _, name = category.rpartition(".")
+    cls = getattr(sys.modules.get(module or "builtins"), name, None)
+    return isinstance(cls, type) and issubclass(cls, DEPRECATIONS)
+
+
 try:
     try:
-        from airflow.models.dagbag import DagBag
+        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.2+
     except ImportError:
-        from airflow.dag_processing.dagbag import DagBag
+        from airflow.models.dagbag import DagBag  # Airflow 2.x to 3.1
 except Exception as exc:
-    print("MWAA_IAC_IMPORT_RESULT " + json.dumps({"error": "cannot import Airflow: %s" % exc}))
-    sys.exit(0)
-bag = DagBag(dag_folder=dag_dir, include_examples=False, collect_dags=False)
+    finish({"error": "cannot import Airflow: %s" % exc})
+kwargs = {"dag_folder": dag_dir, "collect_dags": False}
+if "include_examples" in inspect.signature(DagBag.__init__).parameters:
+    kwargs["include_examples"] = False
+bag = DagBag(**kwargs)
 results = []
 for path in sys.argv[2:]:
-    try:
-        found = bag.process_file(path, only_if_updated=False, safe_mode=False) or []
-    except Exception as exc:
-        results.append({"file": path, "ok": False, "error": "%s: %s" % (type(exc).__name__, exc)})
+    bag.import_errors.clear()  # keyed by the absolute or (3.2+) the relative path: take what this file adds
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            found = bag.process_file(path, only_if_updated=False, safe_mode=False) or []
+        except Exception as exc:
+            results.append({"file": path, "ok": False, "error": "%s: %s" % (type(exc).__name__, exc)})
+            continue
+    errors = [str(e) for e in bag.import_errors.values()]
+    if errors:
+        results.append({"file": path, "ok": False, "error": errors[-1]})
         continue
-    error = bag.import_errors.get(path)
-    if error:
-        lines = [line for line in str(error).strip().splitlines() if line.strip()]
-        results.append({"file": path, "ok": False, "error": lines[-1] if lines else str(error)})
+    raw = []
+    if isinstance(getattr(bag, "captured_warnings", None), dict):
+        for text in bag.captured_warnings.get(path, ()):
+            match = CAPTURED.match(str(text))
+            if match:
+                raw.append((match.group(1), int(match.group(2)), match.group(3), match.group(4)))
     else:
-        results.append({"file": path, "ok": True, "dag_ids": sorted({d.dag_id for d in found})})
-print("MWAA_IAC_IMPORT_RESULT " + json.dumps({"results": results}))
+        raw = [(w.filename, w.lineno, qualified(w.category), str(w.message)) for w in caught]
+    seen = []
+    for item in raw:
+        if item not in seen:
+            seen.append(item)
+    results.append({
+        "file": path,
+        "ok": True,
+        "dag_ids": sorted({d.dag_id for d in found}),
+        "warnings": [
+            {"file": f, "line": n, "category": c, "message": m, "deprecation": is_deprecation(c)}
+            for f, n, c, m in seen
+        ],
+    })
+finish({"results": results})
 """
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)', re.MULTILINE)
+
+
+def short_error(text: str) -> str:
+    """The last line of an import error (the exception and its message), without the traceback."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else text
+
+
+def error_line(text: str, path: str) -> int | None:
+    """The line of ``path`` an import error's traceback ends in (its last frame in that file), if any."""
+    line = None
+    for match in _FRAME.finditer(text):
+        if match["file"] == path:
+            line = int(match["line"])
+    return line
+
+
+def deprecation_warnings(raw: list[dict[str, Any]], root: Path) -> tuple[DagImportWarning, ...]:
+    """The deprecation warnings among the ones the import script recorded for a file, keeping those
+    that point into the DAG folder: a shim's warning names the DAG line that uses it, while one that
+    points into site-packages is Airflow or a provider warning about itself (3.0's common-compat
+    provider warns about ``airflow.operators.branch`` when first imported), which no DAG change fixes."""
+    found = []
+    for item in raw:
+        path = Path(str(item.get("file") or ""))
+        if not item.get("deprecation") or not path.is_absolute() or not path.is_relative_to(root):
+            continue
+        line = item.get("line")
+        found.append(
+            DagImportWarning(
+                file=path.relative_to(root).as_posix(),
+                line=int(line) if line else None,
+                category=str(item.get("category") or ""),
+                message=str(item.get("message") or "").strip(),
+            )
+        )
+    return tuple(found)
 
 
 def find_target_python(airflow_version: str, *, build: bool = False) -> tuple[Path | None, str | None]:
@@ -341,6 +480,8 @@ def import_dags(
                 "AIRFLOW__CORE__DAGS_FOLDER": str(root),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+                "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "True",
+                "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACK_DEPTH": str(IMPORT_TRACEBACK_DEPTH),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
                 # MWAA puts the DAG folder on sys.path, so DAGs may import their helper modules.
@@ -363,15 +504,19 @@ def import_dags(
     data = json.loads(line[len(_RESULT_MARK) :])
     if "error" in data:
         return None, str(data["error"])
-    results = [
-        DagImport(
-            file=_relative(Path(item["file"]), root),
-            ok=bool(item["ok"]),
-            error=item.get("error"),
-            dag_ids=tuple(item.get("dag_ids") or ()),
+    results = []
+    for item in data["results"]:
+        error = item.get("error")
+        results.append(
+            DagImport(
+                file=_relative(Path(item["file"]), root),
+                ok=bool(item["ok"]),
+                error=None if error is None else short_error(str(error)),
+                dag_ids=tuple(item.get("dag_ids") or ()),
+                line=None if error is None else error_line(str(error), item["file"]),
+                warnings=deprecation_warnings(item.get("warnings") or [], root),
+            )
         )
-        for item in data["results"]
-    ]
     return results, None
 
 
@@ -412,6 +557,9 @@ def check_dags(
         python, import_skipped = find_target_python(airflow_version, build=build_venv)
         if python is not None:
             imports, import_skipped = import_dags(dag_dir, files, python)
+        if imports is not None and major < 3:
+            # Like the AIR3xx rules: Airflow 2's warnings about Airflow 3 are not reported for 2.x targets.
+            imports = [replace(item, warnings=()) for item in imports]
     return DagCheck(
         airflow_version,
         display or str(dag_dir),

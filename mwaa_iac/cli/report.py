@@ -242,11 +242,20 @@ def check_dags_command(
             if finding.fix:
                 ui.out.print(f"      [muted]fix:[/] {escape(finding.fix)}")
         for item in result.imports or ():
-            if item.ok:
-                ids = ", ".join(item.dag_ids) or "no DAGs"
-                ui.out.print(f"  [success]imports[/] {escape(item.file)} ({escape(ids)})")
+            ids = ", ".join(item.dag_ids) or "no DAGs"
+            if not item.ok:
+                ui.out.print(f"  [failure]import error[/] {escape(item.where)}: {escape(item.error or '')}")
+            elif item.warnings:
+                ui.out.print(
+                    f"  [warning]imports with deprecation warnings[/] {escape(item.file)} ({escape(ids)})"
+                )
+                for warning in item.warnings:
+                    ui.out.print(
+                        f"      [muted]{escape(warning.where)}[/] {escape(warning.category_name)}: "
+                        f"{escape(warning.message)}"
+                    )
             else:
-                ui.out.print(f"  [failure]import error[/] {escape(item.file)}: {escape(item.error or '')}")
+                ui.out.print(f"  [success]imports[/] {escape(item.file)} ({escape(ids)})")
         ui.out.print(("[success]" if result.ok else "[failure]") + escape(result.summary()) + "[/]")
         if result.import_skipped:
             ui.err.print(f"[warning]import check not run:[/] {escape(result.import_skipped)}")
