@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -330,6 +331,23 @@ class DemoWorkload(StrEnum):
     BASIC = "basic"
 
 
+DEMO_FROM, DEMO_TO = "2.9.2", "2.10.3"
+
+
+def check_demo_target(version: str) -> None:
+    """The demo's --to: a version MWAA offers today, newer than blue's 2.9.2 (UsageError otherwise)."""
+    from mwaa_iac.core.catalog import load_catalog, parse_version
+
+    catalog = load_catalog()
+    item = catalog.get(version)
+    offered = [v.version for v in catalog.supported(date.today()) if v.key > parse_version(DEMO_FROM)]
+    if item is None or version not in offered:
+        raise UsageError(
+            f"--to {version}: the demo cuts blue {DEMO_FROM} over to a newer version MWAA offers today",
+            hint=f"use one of {', '.join(offered)}",
+        )
+
+
 @local_app.command("demo")
 def local_demo(
     runs: Annotated[
@@ -346,6 +364,14 @@ def local_demo(
     health_minutes: Annotated[
         int, typer.Option("--health-minutes", help="Heartbeat minutes required on green.")
     ] = 1,
+    to_version: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Green's Airflow version: 2.10.3 (a two-pass cutover) or a 3.x MWAA offers, e.g. 3.3.1 "
+            "(a single pass: green is created at 2.9.2, restored, upgraded in place through 2.11.2).",
+        ),
+    ] = DEMO_TO,
     state_dir: Annotated[
         Path | None,
         typer.Option(
@@ -356,7 +382,8 @@ def local_demo(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="JSON-lines events on stdout.")] = False,
 ) -> None:
-    """The main job: start the local stack, seed blue 2.9.2 with history, cut it over to 2.10.3."""
+    """The main job: start the local stack, seed blue 2.9.2 with history, cut it over to 2.10.3
+    (or to --to)."""
     from mwaa_iac.adapters.cloudwatch import CloudWatch
     from mwaa_iac.adapters.mwaa import MwaaClient
     from mwaa_iac.adapters.routing import Routing
@@ -372,6 +399,7 @@ def local_demo(
     from mwaa_iac.workspace import open_workspace
 
     say = (lambda text: None) if json_out else (lambda text: ui.err.print(f"[progress]{text}[/]"))
+    check_demo_target(to_version)
     info = stack.up(state_dir)
     state = "already up" if info.already_running else "up"
     say(f"local stack {state}: moto {info.moto_endpoint}, MWAA {info.mwaa_endpoint}")
@@ -381,6 +409,8 @@ def local_demo(
     admin = stack.admin(state_dir)
     setup = prepare(
         root,
+        from_version=DEMO_FROM,
+        to_version=to_version,
         plan=SeedPlan(runs=runs),
         busy=busy,
         progress=say,
@@ -410,7 +440,7 @@ def local_demo(
         resume=recorded is not None and not recorded.finished,
         dag_timeout_seconds=300,
     )
-    say(f"cutover {setup.source} (Airflow 2.9.2) -> {setup.env}-green (Airflow 2.10.3)")
+    say(f"cutover {setup.source} (Airflow {DEMO_FROM}) -> {setup.env}-green (Airflow {to_version})")
     progress = Progress(json_out)
     region = config.region
     workflow = Cutover(

@@ -70,9 +70,20 @@ from airflow.settings import Session
 from sqlalchemy import select
 
 
+DATASET_CLASSES = ("Dataset", "Asset")
+
+
 def norm(value):
     if value is None or isinstance(value, (bool, int, str)):
         return value
+    # A dataset in an XCom (Airflow's own pipeline_outlets): 2.x loads a Dataset object, 3.x leaves
+    # the serialized form it cannot load (airflow.datasets is gone): both are the same URI and extra.
+    if type(value).__name__ in DATASET_CLASSES and hasattr(value, "uri"):
+        return {"dataset": value.uri, "extra": norm(getattr(value, "extra", None) or None)}
+    if (isinstance(value, dict) and str(value.get("__classname__", "")).rsplit(".", 1)[-1] in DATASET_CLASSES
+            and isinstance(value.get("__data__"), dict)):
+        data = value["__data__"]
+        return {"dataset": data.get("uri"), "extra": norm(data.get("extra") or None)}
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, datetime.datetime):
@@ -144,6 +155,10 @@ def table_rows(session, model, key, columns, dag_column="dag_id"):
     result = Table([name for name, _ in present])
     for row in session.execute(query):
         values = dict(zip([*key, *[name for name, _ in present]], row))
+        if "conf" in values and values["conf"] is None:
+            values["conf"] = {}
+        if values.get("run_type") is not None and norm(values["run_type"]) == "dataset_triggered":
+            values["run_type"] = "asset_triggered"  # Airflow 3.0's migration renames the run type
         result.add([values[c] for c in key], values)
     return result
 
@@ -176,6 +191,8 @@ with Session() as session:
         pools.add([pool.pool], {f: getattr(pool, f) for f in pools.columns})
     tables["slot_pool"] = pools
 
+    # A run without conf: Airflow 2 stores an empty dict, Airflow 3.0's migration (and 3.x) NULL; a
+    # dataset-triggered run is asset_triggered in 3.x. Both spellings are reported as 3.x's.
     tables["dag_run"] = table_rows(session, DagRun, ["dag_id", "run_id"], [
         "state", "run_type", "external_trigger", "conf", "logical_date|execution_date", "data_interval_start",
         "data_interval_end", "start_date", "end_date", "queued_at", "clear_number"])

@@ -15,7 +15,10 @@ MWAA:
 * pins: Airflow's official constraints file when it can be downloaded, else a constraints file kept in
   ``constraints/`` beside this module (a ``pip freeze`` of an environment verified to migrate a
   database, serve the REST API and run a DAG), else a short list of pins that no 2.x release may go
-  without;
+  without; a 3.x release without either resolves with uv's ``--exclude-newer`` set to the day MWAA
+  made the version available (the catalog's ``available``): the packages of that time, as
+  Airflow's constraints pin them (resolving 3.0.6 against today's packages gives a PyJWT whose
+  tokens its API server cannot issue);
 * atomically: built in a temporary directory renamed into place on success, under a lock file so two
   processes never build the same venv. The venv is relocatable because everything runs it as
   ``<venv>/bin/python -m ...``.
@@ -62,6 +65,16 @@ FREEZE_FILE = "mwaa-iac-freeze.txt"
 # Without any constraints file, Airflow's own bounds suffice for 2.9 and later (2.9.2, 2.10.x and 2.11.x
 # resolve to working sets); older releases predate bounds they turned out to need.
 FALLBACK_PINS = ["sqlalchemy<2"]
+
+
+def resolution_cutoff(airflow_version: str) -> str | None:
+    """``--exclude-newer`` for a 3.x version with no constraints file: the day MWAA offered it."""
+    from mwaa_iac.core.catalog import load_catalog
+
+    if major_minor(airflow_version) < (3, 0):
+        return None
+    item = load_catalog().get(airflow_version)
+    return item.available.isoformat() if item is not None else None
 
 
 def fallback_pins(airflow_version: str) -> list[str]:
@@ -259,11 +272,15 @@ def pip_install_command(
     constraints: list[Path],
     target: Path | None = None,
     requirements_file: Path | None = None,
+    exclude_newer: str | None = None,
 ) -> list[str]:
-    """An install command into the venv of ``python`` (or into ``target``): uv's when uv is on PATH."""
+    """An install command into the venv of ``python`` (or into ``target``): uv's when uv is on PATH
+    (``exclude_newer``: only packages published before that day; pip has no such option)."""
     uv = find_uv()
     if uv:
         cmd = [uv, "pip", "install", "--python", str(python)]
+        if exclude_newer:
+            cmd += ["--exclude-newer", exclude_newer]
     else:
         cmd = [str(python), "-m", "pip", "install", "--no-input"]
     if target is not None:
@@ -316,19 +333,24 @@ def _build(
         constraints: list[Path] = []
         official = tmp / "airflow-constraints.txt"
         pins: list[str] = []
+        cutoff: str | None = None
         if fetch_official_constraints(airflow_version, python_version, official):
             constraints.append(official)
         elif (bundled := bundled_constraints(airflow_version, python_version)) is not None:
             constraints.append(bundled)
         else:
             pins = fallback_pins(airflow_version)
+            cutoff = resolution_cutoff(airflow_version)
         requirements = [
             f"apache-airflow[postgres]=={airflow_version}",
             AMAZON_PROVIDER_REQUIREMENT,
             *pins,
         ]
         venv_python = tmp / "bin" / "python"
-        _run(pip_install_command(venv_python, requirements, constraints=constraints), build_log, timeout)
+        command = pip_install_command(
+            venv_python, requirements, constraints=constraints, exclude_newer=cutoff
+        )
+        _run(command, build_log, timeout)
         _run([str(venv_python), "-c", SMOKE_IMPORTS[parse_version(airflow_version)[0]]], build_log, 300)
         freeze = _freeze(venv_python)
         (tmp / FREEZE_FILE).write_text(freeze)
