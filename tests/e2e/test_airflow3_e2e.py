@@ -6,6 +6,9 @@ values; the busy workload's dataset DAGs do not import in 3.x, as a user's would
   3.3.1`` runs the target's ``airflow db migrate`` on its database. A fingerprint before (read through
   2.11.2's models) and after (3.3.1's) shows every run, task instance and XCom carried; a run
   triggered through InvokeRestApi (``/api/v2``, with ``logical_date``) after the upgrade succeeds.
+  Then ``mwaa-iac upgrade --to 2.11.2`` downgrades it in place (as MWAA allows from 3.x): the 3.x
+  run and the history before it stay.
+- 3.0.6 and 3.2.1 environments are created through CreateEnvironment beside it and run a DAG.
 - ``cut3``: blue at 2.9.2; a single-pass ``mwaa-iac cutover --to 3.3.1``: the freeze, green created
   at 2.9.2, the history copied, green upgraded in place 2.9.2 → 2.11.2 → 3.3.1 inside the freeze,
   go-live on 3.3.1; green carries blue's frozen history; ``rollback`` gives scheduling back to blue.
@@ -18,8 +21,10 @@ import time
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import pytest
 
+from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.local import busy
 from mwaa_iac.local.busy import BusyProfile
 from mwaa_iac.local.demo import DemoSetup, prepare
@@ -79,6 +84,20 @@ def _paused(env: str) -> dict[str, bool]:
     return {d["dag_id"]: d["is_paused"] for d in api(env).list_dags()}
 
 
+UPGRADED: dict[str, object] = {}  # what the upgrade test leaves for the downgrade test
+
+
+def _wait_status(name: str, timeout: float = 600) -> dict:
+    client = boto3.client("mwaa")
+    deadline = time.monotonic() + timeout
+    while True:
+        env = client.get_environment(Name=name)["Environment"]
+        if env["Status"] not in ("CREATING", "UPDATING", "CREATING_SNAPSHOT", "ROLLING_BACK"):
+            return env
+        assert time.monotonic() < deadline, f"{name} still {env['Status']}"
+        time.sleep(2)
+
+
 def test_upgrade_2_11_to_3_3_carries_every_run_task_instance_and_xcom(
     local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -110,6 +129,73 @@ def test_upgrade_2_11_to_3_3_carries_every_run_task_instance_and_xcom(
     assert client.api_v2 is True
     assert _wait_run(source, "etl_orders", "after-upgrade") == "success"
     assert api(source).request("GET", "/version")["version"] == TO
+    UPGRADED.update(setup=setup, after=fingerprint(local_stack.state_dir, source))
+
+
+def test_each_airflow_3_version_is_created_through_the_mwaa_api_and_runs_a_dag(
+    local_stack: LocalStack,
+) -> None:
+    """CreateEnvironment at 3.0.6 and 3.2.1 (3.3.1: above) with upg3's settings and DAG folder: the
+    API server, scheduler, DAG processor and triggerer start, InvokeRestApi reaches /api/v2, a
+    triggered run succeeds, the scheduler's heartbeat reaches CloudWatch; then DeleteEnvironment."""
+    setup = UPGRADED["setup"]
+    assert isinstance(setup, DemoSetup)
+    client = boto3.client("mwaa")
+    template = client.get_environment(Name=setup.source)["Environment"]
+    for version in ("3.0.6", "3.2.1"):
+        name = f"af-{version.replace('.', '-')}"
+        started = time.monotonic()
+        client.create_environment(
+            Name=name,
+            AirflowVersion=version,
+            ExecutionRoleArn=template["ExecutionRoleArn"],
+            SourceBucketArn=template["SourceBucketArn"],
+            DagS3Path=template["DagS3Path"],
+            NetworkConfiguration={
+                "SubnetIds": template["NetworkConfiguration"]["SubnetIds"],
+                "SecurityGroupIds": template["NetworkConfiguration"]["SecurityGroupIds"],
+            },
+            EnvironmentClass="mw1.small",
+            AirflowConfigurationOptions=template.get("AirflowConfigurationOptions", {}),
+        )
+        env = _wait_status(name)
+        assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+        print(f"\n{version}: created in {time.monotonic() - started:.0f} s")
+        assert api(name).request("GET", "/version")["version"] == version
+        local_stack.admin.sync(name)
+        deadline = time.monotonic() + 240
+        while api(name).get_dag("etl_orders") is None:
+            assert time.monotonic() < deadline, f"{name} never parsed etl_orders"
+            time.sleep(3)
+        api(name).set_paused("etl_orders", False)
+        api(name).trigger("etl_orders", "on-3x")
+        assert _wait_run(name, "etl_orders", "on-3x") == "success"
+        assert MwaaClient("us-east-1").get_environment(name)["AirflowVersion"] == version
+        client.delete_environment(Name=name)
+        deadline = time.monotonic() + 300
+        while name in {e["name"] for e in local_stack.admin.environments()}:
+            assert time.monotonic() < deadline, f"{name} was not deleted"
+            time.sleep(2)
+
+
+def test_downgrade_from_3_3_to_2_11_in_place_keeps_the_history(local_stack: LocalStack) -> None:
+    """MWAA lets a 3.x environment go back to the latest 2.11 in place: 3.3.1's own
+    ``airflow db downgrade`` runs, then 2.11.2 starts on the data, the 3.x run included."""
+    setup = UPGRADED["setup"]
+    assert isinstance(setup, DemoSetup)
+    source = setup.source
+    before = fingerprint(local_stack.state_dir, source)
+    result = local_stack.cli(
+        "upgrade", "--env", "upg3", "--root", str(setup.root), "--to", "2.11.2", "--engine", "api", "--yes",
+        "--poll-interval", "1", "--health-minutes", "0", "--no-backup",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert local_stack.environment(source)["airflow_version"] == "2.11.2"
+    after = fingerprint(local_stack.state_dir, source)
+    assert after["airflow_version"] == "2.11.2"
+    assert "etl_orders | after-upgrade" in after["tables"]["dag_run"]["rows"]
+    problems = carried(before, after, ignore=(*ACROSS_MAJOR, "task_fail"))
+    assert problems == [], "\n".join(problems)
 
 
 def test_single_pass_cutover_2_9_to_3_3_carries_history_then_rollback(
@@ -156,3 +242,14 @@ def test_single_pass_cutover_2_9_to_3_3_carries_history_then_rollback(
     assert not any(_paused(blue)[d] for d in BUSINESS_DAGS if d in unpaused_before)
     routing = json.loads(boto3.client("ssm").get_parameter(Name="/mwaa/cut3/active")["Parameter"]["Value"])
     assert routing["name"] == blue
+    # Blue (2.9.2) cannot jump to 3.x in place: MWAA's rule (only from the latest 2.11), the emulator's too.
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        boto3.client("mwaa").update_environment(Name="cut3-blue", AirflowVersion=TO)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    # After the rollback the 3.3.1 colour is the inactive one: cleanup deletes it.
+    gone = local_stack.cli(
+        "cleanup", "--env", "cut3", "--root", str(setup.root), "--yes", "--poll-interval", "1", "--json"
+    )
+    assert gone.returncode == 0, gone.stderr[-3000:]
+    assert _events(gone.stdout)[-1]["retired"] == green
+    assert green not in {e["name"] for e in local_stack.admin.environments()}

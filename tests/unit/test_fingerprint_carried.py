@@ -26,7 +26,10 @@ def _fp(**tables: dict) -> dict:
 def test_final_rows_must_be_unchanged_and_unfinished_ones_only_present() -> None:
     before = _fp(
         task_instance=_table(
-            {"d | r1 | t": {"state": "s1", "end_date": "e1"}, "d | r2 | t": {"state": "s2", "end_date": "e2"}},
+            {
+                "d | r1 | t": {"state": "s1", "end_date": "e1"},
+                "d | r2 | t": {"state": "s2", "end_date": "e2"},
+            },
             {"d | r1 | t": "success", "d | r2 | t": "running"},
         ),
         variable=_table({"k": {"val": "v"}}),
@@ -47,7 +50,10 @@ def test_final_rows_must_be_unchanged_and_unfinished_ones_only_present() -> None
 def test_a_changed_final_row_a_lost_row_and_a_lost_table_are_named() -> None:
     before = _fp(
         task_instance=_table(
-            {"d | r1 | t": {"state": "s1", "end_date": "e1"}, "d | r2 | t": {"state": "s2", "end_date": "e2"}},
+            {
+                "d | r1 | t": {"state": "s1", "end_date": "e1"},
+                "d | r2 | t": {"state": "s2", "end_date": "e2"},
+            },
             {"d | r1 | t": "success", "d | r2 | t": "failed"},
         ),
         xcom=_table({"d | r1 | t | -1 | return_value": {"value": "a", "value_raw": "b"}}),
