@@ -364,11 +364,17 @@ class AirflowApi:
 
         Airflow 2's run listing has no run_type filter: runs are read newest first (``order_by
         -execution_date``) and filtered here; reading stops at the first scheduled run, or at
-        ``after``."""
+        ``after``. A DAG the environment does not serve (404: Airflow 3 answers so for a DAG whose
+        file does not import, Airflow 2 for one it never had) has made no run there: None."""
         bound = _parse_date(after) if after else None
         offset = 0
         while True:
-            page = self._runs_newest_first(dag_id, offset)
+            try:
+                page = self._runs_newest_first(dag_id, offset)
+            except AirflowApiError as exc:
+                if exc.status == 404:
+                    return None
+                raise
             batch = page.get("dag_runs", [])
             for run in batch:
                 when = _parse_date(logical_date(run))

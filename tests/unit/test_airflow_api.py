@@ -317,3 +317,15 @@ def test_dag_activity_and_schedule_read_from_either_api_version() -> None:
     assert has_schedule({"schedule_interval": {"__type": "CronExpression", "value": "@daily"}})
     assert has_schedule({"timetable_summary": "@daily", "schedule_interval": None})
     assert not has_schedule({"schedule_interval": None}) and not has_schedule({"timetable_summary": None})
+
+
+def test_latest_scheduled_run_of_a_dag_the_environment_does_not_serve_is_none() -> None:
+    """Airflow 3 answers 404 for the runs of a DAG whose file does not import there (Airflow 2 lists
+    them): a rollback then sees no run of it on that colour instead of failing."""
+    api, stub = _api()
+    gone = {"detail": "The Dag with ID: `busy_dataset_consumer` was not found"}
+    query = {"order_by": "-execution_date", "limit": 100, "offset": 0}
+    _rest_error(stub, 404, gone, _call("/dags/busy_dataset_consumer/dagRuns", "GET", query=query))
+    with stub:
+        assert api.latest_scheduled_run("busy_dataset_consumer") is None
+    stub.assert_no_pending_responses()
