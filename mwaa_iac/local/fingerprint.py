@@ -439,16 +439,24 @@ def compare(a: dict[str, Any], b: dict[str, Any], *, ignore: Iterable[str] = (),
             problems.append(f"{len(only_b)} only in b: {_names(only_b, limit)}")
         differing: list[str] = []
         for key in sorted(set(rows_a) & set(rows_b)):
-            changed = _changed_columns(ta, tb, key, skipped, set(columns_a) & set(columns_b))
-            if changed is None and rows_a[key] != rows_b[key]:
-                changed = ["?"]  # no per-column hashes
-            if changed:
-                differing.append(f"[{key}] ({', '.join(changed)})")
+            change = _row_change(ta, tb, key, skipped, set(columns_a) & set(columns_b))
+            if change:
+                differing.append(change)
         if differing:
             problems.append(f"{len(differing)} differ: {'; '.join(differing[:limit])}")
         if problems:
             out.append(f"{table}: " + "; ".join(problems))
     return out
+
+
+def _row_change(
+    ta: dict[str, Any], tb: dict[str, Any], key: str, skipped: set[str], common: set[str]
+) -> str | None:
+    """``[key] (columns that differ)`` for a row both tables have, or None when it is equal."""
+    changed = _changed_columns(ta, tb, key, skipped, common)
+    if changed is None and ta["rows"][key] != tb["rows"][key]:
+        changed = ["?"]  # no per-column hashes
+    return f"[{key}] ({', '.join(changed)})" if changed else None
 
 
 def _changed_columns(
@@ -498,11 +506,9 @@ def carried(
         for key in sorted(set(ta.get("rows", {})) & set(tb.get("rows", {}))):
             if key in states and states[key] not in FINAL_STATES:
                 continue
-            changed = _changed_columns(ta, tb, key, skipped, common)
-            if changed is None and ta["rows"][key] != tb["rows"][key]:
-                changed = ["?"]
-            if changed:
-                differing.append(f"[{key}] ({', '.join(changed)})")
+            change = _row_change(ta, tb, key, skipped, common)
+            if change:
+                differing.append(change)
         problems = []
         if missing:
             problems.append(f"{len(missing)} missing: {_names(missing, limit)}")

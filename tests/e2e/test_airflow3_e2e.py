@@ -34,7 +34,7 @@ from mwaa_iac.workspace import load_config
 from tests.conftest import LocalStack
 from tests.e2e.conftest import api
 
-pytestmark = pytest.mark.local
+pytestmark = [pytest.mark.local, pytest.mark.slow]
 
 TO = "3.3.1"
 # What a fingerprint of a running environment may show differently after a 2 → 3 migration, and why:
