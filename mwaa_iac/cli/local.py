@@ -129,6 +129,8 @@ def down_command(
         ui.out.print(f"[warning]warning:[/] {escape(warning)}")
     if result.removed_state:
         ui.out.print(f"Removed {escape(str(result.state_dir))}.")
+    elif not Path(result.state_dir).exists():
+        ui.out.print(f"No state in {escape(str(result.state_dir))}.")
     else:
         ui.out.print(f"State kept in {escape(str(result.state_dir))}.")
 
