@@ -191,8 +191,8 @@ with Session() as session:
         pools.add([pool.pool], {f: getattr(pool, f) for f in pools.columns})
     tables["slot_pool"] = pools
 
-    # A run without conf: Airflow 2 stores an empty dict, Airflow 3.0's migration (and 3.x) NULL; a
-    # dataset-triggered run is asset_triggered in 3.x. Both spellings are reported as 3.x's.
+    # A run without conf: Airflow 2 stores an empty dict, Airflow 3.0's migration NULL (reported as
+    # the empty dict on both); a dataset-triggered run is asset_triggered in 3.x (reported so on both).
     tables["dag_run"] = table_rows(session, DagRun, ["dag_id", "run_id"], [
         "state", "run_type", "external_trigger", "conf", "logical_date|execution_date", "data_interval_start",
         "data_interval_end", "start_date", "end_date", "queued_at", "clear_number"])

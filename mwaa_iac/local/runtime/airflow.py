@@ -121,7 +121,20 @@ _RESERVED_VARIABLES = frozenset(
     }
 )
 _SHELL_VARIABLES = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
-_RESERVED_PREFIXES = ("MWAA_IAC_", "AIRFLOW__DATABASE__", "AIRFLOW__WEBSERVER__WEB_SERVER")
+_RESERVED_PREFIXES = (
+    "MWAA_IAC_",
+    "AIRFLOW__DATABASE__",
+    "AIRFLOW__WEBSERVER__WEB_SERVER",
+    # Airflow 3's wiring: the API server's address and keys, the auth manager, the execution API.
+    "AIRFLOW__API__HOST",
+    "AIRFLOW__API__PORT",
+    "AIRFLOW__API__BASE_URL",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__API_AUTH__",
+    "AIRFLOW__CORE__AUTH_MANAGER",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+)
 
 
 def _reserved(name: str) -> bool:
@@ -293,7 +306,7 @@ def _port_free(port: int) -> bool:
 
 
 class AirflowRuntime:
-    """A :class:`~mwaa_iac.local.runtime.base.Runtime` whose environments are real Apache Airflow 2.x.
+    """A :class:`~mwaa_iac.local.runtime.base.Runtime` whose environments are real Apache Airflow 2.x or 3.x.
 
     ``aws_env`` are the variables (endpoint, dummy credentials, region) Airflow's processes need to
     reach the local AWS endpoints; the runtime's own S3 client for DAG sync uses them too.
@@ -326,7 +339,7 @@ class AirflowRuntime:
         self._ports: set[int] = set()
         self._s3_client: Any = None
         self._timings: dict[str, dict[str, float]] = {}
-        self._tokens: dict[tuple[str, int], str] = {}
+        self._tokens: dict[tuple[str, int, str], str] = {}
 
     # ------------------------------------------------------------------ paths and state
     def env_dir(self, name: str) -> Path:
@@ -549,8 +562,8 @@ class AirflowRuntime:
         self._run_airflow(state, spec, venv, req_dir, ["db", "migrate"], "migrate.log")
 
     def _create_admin(self, state: EnvState, spec: EnvSpec, venv: Venv, req_dir: str | None) -> None:
-        self._write_passwords(state)  # Airflow 3's simple auth manager (ignored by 2.x)
         if major(venv.airflow_version) >= 3:
+            self._write_passwords(state)  # Airflow 3's simple auth manager
             return
         self._run_airflow(
             state, spec, venv, req_dir,
@@ -588,7 +601,8 @@ class AirflowRuntime:
             "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
         }  # fmt: skip
         self._write_worker_launcher(home, venv)
-        self._write_passwords(state)
+        if major(venv.airflow_version) >= 3:
+            self._write_passwords(state)
         base_env = self._startup_env(spec, self._process_env(state, spec, venv, state.requirements_dir))
         airflow3 = major(venv.airflow_version) >= 3
         for component in components(venv.airflow_version):
@@ -1205,6 +1219,7 @@ class AirflowRuntime:
     def delete(self, name: str) -> None:
         with self._lock:
             env = self._envs.pop(name, None)
+            self._tokens = {k: v for k, v in self._tokens.items() if k[0] != name}
         state = self._load_state(name)
         if env is None:
             env = _Env(name, EnvSpec(name=name, airflow_version="", source_bucket="", dag_s3_path=""))
@@ -1246,13 +1261,15 @@ class AirflowRuntime:
                 basic = base64.b64encode(f"{state.admin_user}:{state.admin_password}".encode()).decode()
                 authorization = f"Basic {basic}"
             status, raw = _http(method, url, data, authorization, timeout)
-            if not (airflow3 and status == 401):
+            # 401: no or an expired token; 403: a token this API server does not accept (issued
+            # before a restart with other keys): fetch a new one, once.
+            if not (airflow3 and status in (401, 403)):
                 break
         return ApiResponse(status=status, body=_parse_body(raw))
 
     def _token(self, state: EnvState, *, fresh: bool, timeout: float) -> str:
         """The admin user's JWT for Airflow 3's API server (``POST /auth/token``), cached per port."""
-        key = (state.name, state.port)
+        key = (state.name, state.port, state.secret_key)
         with self._lock:
             token = None if fresh else self._tokens.get(key)
         if token:

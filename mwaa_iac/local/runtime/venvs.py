@@ -282,6 +282,12 @@ def pip_install_command(
         if exclude_newer:
             cmd += ["--exclude-newer", exclude_newer]
     else:
+        if exclude_newer:
+            log.warning(
+                "pip cannot limit the resolution to packages published before %s (uv can): the "
+                "newest packages are installed, which may not work with this Airflow version",
+                exclude_newer,
+            )
         cmd = [str(python), "-m", "pip", "install", "--no-input"]
     if target is not None:
         cmd += ["--target", str(target)]
