@@ -411,7 +411,8 @@ class AirflowApi:
             except AirflowApiError as exc:
                 if exc.status != 400 or number == len(orders) - 1:
                     raise
-                self.api_v2 = "execution_date" in str(exc) or None
+                if "execution_date" in str(exc):
+                    self.api_v2 = True
         raise AssertionError("unreachable")  # pragma: no cover
 
     def dag_details(self, dag_id: str) -> dict | None:

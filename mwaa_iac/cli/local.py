@@ -340,10 +340,9 @@ def check_demo_target(version: str) -> None:
     """The demo's --to: a version MWAA offers today, newer than blue's 2.9.2 (UsageError otherwise)."""
     from mwaa_iac.core.catalog import load_catalog, parse_version
 
-    catalog = load_catalog()
-    item = catalog.get(version)
-    offered = [v.version for v in catalog.supported(date.today()) if v.key > parse_version(DEMO_FROM)]
-    if item is None or version not in offered:
+    newer = [v for v in load_catalog().supported(date.today()) if v.key > parse_version(DEMO_FROM)]
+    offered = [v.version for v in newer]
+    if version not in offered:
         raise UsageError(
             f"--to {version}: the demo cuts blue {DEMO_FROM} over to a newer version MWAA offers today",
             hint=f"use one of {', '.join(offered)}",

@@ -169,17 +169,11 @@ DEFAULT_AIRFLOW_CONFIG = {
 }
 
 
-# Airflow 3 moved the parsing options to [dag_processor] and the web server's to [api]; the same
-# defaults (MWAA keeps Apache Airflow's) under the names 3.x reads.
-AIRFLOW3_CONFIG = {
-    "dag_processor.refresh_interval": "300",
-    "dag_processor.min_file_process_interval": "30",
-    "dag_processor.parsing_processes": "1",
-    "api.workers": "1",
-    "api.expose_config": "False",
-}
-# 2.x names whose 3.x counterpart an environment's AirflowConfigurationOptions may still use (Airflow
-# 3 reads the old names with a deprecation warning; here they are translated so both spellings work).
+# Airflow 3 moved the web server's settings to [api] (the parsing ones to [dag_processor]: the
+# defaults above reach 3.x through AIRFLOW3_RENAMED).
+AIRFLOW3_CONFIG = {"api.workers": "1", "api.expose_config": "False"}
+# 2.x names whose 3.x counterpart the defaults and an environment's AirflowConfigurationOptions may
+# use (Airflow 3 reads the old names with a deprecation warning; here they are translated).
 AIRFLOW3_RENAMED = {
     "scheduler.dag_dir_list_interval": "dag_processor.refresh_interval",
     "scheduler.min_file_process_interval": "dag_processor.min_file_process_interval",
@@ -357,13 +351,7 @@ class AirflowRuntime:
         return EnvState(**{k: v for k, v in data.items() if k in known})
 
     def _save_state(self, state: EnvState) -> None:
-        path = self._state_file(state.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(dataclasses.asdict(state), out, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+        _write_private_json(self._state_file(state.name), dataclasses.asdict(state))
 
     def _env(self, spec: EnvSpec) -> _Env:
         with self._lock:
@@ -563,8 +551,7 @@ class AirflowRuntime:
 
     def _create_admin(self, state: EnvState, spec: EnvSpec, venv: Venv, req_dir: str | None) -> None:
         if major(venv.airflow_version) >= 3:
-            self._write_passwords(state)  # Airflow 3's simple auth manager
-            return
+            return  # Airflow 3's simple auth manager reads the password file _start writes
         self._run_airflow(
             state, spec, venv, req_dir,
             ["users", "create", "--username", state.admin_user, f"--password={state.admin_password}",
@@ -572,15 +559,6 @@ class AirflowRuntime:
              "--email", "mwaa-emulator@localhost.localdomain"],
             "migrate.log",
         )  # fmt: skip
-
-    def _write_passwords(self, state: EnvState) -> None:
-        """The admin user's password for Airflow 3's simple auth manager, readable by this user only."""
-        path = self.env_dir(state.name) / PASSWORDS_FILE
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump({state.admin_user: state.admin_password}, out)
-        os.replace(tmp, path)
 
     def _start(self, env: _Env, state: EnvState, spec: EnvSpec, venv: Venv) -> None:
         home = self.env_dir(state.name)
@@ -601,10 +579,10 @@ class AirflowRuntime:
             "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
         }  # fmt: skip
         self._write_worker_launcher(home, venv)
-        if major(venv.airflow_version) >= 3:
-            self._write_passwords(state)
-        base_env = self._startup_env(spec, self._process_env(state, spec, venv, state.requirements_dir))
         airflow3 = major(venv.airflow_version) >= 3
+        if airflow3:  # the admin user's password for the simple auth manager (this user only)
+            _write_private_json(home / PASSWORDS_FILE, {state.admin_user: state.admin_password})
+        base_env = self._startup_env(spec, self._process_env(state, spec, venv, state.requirements_dir))
         for component in components(venv.airflow_version):
             cmd = commands[component]
             role = f"{state.name}.{component}"
@@ -1346,6 +1324,16 @@ def _check_version(version: str) -> None:
             f"the local runtime runs Apache Airflow 2.x and 3.x environments only, not {version!r}",
             code=CODE_UNSUPPORTED,
         )
+
+
+def _write_private_json(path: Path, data: object) -> None:
+    """``data`` as JSON in ``path``, readable by this user only, replaced atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out, indent=2, sort_keys=True)
+    os.replace(tmp, path)
 
 
 def _http(
