@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     NEEDS_HUMAN = 3  # the environment was left UNAVAILABLE: the rollback itself failed
     BUG = 4  # an unexpected internal error (a bug in mwaa-iac); rerun with --debug
     LOCKED = 5  # another workflow holds the environment's lock
+    REFUSED = 6  # a precondition refused the command before it changed anything (the live colour)
 
 
 class MwaaIacError(Exception):
@@ -112,6 +113,18 @@ class EnvironmentUnavailableError(MwaaIacError):
     """MWAA left the environment UNAVAILABLE: the rollback failed and a human is needed."""
 
     exit_code = ExitCode.NEEDS_HUMAN
+
+
+class LiveColourError(MwaaIacError):
+    """A command would delete, overwrite, pause or upgrade the wrong colour: the sources of truth
+    (deployment record, routing, the last cutover's journal) say another colour serves, or disagree.
+    Nothing was changed. ``claims`` holds what each source said (``core.live.Claim.to_dict``)."""
+
+    exit_code = ExitCode.REFUSED
+
+    def __init__(self, message: str, *, claims: list[dict], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.claims = claims
 
 
 class LockHeldError(MwaaIacError):

@@ -27,6 +27,9 @@ class EventKind(StrEnum):
     CUTOVER_PLAN = "cutover.plan"
     CUTOVER_LIVE = "cutover.live"
     CUTOVER_SUMMARY = "cutover.summary"
+    CUTOVER_RECORD_SYNCED = "cutover.record_synced"
+    # the live-colour guard
+    LIVE_OVERRIDE = "live.override"
     # in-place upgrade
     UPGRADE_RESUME = "upgrade.resume"
     UPGRADE_SUMMARY = "upgrade.summary"
@@ -59,6 +62,7 @@ class EventKind(StrEnum):
     FREEZE_DRAIN_FORCED = "freeze.drain_forced"
     FREEZE_ABORTED = "freeze.aborted"
     FREEZE_ABORT_FAILED = "freeze.abort_failed"
+    FREEZE_TARGET_DRAINED = "freeze.target_drained"
     # mwaa-dr: DAG files, runs, copies
     DR_VENDOR = "dr.vendor"
     DR_DEPLOYED = "dr.deployed"
@@ -107,7 +111,15 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
     K.CUTOVER_SUMMARY: (
         "the cutover succeeded (last event)",
         "source, target, to, history_carried, passes, freeze_window_s, freeze_steps_s, rows_copied, "
-        "may_run_twice, steps_s, routing",
+        "pass2, may_run_twice, steps_s, routing, record_synced (only when --resume wrote the record again)",
+    ),
+    K.CUTOVER_RECORD_SYNCED: (
+        "`cutover --resume` wrote the deployment record again from the journal (it disagreed)",
+        "run_id, active_color, was, versions",
+    ),
+    K.LIVE_OVERRIDE: (
+        "--break-glass: the live-colour guard refused, and the command goes on",
+        "action, environment, reason, claims (what each source of truth said)",
     ),
     K.UPGRADE_RESUME: ("`upgrade --resume` continues a recorded run", "run_id"),
     K.UPGRADE_SUMMARY: (
@@ -173,11 +185,15 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
     ),
     K.FREEZE_ABORTED: (
         "the cutover failed during the freeze: scheduling was given back to the source",
-        "environment, unpaused, target, repaused_on_target, routed_back, redo",
+        "environment, unpaused, target, repaused_on_target, routed_back, may_run_twice, redo",
     ),
     K.FREEZE_ABORT_FAILED: (
         "scheduling could not be given back after a failure",
         "dags, repaused_on_target, routed_back, unpaused_on_source, failed_on, error",
+    ),
+    K.FREEZE_TARGET_DRAINED: (
+        "an undone go-live waited for the task instances the target had started",
+        "environment, waited_s, may_run_twice (still executing at the timeout)",
     ),
     K.DR_VENDOR: (
         "mwaa-dr was delivered in the DAG folder",
@@ -226,7 +242,7 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
     K.CLEANUP_SUMMARY: (
         "`cleanup`'s result (last event)",
         "retired, dag_files_removed, backups_deleted, unpaused_on_source, repaused_on_target, "
-        "abandoned_cutover",
+        "may_run_twice, abandoned_cutover",
     ),
 }
 
@@ -560,6 +576,34 @@ def _freeze_aborted(e: dict) -> str:
     return (
         f"[warning]freeze aborted: {undone}{e['unpaused']} DAG(s) unpaused again on "
         f"{e['environment']}; --resume takes a fresh backup[/]"
+    )
+
+
+@_line(K.FREEZE_TARGET_DRAINED)
+def _freeze_target_drained(e: dict) -> str:
+    if e.get("may_run_twice"):
+        names = _escape(", ".join(e["may_run_twice"]))
+        return f"[warning]{e['environment']} still executes (may run twice): {names}[/]"
+    return f"{e['environment']}: the task instances it started finished ({e['waited_s']} s)"
+
+
+@_line(K.LIVE_OVERRIDE)
+def _live_override(e: dict) -> str:
+    said = "; ".join(
+        f"{c['source']}: {'uncertain' if c.get('uncertain') else c.get('color') or 'no opinion'}"
+        for c in e.get("claims", [])
+    )
+    return (
+        f"[failure]BREAK GLASS: {_escape(e['action'])} {e['environment']} although {_escape(e['reason'])} "
+        f"({_escape(said)})[/]"
+    )
+
+
+@_line(K.CUTOVER_RECORD_SYNCED)
+def _record_synced(e: dict) -> str:
+    return (
+        f"[warning]the deployment record said {e['was']}; written again from cutover {e['run_id']}: "
+        f"{e['active_color']} is active[/]"
     )
 
 

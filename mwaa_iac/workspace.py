@@ -96,6 +96,12 @@ def load_config(path: Path) -> EnvironmentConfig:
 def write_deployment(path: Path, deployment: Deployment) -> None:
     """Replace the top-level ``deployment:`` block of a config file, keeping everything else
     (comments included) as it was. Written atomically."""
+    commit_deployment(prepare_deployment(path, deployment), path)
+
+
+def prepare_deployment(path: Path, deployment: Deployment) -> Path:
+    """Everything of :func:`write_deployment` that can fail (read, render, validate, write a file
+    beside ``path``), without replacing ``path``: :func:`commit_deployment` then only renames."""
     lines = path.read_text("utf-8").splitlines(keepends=True)
     out: list[str] = []
     skipping = False
@@ -116,4 +122,9 @@ def write_deployment(path: Path, deployment: Deployment) -> None:
     parse_config_text(text, str(path))  # never write a file we could not read back
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
+    return tmp
+
+
+def commit_deployment(prepared: Path, path: Path) -> None:
+    """Put a file made by :func:`prepare_deployment` in place (an atomic rename)."""
+    os.replace(prepared, path)

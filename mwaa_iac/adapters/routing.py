@@ -41,6 +41,23 @@ class Routing:
         except ValueError:
             return {"name": value}
 
+    def read_record(self, zone_id: str, record_name: str) -> str | None:
+        """The host a CNAME record points at (without the trailing dot), or None when it does not
+        exist."""
+        client = self.route53 or aws.client("route53")
+        wanted = record_name.rstrip(".").lower()
+        try:
+            answer = client.list_resource_record_sets(
+                HostedZoneId=zone_id, StartRecordName=wanted, StartRecordType="CNAME", MaxItems="1"
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise aws_error(f"cannot read Route 53 record {record_name}", exc) from exc
+        for item in answer.get("ResourceRecordSets", []):
+            if item.get("Name", "").rstrip(".").lower() == wanted and item.get("Type") == "CNAME":
+                values = item.get("ResourceRecords") or [{}]
+                return str(values[0].get("Value", "")).rstrip(".") or None
+        return None
+
     def point(
         self,
         parameter: str,

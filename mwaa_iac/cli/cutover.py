@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import (
+    BreakGlassOpt,
     BreakLockOpt,
     Engine,
     EngineOpt,
@@ -184,6 +185,14 @@ def cutover(
             for item in sizing_text(report["sizing"], indent=4):
                 ui.out.print(item)
         return
+    if "record_synced" in report:
+        synced = report["record_synced"]
+        ui.out.print(
+            f"[success]the deployment record says {synced['active_color']} is active again[/] (it said "
+            f"{synced['was']}; from cutover {synced['run_id']}'s journal): commit mwaa.yaml"
+        )
+        if "target" not in report:
+            return
     print_cutover_report(report, env)
 
 
@@ -262,6 +271,7 @@ def cleanup(
     json_out: JsonLinesOpt = False,
     poll_interval: PollOpt = 15.0,
     break_lock: BreakLockOpt = False,
+    break_glass: BreakGlassOpt = False,
     root: RootOpt = None,
 ) -> None:
     """After the soak: delete the inactive colour's environment, the DR DAG files, old backups."""
@@ -293,6 +303,7 @@ def cleanup(
             watch=gone_waiter(mwaa, poll_interval=poll_interval, emit=progress),
             break_lock=break_lock,
             routing=Routing(config.region),
+            break_glass=break_glass,
         )
     finally:
         progress.close()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mwaa_iac.cli import console as ui
-from mwaa_iac.cli.options import EnvOpt, JsonLinesOpt, RootOpt, RunPollOpt, YesOpt
+from mwaa_iac.cli.options import BreakGlassOpt, EnvOpt, JsonLinesOpt, RootOpt, RunPollOpt, YesOpt
 from mwaa_iac.cli.progress import Progress
 from mwaa_iac.cli.root import confirm
 from mwaa_iac.events import EventKind, event
@@ -57,12 +57,15 @@ def restore(
     yes: YesOpt = False,
     json_out: JsonLinesOpt = False,
     run_poll: RunPollOpt = 5.0,
+    break_glass: BreakGlassOpt = False,
     root: RootOpt = None,
 ) -> None:
     """Restore a backup into the inactive colour's environment (its metadata is replaced)."""
     from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.routing import Routing
     from mwaa_iac.adapters.storage import S3
     from mwaa_iac.workflows.backup import DrTiming, restore_backup
+    from mwaa_iac.workflows.state import open_state
     from mwaa_iac.workspace import open_workspace
 
     ws = open_workspace(env, root)
@@ -79,6 +82,10 @@ def restore(
             s3=S3(config.region),
             emit=progress,
             timing=DrTiming(run_poll_seconds=run_poll),
+            routing=Routing(config.region),
+            store=open_state(ws, config),
+            env=env,
+            break_glass=break_glass,
         )
     finally:
         progress.close()

@@ -87,6 +87,14 @@ RunPollOpt = Annotated[
     float, typer.Option("--run-poll", envvar="MWAA_IAC_RUN_POLL", help="Seconds between DAG-run polls.")
 ]
 BreakLockOpt = Annotated[bool, typer.Option("--break-lock", help="Take the lock from a dead workflow.")]
+BreakGlassOpt = Annotated[
+    bool,
+    typer.Option(
+        "--break-glass",
+        help="Go on although routing, the deployment record or the last cutover say the colour this "
+        "command deletes or overwrites is live (printed loudly; for a broken source of truth only).",
+    ),
+]
 SkipRequirementsOpt = Annotated[bool, typer.Option("--skip-requirements-check")]
 PhaseOpt = Annotated[str, typer.Option("--phase", "-p", help=PHASES_HELP)]
 VersionOpt = Annotated[

@@ -68,6 +68,7 @@ def upgrade(
     """Upgrade (or downgrade) the active environment in place, hop by hop, watching each update."""
     from mwaa_iac.adapters.cloudwatch import CloudWatch
     from mwaa_iac.adapters.mwaa import MwaaClient
+    from mwaa_iac.adapters.routing import Routing
     from mwaa_iac.workflows.hooks import safety_backup_hook
     from mwaa_iac.workflows.preflight import requirements_check_for
     from mwaa_iac.workflows.upgrade import Upgrade, UpgradeOptions
@@ -111,6 +112,7 @@ def upgrade(
         emit=progress,
         backup_hook=safety_backup_hook(config, mwaa, progress, poll_interval=poll_interval),
         requirements_check=requirements_check_for(config, options.constraints),
+        routing=Routing(config.region),
     )
     try:
         summary = workflow.run()

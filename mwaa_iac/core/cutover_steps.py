@@ -36,6 +36,7 @@ class Step(StrEnum):
     VERIFY_RESTORE_P2 = "verify-restore-p2"
     GO_LIVE = "go-live"
     RETIRE_DR_DAGS = "retire-dr-dags"
+    ROLLBACK = "rollback"  # journaled by `mwaa-iac rollback` after go-live (started, then done)
 
 
 class Phase(StrEnum):
@@ -95,6 +96,7 @@ PHASES: dict[Step, Phase] = {
     },
     **{step: Phase.FREEZE for step in (*FREEZE_STEPS, *P2_FREEZE_STEPS, Step.GO_LIVE)},
     Step.RETIRE_DR_DAGS: Phase.AFTER,
+    Step.ROLLBACK: Phase.AFTER,
 }
 
 

@@ -210,10 +210,31 @@ def restore_backup(
     emit: Any,
     timing: DrTiming | None = None,
     sleep: Any = time.sleep,
+    routing: Any = None,
+    store: Any = None,
+    env: str = "",
+    break_glass: bool = False,
 ) -> dict[str, Any]:
     """Restore a backup into the inactive colour's environment (cleaned first; the restore DAG
-    fixes up after itself), verify."""
+    fixes up after itself), verify. With ``routing`` and ``store`` (the CLI always passes them),
+    nothing is read or changed unless routing, the deployment record and the last cutover agree
+    that the inactive colour is not live (``workflows.live``)."""
+    from mwaa_iac.core.live import Role
+    from mwaa_iac.workflows import live
+
     timing = timing or DrTiming()
+    if routing is not None and store is not None:
+        claims = live.read_claims(config, routing, store, live.describer(mwaa))
+        live.require(
+            "restore into (overwrite)",
+            config.active_color.other,
+            Role.NOT_LIVE,
+            claims,
+            config,
+            env or config.name,
+            break_glass=break_glass,
+            emit=emit,
+        )
     bucket, prefix = parse_location(location)
     raw = s3.get_text(bucket, f"{prefix}/{BACKUP_INFO}")
     if raw is None:

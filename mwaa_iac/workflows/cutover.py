@@ -51,10 +51,12 @@ from mwaa_iac.core.cutover_steps import (
     redone_after_abort,
 )
 from mwaa_iac.core.findings import Finding
+from mwaa_iac.core.live import Role
 from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Outcome, ready_for_update
 from mwaa_iac.errors import MwaaIacError, UsageError
 from mwaa_iac.events import EventKind, event
+from mwaa_iac.workflows import live
 from mwaa_iac.workflows.backup import probe, probe_runner, read_manifest, run_restore, verify_restore
 from mwaa_iac.workflows.dr_runs import (
     CutoverError,
@@ -67,7 +69,7 @@ from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_jo
 from mwaa_iac.workflows.state import StateStore, open_state
 from mwaa_iac.workflows.upgrade import Check, PreflightError, Upgrade, UpgradeOptions
 from mwaa_iac.workflows.watch import Watcher
-from mwaa_iac.workspace import Workspace, write_deployment
+from mwaa_iac.workspace import Workspace, commit_deployment, prepare_deployment, write_deployment
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -156,6 +158,13 @@ class Cutover:
     def run(self) -> dict[str, Any]:
         load_catalog().require(self.to_version)
         with holding_lock(self.store, "cutover", break_lock=self.options.break_lock):
+            if self.options.resume:
+                synced = self._sync_finished()
+                if synced is not None:
+                    self.emit(event(EventKind.CUTOVER_SUMMARY, **synced))
+                    return synced
+            else:
+                self._require_live_source()
             if self.options.dry_run:
                 plan, checks = self.preflight()
                 if not all(c.ok for c in checks):
@@ -201,7 +210,62 @@ class Cutover:
                 deployment = self.config.deployment.model_copy(update={"active_color": source_color})
                 self.config = self.config.model_copy(update={"deployment": deployment})
             self.emit(event(EventKind.CUTOVER_RESUME, run_id=journal.run_id))
+            self.journal = journal
+            self._sync_record(journal)
         return journal
+
+    # -- the live colour ---------------------------------------------------------------------------
+
+    def _require_live_source(self) -> None:
+        """Before anything (the dry run included): every source of truth must agree that the
+        source serves and the target does not (a stale deployment record would otherwise make the
+        cutover pause and overwrite the live colour)."""
+        claims = live.read_claims(self.config, self.routing, self.store, live.describer(self.mwaa))
+        live.require("cut over from", self.source_color, Role.LIVE, claims, self.config, self.ws.env)
+        live.require(
+            "create or overwrite", self.target_color, Role.NOT_LIVE, claims, self.config, self.ws.env
+        )
+
+    def _sync_record(self, journal: Journal) -> dict[str, Any] | None:
+        """Make the deployment record say what the journal says (go-live done: the target is active,
+        at the version go-live found; rolled back or never live: the source). Idempotent: written
+        only when they disagree; returns what was written."""
+        claim = live.cutover_claim(journal)
+        recorded = self.ws.load().deployment
+        if claim.color is None or claim.color is recorded.active_color:
+            return None
+        versions: dict[str, str] = {}
+        target_color = Color(journal.params["source_color"]).other
+        went_live = journal.data(Step.GO_LIVE).get("result", {})
+        if claim.color is target_color and went_live.get("version"):
+            versions[str(target_color)] = went_live["version"]
+        updated = Deployment(
+            active_color=claim.color,
+            blue=versions.get("blue", recorded.blue),
+            green=versions.get("green", recorded.green),
+        )
+        write_deployment(self.ws.config_file, updated)
+        synced = {
+            "run_id": journal.run_id,
+            "active_color": str(claim.color),
+            "was": str(recorded.active_color),
+            "versions": {"blue": updated.blue, "green": updated.green},
+        }
+        self.emit(event(EventKind.CUTOVER_RECORD_SYNCED, **synced))
+        return synced
+
+    def _sync_finished(self) -> dict[str, Any] | None:
+        """``--resume`` of a cutover whose journal finished: when the deployment record disagrees
+        with it (the record written by go-live was lost), write it again and return the cutover's
+        report with ``record_synced``; None otherwise (open_journal then says nothing is left)."""
+        journal = Journal.load(self.store, JOURNAL)
+        if journal is None or not journal.finished:
+            return None
+        synced = self._sync_record(journal)
+        if synced is None:
+            return None
+        end = next(e for e in reversed(journal.entries) if e.get("event") == "end")
+        return {**end.get("data", {}).get("report", {}), "record_synced": synced}
 
     # -- the flow ----------------------------------------------------------------------------------
 
@@ -292,8 +356,9 @@ class Cutover:
             target_free,
             f"{self.target} does not exist"
             if target_free
-            else f"{self.target} already exists "
-            f"(run `mwaa-iac cleanup --env {self.ws.env}` after checking it)",
+            else f"{self.target} already exists and is not live (routing, the deployment record and the "
+            f"last cutover agree): if it is left over from an abandoned cutover, check it, then "
+            f"`mwaa-iac cleanup --env {self.ws.env}` deletes it",
         )
         if target_free:
             role = self._role_preflight()
@@ -563,7 +628,10 @@ class Cutover:
     def _delta_base(self) -> str | None:
         """The backup the target holds (its restore marker), which pass 2's backup is a delta
         against; None for a full backup (the delta was refused before, or no marker is readable)."""
-        if self.log.data(COPY_STEPS[PASS_2][0]).get("full"):
+        backup = self.log.data(COPY_STEPS[PASS_2][0])
+        if backup.get("full"):
+            if backup.get("full_reason") and not backup.get("refused"):
+                self.emit(event(EventKind.DR_DELTA_FALLBACK, reason=backup["full_reason"]))
             return None
         try:
             value = self.api(self.target).get_variable_value(dr.RESTORE_MARKER_VARIABLE)
@@ -874,7 +942,9 @@ class Cutover:
             _explain(error, self._state_text(live))
             return
         half_done_go_live = _go_live_half_done(journal)
-        undo = _give_back(journal, self.api(self.source), self.api(self.target), self._route_back)
+        undo = _give_back(
+            journal, self.api(self.source), self.api(self.target), self._route_back, self._drain_target
+        )
         if undo.get("failed_on") == self.target:
             # The source stays paused so that the two colours never run the same DAGs: --resume
             # continues from the failed step (the journal is left as it is).
@@ -892,7 +962,23 @@ class Cutover:
         for step in steps:
             journal.note(step, aborted=True)
         if half_done_go_live:
-            journal.note(Step.GO_LIVE, aborted=True, routed=False)
+            journal.note(
+                Step.GO_LIVE,
+                aborted=True,
+                routed=False,
+                unpausing=False,
+                may_run_twice=sorted(
+                    set(journal.data(Step.GO_LIVE).get("may_run_twice", [])) | set(undo["may_run_twice"])
+                ),
+            )
+        if undo["target_scheduled"]:
+            # The target scheduled for a while: its rows of those DAGs changed under the delta's
+            # feet. The next pass 2 copies everything (never counts only).
+            journal.note(
+                COPY_STEPS[PASS_2][0],
+                full=True,
+                full_reason=f"the undone go-live let {self.target} schedule: pass 2 copies everything",
+            )
         if undo.get("failed_on"):
             self.emit(event(EventKind.FREEZE_ABORT_FAILED, **undo))
             _explain(
@@ -912,6 +998,7 @@ class Cutover:
                 target=self.target,
                 repaused_on_target=undo["repaused_on_target"],
                 routed_back=undo["routed_back"],
+                may_run_twice=undo["may_run_twice"],
                 redo=steps,
             )
         )
@@ -997,39 +1084,13 @@ class Cutover:
 
     def _drain(self) -> dict[str, Any]:
         """Wait (up to --drain-minutes) for the task instances executing on the source (queued,
-        running, restarting) in the user's DAGs. Runs are not waited for: Airflow 2 does not advance
-        the runs of paused DAGs, so a run in flight stays `running`; it is copied as it is and
+        running, restarting) in the user's DAGs. Runs are not waited for: the scheduler queues no
+        task instance of a paused DAG, so a run in flight stays `running`; it is copied as it is and
         continues on the target (its unfinished task instances are reset there, deferred, scheduled
         and up_for_retry ones are copied as they are). With --force-drain, the task instances still
         executing at the timeout are recorded as ``may_run_twice`` (the target runs them again)."""
-        api = self.api(self.source)
-        start = self.clock()
-        while True:
-            names = [
-                ti_name(ti)
-                for ti in api.task_instances(EXECUTING_STATES)
-                if ti.get("dag_id") not in dr.MWAA_IAC_DAG_IDS
-            ]
-            waited = round(self.clock() - start, 2)
-            if not names:
-                self.emit(event(EventKind.FREEZE_DRAINED, environment=self.source, waited_s=waited))
-                return {"drained_after_s": waited, "may_run_twice": []}
-            if waited > self.options.drain_timeout_seconds:
-                if self.options.force_drain:
-                    self.emit(
-                        event(EventKind.FREEZE_DRAIN_FORCED, environment=self.source, may_run_twice=names)
-                    )
-                    return {"drained_after_s": None, "waited_s": waited, "may_run_twice": names}
-                more = f" and {len(names) - 20} more" if len(names) > 20 else ""
-                raise CutoverError(
-                    f"{len(names)} task instance(s) still executing (queued, running or restarting) on "
-                    f"{self.source} after {self.options.drain_timeout_seconds:.0f} s: "
-                    + ", ".join(names[:20])
-                    + more,
-                    hint="wait for them to finish and rerun with --resume, or rerun with --resume "
-                    "--force-drain to copy without waiting (they are reset on the target, whose scheduler "
-                    "runs them again: they may run twice)",
-                )
+
+        def draining(names: list[str], waited: float) -> None:
             self.emit(
                 event(
                     EventKind.FREEZE_DRAINING,
@@ -1039,34 +1100,87 @@ class Cutover:
                     waited_s=waited,
                 )
             )
-            self.sleep(self.options.run_poll_seconds)
+
+        names, waited = wait_for_executing(
+            self.api(self.source),
+            self.options.drain_timeout_seconds,
+            self.options.run_poll_seconds,
+            self.sleep,
+            self.clock,
+            draining,
+        )
+        if not names:
+            self.emit(event(EventKind.FREEZE_DRAINED, environment=self.source, waited_s=waited))
+            return {"drained_after_s": waited, "may_run_twice": []}
+        if self.options.force_drain:
+            self.emit(event(EventKind.FREEZE_DRAIN_FORCED, environment=self.source, may_run_twice=names))
+            return {"drained_after_s": None, "waited_s": waited, "may_run_twice": names}
+        more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+        raise CutoverError(
+            f"{len(names)} task instance(s) still executing (queued, running or restarting) on "
+            f"{self.source} after {self.options.drain_timeout_seconds:.0f} s: "
+            + ", ".join(names[:20])
+            + more,
+            hint="wait for them to finish and rerun with --resume, or rerun with --resume "
+            "--force-drain to copy without waiting (they are reset on the target, whose scheduler "
+            "runs them again: they may run twice)",
+        )
+
+    def _drain_target(self, api: AirflowApi) -> dict[str, Any]:
+        """An undone go-live: wait (up to --drain-minutes) for what the target started before the
+        source schedules again; what still executes then may run twice (it is reported)."""
+        names, waited = wait_for_executing(
+            api, self.options.drain_timeout_seconds, self.options.run_poll_seconds, self.sleep, self.clock
+        )
+        self.emit(
+            event(
+                EventKind.FREEZE_TARGET_DRAINED,
+                environment=api.environment,
+                waited_s=waited,
+                may_run_twice=names,
+            )
+        )
+        return {"waited_s": waited, "may_run_twice": names}
 
     def _go_live(self) -> dict[str, Any]:
-        """Unpause the recorded DAGs on the target, point routing at it, record it as the active
-        colour. Every action is idempotent: a go-live interrupted mid-way is run again whole by
-        --resume (what is unpaused stays so, the rest is unpaused). A failure of it is undone by
-        _abort_freeze (the journal notes when routing may have been flipped)."""
+        """Point routing at the target, unpause the recorded DAGs there, record it as the active
+        colour. Everything that can fail runs before the unpause (the target described, the new
+        record rendered and validated, routing written); after it only the record's file is renamed
+        into place. Every action is idempotent: a go-live interrupted mid-way is run again whole by
+        --resume. A failure of it is undone by _abort_freeze (the journal notes when routing may
+        have been flipped; the target's executing task instances are waited for)."""
         dags = self.log.data(Step.RECORD_DAGS).get("result", {}).get("dags", [])
-        done = self.api(self.target).set_paused_many(dags, False)
-        unpaused_at = time.time()
         target_env = self.mwaa.get_environment(self.target)
         version = target_env.get("AirflowVersion", self.to_version)
+        record = self._prepare_record(
+            active_color=str(self.target_color), **{str(self.target_color): version}
+        )
         self.log.note(Step.GO_LIVE, routed=True)  # before: a half-written routing is pointed back too
         point_routing(self.routing, self.config, self.target, self.target_color, target_env)
-        self._record(active_color=str(self.target_color), **{str(self.target_color): version})
+        self.log.note(Step.GO_LIVE, unpausing=True)  # from here the target may schedule
+        done = self.api(self.target).set_paused_many(dags, False)
+        unpaused_at = time.time()
+        self._commit_record(record)
         self.emit(
             event(EventKind.CUTOVER_LIVE, environment=self.target, unpaused=len(dags), calls=done.calls)
         )
         return {"unpaused": dags, "unpaused_at": unpaused_at, "version": version, "calls": done.calls}
 
     def _record(self, active_color: str | None = None, **versions: str) -> None:
+        self._commit_record(self._prepare_record(active_color, **versions))
+
+    def _prepare_record(self, active_color: str | None = None, **versions: str) -> tuple[Any, Deployment]:
         current = self.config.deployment
         updated = Deployment(
             active_color=Color(active_color) if active_color else current.active_color,
             blue=versions.get("blue", current.blue),
             green=versions.get("green", current.green),
         )
-        write_deployment(self.ws.config_file, updated)
+        return prepare_deployment(self.ws.config_file, updated), updated
+
+    def _commit_record(self, prepared: tuple[Any, Deployment]) -> None:
+        path, updated = prepared
+        commit_deployment(path, self.ws.config_file)
         # Keep the source/target orientation of this run: only the versions change in memory.
         self.config = self.config.model_copy(
             update={"deployment": updated.model_copy(update={"active_color": self.source_color})}
@@ -1101,7 +1215,10 @@ class Cutover:
             "freeze_steps_s": freeze_steps,
             "rows_copied": rows.get("tables", {}),
             "pass2": self._pass2_copy() if two_pass and history else None,
-            "may_run_twice": self.log.data(Step.DRAIN_SOURCE).get("result", {}).get("may_run_twice", []),
+            "may_run_twice": sorted(
+                set(self.log.data(Step.DRAIN_SOURCE).get("result", {}).get("may_run_twice", []))
+                | set(self.log.data(Step.GO_LIVE).get("may_run_twice", []))
+            ),
             "steps_s": steps,
             "routing": self.config.routing.ssm_parameter_name,
         }
@@ -1110,9 +1227,12 @@ class Cutover:
         """What pass 2 copied: delta or full (and why), rows per table in its backup."""
         backup_step, verify_step = COPY_STEPS[PASS_2][:2]
         copy = {k: self.log.data(verify_step).get("result", {}).get(k) for k in COPY_FIELDS}
-        refused = self.log.data(backup_step).get("refused")
+        recorded = self.log.data(backup_step)
+        refused = recorded.get("refused")
         if refused and copy["mode"] == "full":
             copy["fallback"] = f"the target refused the delta: {refused}"
+        elif recorded.get("full_reason") and copy["mode"] == "full":
+            copy["fallback"] = recorded["full_reason"]
         return copy
 
     def _today(self) -> date:
@@ -1180,6 +1300,30 @@ def ti_name(ti: dict[str, Any]) -> str:
     return f"{ti.get('dag_id')}/{ti.get('dag_run_id')}/{ti.get('task_id')}{suffix}"
 
 
+def wait_for_executing(
+    api: AirflowApi,
+    timeout_s: float,
+    poll_s: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    waiting: Callable[[list[str], float], None] = lambda names, waited: None,
+) -> tuple[list[str], float]:
+    """Poll until no task instance of the user's DAGs executes on ``api``'s environment (queued,
+    running, restarting) or ``timeout_s`` passed: ``(names still executing, seconds waited)``."""
+    start = clock()
+    while True:
+        names = [
+            ti_name(ti)
+            for ti in api.task_instances(EXECUTING_STATES)
+            if ti.get("dag_id") not in dr.MWAA_IAC_DAG_IDS
+        ]
+        waited = round(clock() - start, 2)
+        if not names or waited > timeout_s:
+            return names, waited
+        waiting(names, waited)
+        sleep(poll_s)
+
+
 def _last(journal: Journal, step: str) -> dict[str, Any] | None:
     return next((e for e in reversed(journal.entries) if e.get("step") == step), None)
 
@@ -1197,19 +1341,27 @@ def _go_live_half_done(journal: Journal) -> bool:
 
 
 def _give_back(
-    journal: Journal, source: AirflowApi, target: AirflowApi, route_back: Callable[[], None]
+    journal: Journal,
+    source: AirflowApi,
+    target: AirflowApi,
+    route_back: Callable[[], None],
+    drain_target: Callable[[AirflowApi], dict[str, Any]],
 ) -> dict[str, Any]:
     """Give scheduling back to the source of an unfinished freeze. A half-done go-live is undone
     first (the recorded DAGs paused again on the target, routing pointed back if it may have been
-    flipped), so that the two colours never schedule the same DAGs; then the recorded DAGs, and only
-    they, are unpaused on the source (those paused before the freeze stay paused). Stops at the
-    first failure: ``failed_on`` names the environment and ``error`` says why."""
+    flipped, and — when the unpause had begun — the task instances the target started waited for
+    with ``drain_target``; those still executing are listed as ``may_run_twice``), so that the two
+    colours never schedule the same DAGs; then the recorded DAGs, and only they, are unpaused on
+    the source (those paused before the freeze stay paused). Stops at the first failure:
+    ``failed_on`` names the environment and ``error`` says why."""
     dags = journal.data(Step.RECORD_DAGS).get("result", {}).get("dags", [])
     result: dict[str, Any] = {
         "dags": dags,
         "repaused_on_target": 0,
         "routed_back": False,
         "unpaused_on_source": 0,
+        "target_scheduled": False,
+        "may_run_twice": [],
     }
     # A DAG that is not there schedules nothing (missing_ok); a failure part-way counts the DAGs
     # known to be done (the error's bulk_done).
@@ -1220,6 +1372,9 @@ def _give_back(
             if journal.data(Step.GO_LIVE).get("routed"):
                 route_back()
                 result["routed_back"] = True
+            if target_scheduled(journal):
+                result["target_scheduled"] = True
+                result["may_run_twice"] = drain_target(target)["may_run_twice"]
         except MwaaIacError as exc:
             result["repaused_on_target"] = _done_before(exc)
             return {**result, "failed_on": target.environment, "error": exc.message}
@@ -1230,6 +1385,12 @@ def _give_back(
         result["unpaused_on_source"] = _done_before(exc)
         return {**result, "failed_on": source.environment, "error": exc.message}
     return result
+
+
+def target_scheduled(journal: Journal) -> bool:
+    """Whether the go-live in progress had begun to unpause DAGs on the target (it may have run
+    task instances and changed their DAGs' rows there)."""
+    return _go_live_half_done(journal) and bool(journal.data(Step.GO_LIVE).get("unpausing"))
 
 
 def _done_before(exc: MwaaIacError) -> int:
@@ -1290,10 +1451,17 @@ def rollback(
             )
         old = Color(journal.params["source_color"])
         new = old.other
-        if config.active_color is not new:
+        resuming = journal.state(Step.ROLLBACK) == "started"  # a rollback stopped half-way: finish it
+        if journal.state(Step.ROLLBACK) == "done":
             raise UsageError(
-                f"{config.name}'s active colour is already {config.active_color}: nothing to roll back"
+                f"cutover {journal.run_id} was already rolled back: {config.environment_name(old)} serves"
             )
+        if not resuming:
+            # The colour it pauses must be the live one by every source (a stale record, routing
+            # pointed elsewhere by hand: refuse before changing anything).
+            claims = live.read_claims(config, routing, store, live.describer(mwaa), journal=journal)
+            live.require("roll back (pause)", new, Role.LIVE, claims, config, ws.env)
+        journal.started(Step.ROLLBACK)
         dags = journal.data(Step.RECORD_DAGS).get("result", {}).get("dags", [])
         new_name, old_name = config.environment_name(new), config.environment_name(old)
         if not mwaa.exists(old_name):
@@ -1305,8 +1473,11 @@ def rollback(
         old_api.set_paused_many([d for d, v in decisions.items() if v["policy"] != "left_paused"], False)
         env = mwaa.get_environment(old_name)
         point_routing(routing, config, old_name, old, env)
-        deployment = config.deployment.model_copy(update={"active_color": old})
+        deployment = ws.load().deployment.model_copy(update={"active_color": old})
         write_deployment(ws.config_file, deployment)
+        journal.done(Step.ROLLBACK, active=str(old))
+        if not journal.finished:
+            journal.end("rolled-back", by="rollback")
         left = {d: v["new_latest"] for d, v in decisions.items() if v["policy"] == "left_paused"}
         result: dict[str, Any] = {
             "active": old_name,
@@ -1366,48 +1537,69 @@ def cleanup(
     emit: Emit,
     store: StateStore,
     *,
+    routing: Routing,
     backups: bool = False,
     watch: Callable[[str], None] | None = None,
     break_lock: bool = False,
-    routing: Routing | None = None,
+    break_glass: bool = False,
+    drain_seconds: float = 600.0,
 ) -> dict[str, Any]:
     """After the soak: delete the inactive colour, remove DR DAG files, optionally old backups.
 
-    An unfinished cutover is abandoned first; inside its freeze, scheduling is given back to the
-    source as the cutover's own abort does (a half-done go-live undone on the target first, then the
-    recorded DAGs unpaused on the source), before anything is deleted."""
+    An unfinished cutover that did not go live is abandoned first: inside its freeze, scheduling is
+    given back to the source as the cutover's own abort does (a half-done go-live undone on the
+    target first, then the recorded DAGs unpaused on the source). The colour to delete is the
+    abandoned cutover's target, else the deployment record's inactive colour; before anything is
+    deleted, routing, the record and the last cutover must all say that it is not live
+    (``workflows.live``; ``break_glass`` reports a refusal loudly and goes on)."""
     with holding_lock(store, "cleanup", break_lock=break_lock):
-        old = config.active_color.other
-        old_name = config.environment_name(old)
         result: dict[str, Any] = {"retired": None, "dag_files_removed": [], "backups_deleted": 0}
         journal = Journal.load(store, JOURNAL)
-        if journal is not None and not journal.finished:
+        abandon = journal is not None and not journal.finished and journal.state(Step.GO_LIVE) != "done"
+        if journal is not None and abandon and _frozen(journal):
             source_color = Color(journal.params["source_color"])
-            # The deployment record moves to the target at the end of go-live: then it went live.
-            went_live = journal.state(Step.GO_LIVE) == "done" or config.active_color is not source_color
-            if not went_live and _frozen(journal):
-                source_name = config.environment_name(source_color)
+            source_name = config.environment_name(source_color)
 
-                def route_back() -> None:
-                    if routing is None:
-                        raise CutoverError(f"routing may point at {old_name}: cannot point it back here")
-                    env = mwaa.get_environment(source_name)
-                    point_routing(routing, config, source_name, source_color, env)
-
-                undo = _give_back(
-                    journal,
-                    AirflowApi(mwaa, source_name),
-                    AirflowApi(mwaa, config.environment_name(source_color.other)),
-                    route_back,
+            def route_back() -> None:
+                env = mwaa.get_environment(source_name)
+                point_routing(routing, config, source_name, source_color, env)
+                write_deployment(
+                    ws.config_file, ws.load().deployment.model_copy(update={"active_color": source_color})
                 )
-                if undo.get("failed_on"):
-                    raise CutoverError(
-                        f"cannot give scheduling back to {source_name} before the cleanup: "
-                        f"{undo['failed_on']}: {undo['error']}",
-                        hint="nothing was deleted; rerun `mwaa-iac cleanup` once the cause is gone",
-                    )
-                result["unpaused_on_source"] = undo["unpaused_on_source"]
-                result["repaused_on_target"] = undo["repaused_on_target"]
+
+            undo = _give_back(
+                journal,
+                AirflowApi(mwaa, source_name),
+                AirflowApi(mwaa, config.environment_name(source_color.other)),
+                route_back,
+                lambda api: {
+                    "may_run_twice": wait_for_executing(api, drain_seconds, 5.0, time.sleep, time.monotonic)[
+                        0
+                    ]
+                },
+            )
+            if undo.get("failed_on"):
+                raise CutoverError(
+                    f"cannot give scheduling back to {source_name} before the cleanup: "
+                    f"{undo['failed_on']}: {undo['error']}",
+                    hint="nothing was deleted; rerun `mwaa-iac cleanup` once the cause is gone",
+                )
+            if _go_live_half_done(journal):
+                journal.note(Step.GO_LIVE, aborted=True, routed=False)
+            for step in _aborted_steps(journal):
+                journal.note(step, aborted=True)
+            result["unpaused_on_source"] = undo["unpaused_on_source"]
+            result["repaused_on_target"] = undo["repaused_on_target"]
+            result["may_run_twice"] = undo["may_run_twice"]
+            config = ws.load()
+        if journal is not None and abandon:
+            old = Color(journal.params["source_color"]).other
+        else:
+            old = config.active_color.other
+        old_name = config.environment_name(old)
+        claims = live.read_claims(config, routing, store, live.describer(mwaa), journal=journal)
+        live.require("delete", old, Role.NOT_LIVE, claims, config, ws.env, break_glass=break_glass, emit=emit)
+        if journal is not None and not journal.finished:
             journal.end("abandoned", by="cleanup")
             result["abandoned_cutover"] = journal.run_id
         if mwaa.exists(old_name):
@@ -1425,7 +1617,7 @@ def cleanup(
             for key in old_keys:
                 s3.delete(config.dr.backup_bucket, key)
             result["backups_deleted"] = len(old_keys)
-        deployment = config.deployment.model_copy(update={str(old): None})
+        deployment = ws.load().deployment.model_copy(update={str(old): None})
         write_deployment(ws.config_file, deployment)
         emit(event(EventKind.CLEANUP_SUMMARY, **result))
         return result

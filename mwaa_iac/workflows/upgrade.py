@@ -128,6 +128,9 @@ class Upgrade:
     # cutover's: then the step is left to retry, and `cutover --resume` runs it again.
     owns_journal: bool = True
     s3: Any = None  # adapters.storage.S3 for per-hop requirements files; from the region when needed
+    # adapters.routing.Routing: with it, an upgrade of the active colour first checks that routing
+    # and the last cutover agree that it is the live one (workflows.live); the CLI always passes it
+    routing: Any = None
 
     @property
     def slot(self) -> Color:
@@ -153,6 +156,8 @@ class Upgrade:
             raise UsageError(f"unknown engine {self.options.engine!r}", hint="use --engine api or terraform")
         started = self.clock()
         with holding_lock(self.store, "upgrade", break_lock=self.options.break_lock):
+            if self.color is None and self.routing is not None and not self.options.resume:
+                self._require_live()
             journal = self._open_journal()
             summary = self._run(journal)
             summary.elapsed_s = self.clock() - started
@@ -160,6 +165,15 @@ class Upgrade:
                 journal.end(summary.outcome, summary=summary.to_dict())
             self.emit(event(EventKind.UPGRADE_SUMMARY, **summary.to_dict()))
             return summary
+
+    def _require_live(self) -> None:
+        """The colour upgraded in place must be the live one by every source of truth: a stale
+        deployment record would otherwise upgrade (and restart) the other colour."""
+        from mwaa_iac.core.live import Role
+        from mwaa_iac.workflows import live
+
+        claims = live.read_claims(self.config, self.routing, self.store, live.describer(self.mwaa))
+        live.require("upgrade in place", self.slot, Role.LIVE, claims, self.config, self.ws.env)
 
     # -- steps ------------------------------------------------------------------------------------
 

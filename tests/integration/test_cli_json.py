@@ -63,7 +63,7 @@ def test_backup_and_restore(monkeypatch, capsys, workspace_root: Path) -> None:
         emit({"event": "backup.done", "location": "s3://b/p"})
         return {"location": "s3://b/p", "environment": name, "airflow_version": "2.9.2", "records": {"a": 1}}
 
-    def restore_backup(config, source, *, mwaa, s3, emit, timing):
+    def restore_backup(config, source, *, mwaa, s3, emit, timing, routing, store, env, break_glass):
         emit({"event": "restore.summary", "environment": "analytics-green", "tables": {"a": 1}})
         return {"environment": "analytics-green", "tables": {"a": 1}}
 
@@ -84,7 +84,7 @@ def test_rollback_and_cleanup(monkeypatch, capsys, workspace_root: Path) -> None
         emit({"event": "rollback.summary", "active": "analytics-blue"})
         return {"active": "analytics-blue", "unpaused": [], "dags": {}}
 
-    def cleanup(ws, config, mwaa, s3, emit, store, *, backups, watch, break_lock, routing):
+    def cleanup(ws, config, mwaa, s3, emit, store, *, backups, watch, break_lock, routing, break_glass):
         emit(WATCH)
         emit({"event": "cleanup.summary", "retired": "analytics-green"})
         return {"retired": "analytics-green", "dag_files_removed": [], "backups_deleted": 0}
@@ -103,7 +103,9 @@ def test_upgrade(monkeypatch, capsys, workspace_root: Path) -> None:
     seen: dict[str, Any] = {}
 
     class FakeUpgrade:
-        def __init__(self, ws, config, options, mwaa, cloudwatch, *, emit, backup_hook, requirements_check):
+        def __init__(
+            self, ws, config, options, mwaa, cloudwatch, *, emit, backup_hook, requirements_check, routing
+        ):
             seen.update(options=options, backup_hook=backup_hook, requirements_check=requirements_check)
             self.emit = emit
 

@@ -482,6 +482,13 @@ class FakeRouting:
         self.world.change("routing", kwargs["name"])
         self.world.routing.append(kwargs["name"])
 
+    def read(self, parameter: str) -> dict[str, Any] | None:
+        """The SSM parameter: the environment routing was pointed at last (unset before)."""
+        return {"name": self.world.routing[-1]} if self.world.routing else None
+
+    def read_record(self, zone_id: str, record_name: str) -> str | None:
+        return None
+
 
 class FakeIam:
     def __init__(self, world: World) -> None:
@@ -920,24 +927,35 @@ def test_a_go_live_that_fails_after_routing_is_undone_then_resumed(ws, world) ->
     assert p2["since"] == p1["prefix"] and fresh["since"] == p2["prefix"]
 
 
-def test_an_abort_that_cannot_pause_the_target_again_keeps_the_source_paused(ws, world) -> None:
-    target = world.envs  # the target exists once go-live fails
+def half_done_unpause(monkeypatch: pytest.MonkeyPatch, world: World, then: Any = None) -> None:
+    """The go-live's unpause on the target stops half-way: one DAG unpaused, then the request fails
+    (once); ``then(airflow)`` runs at that moment (e.g. the target starts a task)."""
+    handle = FakeAirflow.handle
 
-    class Routing(FakeRouting):
-        def point(self, parameter: str, **kwargs: Any) -> None:
-            if kwargs["name"] == TARGET and not world.failed:
-                world.failed.append(Step.GO_LIVE)
-                target[TARGET].airflow.refuse_pause = True  # and the abort cannot pause it again
-                raise Injected("SSM PutParameter throttled")
-            super().point(parameter, **kwargs)
+    def failing(
+        self: FakeAirflow, method: str, path: str, query: dict[str, Any], body: Any
+    ) -> tuple[int, Any]:
+        unpause = method == "PATCH" and isinstance(body, dict) and body.get("is_paused") is False
+        journal = world.cutover.journal if world.cutover is not None else None
+        in_go_live = journal is not None and journal.state(Step.GO_LIVE) == "started"
+        if self.name == TARGET and unpause and in_go_live and Step.GO_LIVE not in world.failed:
+            world.failed.append(Step.GO_LIVE)
+            self._set(self.dags["etl_orders"], False)
+            if then is not None:
+                then(self)
+            raise Injected("PATCH throttled")
+        return handle(self, method, path, query, body)
 
-    cutover = _cutover(ws, world)
-    cutover.routing = Routing(world)  # type: ignore[assignment]
+    monkeypatch.setattr(FakeAirflow, "handle", failing)
+
+
+def test_an_abort_that_cannot_pause_the_target_again_keeps_the_source_paused(ws, world, monkeypatch) -> None:
+    half_done_unpause(monkeypatch, world, then=lambda airflow: setattr(airflow, "refuse_pause", True))
     with pytest.raises(Injected) as caught:
-        cutover.run()
+        _run(ws, world)
     assert world.envs[SOURCE].airflow.paused() == dict.fromkeys(USER_DAGS, True)  # never both colours
     assert "could not be undone" in (caught.value.hint or "") and "--resume" in (caught.value.hint or "")
-    target[TARGET].airflow.refuse_pause = False
+    world.envs[TARGET].airflow.refuse_pause = False
     _run(ws, world, resume=True)  # finishes the go-live
     _assert_live_on_target(ws, world)
 
@@ -987,7 +1005,7 @@ def test_cleanup_after_go_live_retires_the_old_colour(ws, world) -> None:
     _run(ws, world)
     store = LocalStore(ws.work_dir)
     s3 = FakeS3(client=FakeS3Client(world))
-    result = cleanup(ws, ws.load(), FakeMwaa(world), s3, lambda e: None, store)  # type: ignore[arg-type]
+    result = cleanup(ws, ws.load(), FakeMwaa(world), s3, lambda e: None, store, routing=FakeRouting(world))  # type: ignore[arg-type]
     assert result["retired"] == SOURCE and SOURCE not in world.envs
     assert ws.load().deployment.blue is None and ws.load().deployment.active_color is Color.GREEN
 

@@ -177,6 +177,12 @@ class FakeRouting:
     def point(self, parameter: str, **kwargs: Any) -> None:
         self.pointed.append(kwargs["name"])
 
+    def read(self, parameter: str) -> dict[str, Any] | None:
+        return {"name": self.pointed[-1]} if self.pointed else None
+
+    def read_record(self, zone_id: str, record_name: str) -> str | None:
+        return None
+
 
 class Clock:
     def __init__(self) -> None:
