@@ -436,6 +436,23 @@ class AirflowApi:
                 return None
             raise
 
+    def set_variable(self, key: str, value: str, description: str | None = None) -> None:
+        """Create or replace a variable (``POST /variables`` upserts)."""
+        body: dict[str, Any] = {"key": key, "value": value}
+        if description is not None:
+            body["description"] = description
+        self.request("POST", "/variables", body=body)
+
+    def delete_variable(self, key: str) -> bool:
+        """Delete a variable; False when it did not exist."""
+        try:
+            self.request("DELETE", f"/variables/{key}")
+        except AirflowApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
 
 def dag_is_active(dag: dict) -> bool:
     """Whether a DAG's file is still parsed: ``is_active`` (Airflow 2) or not ``is_stale`` (3)."""

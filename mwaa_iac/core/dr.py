@@ -54,6 +54,13 @@ FIXUP_VARIABLE = "mwaa_iac_fixup"  # where earlier releases left restore counts:
 # On a target: which backup its copied tables hold (written by each restore; never copied). The name
 # is also in dr_runtime/mwaa_iac_copy.py (it runs inside Airflow and imports nothing of mwaa-iac).
 RESTORE_MARKER_VARIABLE = "mwaa_iac_restore"
+# While this variable exists on an environment, every DAG that first appears there is paused at
+# creation, whatever its file or the environment's configuration says (a trigger on the `dag` table
+# that the copy module installs on both colours). The colours share the DAG folder: the colour that
+# is not live holds new DAGs, so that a DAG created unpaused runs on the live colour only. Never copied.
+HOLD_VARIABLE = "mwaa_iac_hold"
+# The tool's own variables: never copied, never left on the live colour after go-live.
+TOOL_VARIABLES = (FIXUP_VARIABLE, RESTORE_MARKER_VARIABLE, HOLD_VARIABLE)
 # The run conf key naming the version of a generated DAG file the run wants (its marker): a worker whose
 # copy of the DAG folder lags waits for that version (the rendered tasks read this literal key).
 MARKER_CONF = "mwaa_iac_marker"

@@ -28,7 +28,7 @@ from mwaa_iac.local.seed import SEED_DAG_ID
 
 # mwaa-iac's and mwaa-dr's own DAGs and variables: not the user's data.
 TOOL_DAGS = (*dr.DR_DAG_IDS, "mwaa_iac_probe", SEED_DAG_ID)
-TOOL_VARIABLES = (dr.FIXUP_VARIABLE, dr.RESTORE_MARKER_VARIABLE)
+TOOL_VARIABLES = dr.TOOL_VARIABLES
 
 # The script run inside the environment (Airflow 2.x or 3.x; stdlib and Airflow only). Reads its
 # options as JSON on stdin, writes the fingerprint as JSON to the file named there; prints nothing of

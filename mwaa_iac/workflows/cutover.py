@@ -541,20 +541,12 @@ class Cutover:
         return {"prefix": prefix, "markers": {f.dag_id: f.marker for f in files}, "vendor": vendor}
 
     def _remove_dr_dags(self) -> dict[str, Any]:
-        """Remove the DR DAG files, then the tool's own DAG records (their runs) from the new live
-        colour, so that its history holds only the user's DAGs."""
+        """Remove the DR DAG files, then everything of the tool from the new live colour: its DAG
+        records (their runs) and its variables (the restore marker: no resume needs it after
+        go-live), so that the live colour holds only the user's DAGs and variables."""
         source = self.config.source
         removed = remove_dr_files(self.s3, source.bucket_name, source.dag_s3_path)
-        api = self.api(self.target)
-        deleted = []
-        for dag_id in dr.MWAA_IAC_DAG_IDS:
-            try:
-                api.request("DELETE", f"/dags/{dag_id}")
-                deleted.append(dag_id)
-            except AirflowApiError as exc:
-                if exc.status != 404:
-                    self.emit(event(EventKind.DR_RECORD_KEPT, dag_id=dag_id, error=exc.message))
-        return {"removed": removed, "records_deleted": deleted}
+        return {"removed": removed, **remove_tool_records(self.api(self.target), self.emit)}
 
     def _markers(self, label: str) -> dict[str, str]:
         return self.log.data(DEPLOY_STEP[label]).get("result", {}).get("markers", {})
@@ -1155,6 +1147,10 @@ class Cutover:
         record = self._prepare_record(
             active_color=str(self.target_color), **{str(self.target_color): version}
         )
+        # From now on the source holds every DAG that appears in the shared folder paused, and the
+        # target no longer does: a DAG created unpaused runs on the new live colour only.
+        self.log.note(Step.GO_LIVE, hold_moved=True)
+        hold(self.api(self.source), self.api(self.target))
         self.log.note(Step.GO_LIVE, routed=True)  # before: a half-written routing is pointed back too
         point_routing(self.routing, self.config, self.target, self.target_color, target_env)
         self.log.note(Step.GO_LIVE, unpausing=True)  # from here the target may schedule
@@ -1300,6 +1296,37 @@ def ti_name(ti: dict[str, Any]) -> str:
     return f"{ti.get('dag_id')}/{ti.get('dag_run_id')}/{ti.get('task_id')}{suffix}"
 
 
+def hold(retired: AirflowApi, live_api: AirflowApi) -> None:
+    """``retired`` holds new DAGs paused from now on, ``live_api`` no longer does (dr.HOLD_VARIABLE;
+    idempotent)."""
+    retired.set_variable(
+        dr.HOLD_VARIABLE,
+        live_api.environment,
+        description=f"mwaa-iac: {live_api.environment} is live; DAGs that appear here stay paused",
+    )
+    live_api.delete_variable(dr.HOLD_VARIABLE)
+
+
+def remove_tool_records(api: AirflowApi, emit: Emit) -> dict[str, Any]:
+    """Delete the tool's DAG records (with their runs) and variables from ``api``'s environment (the
+    live colour); a record that cannot be deleted is reported (dr.record_kept), not fatal."""
+    deleted, variables = [], []
+    for dag_id in dr.MWAA_IAC_DAG_IDS:
+        try:
+            api.request("DELETE", f"/dags/{dag_id}")
+            deleted.append(dag_id)
+        except AirflowApiError as exc:
+            if exc.status != 404:
+                emit(event(EventKind.DR_RECORD_KEPT, dag_id=dag_id, error=exc.message))
+    for key in dr.TOOL_VARIABLES:
+        try:
+            if api.delete_variable(key):
+                variables.append(key)
+        except AirflowApiError as exc:
+            emit(event(EventKind.DR_RECORD_KEPT, dag_id=f"variable {key}", error=exc.message))
+    return {"records_deleted": deleted, "variables_deleted": variables}
+
+
 def wait_for_executing(
     api: AirflowApi,
     timeout_s: float,
@@ -1369,6 +1396,8 @@ def _give_back(
         try:
             target.set_paused_many(dags, True, missing_ok=True)
             result["repaused_on_target"] = len(dags)
+            if journal.data(Step.GO_LIVE).get("hold_moved"):
+                hold(target, source)
             if journal.data(Step.GO_LIVE).get("routed"):
                 route_back()
                 result["routed_back"] = True
@@ -1469,13 +1498,15 @@ def rollback(
         new_api, old_api = AirflowApi(mwaa, new_name), AirflowApi(mwaa, old_name)
         # first: the new colour stops scheduling, so its latest runs are final
         new_api.set_paused_many(dags, True)
+        hold(new_api, old_api)  # the new colour holds DAGs that appear from now on; the old one no longer
         decisions = {dag_id: rollback_policy(dag_id, new_api, old_api) for dag_id in dags}
         old_api.set_paused_many([d for d, v in decisions.items() if v["policy"] != "left_paused"], False)
         env = mwaa.get_environment(old_name)
         point_routing(routing, config, old_name, old, env)
         deployment = ws.load().deployment.model_copy(update={"active_color": old})
         write_deployment(ws.config_file, deployment)
-        journal.done(Step.ROLLBACK, active=str(old))
+        removed = remove_tool_records(old_api, emit)
+        journal.done(Step.ROLLBACK, active=str(old), **removed)
         if not journal.finished:
             journal.end("rolled-back", by="rollback")
         left = {d: v["new_latest"] for d, v in decisions.items() if v["policy"] == "left_paused"}

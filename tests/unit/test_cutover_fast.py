@@ -126,6 +126,7 @@ class FakeAirflow:
         self.dags = {d: {"dag_id": d, "is_paused": p, "is_active": True} for d, p in dags.items()}
         self.history: list[str] = []
         self.marker: str | None = None  # the restore marker: the prefix of the backup restored last
+        self.variables: dict[str, str] = {}  # other variables the tool sets (the hold)
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}
         self.tis: list[dict[str, Any]] = []
         self.refuse_pause = False  # pausing a user DAG answers 403
@@ -193,6 +194,18 @@ class FakeAirflow:
             if self.marker is None:
                 return 404, {"detail": "Variable not found"}
             return 200, {"key": path.rsplit("/", 1)[1], "value": json.dumps({"backup": self.marker})}
+        if method == "POST" and path == "/variables":
+            self.world.change(self.name, "set-variable", body["key"])
+            self.variables[body["key"]] = body["value"]
+            return 200, body
+        if method == "DELETE" and (match := re.fullmatch(r"/variables/([^/]+)", path)):
+            key = match.group(1)
+            if key == dr.RESTORE_MARKER_VARIABLE and self.marker is not None:
+                self.marker = None
+            elif self.variables.pop(key, None) is None:
+                return 404, {"detail": "Variable not found"}
+            self.world.change(self.name, "delete-variable", key)
+            return 204, None
         if method == "GET" and path == "/dags":
             page, total = self._page(self._listed(query), query)
             return 200, {"dags": [dict(d) for d in page], "total_entries": total}
@@ -631,6 +644,8 @@ def _assert_live_on_target(ws, world: World) -> None:
     assert deployment.active_color is Color.GREEN and deployment.green == "2.10.3"
     assert world.dr_keys() == []  # the DR DAG files and the vendored mwaa-dr are gone
     assert not any(d in target.dags for d in dr.MWAA_IAC_DAG_IDS)  # and their records on the target
+    assert target.marker is None and target.variables == {}  # and its variables
+    assert dr.HOLD_VARIABLE in source.variables  # the old colour holds new DAGs paused
     assert target.history == source.history  # the history the source had when it froze
     assert _outcome(_journal(ws)) == "succeeded"
 
@@ -991,6 +1006,10 @@ def test_rollback_gives_scheduling_back_to_the_source(ws, world) -> None:
     assert world.envs[SOURCE].airflow.paused() == USER_DAGS
     assert world.envs[TARGET].airflow.paused() == dict.fromkeys(USER_DAGS, True)
     assert world.routing[-1] == SOURCE and ws.load().deployment.active_color is Color.BLUE
+    # the new colour now holds DAGs that appear paused; the colour live again holds none of the tool's
+    source, target = world.envs[SOURCE].airflow, world.envs[TARGET].airflow
+    assert dr.HOLD_VARIABLE in target.variables and source.variables == {} and source.marker is None
+    assert not any(d in source.dags for d in dr.MWAA_IAC_DAG_IDS)
 
 
 def test_rollback_before_go_live_is_refused(ws, world) -> None:

@@ -35,6 +35,7 @@ class FakeAirflow:
     def __init__(self, name: str, log: list[tuple]) -> None:
         self.name = name
         self.log = log
+        self.variables: dict[str, str] = {}
         self.dags: dict[str, dict[str, Any]] = {}
         self.runs: list[dict[str, Any]] = []
         self.tis: list[dict[str, Any]] = []
@@ -79,6 +80,12 @@ class FakeAirflow:
         return {d: v["is_paused"] for d, v in self.dags.items()}
 
     def handle(self, method: str, path: str, query: dict[str, Any], body: Any) -> tuple[int, Any]:
+        if method == "POST" and path == "/variables":
+            self.variables[body["key"]] = body["value"]
+            return 200, body
+        if method == "DELETE" and (match := re.fullmatch(r"/variables/([^/]+)", path)):
+            found = self.variables.pop(match.group(1), None)
+            return (204, None) if found is not None else (404, {"detail": "not found"})
         if method == "GET" and path == "/dags/~/dagRuns/~/taskInstances":
             states = query.get("state")
             if isinstance(states, list) and self.refuse_state_lists:
@@ -108,6 +115,8 @@ class FakeAirflow:
                 dag["is_paused"] = body["is_paused"]
             return 200, {"dags": dags, "total_entries": len(dags)}
         match = re.fullmatch(r"/dags/([^/~]+)", path)
+        if match and method == "DELETE":
+            return (204, None) if self.dags.pop(match.group(1), None) else (404, {"detail": "not found"})
         if match and method == "PATCH":
             dag_id = match.group(1)
             self.log.append((self.name, dag_id, body["is_paused"]))
