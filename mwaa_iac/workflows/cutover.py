@@ -481,7 +481,9 @@ class Cutover:
         lines = [
             f"after pausing, the freeze waits up to {minutes:g} min (--drain-minutes) for the task "
             f"instances executing on {source} (queued, running, restarting); runs are not waited for: "
-            "Airflow 2 does not advance the runs of paused DAGs, so a run in flight stays 'running'",
+            "the scheduler queues no task of a paused DAG, so a run in flight stays 'running' until its "
+            "last executing task ends (then the scheduler's check of paused DAGs, about once a minute, "
+            "may mark it finished and run its DAG-level callback)",
         ]
         if history:
             lines += [
@@ -490,6 +492,9 @@ class Cutover:
                 "scheduler runs them; deferred, up_for_retry and scheduled ones are copied as they are "
                 f"(a deferred one starts its trigger again on {target})",
                 f"a task instance that finished on {source} never runs again on {target}",
+                "a run copied 'running' whose tasks all finished may be marked finished on both colours: "
+                f"its DAG-level on_success/on_failure callback can then run on {source} and again on "
+                f"{target}",
             ]
         else:
             lines.append(

@@ -395,6 +395,72 @@ def test_fingerprints_of_both_colours_are_equal_at_the_freeze_point() -> None:
     assert differences == [], "\n".join(differences)
 
 
+def test_the_live_colour_holds_nothing_of_the_tool(deployment: DemoSetup) -> None:
+    """After go-live green lists none of the tool's variables, DAGs or runs (the restore marker, the
+    DR DAG records and their runs are gone); blue, the old colour, holds new DAGs paused."""
+    green, blue = f"{NAME}-green", f"{NAME}-blue"
+    keys = {v["key"] for v in api(green).request("GET", "/variables", query={"limit": 100})["variables"]}
+    assert not keys & set(dr.TOOL_VARIABLES), keys & set(dr.TOOL_VARIABLES)
+    assert not [d["dag_id"] for d in api(green).list_dags() if _tool_dag(d["dag_id"])]
+    for dag_id in dr.MWAA_IAC_DAG_IDS:
+        assert total(green, f"/dags/{dag_id}/dagRuns") == 0, dag_id
+    assert api(blue).get_variable_value(dr.HOLD_VARIABLE) == green
+
+
+SOAK_DAG = '''"""mwaa-iac e2e: a DAG file that first appears during the soak, created unpaused."""
+from datetime import datetime, timedelta
+
+from airflow import DAG
+from airflow.operators.empty import EmptyOperator
+
+with DAG("soak_new_dag", schedule=timedelta(minutes=5), start_date=datetime(2025, 1, 1), catchup=False,
+         is_paused_upon_creation=False) as dag:
+    EmptyOperator(task_id="noop")
+'''
+
+
+def test_a_dag_created_unpaused_during_the_soak_runs_on_the_live_colour_only(deployment: DemoSetup) -> None:
+    """Both colours parse the shared DAG folder: a new DAG with is_paused_upon_creation=False is
+    scheduled by green (live) and held paused on blue (the hold), which never runs it."""
+    green, blue = f"{NAME}-green", f"{NAME}-blue"
+    S3("us-east-1").put_text(f"{NAME}-airflow-source", "dags/soak_new_dag.py", SOAK_DAG)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if total(green, "/dags/soak_new_dag/dagRuns") and "soak_new_dag" in _paused(blue):
+                break
+            time.sleep(3)
+        assert _paused(green).get("soak_new_dag") is False and total(green, "/dags/soak_new_dag/dagRuns") >= 1
+        time.sleep(10)  # blue's scheduler had every chance to create a run
+        assert _paused(blue).get("soak_new_dag") is True
+        assert total(blue, "/dags/soak_new_dag/dagRuns") == 0
+    finally:
+        S3("us-east-1").delete(f"{NAME}-airflow-source", "dags/soak_new_dag.py")
+
+
+def test_a_record_reverted_after_go_live_is_refused_then_written_again_by_resume(
+    local_stack: LocalStack, deployment: DemoSetup
+) -> None:
+    """The runner's record was lost (mwaa.yaml says blue again): cleanup refuses with exit code 6,
+    naming routing, the journal and the record, and deletes nothing; `cutover --resume` writes the
+    record again from the journal."""
+    path = deployment.root / "environments" / NAME / "mwaa.yaml"
+    written = path.read_text()
+    reverted = written.replace("active_color: green", "active_color: blue")
+    assert reverted != written
+    path.write_text(reverted)
+    refused = local_stack.cli("cleanup", "--env", NAME, "--root", str(deployment.root), "--yes", "--json")
+    assert refused.returncode == 6, refused.stderr
+    for said in ("routing (SSM parameter): green", "last cutover (journal): green", "mwaa.yaml): blue"):
+        assert said in refused.stderr
+    assert {f"{NAME}-green", f"{NAME}-blue"} <= {e["name"] for e in local_stack.admin.environments()}
+    resumed = _cutover(local_stack, deployment, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "active again" in resumed.stdout
+    recorded = load_config(path).deployment
+    assert recorded.active_color.value == "green" and recorded.green == "2.10.3"
+
+
 # A scheduled run of the catch-up DAG on green after go-live, as its scheduler makes once a day has
 # passed (the test cannot wait a day): the interval after blue's latest.
 NEXT_INTERVAL_ON_GREEN = r"""
