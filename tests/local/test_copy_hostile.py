@@ -7,6 +7,8 @@ the task's log)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from mwaa_iac.local.fingerprint import compare, fingerprint
-from tests.local.copy_stack import BUCKET, CopyStack
+from tests.local.copy_stack import BUCKET, CopyStack, TaskRun
 
 pytestmark = pytest.mark.local
 
@@ -206,3 +208,99 @@ def test_hostile_ids_and_text_survive_a_full_then_a_delta_copy(stack: CopyStack)
     restored = stack.restore("dst", "p/delta")
     assert restored.outcome["ok"] and restored.note["mode"] == "delta", restored.outcome
     _same(stack)
+
+
+def _assert_secret_free(run: TaskRun) -> None:
+    for text in (run.stdout, run.stderr, run.outcome.get("note") or "", run.outcome.get("error") or ""):
+        assert SECRET not in text and "Failing row" not in text and "CONTEXT" not in text
+
+
+def test_a_restore_error_names_class_code_table_column_never_a_value(stack: CopyStack) -> None:
+    """A NOT NULL the row violates (PostgreSQL's DETAIL quotes the whole row), then a type the value
+    does not parse as (the message and COPY's CONTEXT quote the value): the note, the task's output
+    and its traceback say the error class, SQLSTATE, table and column only."""
+    stack.create("dst2")
+    stack.psql("dst2", "ALTER TABLE task_instance ALTER COLUMN external_executor_id SET NOT NULL")
+    run = stack.restore("dst2", "p/full")
+    assert not run.outcome["ok"] and not run.note["ok"] and "delta_refused" not in run.note
+    assert run.note["error"] == (
+        "NotNullViolation, SQLSTATE 23502 (not_null_violation), "
+        "table task_instance, column external_executor_id"
+    )
+    _assert_secret_free(run)
+    stack.psql("dst2", "ALTER TABLE task_instance ALTER COLUMN external_executor_id DROP NOT NULL")
+    stack.psql("dst2", "ALTER TABLE task_instance ALTER COLUMN hostname TYPE integer USING NULL")
+    run = stack.restore("dst2", "p/full")
+    assert not run.note["ok"] and run.note["error"].startswith("InvalidTextRepresentation, SQLSTATE 22P02")
+    _assert_secret_free(run)
+    assert stack.psql("dst2", "SELECT count(*) FROM task_instance") == "0"  # nothing committed
+
+
+def test_an_unexpected_failure_of_the_delta_backup_takes_a_full_copy_in_the_same_run(
+    stack: CopyStack,
+) -> None:
+    manifest = stack.manifest("p/full")
+    manifest["tables"]["task_instance"]["groups"] = {"etl": "not-a-count:x"}
+    stack.s3.put_object(Bucket=BUCKET, Key="p/odd-base/manifest.json", Body=json.dumps(manifest).encode())
+    run = stack.backup("src", "p/after-odd-base", since="p/odd-base")
+    assert run.outcome["ok"] and run.note["ok"], run.outcome
+    written = stack.manifest("p/after-odd-base")
+    assert written["mode"] == "full" and written["fallback"].startswith("the delta failed (ValueError")
+    assert run.note["fallback"] == written["fallback"]
+
+
+def test_an_unexpected_failure_of_a_delta_restore_is_refused_and_changes_nothing(stack: CopyStack) -> None:
+    """The cutover takes a full copy when the target refuses the delta (delta_refused)."""
+    delta = stack.backup("src", "p/delta2", since="p/delta")
+    assert stack.manifest("p/delta2")["mode"] == "delta", delta.outcome
+    before = stack.psql("dst", "SELECT count(*) FROM task_instance")
+    stack.s3.put_object(Bucket=BUCKET, Key="p/delta2/task_instance.csv", Body=b"not|a|task|instance\n")
+    run = stack.restore("dst", "p/delta2")
+    assert not run.outcome["ok"] and run.note["delta_refused"] is True
+    assert run.note["error"].startswith("delta refused: ") and "SQLSTATE" in run.note["error"]
+    assert stack.psql("dst", "SELECT count(*) FROM task_instance") == before
+    marker = stack.psql("dst", "SELECT val FROM variable WHERE key = 'mwaa_iac_restore'")
+    assert json.loads(marker)["backup"] == "p/delta"
+
+
+def test_a_row_a_subtransaction_wrote_during_the_base_backup_is_caught_by_the_hash(stack: CopyStack) -> None:
+    """A row written in a subtransaction that was open while the base was taken looks older than the
+    base (its xid is in no snapshot's list); with one base row of the same DAG deleted, the DAG's
+    count balances: only the per-DAG hash of the rows that look old tells, and the DAG is copied
+    whole."""
+    insert = "INSERT INTO log (dttm, dag_id, event) VALUES (now(), 'sub_dag', 'e')"
+    stack.psql("src", f"{insert}; {insert}")
+    args = [stack.cluster.tool("psql"), *stack.cluster._base_args(), "-d", "src", "-X", "-q"]
+    session = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert session.stdin is not None
+        session.stdin.write(f"BEGIN; SELECT txid_current(); SAVEPOINT s; {insert}; RELEASE SAVEPOINT s;\n")
+        session.stdin.flush()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'src' "
+            "AND state = 'idle in transaction' AND backend_xid IS NOT NULL"
+        )
+        deadline = time.monotonic() + 30
+        while stack.psql("src", waiting) != "1":
+            assert time.monotonic() < deadline, "the open transaction did not start"
+            time.sleep(0.2)
+        base = stack.backup("src", "p/sub-base")
+        assert base.outcome["ok"], base.outcome
+        session.stdin.write("COMMIT;\n")
+        session.stdin.close()
+        session.wait(timeout=30)
+    finally:
+        if session.poll() is None:
+            session.kill()
+    snapshot = stack.manifest("p/sub-base")["snapshot"]
+    looks_old = (
+        f"SELECT txid_visible_in_snapshot(xmin::text::bigint, '{snapshot}') FROM log "
+        "WHERE dag_id = 'sub_dag' ORDER BY id DESC LIMIT 1"
+    )
+    assert stack.psql("src", looks_old) == "t"  # the subtransaction's row: not in the base, looks older
+    stack.psql("src", "DELETE FROM log WHERE id = (SELECT min(id) FROM log WHERE dag_id = 'sub_dag')")
+    assert stack.psql("src", "SELECT count(*) FROM log WHERE dag_id = 'sub_dag'") == "2"  # as in the base
+    delta = stack.backup("src", "p/sub-delta", since="p/sub-base")
+    manifest = stack.manifest("p/sub-delta")
+    assert manifest["mode"] == "delta", delta.outcome
+    assert "sub_dag" in manifest["whole"]
