@@ -116,7 +116,7 @@ TABLES = (
     Table(
         "dag_run_note",
         NOT_COPIED,
-        "refers to web users (ab_user), which are not copied; the tool's own runs carry its results",
+        "refers to web users (ab_user), which are not copied",
         cleared=True,
     ),
     Table("trigger", COPIED, "kwargs decrypted, re-encrypted with the target's key", "orm"),
@@ -194,6 +194,13 @@ RESTORE_ORDER = (
 def not_copied():
     """``[(table, fate, why)]`` of every table a restore does not fill from the backup."""
     return [(t.name, t.fate, t.why) for t in TABLES if t.fate != COPIED]
+
+
+def not_copied_markdown():
+    """README's "Not copied" table (tests/unit/test_copy_registry.py checks README against it)."""
+    lines = ["| table | | why |", "|---|---|---|"]
+    lines += [f"| `{name}` | {fate} | {why.replace('|', '/')} |" for name, fate, why in not_copied()]
+    return lines
 
 
 class DeltaRefused(RuntimeError):
