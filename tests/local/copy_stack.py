@@ -21,7 +21,7 @@ from mwaa_iac.core import dr
 from mwaa_iac.local.runtime.postgres import PostgresCluster
 from mwaa_iac.local.runtime.venvs import ensure_venv
 
-BUCKET = "dr-bucket"
+BUCKET = "mwaa-iac-copy-tests"  # moto keeps state per process: a bucket no other test uses
 
 # Runs one DR task the way the worker runs it: the rendered DAG file loaded from the DAG folder, a
 # DagRun row of the tool's DAG for the note, the task callable with a context. Prints, as the last

@@ -167,6 +167,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CopyStack]:
         yield copy_stack
     finally:
         copy_stack.stop()
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+            for item in page.get("Contents", []):
+                s3.delete_object(Bucket=BUCKET, Key=item["Key"])
+        s3.delete_bucket(Bucket=BUCKET)
         server.stop()
 
 
