@@ -34,15 +34,23 @@ hash (per group: a DAG id, a variable key...), hashes of values only, never valu
 snapshot it read (``txid_current_snapshot()``).
 
 Delta (pass 2, docs/design.md §7): a backup whose conf names ``since`` (the backup the target holds)
-exports, of the history tables grouped by DAG (DELTA_TABLES), only the rows written after that
-backup's snapshot (``xmin`` not visible in it) — unless a DAG's rows cannot be accounted for that way
-(a row updated or deleted since: its count is not the base's plus the new rows), then every row of
-that DAG. The other tables are small and copied whole. The restore applies it on top of what the
-target holds (checked with the marker variable the restores write), replaces those DAGs' rows, and
-verifies every DAG's count and the changed DAGs' content hashes; it refuses (``delta_refused``) when
-it cannot, and mwaa-iac then copies everything. A backup that cannot compute the delta safely
-(another Airflow version, transaction ids that went backwards, no usable base) is a full one that
-says why (``fallback``).
+exports, of the history tables grouped by DAG (the registry's ``delta`` tables), only the rows written
+after that backup's snapshot (``xmin`` not visible in it) — unless a DAG's rows cannot be accounted for
+that way, then every row of that DAG. A DAG is accounted for when its rows now are the base's plus
+the new ones AND the hash of its rows that look old equals the base backup's hash of that DAG (a row
+written in a subtransaction that was running when the base was taken looks old without being in the
+base: a deletion beside it balances the count, never the hash). The other tables are small and copied
+whole. The restore applies it on top of what the target holds (checked with the marker variable the
+restores write), replaces those DAGs' rows, and verifies every DAG's count and content hash; it
+refuses (``delta_refused``) when it cannot — or when anything unexpected fails — and mwaa-iac then
+copies everything. A backup that cannot compute the delta safely (another Airflow version,
+transaction ids that went backwards, no usable base, any unexpected error of the delta path) is a
+full one, taken in the same run and snapshot, that says why (``fallback``).
+
+Values never reach SQL text: DAG ids, group names and snapshots are bound parameters (psycopg2
+quotes them for the COPY statements, with ``standard_conforming_strings`` on), and a database error is
+reported as its class, SQLSTATE, table, column and constraint — never its message, DETAIL or CONTEXT,
+which quote row values. Python 3.10 compatible (MWAA runs Airflow 2.4.3-2.6.3 on 3.10).
 """
 
 from __future__ import annotations
@@ -57,26 +65,142 @@ RESTORE_MARKER = "mwaa_iac_restore"  # on a target: which backup its copied tabl
 OWN_VARIABLES = ("mwaa_iac_fixup", RESTORE_MARKER)
 EXECUTING = ("queued", "running", "restarting")
 NOTE_LIMIT = 1000  # dag_run_note.content
+XID_WRAP = 4294967296  # 2**32: xmin is a 32-bit transaction id, snapshots hold 64-bit ones
 
-# Tables whose factory columns come from mwaa-dr (restore order: parents first). log_template is read
-# for re-mapping only; dataset rows are created by the target's own parsing (missing ones added).
-FACTORY_TABLES = ("slot_pool", "log", "dag_run", "task_instance", "task_fail", "xcom")
-OWN_TABLES = (
-    "log_template",
-    "task_map",
-    "task_reschedule",
-    "dataset",
-    "dataset_event",
-    "dagrun_dataset_event",
-    "dataset_dag_run_queue",
+# -- what happens to each table ---------------------------------------------------------------------
+
+COPIED = "copied"
+REBUILT = "rebuilt by Airflow"
+NOT_COPIED = "not copied"
+
+
+class Table:
+    """What the copy does with one table of Airflow 2.x's metadata database (one record per table,
+    as Airflow's ``db_cleanup`` keeps them): its ``fate`` (COPIED, REBUILT, NOT_COPIED) and why;
+    for a copied table where its columns come from (``factory``: mwaa-dr's list for the version;
+    ``live``: the database's own; ``keyed``: surrogate ids replaced by natural keys; ``orm``: through
+    Airflow's models, decrypted), the surrogate ids the target assigns itself (``dropped``), whether
+    a delta copies it in part, grouped by DAG (``delta``); and whether a restore empties it for the
+    user's DAGs (``cleared``: a table it does not copy is cleared when its rows refer to runs or
+    task instances the restore replaces). The tuple below is in restore order (parents first)."""
+
+    def __init__(self, name, fate, why, source=None, dropped=(), delta=False, cleared=False):
+        self.name = name
+        self.fate = fate
+        self.why = why
+        self.source = source
+        self.dropped = frozenset(dropped)
+        self.delta = delta
+        self.cleared = cleared
+
+
+TABLES = (
+    Table("variable", COPIED, "decrypted, re-encrypted with the target's key", "orm"),
+    Table("connection", COPIED, "decrypted, re-encrypted with the target's key", "orm"),
+    Table("slot_pool", COPIED, "replaced whole", "factory"),
+    Table("log", COPIED, "the audit log, grouped by DAG ('' for none)", "factory", ("id",), True, True),
+    Table(
+        "log_template",
+        REBUILT,
+        "written by `airflow db migrate` from the logging settings; runs refer to the target's entry "
+        "with the same content",
+        "live",
+    ),
+    Table("dataset", COPIED, "by URI: parsing creates most, the restore adds the others", "live", ("id",)),
+    Table("dataset_alias", COPIED, "by name: parsing creates most, the restore adds the others", "keyed"),
+    Table("dataset_alias_dataset", COPIED, "by alias name and dataset URI", "keyed"),
+    Table(
+        "dag_run", COPIED, "ids re-assigned; XComs and events re-linked by run id", "factory", (), True, True
+    ),
+    Table("sla_miss", NOT_COPIED, "SLA alerts the source raised (mwaa-dr does not copy them)", cleared=True),
+    Table(
+        "dag_run_note",
+        NOT_COPIED,
+        "refers to web users (ab_user), which are not copied",
+        cleared=True,
+    ),
+    Table("trigger", COPIED, "kwargs decrypted, re-encrypted with the target's key", "orm"),
+    Table("task_instance", COPIED, "every task instance of every copied run", "factory", (), True, True),
+    Table("task_instance_history", COPIED, "earlier tries (2.10+)", "live", ("id",), True, True),
+    Table(
+        "task_instance_note", NOT_COPIED, "refers to web users (ab_user), which are not copied", cleared=True
+    ),
+    Table("task_fail", COPIED, "failed tries", "factory", ("id",), True, True),
+    Table("task_reschedule", COPIED, "sensor reschedules", "live", ("id",), True, True),
+    Table(
+        "rendered_task_instance_fields",
+        NOT_COPIED,
+        "rendered templates may hold rendered secrets; Airflow renders again when asked",
+        cleared=True,
+    ),
+    Table("task_map", COPIED, "mapped tasks' expansion", "live", (), True, True),
+    Table("xcom", COPIED, "re-linked to the target's run ids", "factory", (), True, True),
+    Table("dataset_event", COPIED, "event ids kept, datasets by URI", "keyed"),
+    Table("dataset_alias_dataset_event", COPIED, "events emitted through an alias (2.10+)", "keyed"),
+    Table("dagrun_dataset_event", COPIED, "which events a run consumed", "keyed", cleared=True),
+    Table("dataset_dag_run_queue", COPIED, "dataset-triggered runs not created yet", "keyed"),
+    Table(
+        "dag",
+        REBUILT,
+        "parsing writes it; the copy carries each DAG's next scheduled interval (dag.next_dagrun*) and "
+        "pauses every DAG",
+    ),
+    Table("dag_code", REBUILT, "parsing writes it from the DAG files"),
+    Table("serialized_dag", REBUILT, "parsing writes it from the DAG files"),
+    Table("dag_tag", REBUILT, "parsing writes it from the DAG files"),
+    Table("dag_owner_attributes", REBUILT, "parsing writes it from the DAG files"),
+    Table("dag_warning", REBUILT, "parsing writes it from the DAG files"),
+    Table("import_error", REBUILT, "parsing writes it from the DAG files"),
+    Table("dag_schedule_dataset_reference", REBUILT, "parsing writes it from the DAG files"),
+    Table("dag_schedule_dataset_alias_reference", REBUILT, "parsing writes it from the DAG files (2.10+)"),
+    Table("task_outlet_dataset_reference", REBUILT, "parsing writes it from the DAG files"),
+    Table("alembic_version", REBUILT, "the schema version, written by `airflow db migrate`"),
+    Table("ab_permission", REBUILT, "the web server syncs Airflow's permissions at start"),
+    Table("ab_view_menu", REBUILT, "the web server syncs Airflow's permissions at start"),
+    Table("ab_permission_view", REBUILT, "the web server syncs Airflow's permissions at start"),
+    Table("ab_role", REBUILT, "the web server creates Airflow's roles at start; custom roles are not copied"),
+    Table(
+        "ab_permission_view_role",
+        REBUILT,
+        "the web server grants Airflow's roles at start; custom grants are not copied",
+    ),
+    Table("ab_user", NOT_COPIED, "MWAA creates web users from IAM at sign-in"),
+    Table("ab_user_role", NOT_COPIED, "MWAA assigns the role from IAM at sign-in"),
+    Table("ab_register_user", NOT_COPIED, "self-registration requests (unused on MWAA)"),
+    Table("session", NOT_COPIED, "web sessions: users sign in to the target"),
+    Table("job", NOT_COPIED, "the source's scheduler, triggerer and task processes"),
+    Table("callback_request", NOT_COPIED, "callbacks queued for the source's DAG processor"),
+    Table(
+        "dag_priority_parsing_request", NOT_COPIED, "requests to re-parse a file on the source now (2.10+)"
+    ),
+    Table("dag_pickle", NOT_COPIED, "pickled DAGs (DAG pickling is not used on MWAA)"),
+)
+BY_NAME = {t.name: t for t in TABLES}
+# Tables whose columns come from mwaa-dr's factory, from the live schema, through the ORM.
+FACTORY_TABLES = tuple(t.name for t in TABLES if t.source == "factory")
+LIVE_TABLES = tuple(t.name for t in TABLES if t.source == "live")
+ORM_TABLES = tuple(t.name for t in TABLES if t.source == "orm")
+# The history tables a delta backup copies in part, each grouped by DAG id (log: '' for no DAG).
+DELTA_TABLES = tuple(t.name for t in TABLES if t.delta)
+# Rows the restore (and the pre-restore cleanup) replaces, children before parents.
+HISTORY = tuple(t.name for t in reversed(TABLES) if t.cleared)
+# The order the restore writes the tables in (dag_schedule: the next intervals, in the dag table).
+RESTORE_ORDER = (
+    *(t.name for t in TABLES if t.fate == COPIED and t.name not in ("variable", "connection")),
     "dag_schedule",
 )
-ORM_TABLES = ("variable", "connection", "trigger")
-# Dropped from the factory's column lists: surrogate ids the target assigns itself.
-NOT_COPIED = {"task_fail": {"id"}, "log": {"id"}, "task_reschedule": {"id"}}
-# The history tables a delta backup copies in part, each grouped by DAG id (log: '' for no DAG).
-DELTA_TABLES = ("log", "dag_run", "task_instance", "task_fail", "task_map", "task_reschedule", "xcom")
-XID_WRAP = 4294967296  # 2**32: xmin is a 32-bit transaction id, snapshots hold 64-bit ones
+
+
+def not_copied():
+    """``[(table, fate, why)]`` of every table a restore does not fill from the backup."""
+    return [(t.name, t.fate, t.why) for t in TABLES if t.fate != COPIED]
+
+
+def not_copied_markdown():
+    """README's "Not copied" table (tests/unit/test_copy_registry.py checks README against it)."""
+    lines = ["| table | | why |", "|---|---|---|"]
+    lines += [f"| `{name}` | {fate} | {why.replace('|', '/')} |" for name, fate, why in not_copied()]
+    return lines
 
 
 class DeltaRefused(RuntimeError):
@@ -84,13 +208,22 @@ class DeltaRefused(RuntimeError):
     the source): nothing was changed; mwaa-iac copies everything instead."""
 
 
+class CopyError(RuntimeError):
+    """A failure of the copy, said without any value of a row (see :func:`describe_error`)."""
+
+
 def _q(name):
     return '"' + name.replace('"', '""') + '"'
 
 
+# The tool's own DAGs' rows are never copied: every SELECT of a spec takes them as this parameter.
+NOT_OWN = "<> ALL(:own_dags)"
+
+
 class Spec:
     """One CSV table: the SELECT that gives its logical rows (the same on both sides: surrogate ids
-    replaced by natural keys where the target re-maps them), the columns hashed, the grouping."""
+    replaced by natural keys where the target re-maps them), the columns hashed, the grouping. The
+    SELECT's only parameter is ``:own_dags`` (the tool's DAG ids, a list)."""
 
     def __init__(self, name, select, columns, hashed, group="''", verify=True):
         self.name = name
@@ -101,110 +234,112 @@ class Spec:
         self.verify = verify
 
 
-def _own(own_dags):
-    return ", ".join("'" + d.replace("'", "''") + "'" for d in own_dags)
-
-
-def build_specs(columns, own_dags):
+def build_specs(columns, own_dags=()):
     """The CSV tables' specs from ``{table: [column, ...]}`` (the backup's, from the manifest)."""
-    own = _own(own_dags)
     specs = {}
 
     def cols(table, alias="t"):
         return ", ".join(f"{alias}.{_q(c)}" for c in columns[table])
 
+    def add(name, select, hashed=None, group="''", verify=True, cols_=None):
+        listed = cols_ if cols_ is not None else columns[name]
+        specs[name] = Spec(name, select, listed, listed if hashed is None else hashed, group, verify)
+
     if "slot_pool" in columns:
-        specs["slot_pool"] = Spec(
-            "slot_pool",
-            f"SELECT {cols('slot_pool')} FROM slot_pool t",
-            columns["slot_pool"],
-            columns["slot_pool"],
-            group="t.pool",
-        )
+        add("slot_pool", f"SELECT {cols('slot_pool')} FROM slot_pool t", group="t.pool")
     if "log" in columns:
-        specs["log"] = Spec(
+        add(
             "log",
-            f"SELECT {cols('log')} FROM log t WHERE t.dag_id IS NULL OR t.dag_id NOT IN ({own})",
-            columns["log"],
-            columns["log"],
+            f"SELECT {cols('log')} FROM log t WHERE t.dag_id IS NULL OR t.dag_id {NOT_OWN}",
             group="COALESCE(t.dag_id, '')",
         )
     if "log_template" in columns:
-        specs["log_template"] = Spec(
-            "log_template",
-            f"SELECT {cols('log_template')} FROM log_template t",
-            columns["log_template"],
-            [],
-            verify=False,
+        add("log_template", f"SELECT {cols('log_template')} FROM log_template t", [], verify=False)
+    if "dataset" in columns:
+        add("dataset", f"SELECT {cols('dataset')} FROM dataset t", [], verify=False)
+    if "dataset_alias" in columns:
+        add("dataset_alias", "SELECT t.name FROM dataset_alias t", [], verify=False)
+    if "dataset_alias_dataset" in columns:
+        add(
+            "dataset_alias_dataset",
+            "SELECT a.name AS alias_name, d.uri AS dataset_uri FROM dataset_alias_dataset t "
+            "JOIN dataset_alias a ON a.id = t.alias_id JOIN dataset d ON d.id = t.dataset_id",
+            group="a.name",
         )
     if "dag_run" in columns:
         run_cols = [c for c in columns["dag_run"] if c not in ("id", "src_id")]
         selected = ", ".join(f"t.{_q(c)}" for c in run_cols)
-        specs["dag_run"] = Spec(
+        add(
             "dag_run",
-            f"SELECT t.id AS src_id, {selected} FROM dag_run t WHERE t.dag_id NOT IN ({own})",
-            ["src_id", *run_cols],
+            f"SELECT t.id AS src_id, {selected} FROM dag_run t WHERE t.dag_id {NOT_OWN}",
             [c for c in run_cols if c != "log_template_id"],
             group="t.dag_id",
+            cols_=["src_id", *run_cols],
         )
-    for table in ("task_instance", "task_fail", "task_map", "task_reschedule"):
+    for table in ("task_instance", "task_instance_history", "task_fail", "task_map", "task_reschedule"):
         if table in columns:
-            specs[table] = Spec(
-                table,
-                f"SELECT {cols(table)} FROM {table} t WHERE t.dag_id NOT IN ({own})",
-                columns[table],
-                columns[table],
-                group="t.dag_id",
-            )
+            add(table, f"SELECT {cols(table)} FROM {table} t WHERE t.dag_id {NOT_OWN}", group="t.dag_id")
     if "xcom" in columns:
-        specs["xcom"] = Spec(
+        add(
             "xcom",
-            f"SELECT {cols('xcom')} FROM xcom t WHERE t.dag_id NOT IN ({own})",
-            columns["xcom"],
+            f"SELECT {cols('xcom')} FROM xcom t WHERE t.dag_id {NOT_OWN}",
             [c for c in columns["xcom"] if c != "dag_run_id"],
             group="t.dag_id",
         )
-    if "dataset" in columns:
-        specs["dataset"] = Spec(
-            "dataset", f"SELECT {cols('dataset')} FROM dataset t", columns["dataset"], [], verify=False
-        )
     if "dataset_event" in columns:
         event_cols = [c for c in columns["dataset_event"] if c != "dataset_uri"]
-        specs["dataset_event"] = Spec(
+        add(
             "dataset_event",
             f"SELECT d.uri AS dataset_uri, {', '.join('t.' + _q(c) for c in event_cols)} "
             "FROM dataset_event t JOIN dataset d ON d.id = t.dataset_id",
-            columns["dataset_event"],
-            columns["dataset_event"],
             group="d.uri",
         )
+    if "dataset_alias_dataset_event" in columns:
+        add(
+            "dataset_alias_dataset_event",
+            "SELECT a.name AS alias_name, t.event_id FROM dataset_alias_dataset_event t "
+            "JOIN dataset_alias a ON a.id = t.alias_id",
+            group="a.name",
+        )
     if "dagrun_dataset_event" in columns:
-        specs["dagrun_dataset_event"] = Spec(
+        add(
             "dagrun_dataset_event",
             "SELECT r.dag_id, r.run_id, t.event_id FROM dagrun_dataset_event t "
-            f"JOIN dag_run r ON r.id = t.dag_run_id WHERE r.dag_id NOT IN ({own})",
-            ["dag_id", "run_id", "event_id"],
-            ["dag_id", "run_id", "event_id"],
+            f"JOIN dag_run r ON r.id = t.dag_run_id WHERE r.dag_id {NOT_OWN}",
             group="r.dag_id",
         )
     if "dataset_dag_run_queue" in columns:
-        specs["dataset_dag_run_queue"] = Spec(
+        add(
             "dataset_dag_run_queue",
             "SELECT d.uri AS dataset_uri, t.target_dag_id, t.created_at FROM dataset_dag_run_queue t "
             "JOIN dataset d ON d.id = t.dataset_id",
-            ["dataset_uri", "target_dag_id", "created_at"],
-            ["dataset_uri", "target_dag_id", "created_at"],
             group="t.target_dag_id",
         )
     if "dag_schedule" in columns:
-        specs["dag_schedule"] = Spec(
+        add(
             "dag_schedule",
-            f"SELECT {cols('dag_schedule')} FROM dag t WHERE t.dag_id NOT IN ({own})",
-            columns["dag_schedule"],
+            f"SELECT {cols('dag_schedule')} FROM dag t WHERE t.dag_id {NOT_OWN}",
             [],
             verify=False,
         )
     return specs
+
+
+# Columns of the ``keyed`` tables: their surrogate ids replaced by natural keys.
+KEYED = {
+    "dataset_alias": ["name"],
+    "dataset_alias_dataset": ["alias_name", "dataset_uri"],
+    "dataset_alias_dataset_event": ["alias_name", "event_id"],
+    "dagrun_dataset_event": ["dag_id", "run_id", "event_id"],
+    "dataset_dag_run_queue": ["dataset_uri", "target_dag_id", "created_at"],
+}
+SCHEDULE = [
+    "dag_id",
+    "next_dagrun",
+    "next_dagrun_data_interval_start",
+    "next_dagrun_data_interval_end",
+    "next_dagrun_create_after",
+]
 
 
 def source_columns(session, factory):
@@ -223,53 +358,51 @@ def source_columns(session, factory):
 
     factory_tables = {t.name: t for t in factory.tables()}
     columns = {}
-    for table in FACTORY_TABLES:
-        present = live_columns(table)
-        if not present:
+    for table in TABLES:
+        present = live_columns(table.name) if table.fate == COPIED or table.name == "log_template" else []
+        if not present or table.source == "orm":
             continue
-        wanted = list(factory_tables[table].columns) if table in factory_tables else present
-        wanted = [c for c in wanted if c in present and c not in NOT_COPIED.get(table, set())]
-        if table == "dag_run":
-            wanted = ["id", *[c for c in wanted if c != "id"]]
-        columns[table] = wanted
-    for table in ("task_map", "task_reschedule", "log_template", "dataset"):
-        present = [c for c in live_columns(table) if c not in NOT_COPIED.get(table, set())]
-        if table == "dataset":
-            present = [c for c in present if c != "id"]
-        if present:
-            columns[table] = present
-    if live_columns("dataset_event"):
-        columns["dataset_event"] = [
-            "dataset_uri",
-            *[c for c in live_columns("dataset_event") if c != "dataset_id"],
-        ]
-    if live_columns("dagrun_dataset_event"):
-        columns["dagrun_dataset_event"] = ["dag_id", "run_id", "event_id"]
-    if live_columns("dataset_dag_run_queue"):
-        columns["dataset_dag_run_queue"] = ["dataset_uri", "target_dag_id", "created_at"]
-    schedule = [
-        "dag_id",
-        "next_dagrun",
-        "next_dagrun_data_interval_start",
-        "next_dagrun_data_interval_end",
-        "next_dagrun_create_after",
-    ]
-    columns["dag_schedule"] = [c for c in schedule if c in live_columns("dag")]
+        if table.source == "factory":
+            wanted = list(factory_tables[table.name].columns) if table.name in factory_tables else present
+            wanted = [c for c in wanted if c in present and c not in table.dropped]
+            if table.name == "dag_run":
+                wanted = ["id", *[c for c in wanted if c != "id"]]
+        elif table.source == "live":
+            wanted = [c for c in present if c not in table.dropped]
+        elif table.name == "dataset_event":
+            wanted = ["dataset_uri", *[c for c in present if c != "dataset_id"]]
+        else:
+            wanted = KEYED[table.name]
+        if wanted:
+            columns[table.name] = wanted
+    columns["dag_schedule"] = [c for c in SCHEDULE if c in live_columns("dag")]
     return columns
 
 
 # -- hashing ----------------------------------------------------------------------------------------
 
 
-def _literal(value):
-    return "'" + str(value).replace("'", "''") + "'"
+def _run(session, sql, params=None):
+    """``sql`` with bound parameters (``:name``; a list binds as an array: ``= ANY(:name)``)."""
+    from sqlalchemy import text
+
+    return session.execute(text(sql), params or {})
 
 
-def _in_groups(groups):
-    """SQL condition: the row's group is one of ``groups`` (false for none)."""
-    if not groups:
-        return "false"
-    return f"q.mwaa_iac_group IN ({', '.join(_literal(g) for g in sorted(groups))})"
+def _own_params(own_dags, **more):
+    return {"own_dags": list(own_dags), **more}
+
+
+def _copy_out(session, cursor, select, params, out):
+    """``COPY (select) TO STDOUT`` as CSV into ``out``. COPY takes no bind parameters: psycopg2
+    quotes them into the statement (as it does for every query: libpq's escaping, with
+    standard_conforming_strings on), never our string formatting."""
+    from sqlalchemy import text
+
+    statement = text(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, DELIMITER '|', HEADER false)")
+    used = {k: v for k, v in params.items() if k in statement._bindparams}
+    compiled = statement.bindparams(**used).compile(dialect=session.connection().dialect)
+    cursor.copy_expert(cursor.mogrify(compiled.string, compiled.params), out)
 
 
 def _grouped(spec, xmin=False):
@@ -278,32 +411,32 @@ def _grouped(spec, xmin=False):
     return spec.select.replace("SELECT ", f"SELECT {extra}", 1)
 
 
-def table_hash(session, spec, only=None):
-    """``{"rows": n, "sha256": ..., "groups": {group: md5}}`` of ``spec``'s rows in this snapshot
-    (of the groups in ``only``, when given)."""
-    from sqlalchemy import text
+def _row_hash(spec):
+    return "md5(ROW(" + (", ".join(f"q.{_q(c)}" for c in spec.hashed) or "1") + ")::text)"
 
-    hashed = ", ".join(f"q.{_q(c)}" for c in spec.hashed) or "1"
-    where = "" if only is None else f" WHERE {_in_groups(only)}"
+
+def table_hash(session, spec, own_dags, only=None):
+    """``{"rows": n, "sha256": ..., "groups": {group: "rows:md5"}}`` of ``spec``'s rows in this
+    snapshot (of the groups in ``only``, when given)."""
+    where = "" if only is None else " WHERE q.mwaa_iac_group = ANY(:groups)"
     sql = (
         f"SELECT g, count(*), md5(string_agg(h, '' ORDER BY h)) FROM ("
-        f"SELECT q.mwaa_iac_group AS g, md5(ROW({hashed})::text) AS h FROM ({_grouped(spec)}) q{where}"
+        f"SELECT q.mwaa_iac_group AS g, {_row_hash(spec)} AS h FROM ({_grouped(spec)}) q{where}"
         f") z GROUP BY g"
     )
+    params = _own_params(own_dags, **({} if only is None else {"groups": sorted(only)}))
     groups = {}
     total = 0
-    for group, count, digest in session.execute(text(sql)):
+    for group, count, digest in _run(session, sql, params):
         groups[str(group)] = f"{count}:{digest}"
         total += count
     return _summary(total, groups)
 
 
-def group_counts(session, spec):
+def group_counts(session, spec, own_dags):
     """``{group: rows}`` of ``spec``'s rows in this snapshot (every group)."""
-    from sqlalchemy import text
-
     sql = f"SELECT q.mwaa_iac_group, count(*) FROM ({_grouped(spec)}) q GROUP BY 1"
-    return {str(group): count for group, count in session.execute(text(sql))}
+    return {str(group): count for group, count in _run(session, sql, _own_params(own_dags))}
 
 
 # -- delta ----------------------------------------------------------------------------------------
@@ -311,9 +444,7 @@ def group_counts(session, spec):
 
 def current_snapshot(session):
     """This transaction's snapshot (``xmin:xmax:xip,...``) and its xmax (the next transaction id)."""
-    from sqlalchemy import text
-
-    snapshot = session.execute(text("SELECT txid_current_snapshot()::text")).scalar()
+    snapshot = _run(session, "SELECT txid_current_snapshot()::text").scalar()
     return snapshot, int(snapshot.split(":")[1])
 
 
@@ -323,26 +454,31 @@ def _valid_snapshot(value):
     return isinstance(value, str) and re.fullmatch(r"\d+:\d+:[\d,]*", value) is not None
 
 
-def _new_since(base_snapshot, now_xmax):
-    """SQL condition: the row (``q.mwaa_iac_xmin``) was written after ``base_snapshot`` was taken.
-    xmin is the low 32 bits of a transaction id: widened against this transaction's xmax (rows are
-    never older than 2**31 transactions unless frozen; a frozen one misread as new only makes its DAG
-    copied whole)."""
-    low = f"({now_xmax} % {XID_WRAP})"
-    widened = f"({now_xmax} - (({low} - q.mwaa_iac_xmin::text::bigint + {XID_WRAP}) % {XID_WRAP}))"
-    return f"NOT txid_visible_in_snapshot({widened}, {_literal(base_snapshot)}::txid_snapshot)"
+# SQL condition: the row (``q.mwaa_iac_xmin``) was written after the base snapshot (``:base_snapshot``)
+# was taken. xmin is the low 32 bits of a transaction id: widened against this transaction's xmax
+# (``:now_xmax``; rows are never older than 2**31 transactions unless frozen; a frozen one misread as
+# new only makes its DAG copied whole).
+NEW_SINCE = (
+    "NOT txid_visible_in_snapshot(CAST(:now_xmax AS bigint) - mod(mod(CAST(:now_xmax AS bigint), "
+    f"{XID_WRAP}) - q.mwaa_iac_xmin::text::bigint + {XID_WRAP}, {XID_WRAP}), "
+    "CAST(:base_snapshot AS txid_snapshot))"
+)
 
 
-def delta_scan(session, spec, base_snapshot, now_xmax):
-    """``{group: (rows now, rows new since the base)}`` in one pass over the table."""
-    from sqlalchemy import text
-
-    new = _new_since(base_snapshot, now_xmax)
+def delta_scan(session, spec, own_dags, base_snapshot, now_xmax):
+    """Per group, in one pass over the table: ``(rows now, rows new since the base, "rows:md5" of the
+    rows that look old (None when none), "rows:md5" of every row)``."""
     sql = (
-        f"SELECT q.mwaa_iac_group, count(*), count(*) FILTER (WHERE {new}) "
-        f"FROM ({_grouped(spec, xmin=True)}) q GROUP BY 1"
+        "SELECT g, count(*), count(*) FILTER (WHERE n), count(*) FILTER (WHERE NOT n), "
+        "md5(string_agg(h, '' ORDER BY h) FILTER (WHERE NOT n)), md5(string_agg(h, '' ORDER BY h)) "
+        f"FROM (SELECT q.mwaa_iac_group AS g, {_row_hash(spec)} AS h, {NEW_SINCE} AS n "
+        f"FROM ({_grouped(spec, xmin=True)}) q) z GROUP BY g"
     )
-    return {str(group): (total, changed) for group, total, changed in session.execute(text(sql))}
+    params = _own_params(own_dags, base_snapshot=base_snapshot, now_xmax=now_xmax)
+    return {
+        str(group): (total, new, f"{old}:{old_md5}" if old else None, f"{total}:{all_md5}")
+        for group, total, new, old, old_md5, all_md5 in _run(session, sql, params)
+    }
 
 
 def base_counts(entry):
@@ -352,30 +488,44 @@ def base_counts(entry):
     return {str(k): int(str(v).split(":")[0]) for k, v in entry.get("groups", {}).items()}
 
 
-def plan_delta(scans, base, executing):
-    """Which DAGs (groups) to copy whole: those whose rows now are not the base's plus the new ones
-    (a row was updated or deleted since the base), and those with task instances that were executing
-    in the base (the restore reset them on the target). ``scans``: ``{table: {group: (now, new)}}``;
-    ``base``: ``{table: {group: rows}}``. Returns (whole, changed): changed = whole + groups with
-    new rows."""
+def base_hashes(entry):
+    """``{group: "rows:md5"}`` of every group a manifest's table entry recorded, or None when it did
+    not hash every group (a delta backup of an earlier release hashed the changed DAGs only)."""
+    if entry.get("delta") and not entry.get("all_groups"):
+        return None
+    return {str(k): str(v) for k, v in entry.get("groups", {}).items()}
+
+
+def plan_delta(scans, base, hashes, executing):
+    """Which DAGs (groups) to copy whole: those whose rows now are not the base's plus the new ones,
+    or whose rows that look old are not exactly the base's (same hash: a row updated or deleted since,
+    or written by a subtransaction the base snapshot could not see), and those with task instances
+    that were executing in the base (the restore reset them on the target). ``scans``: ``{table:
+    {group: (now, new, old hash, ...)}}``; ``base``: ``{table: {group: rows}}``; ``hashes``:
+    ``{table: {group: "rows:md5"}}`` of the base. Returns (whole, changed): changed = whole + groups
+    with new rows."""
     whole = set(executing)
     changed = set()
     for table, groups in scans.items():
         before = base.get(table, {})
+        hashed = hashes.get(table, {})
         for group in set(groups) | set(before):
-            now, new = groups.get(group, (0, 0))
-            if now != before.get(group, 0) + new:
+            now, new, old = groups.get(group, (0, 0, None))[:3]
+            if now != before.get(group, 0) + new or old != hashed.get(group):
                 whole.add(group)
             if new:
                 changed.add(group)
     return whole, changed | whole
 
 
-def delta_select(spec, base_snapshot, now_xmax, whole):
-    """The rows a delta backup exports of ``spec``: new since the base, or of a DAG copied whole."""
+def delta_select(spec):
+    """The rows a delta backup exports of ``spec``: new since the base (``:base_snapshot``), or of a
+    DAG copied whole (``:whole``, a list)."""
     columns = ", ".join(f"q.{_q(c)}" for c in spec.columns)
-    new = _new_since(base_snapshot, now_xmax)
-    return f"SELECT {columns} FROM ({_grouped(spec, xmin=True)}) q WHERE {_in_groups(whole)} OR {new}"
+    return (
+        f"SELECT {columns} FROM ({_grouped(spec, xmin=True)}) q "
+        f"WHERE q.mwaa_iac_group = ANY(:whole) OR {NEW_SINCE}"
+    )
 
 
 def _summary(total, groups):
@@ -478,20 +628,90 @@ def _note(context, result):
         session.commit()
 
 
-def _settings(session):
-    from sqlalchemy import text
+# -- errors -------------------------------------------------------------------------------------------
 
+# What a database error may say of itself: never its message (``invalid input syntax for type
+# integer: "<value>"``), DETAIL (``Failing row contains (...)``, ``Key (...)=(...)``) or CONTEXT
+# (``COPY t, line 3, column c: "<value>"``), and never SQLAlchemy's text of it (the statement and its
+# parameters): they quote the row's values, which can be secrets.
+DIAGNOSTICS = (("table", "table_name"), ("column", "column_name"), ("constraint", "constraint_name"))
+
+
+def _database_error(exc):
+    """The DBAPI error inside ``exc`` (SQLAlchemy wraps it), or None when it is not one."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if hasattr(exc, "pgcode") or type(exc).__module__.split(".")[0] in ("psycopg2", "psycopg"):
+            return exc
+        if type(exc).__module__.split(".")[0] == "sqlalchemy" and hasattr(exc, "statement"):
+            orig = getattr(exc, "orig", None)  # StatementError's text holds the statement and parameters
+            return orig if orig is not None else exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def describe_error(exc):
+    """``exc`` in words that hold no value of a row: a database error as its class, SQLSTATE (and
+    its name), table, column and constraint; our own errors as they are; anything else as its class
+    and message (they name files, tables, groups)."""
+    if isinstance(exc, (CopyError, DeltaRefused)):
+        return str(exc)
+    database = _database_error(exc)
+    if database is None:
+        return f"{type(exc).__name__}: {exc}"
+    parts = [type(database).__name__]
+    code = getattr(database, "pgcode", None)
+    if code:
+        try:
+            from psycopg2 import errorcodes
+
+            name = errorcodes.lookup(code)
+        except Exception:
+            name = None
+        parts.append(f"SQLSTATE {code}" + (f" ({name.lower()})" if name else ""))
+    diag = getattr(database, "diag", None)
+    for label, field in DIAGNOSTICS:
+        value = getattr(diag, field, None) if diag is not None else None
+        if value:
+            parts.append(f"{label} {value}")
+    return ", ".join(parts)
+
+
+def _reduced(exc):
+    """``exc`` itself, or a CopyError in its place when it is a database error (whose text would
+    quote values): raised ``from None``, so no traceback (the task's log) shows the original."""
+    if isinstance(exc, (CopyError, DeltaRefused)) or _database_error(exc) is None:
+        return exc
+    return CopyError(describe_error(exc))
+
+
+def _settings(session, isolation=None):
+    """This transaction's settings: values are read and written the same on both sides. With
+    ``isolation``, check that the transaction has it (the backup reads every table in one snapshot:
+    repeatable read)."""
     for setting in (
         "TIME ZONE 'UTC'",
         "bytea_output = 'hex'",
         "extra_float_digits = 3",
         "DateStyle = 'ISO, YMD'",
+        "standard_conforming_strings = on",
     ):
-        session.execute(text(f"SET LOCAL {setting}"))
+        _run(session, f"SET LOCAL {setting}")
+    if isolation is not None:
+        level = _run(session, "SHOW transaction_isolation").scalar()
+        if str(level).lower() != isolation:
+            raise CopyError(f"the copy's transaction runs at {level}, not {isolation}")
 
 
 def _raw_cursor(session):
     return session.connection().connection.cursor()
+
+
+def _begin(session):
+    """Start the copy's transaction: repeatable read (one snapshot), the shared settings."""
+    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    _settings(session, isolation="repeatable read")
 
 
 # -- backup -------------------------------------------------------------------------------------------
@@ -510,7 +730,7 @@ def _plan_from_base(session, specs, own_dags, since_uri, now_xmax):
     try:
         previous = _read_manifest(since_uri)
     except Exception as exc:
-        return None, f"the base backup is not usable ({exc})"
+        return None, f"the base backup is not usable ({describe_error(exc)})"
     snapshot = previous.get("snapshot")
     if not _valid_snapshot(snapshot):
         return None, "the base backup recorded no snapshot (an older mwaa-iac made it)"
@@ -527,76 +747,107 @@ def _plan_from_base(session, specs, own_dags, since_uri, now_xmax):
             f"transaction ids went backwards since the base backup ({base_xmax} then, {now_xmax} now): "
             "the database was restored or replaced"
         )
-    scans, base = {}, {}
+    scans, base, hashes = {}, {}, {}
     for table in DELTA_TABLES:
         if table not in specs:
             continue
         entry = previous["tables"].get(table)
         if entry is None or entry.get("columns") != specs[table].columns:
             return None, f"the {table} table's columns differ from the base backup's"
-        scans[table] = delta_scan(session, specs[table], snapshot, now_xmax)
+        hashes[table] = base_hashes(entry)
+        if hashes[table] is None:
+            return None, f"the base backup did not hash every DAG's {table} rows (an older mwaa-iac made it)"
+        scans[table] = delta_scan(session, specs[table], own_dags, snapshot, now_xmax)
         base[table] = base_counts(entry)
-    whole, changed = plan_delta(scans, base, previous.get("executing", []))
+    whole, changed = plan_delta(scans, base, hashes, previous.get("executing", []))
     return {"snapshot": snapshot, "scans": scans, "whole": whole, "changed": changed}, None
+
+
+def _export(session, base, specs, own_dags, delta, now_xmax):
+    """Write every CSV table (of a delta: the history tables in part) and return the manifest's
+    entries."""
+    tables = {}
+    cursor = _raw_cursor(session)
+    for name, spec in specs.items():
+        begin = time.monotonic()
+        partial = delta is not None and name in delta["scans"]
+        if partial:
+            select = delta_select(spec)
+            params = _own_params(
+                own_dags, whole=sorted(delta["whole"]), base_snapshot=delta["snapshot"], now_xmax=now_xmax
+            )
+        else:
+            select, params = spec.select, _own_params(own_dags)
+        with _open(f"{base}/{name}.csv", "wb") as out:
+            _copy_out(session, cursor, select, params, out)
+        entry = {"columns": spec.columns, "file": f"{name}.csv"}
+        if partial:
+            scan = delta["scans"][name]
+            every = {g: hashed for g, (_, _, _, hashed) in scan.items()}
+            entry.update(_summary(sum(now for now, *_ in scan.values()), every))
+            entry.update(
+                delta=True,
+                all_groups=True,
+                copied=sum(now if g in delta["whole"] else new for g, (now, new, *_) in scan.items()),
+                counts={g: now for g, (now, *_) in scan.items()},
+            )
+        elif spec.verify:
+            entry.update(table_hash(session, spec, own_dags))
+        else:
+            entry["rows"] = _run(
+                session, f"SELECT count(*) FROM ({spec.select}) q", _own_params(own_dags)
+            ).scalar()
+        entry.setdefault("copied", entry["rows"])
+        tables[name] = entry
+        print(
+            f"mwaa-iac: exported {name}: {entry['copied']} of {entry['rows']} rows "
+            f"in {time.monotonic() - begin:.1f} s"
+        )
+    return tables
 
 
 def backup(factory, context, own_dags):
     """Export every copied table in one snapshot to ``s3://<bucket>/<prefix>/`` and write the
     manifest last (its presence means the backup is complete). With ``since`` in the run's conf,
-    a delta against that backup where it can be computed safely."""
+    a delta against that backup where it can be computed safely; any unexpected error of the delta
+    path makes it a full one, in the same snapshot, that says why (``fallback``)."""
+    try:
+        result = _backup(factory, context, own_dags)
+    except Exception as exc:
+        _note(context, {"ok": False, "error": describe_error(exc)[:800]})
+        raise _reduced(exc) from None
+    _note(context, result)
+    return result
+
+
+def _backup(factory, context, own_dags):
     import airflow
     from airflow.settings import Session
-    from sqlalchemy import text
 
     started = time.monotonic()
     base = _location(factory, context)
     since = (context["dag_run"].conf or {}).get("since")
     with Session() as session:
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        _settings(session)
+        _begin(session)
         snapshot, now_xmax = current_snapshot(session)
         columns = source_columns(session, factory)
         specs = build_specs(columns, own_dags)
-        delta, fallback = None, None
+        delta, fallback, tables = None, None, None
         if since:
             since_uri = f"{_bucket_root(context)}/{str(since).strip('/')}"
-            delta, fallback = _plan_from_base(session, specs, own_dags, since_uri, now_xmax)
+            savepoint = session.begin_nested()  # a failure rolls back to here: the snapshot stays
+            try:
+                delta, fallback = _plan_from_base(session, specs, own_dags, since_uri, now_xmax)
+                if delta is not None:
+                    tables = _export(session, base, specs, own_dags, delta, now_xmax)
+                savepoint.commit()
+            except Exception as exc:
+                savepoint.rollback()
+                delta, fallback = None, f"the delta failed ({describe_error(exc)[:300]})"
             if fallback:
                 print(f"mwaa-iac: full backup instead of a delta: {fallback}")
-        tables = {}
-        cursor = _raw_cursor(session)
-        for name, spec in specs.items():
-            begin = time.monotonic()
-            partial = delta is not None and name in delta["scans"]
-            select = (
-                delta_select(spec, delta["snapshot"], now_xmax, delta["whole"]) if partial else spec.select
-            )
-            with _open(f"{base}/{name}.csv", "wb") as out:
-                cursor.copy_expert(
-                    f"COPY ({select}) TO STDOUT WITH (FORMAT csv, DELIMITER '|', HEADER false)", out
-                )
-            entry = {"columns": spec.columns, "file": f"{name}.csv"}
-            if partial:
-                scan = delta["scans"][name]
-                hashed = table_hash(session, spec, only=delta["changed"])
-                entry.update(
-                    delta=True,
-                    rows=sum(now for now, _ in scan.values()),
-                    copied=sum(now if g in delta["whole"] else new for g, (now, new) in scan.items()),
-                    counts={g: now for g, (now, _) in scan.items()},
-                    groups=hashed["groups"],
-                    sha256=hashed["sha256"],
-                )
-            elif spec.verify:
-                entry.update(table_hash(session, spec))
-            else:
-                entry["rows"] = session.execute(text(f"SELECT count(*) FROM ({spec.select}) q")).scalar()
-            entry.setdefault("copied", entry["rows"])
-            tables[name] = entry
-            print(
-                f"mwaa-iac: exported {name}: {entry['copied']} of {entry['rows']} rows "
-                f"in {time.monotonic() - begin:.1f} s"
-            )
+        if tables is None:
+            tables = _export(session, base, specs, own_dags, None, now_xmax)
         for name in ORM_TABLES:
             groups = {}
             with _open(f"{base}/{name}.jsonl", "wb") as out:
@@ -607,11 +858,11 @@ def backup(factory, context, own_dags):
             tables[name]["copied"] = tables[name]["rows"]
         executing = [
             row[0]
-            for row in session.execute(
-                text(
-                    "SELECT DISTINCT dag_id FROM task_instance WHERE state IN ('queued', 'running', "
-                    f"'restarting') AND dag_id NOT IN ({_own(own_dags)}) ORDER BY 1"
-                )
+            for row in _run(
+                session,
+                "SELECT DISTINCT dag_id FROM task_instance WHERE state IN ('queued', 'running', "
+                f"'restarting') AND dag_id {NOT_OWN} ORDER BY 1",
+                _own_params(own_dags),
             )
         ]
         session.rollback()
@@ -620,7 +871,7 @@ def backup(factory, context, own_dags):
         "airflow_version": airflow.__version__,
         "factory": type(factory).__name__,
         "run_id": context["run_id"],
-        "created": datetime.datetime.now(datetime.UTC).isoformat(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "own_dags": list(own_dags),
         "snapshot": snapshot,
         "executing": executing,
@@ -632,59 +883,36 @@ def backup(factory, context, own_dags):
     }
     with _open(f"{base}/manifest.json", "wb") as out:
         out.write(json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8"))
-    result = {
+    return {
         "ok": True,
         "mode": manifest["mode"],
         "fallback": fallback,
         "manifest_rows": {name: entry["rows"] for name, entry in tables.items()},
         "seconds": round(time.monotonic() - started, 1),
     }
-    _note(context, result)
-    return result
 
 
 # -- restore ------------------------------------------------------------------------------------------
 
-# Rows the restore replaces, children before parents (tables a version lacks are skipped). The tool's
-# own DAGs' rows stay (the restore's own run is one of them).
-HISTORY = (
-    "xcom",
-    "task_map",
-    "rendered_task_instance_fields",
-    "task_fail",
-    "task_reschedule",
-    "task_instance_note",
-    "task_instance_history",
-    "task_instance",
-    "dag_run_note",
-    "sla_miss",
-    "dag_run",
-    "log",
-)
-
 
 def clear_history(session, own_dags, only=None):
-    """Delete the history rows of every DAG but the tool's own (the pre-restore cleanup, and the
+    """Delete the history rows (HISTORY: the registry's ``cleared`` tables, children first; tables a
+    version lacks are skipped) of every DAG but the tool's own (the pre-restore cleanup, and the
     restore's first step), or of the DAGs in ``only`` ('' for log rows of no DAG: a delta's DAGs
     copied whole). Returns the rows deleted per table."""
-    from sqlalchemy import inspect, text
+    from sqlalchemy import inspect
 
     if only is None:
-        dags = f"dag_id NOT IN ({_own(own_dags)})"
+        dags = f"dag_id {NOT_OWN}"
+        params = _own_params(own_dags)
         any_dag = f"dag_id IS NULL OR {dags}"
     else:
-        named = sorted(g for g in only if g and g not in own_dags)
-        dags = f"dag_id IN ({', '.join(_literal(d) for d in named)})" if named else "false"
+        dags = "dag_id = ANY(:dags)"
+        params = {"dags": sorted(g for g in only if g and g not in own_dags)}
         any_dag = f"dag_id IS NULL OR {dags}" if "" in only else dags
     inspector = inspect(session.connection())
     existing = set(inspector.get_table_names())
     deleted = {}
-    if "dagrun_dataset_event" in existing:
-        deleted["dagrun_dataset_event"] = session.execute(
-            text(
-                f"DELETE FROM dagrun_dataset_event WHERE dag_run_id IN (SELECT id FROM dag_run WHERE {dags})"
-            )
-        ).rowcount
     for table in HISTORY:
         if table not in existing:
             continue
@@ -697,22 +925,19 @@ def clear_history(session, own_dags, only=None):
             where = ""
         else:
             continue
-        deleted[table] = session.execute(text(f"DELETE FROM {table}{where}")).rowcount
+        deleted[table] = _run(session, f"DELETE FROM {table}{where}", params).rowcount
     if only is None:
         deleted["trigger"] = _drop_unused_triggers(session)
-        session.execute(text("DELETE FROM variable WHERE key = :k"), {"k": RESTORE_MARKER})
+        _run(session, "DELETE FROM variable WHERE key = :k", {"k": RESTORE_MARKER})
     return deleted
 
 
 def _drop_unused_triggers(session, keep=()):
-    from sqlalchemy import text
-
-    kept = f" AND id NOT IN ({', '.join(str(int(i)) for i in keep)})" if keep else ""
-    return session.execute(
-        text(
-            "DELETE FROM trigger WHERE id NOT IN "
-            f"(SELECT trigger_id FROM task_instance WHERE trigger_id IS NOT NULL){kept}"
-        )
+    return _run(
+        session,
+        "DELETE FROM trigger WHERE id NOT IN "
+        "(SELECT trigger_id FROM task_instance WHERE trigger_id IS NOT NULL) AND id <> ALL(:keep)",
+        {"keep": [int(i) for i in keep]},
     ).rowcount
 
 
@@ -805,16 +1030,18 @@ def _check_target_columns(session, columns):
         "dataset_event": {"dataset_uri"},
         "dagrun_dataset_event": {"dag_id", "run_id"},
         "dataset_dag_run_queue": {"dataset_uri"},
+        "dataset_alias_dataset": {"alias_name", "dataset_uri"},
+        "dataset_alias_dataset_event": {"alias_name"},
         "dag_run": {"src_id"},
     }
     for table, wanted in columns.items():
         real = mapping.get(table, table)
         if real not in existing:
-            raise RuntimeError(f"the target has no table {real} (the backup has it)")
+            raise CopyError(f"the target has no table {real} (the backup has it)")
         present = {c["name"] for c in inspector.get_columns(real)}
         missing = [c for c in wanted if c not in present and c not in natural.get(table, set())]
         if missing:
-            raise RuntimeError(f"the target's {real} table has no column(s) {', '.join(missing)}")
+            raise CopyError(f"the target's {real} table has no column(s) {', '.join(missing)}")
 
 
 def _insert_sql(name, columns):
@@ -822,7 +1049,8 @@ def _insert_sql(name, columns):
     stage = f"mwaa_iac_stage_{name}"
     plain = ", ".join(_q(c) for c in columns)
     from_stage = ", ".join(f"s.{_q(c)}" for c in columns)
-    if name in ("slot_pool", "log", "task_instance", "task_fail", "task_map", "task_reschedule"):
+    if name in ("slot_pool", "log", "task_instance", "task_instance_history", "task_fail", "task_map",
+                "task_reschedule"):  # fmt: skip
         return f"INSERT INTO {name} ({plain}) SELECT {from_stage} FROM {stage} s"
     if name == "dag_run":
         run_cols = [c for c in columns if c != "src_id"]
@@ -847,12 +1075,28 @@ def _insert_sql(name, columns):
             f"INSERT INTO dataset ({plain}) SELECT {from_stage} FROM {stage} s "
             "WHERE NOT EXISTS (SELECT 1 FROM dataset d WHERE d.uri = s.uri)"
         )
+    if name == "dataset_alias":
+        return (
+            f"INSERT INTO dataset_alias (name) SELECT DISTINCT s.name FROM {stage} s "
+            "WHERE NOT EXISTS (SELECT 1 FROM dataset_alias a WHERE a.name = s.name)"
+        )
+    if name == "dataset_alias_dataset":
+        return (
+            f"INSERT INTO dataset_alias_dataset (alias_id, dataset_id) SELECT a.id, d.id FROM {stage} s "
+            "JOIN dataset_alias a ON a.name = s.alias_name JOIN dataset d ON d.uri = s.dataset_uri "
+            "ON CONFLICT DO NOTHING"
+        )
     if name == "dataset_event":
         cols = [c for c in columns if c != "dataset_uri"]
         return (
             f"INSERT INTO dataset_event (dataset_id, {', '.join(_q(c) for c in cols)}) "
             f"SELECT d.id, {', '.join('s.' + _q(c) for c in cols)} FROM {stage} s "
             "JOIN dataset d ON d.uri = s.dataset_uri"
+        )
+    if name == "dataset_alias_dataset_event":
+        return (
+            f"INSERT INTO dataset_alias_dataset_event (alias_id, event_id) SELECT a.id, s.event_id "
+            f"FROM {stage} s JOIN dataset_alias a ON a.name = s.alias_name"
         )
     if name == "dagrun_dataset_event":
         return (
@@ -897,33 +1141,25 @@ def _pause_all(own_dags):
     """Pause every DAG but the tool's own (only go-live unpauses, whatever the copied configuration
     or a DAG's is_paused_upon_creation say)."""
     from airflow.settings import Session
-    from sqlalchemy import text
 
     with Session() as session:
-        paused = session.execute(
-            text(f"UPDATE dag SET is_paused = true WHERE dag_id NOT IN ({_own(own_dags)}) AND NOT is_paused")
-        ).rowcount
+        paused = _run(
+            session, f"UPDATE dag SET is_paused = true WHERE dag_id {NOT_OWN} AND NOT is_paused",
+            _own_params(own_dags),
+        ).rowcount  # fmt: skip
         session.commit()
     return paused
 
 
-def _apply_schedule(base, entry, spec):
+def _apply_schedule(base, entry, spec, own_dags):
     """Each DAG's next scheduled interval as the source had it (DAGs the target has)."""
     from airflow.settings import Session
-    from sqlalchemy import text
 
     with Session() as session:
         _settings(session)
-        stage = "mwaa_iac_stage_dag_schedule"
-        session.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {spec.select} LIMIT 0"))
-        with _open(f"{base}/{entry['file']}", "rb") as handle:
-            _raw_cursor(session).copy_expert(
-                f"COPY {stage} ({', '.join(_q(c) for c in spec.columns)}) FROM STDIN "
-                "WITH (FORMAT csv, DELIMITER '|', HEADER false)",
-                handle,
-            )
+        _stage(session, _raw_cursor(session), base, "dag_schedule", spec, entry, own_dags)
         sql = _insert_sql("dag_schedule", spec.columns)
-        updated = session.execute(text(sql)).rowcount if sql else 0
+        updated = _run(session, sql).rowcount if sql else 0
         session.commit()
     return updated
 
@@ -932,34 +1168,38 @@ def restore(factory, context, own_dags):
     """Replace the target's copied tables with the backup's (a delta backup: apply it on top of the
     backup the target holds), in one transaction that commits only when every table's count and
     content hash equal the manifest's (tried again on a concurrent update); the DAGs are paused
-    before it and their next intervals written after it."""
+    before it and their next intervals written after it. Any failure of a delta's restore is
+    ``delta_refused`` (mwaa-iac then copies everything); no failure says a value of a row."""
     started = time.monotonic()
+    delta = False
     try:
         base = _location(factory, context)
         manifest = _read_manifest(base)
+        delta = manifest.get("mode") == "delta"
         prefix = base.split("/", 3)[3]
         paused = _retrying("pausing the DAGs", lambda: _pause_all(own_dags))
         result = _retrying("the restore", lambda: _restore_once(base, prefix, manifest, own_dags))
         schedule = manifest["tables"].get("dag_schedule")
         if schedule is not None:
             spec = build_specs({"dag_schedule": schedule["columns"]}, own_dags)["dag_schedule"]
-            result["schedules"] = _retrying("next intervals", lambda: _apply_schedule(base, schedule, spec))
-    except DeltaRefused as exc:
-        _note(context, {"ok": False, "error": f"delta refused: {exc}"[:800], "delta_refused": True})
-        raise
+            result["schedules"] = _retrying(
+                "next intervals", lambda: _apply_schedule(base, schedule, spec, own_dags)
+            )
     except Exception as exc:
-        _note(context, {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:800]})
-        raise
+        error = describe_error(exc)
+        if isinstance(exc, DeltaRefused) or delta:
+            _note(context, {"ok": False, "error": f"delta refused: {error}"[:800], "delta_refused": True})
+            raise (exc if isinstance(exc, DeltaRefused) else DeltaRefused(error)) from None
+        _note(context, {"ok": False, "error": error[:800]})
+        raise _reduced(exc) from None
     result.update(paused=paused, seconds=round(time.monotonic() - started, 1))
     _note(context, result)
     return result
 
 
-def _stage(session, cursor, base, name, spec, entry):
-    from sqlalchemy import text
-
+def _stage(session, cursor, base, name, spec, entry, own_dags):
     stage = f"mwaa_iac_stage_{name}"
-    session.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {spec.select} LIMIT 0"))
+    _run(session, f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS {spec.select} LIMIT 0", _own_params(own_dags))
     with _open(f"{base}/{entry['file']}", "rb") as handle:
         cursor.copy_expert(
             f"COPY {stage} ({', '.join(_q(c) for c in spec.columns)}) FROM STDIN "
@@ -968,27 +1208,8 @@ def _stage(session, cursor, base, name, spec, entry):
         )
 
 
-RESTORE_ORDER = (
-    "slot_pool",
-    "log",
-    "dataset",
-    "dag_run",
-    "trigger",
-    "task_instance",
-    "task_fail",
-    "task_reschedule",
-    "task_map",
-    "xcom",
-    "dataset_event",
-    "dagrun_dataset_event",
-    "dataset_dag_run_queue",
-    "dag_schedule",
-)
-
-
 def _restore_once(base, prefix, manifest, own_dags):
     from airflow.settings import Session
-    from sqlalchemy import text
 
     tables = manifest["tables"]
     delta = manifest.get("mode") == "delta"
@@ -998,10 +1219,9 @@ def _restore_once(base, prefix, manifest, own_dags):
         if "columns" in entry and name != "dag_schedule"
     }
     specs = build_specs(csv_columns, own_dags)
-    own = _own(own_dags)
+    own = _own_params(own_dags)
     with Session() as session:
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        _settings(session)
+        _begin(session)
         _check_target_columns(session, csv_columns)
         marker = _marker(session)
         held = marker.get("backup")
@@ -1020,39 +1240,42 @@ def _restore_once(base, prefix, manifest, own_dags):
             # migrations), then the DAGs the delta carries whole.
             restored_at = marker.get("restored_at")
             deleted = {
-                "log_since_restore": session.execute(
-                    text(
-                        f"DELETE FROM log WHERE (dag_id IS NULL OR dag_id NOT IN ({own})) "
-                        "AND dttm > CAST(:at AS timestamptz)"
-                    ),
-                    {"at": restored_at},
+                "log_since_restore": _run(
+                    session,
+                    f"DELETE FROM log WHERE (dag_id IS NULL OR dag_id {NOT_OWN}) "
+                    "AND dttm > CAST(:at AS timestamptz)",
+                    _own_params(own_dags, at=restored_at),
                 ).rowcount
             }
             deleted.update(clear_history(session, own_dags, only=set(manifest.get("whole") or ())))
             if "dagrun_dataset_event" in specs:
-                session.execute(
-                    text(
-                        "DELETE FROM dagrun_dataset_event WHERE dag_run_id IN "
-                        f"(SELECT id FROM dag_run WHERE dag_id NOT IN ({own}))"
-                    )
+                _run(
+                    session,
+                    "DELETE FROM dagrun_dataset_event WHERE dag_run_id IN "
+                    f"(SELECT id FROM dag_run WHERE dag_id {NOT_OWN})",
+                    own,
                 )
         else:
             deleted = clear_history(session, own_dags)
         if "slot_pool" in specs:
-            session.execute(text("DELETE FROM slot_pool"))
+            _run(session, "DELETE FROM slot_pool")
+        if "dataset_alias_dataset" in specs:
+            _run(session, "DELETE FROM dataset_alias_dataset")
         if "dataset_event" in specs:
-            session.execute(text("DELETE FROM dataset_dag_run_queue"))
-            session.execute(text("DELETE FROM dataset_event"))
+            _run(session, "DELETE FROM dataset_dag_run_queue")
+            if "dataset_alias_dataset_event" in specs:
+                _run(session, "DELETE FROM dataset_alias_dataset_event")
+            _run(session, "DELETE FROM dataset_event")
         for name in ("variable", "connection"):
             if name in tables:
                 _restore_orm(session, name, _jsonl(base, name))
         cursor = _raw_cursor(session)
         for name, spec in specs.items():
-            _stage(session, cursor, base, name, spec, tables[name])
+            _stage(session, cursor, base, name, spec, tables[name], own_dags)
         backup_triggers = _jsonl(base, "trigger") if "trigger" in tables else []
         for name in RESTORE_ORDER:
             if name == "trigger":
-                present = {row[0] for row in session.execute(text("SELECT id FROM trigger"))} if delta else ()
+                present = {row[0] for row in _run(session, "SELECT id FROM trigger")} if delta else ()
                 _restore_orm(session, "trigger", [row for row in backup_triggers if row["id"] not in present])
                 continue
             if name not in specs:
@@ -1060,33 +1283,33 @@ def _restore_once(base, prefix, manifest, own_dags):
             sql = _insert_sql(name, specs[name].columns)
             if sql:
                 try:
-                    session.execute(text(sql))
+                    _run(session, sql)
                 except Exception as exc:
                     code = getattr(getattr(exc, "orig", None), "pgcode", None)
                     if delta and code == "23505":  # unique violation: the delta is not new rows only
                         raise DeltaRefused(
                             f"{name}: a new row of the delta is already on the target"
-                        ) from exc
+                        ) from None
                     raise
         if delta and "trigger" in tables:
             _drop_unused_triggers(session, keep=[row["id"] for row in backup_triggers])
-        for sequence_table in ("trigger", "dataset_event"):
-            session.execute(
-                text(
+        for sequence_table in ("trigger", "dataset_event", "dataset_alias"):
+            if sequence_table in tables or sequence_table in specs:
+                _run(
+                    session,
                     f"SELECT setval(pg_get_serial_sequence('{sequence_table}', 'id'), "
-                    f"GREATEST((SELECT COALESCE(max(id), 0) FROM {sequence_table}), 1))"
+                    f"GREATEST((SELECT COALESCE(max(id), 0) FROM {sequence_table}), 1))",
                 )
-            )
         session.flush()
         counts = _verify(session, tables, specs, own_dags, delta)
         reset = [
             f"{dag_id}/{run_id}/{task_id}[{map_index}]"
-            for dag_id, run_id, task_id, map_index in session.execute(
-                text(
-                    "UPDATE task_instance SET state = NULL "
-                    "WHERE state IN ('queued', 'running', 'restarting') "
-                    f"AND dag_id NOT IN ({own}) RETURNING dag_id, run_id, task_id, map_index"
-                )
+            for dag_id, run_id, task_id, map_index in _run(
+                session,
+                "UPDATE task_instance SET state = NULL "
+                "WHERE state IN ('queued', 'running', 'restarting') "
+                f"AND dag_id {NOT_OWN} RETURNING dag_id, run_id, task_id, map_index",
+                own,
             )
         ]
         _write_marker(session, prefix)
@@ -1104,15 +1327,16 @@ def _restore_once(base, prefix, manifest, own_dags):
 
 def _verify(session, tables, specs, own_dags, delta):
     """Every table's rows on the target against the manifest: counts and content hashes (a delta's
-    history tables: every DAG's count, the changed DAGs' hashes). Returns rows per table; raises
-    (DeltaRefused for a delta) naming the first group that differs."""
+    history tables: every DAG's count first, then every DAG's hash — or, for a manifest of an earlier
+    release, the changed DAGs' hashes). Returns rows per table; raises (DeltaRefused for a delta)
+    naming the first group that differs."""
     mismatches = []
     counts = {}
     for name, entry in tables.items():
         if name in ORM_TABLES:
             got = orm_hash(session, name, own_dags)
         elif name in specs and entry.get("delta"):
-            have = group_counts(session, specs[name])
+            have = group_counts(session, specs[name], own_dags)
             want = {str(k): int(v) for k, v in entry["counts"].items()}
             counts[name] = sum(have.values())
             if have != want:
@@ -1121,12 +1345,13 @@ def _verify(session, tables, specs, own_dags, delta):
                     f"{name} [{group}]: backup {want.get(group, 0)} rows, target {have.get(group, 0)} rows"
                 )
                 continue
-            got = table_hash(session, specs[name], only=set(entry["groups"]))
+            only = None if entry.get("all_groups") else set(entry["groups"])
+            got = table_hash(session, specs[name], own_dags, only=only)
             if got["sha256"] != entry["sha256"]:
                 mismatches.append(_first_difference(name, entry, got))
             continue
         elif name in specs and specs[name].verify:
-            got = table_hash(session, specs[name])
+            got = table_hash(session, specs[name], own_dags)
         else:
             continue
         counts[name] = got["rows"]
@@ -1134,7 +1359,7 @@ def _verify(session, tables, specs, own_dags, delta):
             mismatches.append(_first_difference(name, entry, got))
     if mismatches:
         message = "the restored rows differ from the backup: " + "; ".join(mismatches)
-        raise DeltaRefused(message) if delta else RuntimeError(message)
+        raise DeltaRefused(message) if delta else CopyError(message)
     return counts
 
 

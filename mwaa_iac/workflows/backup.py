@@ -70,14 +70,32 @@ def read_manifest(s3: S3, bucket: str, prefix: str) -> dict[str, Any]:
     return {"prefix": prefix, "manifest": manifest, "rows": rows}
 
 
+# Where a database error's text starts quoting values (PostgreSQL's DETAIL and CONTEXT, SQLAlchemy's
+# statement and parameters). The copy module reduces errors itself; a note written by the copy module
+# of an earlier release may still hold them: cut there, so no value reaches the CLI or --json.
+_VALUE_MARKERS = ("DETAIL:", "CONTEXT:", "[SQL:", "[parameters:", "Failing row contains", "\n")
+
+
+def safe_error(error: Any) -> str:
+    """A restore note's error up to the first place it could quote a row's values."""
+    text = str(error)
+    cut = min((i for i in (text.find(m) for m in _VALUE_MARKERS) if i >= 0), default=len(text))
+    return text[:cut].rstrip() + (" [details withheld: they may quote values]" if cut < len(text) else "")
+
+
 def restore_result(api: AirflowApi, run_id: str) -> dict[str, Any]:
-    """What the restore run recorded in its note (counts, reset task instances, or its error)."""
+    """What the restore run recorded in its note (counts, reset task instances, or its error; an
+    error never with the values a database error quotes)."""
     try:
         note = api.get_run(dr.RESTORE_DAG_ID, run_id).get("note")
         value = json.loads(note) if note else {}
     except (AirflowApiError, ValueError):
         return {}
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return {}
+    if value.get("error"):
+        value["error"] = safe_error(value["error"])
+    return value
 
 
 def verify_restore(target: str, rows: dict[str, int], result: dict[str, Any]) -> dict[str, Any]:

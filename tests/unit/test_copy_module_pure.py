@@ -1,0 +1,146 @@
+"""The copy module's pure parts, with nothing but the standard library and the module's own file:
+these tests also run on the oldest Python a source environment runs (MWAA: Airflow 2.4.3-2.6.3 on
+Python 3.10; tests/unit/test_copy_module_oldest_python.py runs them there). No pytest, no mwaa_iac.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+COPY_FILE = ROOT / "mwaa_iac" / "dr_runtime" / "mwaa_iac_copy.py"
+_spec = importlib.util.spec_from_file_location("mwaa_iac_copy_pure", COPY_FILE)
+copy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(copy)
+
+ODD_DAGS = (":dag_id", "o'brien", "100%_x", "a|b", "back\\slash")
+COLUMNS = {
+    "slot_pool": ["pool", "slots"],
+    "log": ["dttm", "dag_id", "event", "extra"],
+    "log_template": ["id", "filename", "elasticsearch_id"],
+    "dataset": ["uri", "extra"],
+    "dataset_alias": ["name"],
+    "dataset_alias_dataset": ["alias_name", "dataset_uri"],
+    "dag_run": ["id", "dag_id", "run_id", "log_template_id", "conf", "state"],
+    "task_instance": ["dag_id", "run_id", "task_id", "map_index", "state"],
+    "task_instance_history": ["dag_id", "run_id", "task_id", "map_index", "try_number", "state"],
+    "task_fail": ["dag_id", "run_id", "task_id", "map_index"],
+    "xcom": ["dag_run_id", "dag_id", "run_id", "task_id", "map_index", "key", "value"],
+    "dataset_event": ["dataset_uri", "id", "extra", "timestamp"],
+    "dataset_alias_dataset_event": ["alias_name", "event_id"],
+    "dagrun_dataset_event": ["dag_id", "run_id", "event_id"],
+    "dataset_dag_run_queue": ["dataset_uri", "target_dag_id", "created_at"],
+    "dag_schedule": ["dag_id", "next_dagrun"],
+}
+
+
+def test_every_table_has_one_fate_and_every_table_left_out_says_why() -> None:
+    names = [t.name for t in copy.TABLES]
+    assert len(names) == len(set(names))
+    for table in copy.TABLES:
+        assert table.fate in (copy.COPIED, copy.REBUILT, copy.NOT_COPIED), table.name
+        assert table.fate == copy.COPIED or len(table.why) > 20, table.name
+        assert table.fate != copy.COPIED or table.source in ("factory", "live", "keyed", "orm"), table.name
+
+
+def test_the_copy_modules_lists_derive_from_the_registry() -> None:
+    assert "task_instance_history" in copy.DELTA_TABLES and "task_instance_history" in copy.HISTORY
+    assert set(copy.DELTA_TABLES) <= {t.name for t in copy.TABLES if t.fate == copy.COPIED}
+    assert copy.ORM_TABLES == ("variable", "connection", "trigger")
+    order = list(copy.RESTORE_ORDER)
+    for parent, child in [
+        ("dataset", "dataset_alias_dataset"),
+        ("dataset_alias", "dataset_alias_dataset"),
+        ("dag_run", "task_instance"),
+        ("trigger", "task_instance"),
+        ("task_instance", "task_instance_history"),
+        ("dataset_event", "dataset_alias_dataset_event"),
+        ("dataset_event", "dagrun_dataset_event"),
+    ]:
+        assert order.index(parent) < order.index(child), (parent, child)
+    cleared = list(copy.HISTORY)  # children first
+    for child, parent in [
+        ("task_instance_history", "task_instance"),
+        ("dagrun_dataset_event", "dag_run"),
+        ("xcom", "task_instance"),
+    ]:
+        assert cleared.index(child) < cleared.index(parent), (child, parent)
+
+
+def test_no_dag_id_or_group_ever_reaches_sql_text() -> None:
+    specs = copy.build_specs(COLUMNS, ODD_DAGS)
+    statements = [s.select for s in specs.values()] + [copy.delta_select(specs["log"]), copy.NEW_SINCE]
+    statements += [copy._insert_sql(name, spec.columns) or "" for name, spec in specs.items()]
+    for sql in statements:
+        for odd in ODD_DAGS:
+            assert odd not in sql
+        assert "%" not in sql  # nothing a driver's parameter syntax could misread
+    assert all(":own_dags" in specs[n].select for n in ("log", "dag_run", "task_instance", "xcom"))
+    source = COPY_FILE.read_text("utf-8")
+    assert "_literal(" not in source and "_in_groups(" not in source
+
+
+def test_the_new_tables_are_re_linked_by_names_on_the_target() -> None:
+    specs = copy.build_specs(COLUMNS)
+    links = copy._insert_sql("dataset_alias_dataset", specs["dataset_alias_dataset"].columns)
+    assert "JOIN dataset_alias a ON a.name = s.alias_name" in links and "d.uri = s.dataset_uri" in links
+    events = copy._insert_sql("dataset_alias_dataset_event", specs["dataset_alias_dataset_event"].columns)
+    assert "a.id, s.event_id" in events
+    history = copy._insert_sql("task_instance_history", specs["task_instance_history"].columns)
+    assert history.startswith("INSERT INTO task_instance_history") and '"id"' not in history
+    assert specs["task_instance_history"].group == "t.dag_id" and not specs["dataset_alias"].verify
+
+
+class _Diag:
+    table_name = "task_instance"
+    column_name = "hostname"
+    constraint_name = None
+    message_detail = "Failing row contains (etl, AKIA-SECRET)."
+    context = 'COPY mwaa_iac_stage_task_instance, line 1, column hostname: "AKIA-SECRET"'
+
+
+class NotNullViolation(Exception):
+    pgcode = "23502"
+    diag = _Diag()
+
+
+class IntegrityError(Exception):
+    """As SQLAlchemy's wrapper: its text holds the statement and the parameters."""
+
+    statement = "INSERT INTO task_instance ..."
+
+    def __init__(self, orig: Exception) -> None:
+        super().__init__(f"{orig}\n[SQL: INSERT ...]\n[parameters: {{'hostname': 'AKIA-SECRET'}}]")
+        self.orig = orig
+
+
+IntegrityError.__module__ = "sqlalchemy.exc"
+
+
+def test_a_database_error_is_described_without_its_message_detail_context_or_parameters() -> None:
+    orig = NotNullViolation('null value in column "x"\nDETAIL: Failing row contains (etl, AKIA-SECRET).')
+    for exc in (orig, IntegrityError(orig)):
+        said = copy.describe_error(exc)
+        assert "AKIA-SECRET" not in said and "Failing row" not in said
+        assert said.startswith("NotNullViolation, SQLSTATE 23502")
+        assert said.endswith("table task_instance, column hostname")
+        reduced = copy._reduced(exc)
+        assert isinstance(reduced, copy.CopyError) and "AKIA-SECRET" not in str(reduced)
+    refused = copy.DeltaRefused("log [etl]: backup 3 rows, target 2 rows")
+    assert copy.describe_error(refused) == str(refused) and copy._reduced(refused) is refused
+    assert copy.describe_error(ValueError("the base is odd")) == "ValueError: the base is odd"
+
+
+def test_the_copy_module_uses_no_python_newer_than_3_10() -> None:
+    source = COPY_FILE.read_text("utf-8")
+    for newer in (
+        r"datetime\.UTC\b",
+        r"\bimport tomllib\b",
+        r"\bexcept\*",
+        r"typing\.Self\b",
+        r"\bTaskGroup\(",
+    ):
+        assert not re.search(newer, source), newer
+    compile(source, str(COPY_FILE), "exec")
