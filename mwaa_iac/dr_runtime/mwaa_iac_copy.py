@@ -62,7 +62,11 @@ import time
 
 FORMAT = 1
 RESTORE_MARKER = "mwaa_iac_restore"  # on a target: which backup its copied tables hold, and since when
-OWN_VARIABLES = ("mwaa_iac_fixup", RESTORE_MARKER)
+# While it exists, every DAG that first appears in this environment is paused at creation (the hold
+# trigger below). mwaa-iac keeps it on the colour that is not live. The name is core.dr.HOLD_VARIABLE.
+HOLD_VARIABLE = "mwaa_iac_hold"
+HOLD_TRIGGER = "mwaa_iac_hold_new_dags"
+OWN_VARIABLES = ("mwaa_iac_fixup", RESTORE_MARKER, HOLD_VARIABLE)
 EXECUTING = ("queued", "running", "restarting")
 NOTE_LIMIT = 1000  # dag_run_note.content
 XID_WRAP = 4294967296  # 2**32: xmin is a 32-bit transaction id, snapshots hold 64-bit ones
@@ -615,7 +619,8 @@ def _note(context, result):
     text = json.dumps(result, sort_keys=True, default=str)
     print(f"mwaa-iac: {text}")
     if len(text) > NOTE_LIMIT:
-        short = {k: result[k] for k in ("ok", "error", "mode", "fallback", "delta_refused") if k in result}
+        keep = ("ok", "error", "mode", "fallback", "delta_refused", "hold")
+        short = {k: result[k] for k in keep if k in result}
         short["truncated"] = True
         text = json.dumps(short, sort_keys=True, default=str)[:NOTE_LIMIT]
     with Session() as session:
@@ -812,7 +817,10 @@ def backup(factory, context, own_dags):
     a delta against that backup where it can be computed safely; any unexpected error of the delta
     path makes it a full one, in the same snapshot, that says why (``fallback``)."""
     try:
+        # The source gets the hold trigger now (inert until go-live moves the hold variable here).
+        hold = _with_session(install_hold)
         result = _backup(factory, context, own_dags)
+        result["hold"] = hold
     except Exception as exc:
         _note(context, {"ok": False, "error": describe_error(exc)[:800]})
         raise _reduced(exc) from None
@@ -963,6 +971,61 @@ def _write_marker(session, prefix):
     session.execute(
         text("INSERT INTO variable (key, val, is_encrypted) VALUES (:k, :v, false)"),
         {"k": RESTORE_MARKER, "v": value},
+    )
+
+
+# The hold: a BEFORE INSERT trigger on `dag`. Both colours parse the same DAG folder; a DAG whose file
+# first appears while both exist, created unpaused (is_paused_upon_creation=False, or
+# core.dags_are_paused_at_creation=False), would be scheduled by both. The colour that holds the
+# variable pauses such a DAG as its row is inserted, whatever the file or configuration says.
+# jsonb_populate_record sets is_paused without naming the column in PL/pgSQL (no error if a later
+# Airflow renamed it). Installed idempotently; without the variable it changes nothing.
+HOLD_FUNCTION_SQL = f"""
+CREATE OR REPLACE FUNCTION {HOLD_TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $body$
+BEGIN
+    IF EXISTS (SELECT 1 FROM variable WHERE key = '{HOLD_VARIABLE}') THEN
+        NEW := jsonb_populate_record(NEW, jsonb_build_object('is_paused', true));
+    END IF;
+    RETURN NEW;
+END
+$body$
+"""
+HOLD_TRIGGER_SQL = (
+    f"CREATE TRIGGER {HOLD_TRIGGER} BEFORE INSERT ON dag FOR EACH ROW EXECUTE PROCEDURE {HOLD_TRIGGER}()"
+)
+
+
+def install_hold(session):
+    """Install the hold trigger (its own transaction; waits at most 10 s for the lock on `dag`, so
+    a busy scheduler is never blocked for long). Returns "installed", "present" or why not (the
+    copy goes on: the hold is a safeguard, not part of the copy)."""
+    try:
+        present = _run(
+            session,
+            "SELECT count(*) FROM pg_trigger WHERE tgname = :name AND tgrelid = 'dag'::regclass",
+            {"name": HOLD_TRIGGER},
+        ).scalar()
+        _run(session, "SET LOCAL lock_timeout = '10s'")
+        _run(session, HOLD_FUNCTION_SQL)
+        if not present:
+            _run(session, HOLD_TRIGGER_SQL)
+        session.commit()
+        return "present" if present else "installed"
+    except Exception as exc:
+        session.rollback()
+        return f"not installed: {describe_error(exc)}"
+
+
+def _write_hold(session, value):
+    _run(session, "DELETE FROM variable WHERE key = :k", {"k": HOLD_VARIABLE})
+    _run(
+        session,
+        "INSERT INTO variable (key, val, is_encrypted, description) VALUES (:k, :v, false, :d)",
+        {
+            "k": HOLD_VARIABLE,
+            "v": value,
+            "d": "mwaa-iac: this environment is not live; DAGs that appear here stay paused",
+        },
     )
 
 
@@ -1178,7 +1241,9 @@ def restore(factory, context, own_dags):
         delta = manifest.get("mode") == "delta"
         prefix = base.split("/", 3)[3]
         paused = _retrying("pausing the DAGs", lambda: _pause_all(own_dags))
+        hold = _with_session(install_hold)
         result = _retrying("the restore", lambda: _restore_once(base, prefix, manifest, own_dags))
+        result["hold"] = hold
         schedule = manifest["tables"].get("dag_schedule")
         if schedule is not None:
             spec = build_specs({"dag_schedule": schedule["columns"]}, own_dags)["dag_schedule"]
@@ -1206,6 +1271,13 @@ def _stage(session, cursor, base, name, spec, entry, own_dags):
             "WITH (FORMAT csv, DELIMITER '|', HEADER false)",
             handle,
         )
+
+
+def _with_session(action):
+    from airflow.settings import Session
+
+    with Session() as session:
+        return action(session)
 
 
 def _restore_once(base, prefix, manifest, own_dags):
@@ -1313,6 +1385,7 @@ def _restore_once(base, prefix, manifest, own_dags):
             )
         ]
         _write_marker(session, prefix)
+        _write_hold(session, f"restored from {prefix}")
         session.commit()
     copied = {name: entry.get("copied", entry.get("rows")) for name, entry in tables.items()}
     return {

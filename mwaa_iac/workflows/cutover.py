@@ -650,6 +650,16 @@ class Cutover:
         outcome = run_restore(
             runner, run_id, self._markers(label)[dr.RESTORE_DAG_ID], conf, backoff=not self._frozen()
         )
+        hold = str(outcome.get("hold") or "")
+        if hold.startswith("not installed"):
+            self.emit(
+                event(
+                    EventKind.PROBE_WARNING,
+                    environment=self.target,
+                    detail=f"the hold is {hold}: until go-live, a DAG created unpaused in the shared DAG "
+                    f"folder is scheduled on {self.target} too",
+                )
+            )
         return {**outcome, "run_id": run_id}
 
     def _wait_for_p2_dags(self) -> dict[str, Any]:

@@ -308,3 +308,45 @@ def test_a_row_a_subtransaction_wrote_during_the_base_backup_is_caught_by_the_ha
     manifest = stack.manifest("p/sub-delta")
     assert manifest["mode"] == "delta", delta.outcome
     assert "sub_dag" in manifest["whole"]
+
+
+NEW_DAG = r"""
+import pathlib, sys, tempfile
+
+from airflow.models import DagBag
+
+# As the DAG processor writes a DAG it sees for the first time (its file says: unpaused).
+folder = pathlib.Path(tempfile.mkdtemp())
+(folder / f"{sys.argv[1]}.py").write_text(
+    "from datetime import datetime\n"
+    "from airflow import DAG\n"
+    f"dag = DAG({sys.argv[1]!r}, schedule='@daily', start_date=datetime(2024, 1, 1), "
+    "is_paused_upon_creation=False)\n"
+)
+bag = DagBag(str(folder), include_examples=False)
+assert not bag.import_errors, bag.import_errors
+bag.sync_to_db()
+"""
+
+
+def _new_dag_paused(stack: CopyStack, name: str, dag_id: str) -> str:
+    made = stack.python(name, "-c", NEW_DAG, dag_id)
+    assert made.returncode == 0, made.stderr[-3000:]
+    paused = stack.psql(name, f"SELECT is_paused FROM dag WHERE dag_id = '{dag_id}'").strip()
+    assert paused, (made.stdout[-2000:], made.stderr[-3000:])
+    return paused
+
+
+def test_the_hold_pauses_a_dag_created_unpaused_while_its_variable_is_set(stack: CopyStack) -> None:
+    """The restore installs the hold trigger and sets mwaa_iac_hold on the target (not live): a DAG
+    that appears there is paused whatever its file says; without the variable (the source, or the
+    target after go-live) the DAG's own setting applies."""
+    hold = "SELECT count(*) FROM variable WHERE key = 'mwaa_iac_hold'"
+    assert stack.psql("dst", hold).strip() == "1" and stack.psql("src", hold).strip() == "0"
+    for name in ("src", "dst"):  # the backup installed it on the source, the restore on the target
+        trigger = "SELECT count(*) FROM pg_trigger WHERE tgname = 'mwaa_iac_hold_new_dags'"
+        assert stack.psql(name, trigger).strip() == "1", name
+    assert _new_dag_paused(stack, "dst", "appears_held") == "t"
+    assert _new_dag_paused(stack, "src", "appears_free") == "f"
+    stack.psql("dst", "DELETE FROM variable WHERE key = 'mwaa_iac_hold'")  # go-live moved it away
+    assert _new_dag_paused(stack, "dst", "appears_after_go_live") == "f"

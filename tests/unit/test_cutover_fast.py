@@ -328,6 +328,7 @@ class FakeAirflow:
                 return
             self.history = json.loads(raw)
             self.marker = conf["prefix"]
+            self.variables[dr.HOLD_VARIABLE] = f"restored from {conf['prefix']}"  # not live: holds
             for dag in self.dags.values():  # the restore pauses every DAG
                 dag["is_paused"] = True
             tables = {t: 1 for t in dr.REQUIRED_TABLES} | {"dag_run": len(self.history)}
