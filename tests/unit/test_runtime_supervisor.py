@@ -1,5 +1,6 @@
 """The local runtime restarts a crashed component of a serving environment after ``restart_delay``,
-as MWAA replaces a failed container (issue 22 part 10), and never one of an environment being stopped.
+as MWAA replaces a failed container (issue 22 part 10), and never one of an environment being stopped;
+and it starts the oldest versions MWAA ran (2.4.3-2.6.3) with the commands they have (part 7).
 
 Stand-in processes (``sleep``) play the components: no Airflow, no PostgreSQL; each test takes about a
 second and stops what it started."""
@@ -23,9 +24,11 @@ from mwaa_iac.local.runtime.airflow import (
     AirflowRuntime,
     EnvState,
     _Env,
+    migrate_command,
     restart_delay_from_env,
 )
 from mwaa_iac.local.runtime.base import EnvSpec
+from mwaa_iac.local.runtime.venvs import Venv
 
 SPEC = EnvSpec(name="blue", airflow_version="2.9.2", source_bucket="b", dag_s3_path="dags")
 
@@ -133,3 +136,28 @@ def test_the_restart_delay_comes_from_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv(RESTART_DELAY_VAR, "soon")
     with pytest.raises(ValueError, match="neither a number of seconds nor 'off'"):
         restart_delay_from_env()
+
+
+# -- the commands of the oldest versions MWAA ran (2.4.3-2.6.3, on Python 3.10) ----------------------
+
+
+def test_airflow_before_2_7_migrates_with_db_upgrade() -> None:
+    assert migrate_command("2.4.3") == migrate_command("2.6.3") == ["db", "upgrade"]  # no `db migrate` yet
+    assert migrate_command("2.7.2") == migrate_command("3.0.6") == ["db", "migrate"]
+
+
+@pytest.mark.parametrize(
+    ("version", "skip"), [("2.4.3", False), ("2.5.1", False), ("2.6.3", True), ("2.9.2", True)]
+)
+def test_the_triggerer_is_told_not_to_serve_logs_only_where_it_can_be(
+    tmp_path: Path, version: str, skip: bool
+) -> None:
+    rt = AirflowRuntime(tmp_path, {}, sync_interval=0)
+    state = _state()
+    state.airflow_version = version
+    spec = EnvSpec(name="blue", airflow_version=version, source_bucket="b", dag_s3_path="dags")
+    venv = Venv(tmp_path / "venv", version, "3.10")
+    plan = rt._launch_plan(state, spec, venv)
+    assert sorted(plan) == ["scheduler", "triggerer", "webserver"]
+    assert ("--skip-serve-logs" in plan["triggerer"][0]) is skip  # 2.4/2.5: "unrecognized arguments"
+    assert "--skip-serve-logs" in plan["scheduler"][0]

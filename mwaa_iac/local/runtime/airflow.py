@@ -97,6 +97,11 @@ SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_mana
 PASSWORDS_FILE = "simple_auth_manager_passwords.json"
 
 
+def migrate_command(version: str) -> list[str]:
+    """``airflow db migrate`` (2.7 and later); before 2.7 it was ``airflow db upgrade``."""
+    return ["db", "migrate"] if parse_version(version) >= (2, 7, 0) else ["db", "upgrade"]
+
+
 def major(version: str) -> int:
     """2 or 3 (the runtime's two families)."""
     return parse_version(version)[0]
@@ -593,7 +598,7 @@ class AirflowRuntime:
             )
 
     def _migrate(self, state: EnvState, spec: EnvSpec, venv: Venv, req_dir: str | None) -> None:
-        self._run_airflow(state, spec, venv, req_dir, ["db", "migrate"], "migrate.log")
+        self._run_airflow(state, spec, venv, req_dir, migrate_command(venv.airflow_version), "migrate.log")
 
     def _create_admin(self, state: EnvState, spec: EnvSpec, venv: Venv, req_dir: str | None) -> None:
         if major(venv.airflow_version) >= 3:
@@ -635,7 +640,9 @@ class AirflowRuntime:
                 *airflow, "api-server", "--port", str(state.port), "--host", "127.0.0.1", "--workers", "1",
             ],
             "dag-processor": [*airflow, "dag-processor"],
-            "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
+            # The triggerer serves its logs from 2.6 on (and takes the option to not serve them).
+            "triggerer": [*airflow, "triggerer"]
+            + (["--skip-serve-logs"] if parse_version(venv.airflow_version) >= (2, 6, 0) else []),
         }  # fmt: skip
         self._write_worker_launcher(home, venv)
         airflow3 = major(venv.airflow_version) >= 3
