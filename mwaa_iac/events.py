@@ -75,6 +75,7 @@ class EventKind(StrEnum):
     DR_DELTA_FALLBACK = "dr.delta_fallback"
     DR_RESET_ON_TARGET = "dr.reset_on_target"
     DR_RECORD_KEPT = "dr.record_kept"
+    PROBE_HEALTH = "probe.health"
     PROBE_STARTED = "probe.started"
     PROBE_WARNING = "probe.warning"
     PROBE_DONE = "probe.done"
@@ -200,9 +201,17 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
         "vendor, versions, uploaded, unchanged, removed",
     ),
     K.DR_DEPLOYED: ("the DR DAG files were uploaded", "prefix, files"),
-    K.DR_WAITING_FOR_DAG: ("waiting for an environment to parse a DR DAG", "environment, dag_id"),
+    K.DR_WAITING_FOR_DAG: (
+        "waiting for an environment to parse a DR DAG, and what for",
+        "environment, dag_id, waiting_for (file_not_listed, new_version, dag_inactive, import_error), "
+        "detail, scheduler (when Airflow's health shows the scheduler down)",
+    ),
     K.DR_TRIGGERED: ("a DR DAG run was triggered", "environment, dag_id, run_id"),
-    K.DR_RUN: ("a DR DAG run is in progress", "environment, dag_id, state, elapsed_s"),
+    K.DR_RUN: (
+        "a DR DAG run is in progress",
+        "environment, dag_id, state, elapsed_s, waiting_for and detail (a queued run while the scheduler "
+        "is down)",
+    ),
     K.DR_BACKUP_VERIFIED: ("a backup's manifest was read and checked", "prefix, tables"),
     K.DR_RESTORE_VERIFIED: ("the restored rows match the backup", "tables"),
     K.DR_DELTA: (
@@ -215,6 +224,11 @@ _CATALOG: dict[EventKind, tuple[str, str]] = {
     ),
     K.DR_RESET_ON_TARGET: ("unfinished task instances were reset on the target", "task_instances"),
     K.DR_RECORD_KEPT: ("a DR DAG's record could not be deleted from the new colour", "dag_id, error"),
+    K.PROBE_HEALTH: (
+        "the environment's scheduler health, read before the probe (a down scheduler stops it)",
+        "environment, scheduler (Airflow's status), latest_heartbeat, heartbeat_age_s, metric_minutes "
+        "(minutes with a SchedulerHeartbeat datapoint), metric_window, problem",
+    ),
     K.PROBE_STARTED: ("the mwaa-dr probe DAG runs", "environment, dag_id, run_id"),
     K.PROBE_WARNING: ("the probe passed with a warning", "environment, detail"),
     K.PROBE_DONE: (
@@ -641,12 +655,42 @@ def _dr_vendor(e: dict) -> str:
 @_status(K.DR_RUN)
 def _dr_run(e: dict) -> str:
     status = f"{e['dag_id']} on {e['environment']}: {e['state']}"
-    return _live(status, {"elapsed_s": e["elapsed_s"], "time_in_status_s": e["elapsed_s"]})
+    text = _live(status, {"elapsed_s": e["elapsed_s"], "time_in_status_s": e["elapsed_s"]})
+    return text + (f" ({_escape(e['detail'])})" if e.get("detail") else "")
+
+
+# What a DAG wait is waiting for, in the live status (the event's detail says it in full).
+_WAITING_FOR = {
+    "file_not_listed": "file not listed yet",
+    "new_version": "an earlier version is parsed",
+    "dag_inactive": "DAG inactive",
+    "import_error": "import error, waiting for a re-parse",
+}
 
 
 @_status(K.DR_WAITING_FOR_DAG)
 def _dr_waiting(e: dict) -> str:
-    return _live(f"waiting for {e['environment']} to parse {e['dag_id']}")
+    text = f"waiting for {e['environment']} to parse {e['dag_id']}"
+    reason = _WAITING_FOR.get(e.get("waiting_for") or "")
+    if reason:
+        text += f": {reason}"
+    if e.get("scheduler"):
+        text += f"; {e['scheduler']}"
+    return _live(_escape(text))
+
+
+@_line(K.PROBE_HEALTH)
+def _probe_health(e: dict) -> str | None:
+    if e.get("problem"):
+        return None  # the error that follows says it
+    if e.get("heartbeat_age_s") is not None:
+        return f"[success]✓[/] scheduler of {e['environment']}: heartbeat {e['heartbeat_age_s']:.0f} s ago"
+    if e.get("metric_minutes"):
+        return (
+            f"[success]✓[/] scheduler of {e['environment']}: SchedulerHeartbeat in "
+            f"{e['metric_minutes']} of the last {e['metric_window']} minutes"
+        )
+    return None
 
 
 @_status(K.PROBE_STARTED)

@@ -25,6 +25,13 @@ from mwaa_iac.errors import MwaaIacError
 
 MAX_PATH = 64
 PAGE = 100  # Airflow's default maximum_page_limit
+# Airflow's health endpoint: /api/v1/health on Airflow 2, /api/v2/monitor/health on Airflow 3 (no
+# authentication needed in either; InvokeRestApi maps the path onto the version's API).
+HEALTH_PATH_V1 = "/health"
+HEALTH_PATH_V2 = "/monitor/health"
+# Airflow's own default [scheduler] scheduler_health_check_threshold: a scheduler heartbeats every
+# scheduler_heartbeat_sec (5 s by default, MWAA keeps it), so 30 s is six heartbeats missed.
+SCHEDULER_STALE_SECONDS = 30.0
 
 
 @dataclass
@@ -44,6 +51,56 @@ class BulkPauseResult:
     retried: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     calls: int = 0
+
+
+@dataclass(frozen=True)
+class SchedulerHealth:
+    """The scheduler part of Airflow's health answer and what it means: ``problem`` says why the
+    scheduler cannot run anything (None: it is heartbeating)."""
+
+    status: str | None  # Airflow's own verdict: "healthy", "unhealthy", or None (no scheduler job yet)
+    latest_heartbeat: str | None  # as Airflow gives it (ISO 8601)
+    age_s: float | None  # seconds between that heartbeat and ``now`` (None: no heartbeat)
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def scheduler_health(
+    answer: Any, now: datetime, *, stale_after: float = SCHEDULER_STALE_SECONDS
+) -> SchedulerHealth | None:
+    """What Airflow's health answer (``GET /health``, ``GET /monitor/health`` on Airflow 3) says of
+    the scheduler at ``now``; None when the answer has no scheduler part (nothing to decide on).
+
+    The scheduler is down when it never heartbeated (Airflow's status null, or no heartbeat), when
+    its latest heartbeat is older than ``stale_after`` seconds, or when Airflow itself calls it
+    unhealthy (Airflow compares with the environment's own scheduler_health_check_threshold)."""
+    part = answer.get("scheduler") if isinstance(answer, dict) else None
+    if not isinstance(part, dict):
+        return None
+    status = part.get("status")
+    status = str(status) if status is not None else None
+    raw = part.get("latest_scheduler_heartbeat")
+    latest = str(raw) if raw else None
+    beat = _parse_date(latest)
+    age = max(0.0, (now - beat).total_seconds()) if beat is not None else None
+    problem: str | None = None
+    if beat is None:
+        problem = (
+            "no scheduler has heartbeated yet"
+            if latest is None
+            else f"its latest heartbeat {latest!r} is not a time"
+        )
+    elif age is not None and age > stale_after:
+        problem = (
+            f"its latest heartbeat was {age:.0f} s ago ({latest}); a running scheduler heartbeats "
+            f"every few seconds (stale after {stale_after:.0f} s)"
+        )
+    elif status not in (None, "healthy"):
+        problem = f"Airflow reports it {status} (latest heartbeat {age:.0f} s ago, {latest})"
+    return SchedulerHealth(status, latest, None if age is None else round(age, 1), problem)
 
 
 class AirflowApiError(MwaaIacError):
@@ -106,6 +163,25 @@ class AirflowApi:
         raise MwaaApiError(
             "InvokeRestApi: retries exhausted", code="Retries", retryable=False
         )  # pragma: no cover
+
+    # -- health -----------------------------------------------------------------------------------
+
+    def health(self) -> dict | None:
+        """Airflow's health answer (metadatabase, scheduler, triggerer, DAG processor): ``GET
+        /health`` on Airflow 2, ``GET /monitor/health`` on Airflow 3 (tried when the first is not
+        found, and then remembered). None when the environment serves neither (403, 404, 405)."""
+        paths = (HEALTH_PATH_V2,) if self.api_v2 else (HEALTH_PATH_V1, HEALTH_PATH_V2)
+        for path in paths:
+            try:
+                answer = self.request("GET", path)
+            except AirflowApiError as exc:
+                if exc.status in (403, 404, 405):
+                    continue
+                raise
+            if path == HEALTH_PATH_V2:
+                self.api_v2 = True
+            return answer if isinstance(answer, dict) else None
+        return None
 
     # -- DAGs -------------------------------------------------------------------------------------
 

@@ -13,6 +13,17 @@ from mwaa_iac.adapters.aws import aws_error
 
 NAMESPACE = "AmazonMWAA"
 METRIC = "SchedulerHeartbeat"
+# How many whole minutes back a heartbeat must show for the scheduler to count as running: MWAA
+# publishes the metric every minute, and CloudWatch may show the newest minutes a few minutes late.
+HEARTBEAT_WINDOW_MINUTES = 5
+
+
+def heartbeat_problem(minutes: list[bool]) -> str | None:
+    """What :meth:`CloudWatch.heartbeat_minutes` over the last minutes says is wrong (None: a
+    heartbeat was published in at least one of them)."""
+    if any(minutes):
+        return None
+    return f"no {NAMESPACE}/{METRIC} datapoint in the last {len(minutes)} minutes"
 
 
 @dataclass

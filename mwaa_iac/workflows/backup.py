@@ -29,7 +29,14 @@ from mwaa_iac.core.catalog import parse_version
 from mwaa_iac.core.config import EnvironmentConfig
 from mwaa_iac.errors import UsageError
 from mwaa_iac.events import EventKind, event
-from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, DeltaRefused, deploy_dr_files, run_probe
+from mwaa_iac.workflows.dr_runs import (
+    CutoverError,
+    DagRunner,
+    DeltaRefused,
+    check_scheduler,
+    deploy_dr_files,
+    run_probe,
+)
 
 BACKUP_INFO = "mwaa-iac-backup.json"  # mwaa-iac backup's record beside the DAG's manifest.json
 
@@ -143,9 +150,14 @@ def probe(
     *,
     role: str,
     bucket: str | None = None,
+    cloudwatch: Any = None,
 ) -> dict[str, Any]:
-    """Run the preflight probe (its DAG file already deployed) with a run id of its own; it writes
-    and deletes an object under the deployment's prefix in ``bucket`` (default: the DR bucket)."""
+    """Check that the environment's scheduler runs (Airflow's health and, with ``cloudwatch``, the
+    SchedulerHeartbeat metric: :func:`~mwaa_iac.workflows.dr_runs.check_scheduler` raises
+    SchedulerDownError at once when it does not), then run the preflight probe (its DAG file
+    already deployed) with a run id of its own; it writes and deletes an object under the
+    deployment's prefix in ``bucket`` (default: the DR bucket)."""
+    check_scheduler(runner.api, runner.emit, role=role, cloudwatch=cloudwatch, now=runner.wall)
     probe_id = uuid.uuid4().hex[:8]
     file = dr.render_probe_dag(factory, config.name)
     conf = dr.probe_conf(bucket or config.dr.backup_bucket, config.dr.path_prefix, config.name, probe_id)
@@ -160,7 +172,7 @@ def probe_runner(runner: DagRunner, timing: Any) -> DagRunner:
         run_poll_seconds=timing.run_poll_seconds,
         import_error_grace_seconds=getattr(timing, "import_error_grace_seconds", 60.0),
     )
-    return DagRunner(runner.api, options, runner.emit, runner.sleep, runner.clock)
+    return DagRunner(runner.api, options, runner.emit, runner.sleep, runner.clock, runner.wall)
 
 
 def parse_location(location: str) -> tuple[str, str]:

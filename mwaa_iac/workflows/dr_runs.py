@@ -2,9 +2,13 @@
 right version of the file is parsed, unpause, trigger with a short run id (idempotent), poll with
 backoff until it succeeds or fails, pause again.
 
-Also: deploying the DR DAG files with the vendored mwaa-dr (and removing them), and the preflight
-probe that proves an environment can import mwaa-dr and write to the DR bucket before anything is
-changed.
+While it waits, its progress events say what for: the file not listed yet, an earlier version still
+parsed, the DAG inactive, an import error waiting for a re-parse, a run queued while the scheduler
+does not heartbeat (Airflow's health is read when a wait drags on).
+
+Also: deploying the DR DAG files with the vendored mwaa-dr (and removing them), the scheduler check
+that runs before the probe, and the preflight probe that proves an environment can import mwaa-dr
+and write to the DR bucket before anything is changed.
 """
 
 from __future__ import annotations
@@ -13,10 +17,18 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError, dag_is_active
+from mwaa_iac.adapters.airflow_api import (
+    AirflowApi,
+    AirflowApiError,
+    SchedulerHealth,
+    dag_is_active,
+    scheduler_health,
+)
+from mwaa_iac.adapters.cloudwatch import HEARTBEAT_WINDOW_MINUTES, heartbeat_problem
 from mwaa_iac.adapters.dr_bundle import remove_dr_folder, sync_bundle
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
@@ -50,6 +62,17 @@ class ProbeError(CutoverError):
     """The preflight probe failed: nothing was changed; the message says what to fix."""
 
 
+class SchedulerDownError(ProbeError):
+    """The environment's scheduler is not running (Airflow's health answer, or the SchedulerHeartbeat
+    metric when Airflow's cannot be read): no DAG would run there. Nothing was changed."""
+
+
+# How long a wait goes on before Airflow's health is read, and how often it is read again (each
+# read is one InvokeRestApi call; MWAA allows about 10 a second per environment).
+HEALTH_AFTER_SECONDS = 30.0
+HEALTH_EVERY_SECONDS = 60.0
+
+
 def import_hint(error: str) -> str:
     """What to do about an import error of a generated DR DAG file."""
     if "mwaa_dr" in error or "smart_open" in error:
@@ -73,6 +96,9 @@ class DagRunner:
     emit: Callable[[dict[str, Any]], None]
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC)  # for heartbeat ages
+    _health_read_at: float | None = field(default=None, init=False, repr=False)
+    _health_problem: str | None = field(default=None, init=False, repr=False)
 
     def wait_for_dag(self, dag_id: str, marker: str) -> None:
         """Wait until the environment has parsed this version of the DAG file (its description)."""
@@ -99,14 +125,67 @@ class DagRunner:
                     )
             else:
                 first_error = None
-            if self.clock() - start > self.options.dag_timeout_seconds:
+            waited = self.clock() - start
+            reason, detail = self._dag_wait(dag_id, dag, marker, errors)
+            scheduler = self._scheduler_problem(waited)
+            if waited > self.options.dag_timeout_seconds:
+                why = f"{detail}; {scheduler}" if scheduler else detail
                 raise CutoverError(
                     f"{self.api.environment} did not show the {dag_id} DAG within "
-                    f"{self.options.dag_timeout_seconds:.0f} s",
+                    f"{self.options.dag_timeout_seconds:.0f} s: {why}",
                     hint="check the DAG folder sync and the environment's DAG processor; then --resume",
                 )
-            self.emit(event(EventKind.DR_WAITING_FOR_DAG, environment=self.api.environment, dag_id=dag_id))
+            fields: dict[str, Any] = {"waiting_for": reason, "detail": detail}
+            if scheduler:
+                fields["scheduler"] = scheduler
+            self.emit(
+                event(EventKind.DR_WAITING_FOR_DAG, environment=self.api.environment, dag_id=dag_id, **fields)
+            )
             self.sleep(self.options.run_poll_seconds)
+
+    def _dag_wait(self, dag_id: str, dag: dict | None, marker: str, errors: str | None) -> tuple[str, str]:
+        """(reason, detail): what a wait for ``dag_id`` is waiting for, as its event says it."""
+        file = f"{dr.DR_DAG_FOLDER}/{dag_id}.py"
+        if errors:
+            grace = float(getattr(self.options, "import_error_grace_seconds", 0.0))
+            return "import_error", (
+                f"{file} has an import error ({errors}); it counts once it outlasts {grace:.0f} s "
+                "(it may be from before the vendored packages arrived)"
+            )
+        if dag is None:
+            return "file_not_listed", (
+                f"{self.api.environment} has not listed {file} yet (Airflow lists new DAG files every "
+                "[scheduler] dag_dir_list_interval, 5 minutes by default)"
+            )
+        if dag.get("description") != marker:
+            return "new_version", (
+                f"{self.api.environment} still has an earlier version of {file}; it re-parses it every "
+                "[scheduler] min_file_process_interval (30 s by default)"
+            )
+        return "dag_inactive", (
+            f"{dag_id} is inactive on {self.api.environment}: its file is not parsed (yet, or any more)"
+        )
+
+    def _scheduler_problem(self, waited: float) -> str | None:
+        """Once a wait has lasted HEALTH_AFTER_SECONDS: what Airflow's health says is wrong with the
+        scheduler (None: heartbeating, or unknown), read at most every HEALTH_EVERY_SECONDS."""
+        if waited < HEALTH_AFTER_SECONDS:
+            return None
+        now = self.clock()
+        if self._health_read_at is not None and now - self._health_read_at < HEALTH_EVERY_SECONDS:
+            return self._health_problem
+        self._health_read_at = now
+        try:
+            answer = self.api.health()
+        except MwaaIacError:
+            answer = None
+        health = scheduler_health(answer, self.wall()) if answer is not None else None
+        self._health_problem = (
+            f"the scheduler of {self.api.environment} is down: {health.problem}"
+            if health is not None and health.problem
+            else None
+        )
+        return self._health_problem
 
     def _import_errors(self, dag_id: str) -> str | None:
         try:
@@ -130,7 +209,8 @@ class DagRunner:
     ) -> dict[str, Any]:
         """Trigger ``dag_id`` and wait for its run. Polls back off from ``run_poll_seconds`` up to 5x
         it, except with ``backoff=False`` (inside the freeze window, where a run noticed late is
-        frozen time: a steady poll costs at most one interval per run)."""
+        frozen time: a steady poll costs at most one interval per run). A run that stays queued
+        has Airflow's health read: its events then say when the scheduler is down."""
         name = self.api.environment
         self.wait_for_dag(dag_id, marker)
         # The scheduler parsed this version; a worker's copy of the DAG folder may lag: the run names
@@ -145,6 +225,7 @@ class DagRunner:
         self.emit(event(EventKind.DR_TRIGGERED, environment=name, dag_id=dag_id, run_id=run_id))
         start = self.clock()
         delay = self.options.run_poll_seconds
+        queued_since: float | None = None
         while True:
             state = self.api.get_run(dag_id, run_id).get("state")
             if state == "success":
@@ -156,8 +237,20 @@ class DagRunner:
                     f"{dag_id} run {run_id} failed on {name}; failed tasks: {', '.join(failed) or 'unknown'}",
                     hint="see the task logs in the environment; fix the cause, then rerun with --resume",
                 )
+            scheduler = None
+            if state == "queued":
+                queued_since = self.clock() if queued_since is None else queued_since
+                scheduler = self._scheduler_problem(self.clock() - queued_since)
+            else:
+                queued_since = None
             if self.clock() - start > self.options.run_timeout_seconds:
-                raise CutoverError(f"{dag_id} run {run_id} on {name} did not finish in time (state {state})")
+                why = f"; {scheduler}" if scheduler else ""
+                raise CutoverError(
+                    f"{dag_id} run {run_id} on {name} did not finish in time (state {state}{why})"
+                )
+            fields: dict[str, Any] = {}
+            if scheduler:
+                fields = {"waiting_for": "scheduler", "detail": f"queued: {scheduler}"}
             self.emit(
                 event(
                     EventKind.DR_RUN,
@@ -165,6 +258,7 @@ class DagRunner:
                     dag_id=dag_id,
                     state=state,
                     elapsed_s=round(self.clock() - start, 1),
+                    **fields,
                 )
             )
             self.sleep(delay)
@@ -195,6 +289,96 @@ def remove_dr_files(s3: S3, bucket: str, dag_path: str) -> list[str]:
 
 
 # -- the preflight probe ----------------------------------------------------------------------------
+
+
+def check_scheduler(
+    api: AirflowApi,
+    emit: Callable[[dict[str, Any]], None],
+    *,
+    role: str,
+    cloudwatch: Any = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, Any]:
+    """Before a DAG is run for ``role``: is the environment's scheduler running? MWAA shows an
+    environment AVAILABLE while its scheduler restarts or keeps failing, and a DAG run there only
+    waits (the probe up to its timeout). Reads Airflow's health (``/health``: the scheduler's status
+    and latest heartbeat) and, with ``cloudwatch`` (:class:`~mwaa_iac.adapters.cloudwatch.CloudWatch`),
+    the ``AmazonMWAA/SchedulerHeartbeat`` metric of the last few minutes.
+
+    Raises :class:`SchedulerDownError` when Airflow says the scheduler is down (never heartbeated,
+    heartbeat stale, or unhealthy), or, when Airflow's health cannot be read, when the metric has no
+    datapoint in its window. Airflow's answer wins over the metric's (which lags by minutes); when
+    they disagree, or neither can be read, a ``probe.warning`` says so and the probe runs. Emits
+    ``probe.health`` with what was read."""
+    name = api.environment
+    stamp = now()
+    health: SchedulerHealth | None = None
+    unread: list[str] = []
+    try:
+        answer = api.health()
+    except MwaaIacError as exc:
+        answer = None
+        unread.append(f"Airflow's health: {exc.message}")
+    else:
+        health = scheduler_health(answer, stamp) if answer is not None else None
+        if health is None and not unread:
+            unread.append("Airflow's health: the environment serves no health endpoint with a scheduler part")
+    metric: list[bool] | None = None
+    if cloudwatch is not None:
+        try:
+            metric = cloudwatch.heartbeat_minutes(name, HEARTBEAT_WINDOW_MINUTES, now=stamp)
+        except MwaaIacError as exc:
+            unread.append(f"the SchedulerHeartbeat metric: {exc.message}")
+    metric_problem = heartbeat_problem(metric) if metric is not None else None
+    seen: dict[str, Any] = {
+        "environment": name,
+        "scheduler": health.status if health else None,
+        "latest_heartbeat": health.latest_heartbeat if health else None,
+        "heartbeat_age_s": health.age_s if health else None,
+        "metric_minutes": sum(metric) if metric is not None else None,
+        "metric_window": len(metric) if metric is not None else None,
+        "problem": (health.problem if health else None) or (None if health else metric_problem),
+    }
+    emit(event(EventKind.PROBE_HEALTH, **seen))
+    if health is not None and health.problem:
+        also = f"; {metric_problem}" if metric_problem else ""
+        raise SchedulerDownError(
+            f"the scheduler of {name} is down: {health.problem} (Airflow's /health){also}; "
+            f"no DAG runs there, so the probe and {role} would only wait",
+            hint=_scheduler_hint(name),
+        )
+    if health is None and metric_problem:
+        raise SchedulerDownError(
+            f"the scheduler of {name} is down: {metric_problem} (Airflow's health could not be read); "
+            f"no DAG runs there, so the probe and {role} would only wait",
+            hint=_scheduler_hint(name),
+        )
+    if health is not None and metric_problem:
+        emit(
+            event(
+                EventKind.PROBE_WARNING,
+                environment=name,
+                detail=f"{metric_problem}, although Airflow reports a heartbeat {health.age_s:.0f} s ago: "
+                "running the probe",
+            )
+        )
+    elif unread and health is None and metric is None:
+        emit(
+            event(
+                EventKind.PROBE_WARNING,
+                environment=name,
+                detail=f"the scheduler's health could not be read ({'; '.join(unread)}): running the probe",
+            )
+        )
+    return seen
+
+
+def _scheduler_hint(name: str) -> str:
+    return (
+        "MWAA restarts a failed scheduler on its own: check the scheduler's log (CloudWatch log group "
+        f"airflow-{name}-Scheduler) and the AmazonMWAA SchedulerHeartbeat metric, and run the command "
+        "again once it heartbeats; nothing was changed"
+    )
 
 
 def run_probe(

@@ -43,7 +43,7 @@ from mwaa_iac.core.findings import Finding
 from mwaa_iac.core.status import Observation
 from mwaa_iac.errors import MwaaIacError
 from mwaa_iac.workflows.cutover import JOURNAL, Cutover, CutoverOptions, cleanup, rollback
-from mwaa_iac.workflows.dr_runs import CutoverError
+from mwaa_iac.workflows.dr_runs import CutoverError, SchedulerDownError
 from mwaa_iac.workflows.journal import Journal
 from mwaa_iac.workflows.state import LocalStore
 from mwaa_iac.workflows.upgrade import PreflightError
@@ -134,6 +134,7 @@ class FakeAirflow:
         self.max_page = 100  # Airflow's [api] maximum_page_limit
         self.requests: list[tuple[str, str]] = []  # every REST call: (method, path)
         self.flips: list[tuple[str, bool]] = []  # every change of a paused flag: (dag_id, is_paused)
+        self.scheduler_down = False  # /health: the scheduler's latest heartbeat is 10 minutes old
         self.bulk_flips: list[tuple[str, bool]] = []  # those made by PATCH /dags (a pattern)
         self.before_patch: Any = None  # called before a PATCH /dags is applied (e.g. a DAG appears)
 
@@ -190,6 +191,13 @@ class FakeAirflow:
         self.requests.append((method, path))
         if path == "/importErrors":
             return 200, {"import_errors": [], "total_entries": 0}
+        if method == "GET" and path == "/health":  # Airflow 2's; the runner compares with the wall clock
+            beat = datetime.now(UTC) - timedelta(minutes=10 if self.scheduler_down else 0)
+            status = "unhealthy" if self.scheduler_down else "healthy"
+            return 200, {
+                "metadatabase": {"status": "healthy"},
+                "scheduler": {"status": status, "latest_scheduler_heartbeat": beat.isoformat()},
+            }
         if method == "GET" and path == f"/variables/{dr.RESTORE_MARKER_VARIABLE}":
             if self.marker is None:
                 return 404, {"detail": "Variable not found"}
@@ -776,6 +784,23 @@ def test_a_refused_preflight_changes_nothing_and_ends_the_journal(ws, world) -> 
         _run(ws, world)
     assert _outcome(_journal(ws)) == "preflight-failed"
     assert world.changes == []
+
+
+def test_a_source_whose_scheduler_is_down_is_refused_before_the_probe_runs(ws, world) -> None:
+    """Issue 22 part 10: the environment is AVAILABLE but its scheduler does not heartbeat; the
+    preflight says so at once instead of waiting up to 15 minutes for the probe DAG."""
+    world.envs[SOURCE].airflow.scheduler_down = True
+    with pytest.raises(SchedulerDownError) as caught:
+        _run(ws, world)
+    message = str(caught.value)
+    assert message.startswith(f"the scheduler of {SOURCE} is down: its latest heartbeat was 600 s ago")
+    assert "(Airflow's /health)" in message and "the cutover's backups would only wait" in message
+    assert f"airflow-{SOURCE}-Scheduler" in (caught.value.hint or "")
+    requests = world.envs[SOURCE].airflow.requests
+    assert ("GET", "/health") in requests
+    assert not [r for r in requests if r[0] in ("POST", "PATCH")]  # no run triggered, nothing unpaused
+    assert TARGET not in world.envs
+    assert _outcome(_journal(ws)) == "preflight-failed"
 
 
 # -- a failure at every step, then --resume --------------------------------------------------------

@@ -40,6 +40,9 @@ class _Api:
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.paused.append((dag_id, paused))
 
+    def health(self) -> dict | None:
+        return None  # the environment serves no health endpoint: waits say nothing of the scheduler
+
     def trigger(self, dag_id: str, run_id: str, conf=None) -> dict:
         # the run names the version of the file it wants (a lagging worker waits for it)
         assert conf == {**CONF, dr.MARKER_CONF: dr.render_probe_dag("DRFactory_2_9", "demo").marker}

@@ -98,6 +98,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=MWAA_SYNC_INTERVAL,
         help="seconds between syncs of each DAG-folder copy from S3 (MWAA: 30; 0: off)",
     )
+    parser.add_argument(
+        "--restart-delay",
+        type=float,
+        default=None,
+        help="seconds a crashed Airflow component stays down before the runtime starts it again, as MWAA "
+        "replaces a failed container (default: $MWAA_IAC_LOCAL_RESTART_DELAY, else the runtime's own)",
+    )
     parser.add_argument("--port-file", type=Path, default=None, help="write the bound port here once serving")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
@@ -127,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     kwargs: dict[str, object] = {"sync_interval": args.sync_interval}
     if args.venv_cache:
         kwargs["venv_cache"] = args.venv_cache
+    if args.restart_delay is not None:
+        kwargs["restart_delay"] = args.restart_delay
     runtime = runtime_class(runtime_dir, aws_env, **kwargs)
     resources = AwsResources.for_endpoint(args.moto_endpoint, args.region) if args.moto_endpoint else None
     backend = MwaaBackend(

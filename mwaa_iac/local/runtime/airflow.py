@@ -27,7 +27,13 @@ requirements: a failure there changes nothing), then stops the processes, snapsh
 (for a downgrade, the current version's ``airflow db downgrade --to-version`` first) and starts the
 target; any failure restores the snapshot and restarts the old version (:class:`RuntimeFailure` with
 ``rolled_back=True``). A startup script from S3 is sourced before the processes start and what it
-exports reaches them, as on MWAA. Only Airflow 2.x is supported (``airflow webserver``, ``/api/v1``).
+exports reaches them, as on MWAA.
+
+While an environment serves, a supervisor thread restarts any of its components whose process exits
+(a crash, or the ``kill_scheduler`` fault), after ``restart_delay`` seconds, as MWAA replaces a failed
+container: the environment stays AVAILABLE meanwhile and the gap shows in the scheduler's heartbeat
+(Airflow's ``/health``, the SchedulerHeartbeat metric). Stopping, updating and deleting an environment
+take it out of supervision first.
 """
 
 from __future__ import annotations
@@ -77,9 +83,23 @@ ADMIN_USER = "mwaa-emulator"
 INVOKE_TIMEOUT = 10.0
 SCHEDULER_HEARTBEAT_THRESHOLD = 30.0
 STOP_GRACE = 10.0
+# MWAA runs each Airflow component in a container of its own (AWS Fargate) and replaces one whose
+# process exits; the replacement is provisioned and started before the component runs again, so the
+# environment stays AVAILABLE with, for the scheduler, a gap in its heartbeat of a minute or more.
+# 60 s stands for that: longer than the 30 s after which Airflow's /health (and mwaa-iac's check
+# before a probe) calls a heartbeat stale, so the gap is visible to both, and short enough for tests.
+# $MWAA_IAC_LOCAL_RESTART_DELAY overrides it (seconds, or "off": a crashed component stays down).
+RESTART_DELAY = 60.0
+RESTART_DELAY_VAR = "MWAA_IAC_LOCAL_RESTART_DELAY"
+SUPERVISE_INTERVAL = 1.0
 API_AUTH_BACKENDS = "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json"
+
+
+def migrate_command(version: str) -> list[str]:
+    """``airflow db migrate`` (2.7 and later); before 2.7 it was ``airflow db upgrade``."""
+    return ["db", "migrate"] if parse_version(version) >= (2, 7, 0) else ["db", "upgrade"]
 
 
 def major(version: str) -> int:
@@ -225,6 +245,29 @@ class _Env:
     sync_lock: threading.Lock = field(default_factory=threading.Lock)
     sync_stop: threading.Event = field(default_factory=threading.Event)
     sync_threads: dict[str, threading.Thread] = field(default_factory=dict)
+    # Supervision (see AirflowRuntime._supervise): ``supervised`` while the environment serves;
+    # ``proc_lock`` orders a restart against stop/start; how each component was last launched.
+    supervised: bool = False
+    proc_lock: threading.RLock = field(default_factory=threading.RLock)
+    launch: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
+    down_since: dict[str, float] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+
+
+def restart_delay_from_env() -> float:
+    """``$MWAA_IAC_LOCAL_RESTART_DELAY`` (seconds; ``off``: never), else :data:`RESTART_DELAY`."""
+    raw = os.environ.get(RESTART_DELAY_VAR, "").strip().lower()
+    if not raw:
+        return RESTART_DELAY
+    if raw in ("off", "never", "none"):
+        return float("inf")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{RESTART_DELAY_VAR}={raw!r} is neither a number of seconds nor 'off'") from None
+    if value < 0:
+        raise ValueError(f"{RESTART_DELAY_VAR} must not be negative, not {value:g}")
+    return value
 
 
 class _Timer:
@@ -307,7 +350,9 @@ class AirflowRuntime:
     ``venv_cache`` overrides where version venvs are cached; ``sync_interval`` is the period of each
     environment's background DAG syncs (one per copy of the DAG folder, the worker's half a period
     after the scheduler's; 0: none, rely on :meth:`sync`); ``start_timeout`` bounds the wait for a
-    started environment to be healthy.
+    started environment to be healthy; ``restart_delay`` is how long a crashed component of a serving
+    environment stays down before it is started again (default: :func:`restart_delay_from_env`;
+    ``math.inf``: never).
     """
 
     def __init__(
@@ -318,8 +363,14 @@ class AirflowRuntime:
         venv_cache: Path | None = None,
         sync_interval: float = MWAA_SYNC_INTERVAL,
         start_timeout: float = 240.0,
+        restart_delay: float | None = None,
+        supervise_interval: float = SUPERVISE_INTERVAL,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
+        self.restart_delay = restart_delay_from_env() if restart_delay is None else float(restart_delay)
+        self.supervise_interval = supervise_interval
+        self._supervisor: threading.Thread | None = None
+        self._supervisor_stop = threading.Event()
         self.aws_env = dict(aws_env)
         self.venv_cache = venv_cache
         self.sync_interval = sync_interval
@@ -547,7 +598,7 @@ class AirflowRuntime:
             )
 
     def _migrate(self, state: EnvState, spec: EnvSpec, venv: Venv, req_dir: str | None) -> None:
-        self._run_airflow(state, spec, venv, req_dir, ["db", "migrate"], "migrate.log")
+        self._run_airflow(state, spec, venv, req_dir, migrate_command(venv.airflow_version), "migrate.log")
 
     def _create_admin(self, state: EnvState, spec: EnvSpec, venv: Venv, req_dir: str | None) -> None:
         if major(venv.airflow_version) >= 3:
@@ -565,6 +616,19 @@ class AirflowRuntime:
         # Airflow refuses to start when its pid file names a live pid (which may be recycled).
         for stale in home.glob("airflow-*.pid"):
             stale.unlink(missing_ok=True)
+        plan = self._launch_plan(state, spec, venv)
+        with env.proc_lock:
+            env.launch = plan
+            for component, (cmd, process_env) in plan.items():
+                banner = f"starting {component} ({venv.airflow_version})"
+                self._launch(env, component, cmd, process_env, banner)
+
+    def _launch_plan(
+        self, state: EnvState, spec: EnvSpec, venv: Venv
+    ) -> dict[str, tuple[list[str], dict[str, str]]]:
+        """Each component's command and environment (the startup script is run here, as MWAA runs
+        it before its components start)."""
+        home = self.env_dir(state.name)
         (home / "logs").mkdir(parents=True, exist_ok=True)
         airflow = [str(venv.python), "-m", "airflow"]
         commands = {
@@ -576,37 +640,47 @@ class AirflowRuntime:
                 *airflow, "api-server", "--port", str(state.port), "--host", "127.0.0.1", "--workers", "1",
             ],
             "dag-processor": [*airflow, "dag-processor"],
-            "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
+            # The triggerer serves its logs from 2.6 on (and takes the option to not serve them).
+            "triggerer": [*airflow, "triggerer"]
+            + (["--skip-serve-logs"] if parse_version(venv.airflow_version) >= (2, 6, 0) else []),
         }  # fmt: skip
         self._write_worker_launcher(home, venv)
         airflow3 = major(venv.airflow_version) >= 3
         if airflow3:  # the admin user's password for the simple auth manager (this user only)
             _write_private_json(home / PASSWORDS_FILE, {state.admin_user: state.admin_password})
         base_env = self._startup_env(spec, self._process_env(state, spec, venv, state.requirements_dir))
+        plan: dict[str, tuple[list[str], dict[str, str]]] = {}
         for component in components(venv.airflow_version):
-            cmd = commands[component]
-            role = f"{state.name}.{component}"
             process_env = dict(base_env)
             if airflow3 and component == "scheduler":
                 # Airflow 3's LocalExecutor runs each task in a child of the scheduler, which loads
                 # the DAG file from the bundle at the scheduler's dags_folder; the scheduler itself
                 # parses nothing (the DAG processor does). So the scheduler gets the workers' copy.
                 process_env["AIRFLOW__CORE__DAGS_FOLDER"] = str(home / "worker" / "dags")
-            log_file = home / f"{component}.log"
-            with open(log_file, "a") as out:
-                out.write(f"\n=== {_now()} starting {component} ({venv.airflow_version})\n")
-                out.flush()
-                popen = subprocess.Popen(
-                    cmd,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=procs.tagged_env(process_env, self.pid_dir, role),
-                    cwd=home,
-                    start_new_session=True,
-                )
-            env.popens[component] = popen
-            procs.write_record(self.pid_dir, role, popen.pid)
+            plan[component] = (commands[component], process_env)
+        return plan
+
+    def _launch(
+        self, env: _Env, component: str, cmd: list[str], process_env: dict[str, str], banner: str
+    ) -> None:
+        """Start one component (a session of its own, recorded in the pid directory)."""
+        home = self.env_dir(env.name)
+        role = f"{env.name}.{component}"
+        log_file = home / f"{component}.log"
+        with open(log_file, "a") as out:
+            out.write(f"\n=== {_now()} {banner}\n")
+            out.flush()
+            popen = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=procs.tagged_env(process_env, self.pid_dir, role),
+                cwd=home,
+                start_new_session=True,
+            )
+        env.popens[component] = popen
+        procs.write_record(self.pid_dir, role, popen.pid)
 
     @staticmethod
     def _write_worker_launcher(home: Path, venv: Venv) -> None:
@@ -672,7 +746,14 @@ class AirflowRuntime:
         return merged
 
     def _stop(self, env: _Env) -> None:
-        """Stop the environment's Airflow processes (and everything they started)."""
+        """Stop the environment's Airflow processes (and everything they started), after taking it
+        out of supervision (a pending restart is dropped; one under way finishes first)."""
+        with env.proc_lock:
+            env.supervised = False
+            env.down_since.clear()
+            self._stop_processes(env)
+
+    def _stop_processes(self, env: _Env) -> None:
         roles = [f"{env.name}.{c}" for c in ALL_COMPONENTS]
         records = [r for r in (procs.read_record(self.pid_dir, role) for role in roles) if r is not None]
         for record in records:  # signal both at once, then wait for each
@@ -700,6 +781,106 @@ class AirflowRuntime:
             return popen.poll() is None
         record = procs.read_record(self.pid_dir, f"{env.name}.{component}")
         return record is not None and procs.record_alive(record)
+
+    # ------------------------------------------------------------------ supervision
+    def _now_serving(self, env: _Env) -> None:
+        """The environment serves: keep its DAG folders synced and its components running."""
+        with env.proc_lock:
+            env.supervised = True
+            env.down_since.clear()
+        self._start_sync_thread(env)
+        with self._lock:
+            if self._supervisor is None or not self._supervisor.is_alive():
+                self._supervisor_stop = threading.Event()
+                self._supervisor = threading.Thread(
+                    target=self._supervise_loop,
+                    args=(self._supervisor_stop,),
+                    name="airflow-supervisor",
+                    daemon=True,
+                )
+                self._supervisor.start()
+
+    def _supervise_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.supervise_interval):
+            with self._lock:
+                envs = list(self._envs.values())
+            for env in envs:
+                try:
+                    self.supervise(env.name)
+                except Exception:  # keep supervising the others
+                    log.exception("supervising %s failed", env.name)
+
+    def supervise(self, name: str) -> list[str]:
+        """One supervision pass over a serving environment: note each component found exited, and
+        start again each one down for ``restart_delay`` seconds. Returns the components started."""
+        with self._lock:
+            env = self._envs.get(name)
+        if env is None or not env.supervised or env.state is None:
+            return []
+        started: list[str] = []
+        with env.proc_lock:
+            if not env.supervised or env.state is None:
+                return []
+            state = env.state
+            now = time.monotonic()
+            for component in components(state.airflow_version):
+                if self._component_alive(env, component):
+                    env.down_since.pop(component, None)
+                    continue
+                since = env.down_since.get(component)
+                if since is None:
+                    env.down_since[component] = now
+                    self._note_exit(env, component)
+                elif now - since >= self.restart_delay:
+                    self._restart(env, state, component)
+                    started.append(component)
+        return started
+
+    def _note_exit(self, env: _Env, component: str) -> None:
+        popen = env.popens.get(component)
+        code = popen.poll() if popen is not None else None
+        how = f"exited with code {code}" if code is not None else "is not running"
+        when = (
+            "it stays down (restarts are off)"
+            if self.restart_delay == float("inf")
+            else f"starting it again in {self.restart_delay:g} s, as MWAA replaces a failed container"
+        )
+        log.warning("the %s of %s %s; %s", component, env.name, how, when)
+        with contextlib.suppress(OSError), open(self.env_dir(env.name) / f"{component}.log", "a") as out:
+            out.write(f"\n=== {_now()} the {component} {how}; {when}\n")
+
+    def _restart(self, env: _Env, state: EnvState, component: str) -> None:
+        """Start a crashed component again, as it was started (its descendants killed first)."""
+        role = f"{env.name}.{component}"
+        record = procs.read_record(self.pid_dir, role)
+        if record is not None:
+            procs.terminate_record(record, first_signal=signal.SIGKILL, grace=1.0)
+        popen = env.popens.pop(component, None)
+        if popen is not None:
+            with contextlib.suppress(Exception):
+                popen.wait(timeout=5)
+        procs.remove_record(self.pid_dir, role)
+        home = self.env_dir(env.name)
+        for stale in home.glob(f"airflow-{component}*.pid"):
+            stale.unlink(missing_ok=True)
+        if component not in env.launch:  # started by an earlier runtime process (resumed while alive)
+            try:
+                env.launch = self._launch_plan(state, env.spec, self._venv(state.airflow_version))
+            except (_StepError, VenvBuildError, OSError) as exc:
+                env.down_since[component] = time.monotonic()  # try again after another delay
+                log.warning("cannot start the %s of %s again: %s", component, env.name, exc)
+                return
+        cmd, process_env = env.launch[component]
+        env.restarts[component] = env.restarts.get(component, 0) + 1
+        env.down_since.pop(component, None)
+        log.warning("starting the %s of %s again (restart %d)", component, env.name, env.restarts[component])
+        self._launch(env, component, cmd, process_env, f"starting {component} again after it exited")
+
+    def restarts(self, name: str) -> dict[str, int]:
+        """How many times each component of ``name`` was started again after it exited."""
+        with self._lock:
+            env = self._envs.get(name)
+        return dict(env.restarts) if env is not None else {}
 
     def _db_now(self, state: EnvState) -> float:
         return float(self.postgres.psql("SELECT EXTRACT(EPOCH FROM now())", state.database))
@@ -1013,7 +1194,7 @@ class AirflowRuntime:
             raise RuntimeFailure(f"creating {spec.name} failed: {exc}", code=CODE_START) from exc
         finally:
             timer.done()
-        self._start_sync_thread(env)
+        self._now_serving(env)
         log.info("created %s (Airflow %s): %s", spec.name, spec.airflow_version, timer.steps)
         return self.url(spec.name)
 
@@ -1098,7 +1279,7 @@ class AirflowRuntime:
             timer.done()
         self._save_state(new_state)
         self._prune_requirements(new.name, new_req)
-        self._start_sync_thread(env)
+        self._now_serving(env)
         log.info("updated %s to Airflow %s: %s", new.name, new.airflow_version, timer.steps)
         return self.url(new.name)
 
@@ -1132,7 +1313,7 @@ class AirflowRuntime:
                 code=failure.code,
                 rolled_back=False,
             ) from exc
-        self._start_sync_thread(env)
+        self._now_serving(env)
         raise RuntimeFailure(failure.message, code=failure.code, rolled_back=True)
 
     def resume(self, spec: EnvSpec) -> str:
@@ -1158,7 +1339,7 @@ class AirflowRuntime:
             if all(self._component_alive(env, c) for c in components(state.airflow_version)):
                 with contextlib.suppress(Exception):
                     if self._call(state, "GET", "version", None, None, timeout=5).status == 200:
-                        self._start_sync_thread(env)
+                        self._now_serving(env)
                         return self.url(spec.name)
             self._stop(env)
             if state.requirements_dir and not (Path(state.requirements_dir) / ".complete").is_file():
@@ -1177,7 +1358,7 @@ class AirflowRuntime:
             raise RuntimeFailure(exc.message, code=exc.code, rolled_back=False) from exc
         finally:
             timer.done()
-        self._start_sync_thread(env)
+        self._now_serving(env)
         return self.url(spec.name)
 
     def timings(self, name: str) -> dict[str, float]:
@@ -1286,21 +1467,31 @@ class AirflowRuntime:
         return age is not None and age < SCHEDULER_HEARTBEAT_THRESHOLD
 
     def kill_scheduler(self, name: str) -> None:
+        """Fault injection: SIGKILL the scheduler (and its children), as a crash would. A serving
+        environment gets it back after ``restart_delay`` seconds (see :meth:`supervise`)."""
         env = self._known(name)
         role = f"{name}.scheduler"
-        record = procs.read_record(self.pid_dir, role)
-        if record is not None:
-            procs.terminate_record(record, first_signal=signal.SIGKILL, grace=5.0)
-        popen = env.popens.pop("scheduler", None)
-        if popen is not None:
-            with contextlib.suppress(Exception):
-                popen.wait(timeout=5)
-        procs.remove_record(self.pid_dir, role)
+        with env.proc_lock:
+            popen = env.popens.get("scheduler")  # kept: its exit code (-9) says how it ended
+            if popen is not None:
+                with contextlib.suppress(Exception):
+                    popen.kill()
+                    popen.wait(timeout=5)
+            record = procs.read_record(self.pid_dir, role)
+            if record is not None:  # what is left of its session (executor, DAG processor)
+                procs.terminate_record(record, first_signal=signal.SIGKILL, grace=5.0)
+            procs.remove_record(self.pid_dir, role)
 
     def shutdown(self) -> None:
+        self._supervisor_stop.set()
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor is not threading.current_thread():
+            supervisor.join(timeout=30)
         with self._lock:
             envs = list(self._envs.values())
         for env in envs:
+            with env.proc_lock:
+                env.supervised = False
             env.sync_stop.set()
         for env in envs:
             self._stop_sync_thread(env)

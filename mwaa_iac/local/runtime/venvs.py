@@ -10,8 +10,12 @@ MWAA:
 * where: ``$MWAA_IAC_VENV_CACHE`` or ``~/.cache/mwaa-iac/venvs``, in ``<version>-py<X.Y>``;
 * how: with ``uv`` when it is on PATH (seconds, thanks to its package cache), else ``python -m venv``
   and pip;
-* which Python: the one MWAA uses for that version (the catalog's ``python``), falling back to the
-  closest one found on this machine (3.11 for every 2.x when 3.12 is missing);
+* which Python: the one MWAA uses for that version (the catalog's ``python``: 3.10 for 2.4.3-2.6.3,
+  3.11 for 2.7-2.10, 3.12 for 2.11 and 3.x), found on PATH, under pyenv, in the usual prefixes, among
+  uv's managed Pythons or at ``$MWAA_IAC_PYTHON_3_12`` (and so on), and never another: pip resolves
+  other packages for another Python (wheels, markers, constraints files are per Python), so a venv on
+  another would not be the image MWAA runs. Without it the build stops, naming the interpreter and how
+  to install it;
 * pins: Airflow's official constraints file when it can be downloaded, else a constraints file kept in
   ``constraints/`` beside this module (a ``pip freeze`` of an environment verified to migrate a
   database, serve the REST API and run a DAG), else a short list of pins that no 2.x release may go
@@ -141,7 +145,15 @@ def _probe_python(executable: str) -> tuple[str, str] | None:
     return out[0].strip(), out[1].strip()
 
 
+def python_override_var(version: str) -> str:
+    """The variable that names an interpreter for Python ``version``: ``MWAA_IAC_PYTHON_3_10``."""
+    return "MWAA_IAC_PYTHON_" + version.replace(".", "_")
+
+
 def _python_candidates(version: str) -> Iterator[str]:
+    configured = os.environ.get(python_override_var(version))
+    if configured:
+        yield configured
     found = shutil.which(f"python{version}")
     if found:
         yield found
@@ -151,28 +163,48 @@ def _python_candidates(version: str) -> Iterator[str]:
         yield f"{prefix}/python{version}"
     if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
         yield sys.executable
+    managed = _uv_python(version)
+    if managed:
+        yield managed
+
+
+def _uv_python(version: str) -> str | None:
+    """A Python ``version`` that uv installed (``uv python install``), never downloading one."""
+    uv = find_uv()
+    if not uv:
+        return None
+    try:
+        out = subprocess.run(
+            [uv, "python", "find", "--no-project", version],
+            capture_output=True,
+            text=True,
+            env=installer_env(),
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = out.stdout.strip()
+    return path if out.returncode == 0 and path else None
 
 
 def find_python(airflow_version: str) -> tuple[str, str]:
-    """``(interpreter path, "X.Y")`` for ``airflow_version``: MWAA's Python if this machine has it,
-    else 3.11 (what MWAA uses for 2.7-2.10), else 3.12. Raises VenvBuildError when none runs."""
-    preferred = python_for(airflow_version, guess=True)
-    order = [preferred] + [v for v in ("3.11", "3.12") if v != preferred]
-    for version in order:
-        for candidate in _python_candidates(version):
-            probed = _probe_python(candidate)
-            if probed and probed[1] == version:
-                if version != preferred:
-                    log.warning(
-                        "Python %s (MWAA's for Airflow %s) not found; using Python %s",
-                        preferred,
-                        airflow_version,
-                        version,
-                    )
-                return probed
+    """``(interpreter path, "X.Y")``: the Python MWAA runs ``airflow_version`` on (the catalog's;
+    for a version it does not know, its neighbours'), and no other. Raises VenvBuildError naming the
+    interpreter and how to install it when this machine does not have it."""
+    wanted = python_for(airflow_version, guess=True)
+    for candidate in _python_candidates(wanted):
+        probed = _probe_python(candidate)
+        if probed and probed[1] == wanted:
+            return probed
+    variable = python_override_var(wanted)
     raise VenvBuildError(
-        f"no Python interpreter for Airflow {airflow_version}: install python{preferred} "
-        f"(or python3.11) and put it on PATH"
+        f"Airflow {airflow_version} runs on Python {wanted} on MWAA, and the local stack builds it on "
+        f"that Python only (on another, pip would install other packages than MWAA's image has); no "
+        f"Python {wanted} was found (python{wanted} on PATH, pyenv's versions, /usr/local/bin, /usr/bin, "
+        f"/opt/homebrew/bin, uv's managed Pythons, ${variable}). Install it with `uv python install "
+        f"{wanted}`, `pyenv install {wanted}` or your system's python{wanted} package (with its venv "
+        f"module), or set {variable} to its path"
     )
 
 
