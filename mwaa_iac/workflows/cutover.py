@@ -412,7 +412,11 @@ class Cutover:
         runner = DagRunner(self.api(self.source), self.options, self.emit, self.sleep, self.clock)
         try:
             result = probe(
-                probe_runner(runner, self.options), self.config, factory, role="the cutover's backups"
+                probe_runner(runner, self.options),
+                self.config,
+                factory,
+                role="the cutover's backups",
+                cloudwatch=self.cloudwatch,
             )
         except CutoverError as exc:
             self.log.end("preflight-failed", probe=exc.message)

@@ -871,10 +871,11 @@ class AirflowRuntime:
                 log.warning("cannot start the %s of %s again: %s", component, env.name, exc)
                 return
         cmd, process_env = env.launch[component]
-        env.restarts[component] = env.restarts.get(component, 0) + 1
         env.down_since.pop(component, None)
-        log.warning("starting the %s of %s again (restart %d)", component, env.name, env.restarts[component])
+        count = env.restarts.get(component, 0) + 1
+        log.warning("starting the %s of %s again (restart %d)", component, env.name, count)
         self._launch(env, component, cmd, process_env, f"starting {component} again after it exited")
+        env.restarts[component] = count  # counted once it runs (its pid recorded)
 
     def restarts(self, name: str) -> dict[str, int]:
         """How many times each component of ``name`` was started again after it exited."""
