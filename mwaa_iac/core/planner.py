@@ -185,6 +185,11 @@ def _plan_in_place(source: AirflowVersion, target: AirflowVersion, catalog: Cata
     return attempt
 
 
+# The copy's DR DAG runs report their results (counts, hashes, errors) in the run's note, which the
+# REST API has from Airflow 2.5.0: an older source cannot be verified, so history is not carried.
+RUN_NOTES_SINCE = (2, 5, 0)
+
+
 def _plan_cutover(
     source: AirflowVersion, target: AirflowVersion, catalog: Catalog, today: date, history: bool
 ) -> _Attempt:
@@ -192,10 +197,16 @@ def _plan_cutover(
     if not target.is_supported(today):
         attempt.refusals.append(f"Airflow {target.version} reached end of support on {target.end_of_support}")
         return attempt
-    can_copy = source.mwaa_dr and source.is_supported(today)
+    notes = source.key >= RUN_NOTES_SINCE
+    can_copy = source.mwaa_dr and notes and source.is_supported(today)
     if not can_copy:
         if not source.mwaa_dr:
             why = f"mwaa-dr {catalog.mwaa_dr_version} does not support Airflow {source.version}"
+        elif not notes:
+            why = (
+                f"Airflow {source.version} has no DAG run notes (added in 2.5.0), where mwaa-iac's copy "
+                "reports its counts, hashes and errors: a copy could not be verified"
+            )
         else:
             why = (
                 f"Airflow {source.version} reached end of support on {source.end_of_support}, so no new "

@@ -141,3 +141,15 @@ def test_path_properties(src: str, dst: str, strategy: Strategy, history: bool, 
                 assert before.key[1] == 11
             assert before.major != 1
         assert hop.reason
+
+
+def test_a_cutover_from_2_4_cannot_carry_history_even_while_it_is_supported() -> None:
+    """Airflow 2.4 has no DAG run notes, where the copy reports what it did: a copy could not be
+    verified, so the planner refuses history (whatever the date) and says why."""
+    before_end_of_support = date(2025, 6, 1)
+    plan = plan_path("2.4.3", "2.10.3", Strategy.CUTOVER, before_end_of_support)
+    assert not plan.allowed
+    assert any("no DAG run notes" in r for r in plan.refusals)
+    without = plan_path("2.4.3", "2.10.3", Strategy.CUTOVER, before_end_of_support, history=False)
+    assert without.allowed and without.history_carried is False
+    assert plan_path("2.5.1", "2.10.3", Strategy.CUTOVER, before_end_of_support).history_carried
