@@ -5,8 +5,10 @@ mapped tasks, datasets, a catch-up DAG, an owner-paused DAG, a DAG id too long f
 path, multi-line/CRLF/unicode variables, connections with NULL fields) plus 300 synthetic runs (3,000
 task instances); mwaa-dr is not in its requirements.txt. The tests run in file order: a dry run, a
 backup, two failure paths (each cleaned up with `mwaa-iac cleanup`), a cutover killed at every step
-boundary and resumed, the fingerprints of both colours at the freeze point, rollback, cleanup, and a
-cutover with work in flight at pause time. Through all of it blue gets no UpdateEnvironment and its
+boundary and resumed, the fingerprints of both colours at the freeze point, nothing of the tool left
+on the live colour, a DAG created unpaused during the soak (it runs on the live colour only), a
+deployment record reverted after go-live (cleanup refuses, `cutover --resume` writes it again),
+rollback, cleanup, and a cutover with work in flight at pause time. Through all of it blue gets no UpdateEnvironment and its
 scheduler is never restarted.
 """
 
