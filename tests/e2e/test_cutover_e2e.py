@@ -8,8 +8,8 @@ backup, two failure paths (each cleaned up with `mwaa-iac cleanup`), a cutover k
 boundary and resumed, the fingerprints of both colours at the freeze point, nothing of the tool left
 on the live colour, a DAG created unpaused during the soak (it runs on the live colour only), a
 deployment record reverted after go-live (cleanup refuses, `cutover --resume` writes it again),
-rollback, cleanup, and a cutover with work in flight at pause time. Through all of it blue gets no UpdateEnvironment and its
-scheduler is never restarted.
+rollback, cleanup, and a cutover with work in flight at pause time. Through all of it blue gets no
+UpdateEnvironment and its scheduler is never restarted.
 """
 
 from __future__ import annotations
@@ -310,11 +310,13 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
             # Between the passes blue keeps scheduling, and its history changes: pass 2 carries it.
             _change_history_between_passes(blue)
         if killed_after[-1] == Step.VERIFY_BACKUP_P2 and not aborted:
-            # Inside the freeze, pass 2's backup loses a file: the restore fails, changes nothing on
-            # green, and the abort unpauses the recorded DAGs on blue, which goes on scheduling.
+            # Inside the freeze, pass 2's backup loses its manifest: the restore fails before it
+            # knows it holds a delta (a delta's own failures fall back to a full copy in the same
+            # freeze instead), changes nothing on green, and the abort unpauses the recorded DAGs on
+            # blue, which goes on scheduling.
             aborted = True
             prefix = next(e for e in events if e.get("event") == "dr.backup_verified")["prefix"]
-            boto3.client("s3").delete_object(Bucket=f"{NAME}-mwaa-dr-backups", Key=f"{prefix}/dag_run.csv")
+            boto3.client("s3").delete_object(Bucket=f"{NAME}-mwaa-dr-backups", Key=f"{prefix}/{dr.MANIFEST}")
             failed = _cutover(local_stack, deployment, "--resume", "--break-lock")
             assert failed.returncode == 1 and "restore_metadata" in failed.stderr, failed.stderr[-2000:]
             assert {
