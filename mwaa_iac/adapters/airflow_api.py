@@ -512,6 +512,16 @@ class AirflowApi:
                 return None
             raise
 
+    def has_dag(self, dag_id: str) -> bool:
+        """Whether ``dag_id`` has a DAG record (active or not)."""
+        try:
+            self.request("GET", f"/dags/{dag_id}")
+        except AirflowApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def set_variable(self, key: str, value: str, description: str | None = None) -> None:
         """Create or replace a variable (``POST /variables`` upserts)."""
         body: dict[str, Any] = {"key": key, "value": value}

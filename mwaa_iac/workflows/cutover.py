@@ -88,6 +88,9 @@ class CutoverOptions(UpgradeOptions):
     run_poll_seconds: float = 5.0
     import_error_grace_seconds: float = 60.0
     probe_timeout_seconds: float = 900.0
+    # After go-live: how long no DR DAG record may come back on the new live colour (its DAG folder
+    # sync, 30 s on MWAA, and a parse in progress) before retire-dr-dags is done.
+    retire_settle_seconds: float = 60.0
 
 
 JOURNAL = "cutover.journal.jsonl"
@@ -555,7 +558,18 @@ class Cutover:
         go-live), so that the live colour holds only the user's DAGs and variables."""
         source = self.config.source
         removed = remove_dr_files(self.s3, source.bucket_name, source.dag_s3_path)
-        return {"removed": removed, **remove_tool_records(self.api(self.target), self.emit)}
+        api = self.api(self.target)
+        result = remove_tool_records(api, self.emit)
+        # The target's copy of the DAG folder keeps the files until its next sync (MWAA: every 30 s),
+        # and a parse meanwhile writes their DAG records again: delete what comes back until none
+        # has for retire_settle_seconds.
+        quiet_since, again = self.clock(), 0
+        while self.clock() - quiet_since < self.options.retire_settle_seconds:
+            self.sleep(min(10.0, self.options.retire_settle_seconds))
+            if [d for d in dr.MWAA_IAC_DAG_IDS if api.has_dag(d)]:
+                remove_tool_records(api, self.emit)
+                quiet_since, again = self.clock(), again + 1
+        return {"removed": removed, **result, "deleted_again": again}
 
     def _markers(self, label: str) -> dict[str, str]:
         return self.log.data(DEPLOY_STEP[label]).get("result", {}).get("markers", {})

@@ -115,6 +115,9 @@ class FakeAirflow:
                 dag["is_paused"] = body["is_paused"]
             return 200, {"dags": dags, "total_entries": len(dags)}
         match = re.fullmatch(r"/dags/([^/~]+)", path)
+        if match and method == "GET":
+            dag = self.dags.get(match.group(1))
+            return (200, dag) if dag else (404, {"detail": "not found"})
         if match and method == "DELETE":
             return (204, None) if self.dags.pop(match.group(1), None) else (404, {"detail": "not found"})
         if match and method == "PATCH":

@@ -311,3 +311,32 @@ def test_go_live_prepares_the_record_before_the_unpause(ws, world, monkeypatch, 
     target = world.envs[TARGET].airflow
     assert [f for f in target.flips if f[0] in USER_DAGS and f[1] is False] == []
     assert world.routing[-1:] in ([], [SOURCE])
+
+
+def test_a_dr_dag_record_parsed_again_after_go_live_is_deleted_again(ws, world, monkeypatch) -> None:
+    """The target's copy of the DAG folder still holds the DR DAG files for a while after they are
+    removed from S3: a parse writes a record again, and retire-dr-dags deletes it again."""
+    from mwaa_iac.core import dr
+    from tests.unit.test_cutover_fast import FakeAirflow
+
+    handle = FakeAirflow.handle
+    parsed_again: list[str] = []
+
+    def reparsing(
+        self: FakeAirflow, method: str, path: str, query: dict[str, Any], body: Any
+    ) -> tuple[int, Any]:
+        answer = handle(self, method, path, query, body)
+        if (
+            self.name == TARGET
+            and method == "DELETE"
+            and path == f"/dags/{dr.BACKUP_DAG_ID}"
+            and not parsed_again
+        ):
+            parsed_again.append(path)
+            self.dags[dr.BACKUP_DAG_ID] = {"dag_id": dr.BACKUP_DAG_ID, "is_paused": False, "is_active": True}
+        return answer
+
+    monkeypatch.setattr(FakeAirflow, "handle", reparsing)
+    _run(ws, world)
+    _assert_live_on_target(ws, world)  # no record of the tool's DAGs on the live colour
+    assert parsed_again and _journal(ws).data(Step.RETIRE_DR_DAGS)["result"]["deleted_again"] == 1
