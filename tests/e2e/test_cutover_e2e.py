@@ -593,6 +593,14 @@ def test_cutover_with_work_in_flight_completes(local_stack: LocalStack, deployme
     frozen = fingerprint(local_stack.state_dir, blue)
     restored = fingerprint(local_stack.state_dir, green)
     differences = compare(frozen, restored, ignore=OWN_ROWS)
+    # About once a minute blue's scheduler finishes a paused DAG's run whose task instances all ended
+    # (README: In-flight work): when that came after pass 2's backup, green holds the long task's run
+    # still 'running' and finishes it itself after go-live (asserted below). Nothing else may differ.
+    finished_after_backup = f"dag_run: 1 differ: [{busy.LONG_TASK_DAG} | fl-long] (end_date, state)"
+    if differences == [finished_after_backup]:
+        assert api(blue).get_run(busy.LONG_TASK_DAG, "fl-long")["state"] == "success"
+        assert api(green).get_run(busy.LONG_TASK_DAG, "fl-long")["state"] == "running"
+        differences = []
     assert differences == [], "\n".join(differences)
     states = {
         (t["dag_id"], t["dag_run_id"], t["task_id"]): t["state"]
