@@ -512,15 +512,19 @@ class AirflowApi:
                 return None
             raise
 
-    def has_dag(self, dag_id: str) -> bool:
-        """Whether ``dag_id`` has a DAG record (active or not)."""
+    def _found(self, method: str, path: str) -> bool:
+        """Make the request; False when Airflow answers 404 (the object does not exist)."""
         try:
-            self.request("GET", f"/dags/{dag_id}")
+            self.request(method, path)
         except AirflowApiError as exc:
             if exc.status == 404:
                 return False
             raise
         return True
+
+    def has_dag(self, dag_id: str) -> bool:
+        """Whether ``dag_id`` has a DAG record (active or not)."""
+        return self._found("GET", f"/dags/{dag_id}")
 
     def set_variable(self, key: str, value: str, description: str | None = None) -> None:
         """Create or replace a variable (``POST /variables`` upserts)."""
@@ -531,13 +535,7 @@ class AirflowApi:
 
     def delete_variable(self, key: str) -> bool:
         """Delete a variable; False when it did not exist."""
-        try:
-            self.request("DELETE", f"/variables/{key}")
-        except AirflowApiError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return self._found("DELETE", f"/variables/{key}")
 
 
 def dag_is_active(dag: dict) -> bool:
