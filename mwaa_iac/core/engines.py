@@ -10,9 +10,20 @@ refused with the fix. Untagged environments (made by hand, or before the tag) ar
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 
 ENGINE_TAG = "mwaa-iac:engine"
-ENGINES = ("terraform", "api")
+
+
+class Engine(StrEnum):
+    """How a deployment's environments are created and changed (``--engine``; tag ENGINE_TAG)."""
+
+    TERRAFORM = "terraform"  # render tfvars, plan, guard, apply the saved plan
+    API = "api"  # call MWAA's CreateEnvironment / UpdateEnvironment directly
+
+
+DEFAULT_ENGINE = Engine.TERRAFORM
+ENGINES = tuple(str(e) for e in Engine)
 
 
 def engine_conflict(tags: Mapping[str, str] | None, engine: str, environment: str, env: str) -> str | None:

@@ -5,16 +5,42 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mwaa_iac.core.catalog import load_catalog
+from mwaa_iac.errors import MwaaIacError
 
 if TYPE_CHECKING:
     from mwaa_iac.core.config import EnvironmentConfig
-    from mwaa_iac.workflows.upgrade import Check
 
-RequirementsCheck = Callable[..., "Check"]  # (path, version[, object_version]) -> Check
+
+@dataclass(frozen=True)
+class Check:
+    """One preflight check of `upgrade` or `cutover` (event preflight.check)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+class PreflightError(MwaaIacError):
+    """A preflight check failed; nothing was changed."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        failed = [c for c in checks if not c.ok]
+        super().__init__(
+            "preflight failed, nothing was changed:\n"
+            + "\n".join(f"  - {c.name}: {c.detail}" for c in failed)
+        )
+        self.checks = checks
+
+
+RequirementsCheck = Callable[..., Check]  # (path, version[, object_version]) -> Check
 
 
 def requirements_preflight(
@@ -35,7 +61,6 @@ def requirements_preflight(
         parse_requirements_file,
     )
     from mwaa_iac.core.hop_requirements import retarget_constraints
-    from mwaa_iac.workflows.upgrade import Check
 
     text = S3(config.region).get_text(config.source.bucket_name, path, object_version)
     if text is None:

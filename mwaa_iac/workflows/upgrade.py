@@ -11,18 +11,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from mwaa_iac.adapters.cloudwatch import CloudWatch
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
-from mwaa_iac.core.catalog import load_catalog, major_of
+from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
+from mwaa_iac.core.engines import DEFAULT_ENGINE
 from mwaa_iac.core.planner import Hop, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Observation, Outcome, ready_for_update
 from mwaa_iac.errors import EnvironmentUnavailableError, MwaaIacError, UsageError
 from mwaa_iac.events import EventKind, event
+from mwaa_iac.workflows.engine import DeploymentEngine, engine_for
+from mwaa_iac.workflows.health import HealthGate
 from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_journal
+from mwaa_iac.workflows.preflight import Check, PreflightError
 from mwaa_iac.workflows.state import StateStore, open_state
 from mwaa_iac.workflows.watch import DEFAULT_BUDGET, DEFAULT_INTERVAL, DEFAULT_MAX_INTERVAL, Watcher
 from mwaa_iac.workspace import Workspace, write_deployment
@@ -30,40 +34,14 @@ from mwaa_iac.workspace import Workspace, write_deployment
 Emit = Callable[[dict[str, Any]], None]
 
 
-class PreflightError(MwaaIacError):
-    """A preflight check failed; nothing was changed."""
-
-    def __init__(self, checks: list[Check]) -> None:
-        failed = [c for c in checks if not c.ok]
-        super().__init__(
-            "preflight failed, nothing was changed:\n"
-            + "\n".join(f"  - {c.name}: {c.detail}" for c in failed)
-        )
-        self.checks = checks
-
-
 class UpdateFailedError(MwaaIacError):
     """MWAA rolled the update back (UPDATE_FAILED): the environment serves its old version."""
-
-
-class HealthGateError(MwaaIacError):
-    """The scheduler heartbeat did not show up for the required minutes after the upgrade."""
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-    def to_dict(self) -> dict:
-        return {"check": self.name, "ok": self.ok, "detail": self.detail}
 
 
 @dataclass
 class UpgradeOptions:
     to: str | None = None
-    engine: str = "api"  # api | terraform
+    engine: str = DEFAULT_ENGINE  # core.engines.Engine
     dry_run: bool = False
     resume: bool = False
     backup: bool = True
@@ -150,10 +128,13 @@ class Upgrade:
             self.state = open_state(self.ws, self.config)
         return self.state
 
+    @property
+    def engine(self) -> DeploymentEngine:
+        return engine_for(self.options.engine, self.ws, self.mwaa, self.emit, self.options.terraform_bin)
+
     def run(self) -> UpgradeSummary:
         load_catalog().require(self.target)
-        if self.options.engine not in ("api", "terraform"):
-            raise UsageError(f"unknown engine {self.options.engine!r}", hint="use --engine api or terraform")
+        self.engine  # noqa: B018 (an unknown engine is refused before anything)
         started = self.clock()
         with holding_lock(self.store, "upgrade", break_lock=self.options.break_lock):
             if self.color is None and self.routing is not None and not self.options.resume:
@@ -224,7 +205,7 @@ class Upgrade:
         self, journal: Journal, hops: tuple[Hop, ...] | list[Hop], prefix: str = "hop"
     ) -> list[dict]:
         """Each in-place hop as a journal step ``<prefix>-<n>-<version>`` (done ones are skipped)."""
-        return [self._hop(journal, index, hop, prefix) for index, hop in enumerate(hops, 1)]
+        return [self.run_hop(journal, index, hop, prefix) for index, hop in enumerate(hops, 1)]
 
     def preflight(self) -> tuple[PathPlan, list[Check]]:
         checks: list[Check] = []
@@ -264,11 +245,8 @@ class Upgrade:
 
     def _engine_check(self) -> tuple[bool, str]:
         """The environment's engine (tag ``mwaa-iac:engine``) is the one asked for."""
-        from mwaa_iac.core.engines import engine_conflict
-
-        tags = self.mwaa.get_environment(self.name).get("Tags")
-        conflict = engine_conflict(tags, self.options.engine, self.name, self.ws.env)
-        return conflict is None, conflict or self.options.engine
+        refusal = self.engine.refusal(self.mwaa.get_environment(self.name).get("Tags"), self.name)
+        return refusal is None, refusal or self.options.engine
 
     def _requirements_check(self, plan: PathPlan) -> tuple[bool, str]:
         path = self.config.source.requirements_s3_path
@@ -322,7 +300,9 @@ class Upgrade:
         self.emit(event(EventKind.BACKUP_DONE, location=location))
         return location
 
-    def _hop(self, journal: Journal, index: int, hop: Hop, prefix: str = "hop") -> dict[str, Any]:
+    def run_hop(self, journal: Journal, index: int, hop: Hop, prefix: str = "hop") -> dict[str, Any]:
+        """Hop ``index`` (1-based) as journal step ``<prefix>-<n>-<version>``: issued once, watched to a
+        terminal status (a done one is skipped)."""
         step = f"{prefix}-{index}-{hop.to_version}"
         if journal.state(step) == "done":
             return journal.data(step)
@@ -365,8 +345,7 @@ class Upgrade:
         }
         if result.outcome is Outcome.SUCCEEDED:
             self._record_version(hop.to_version)
-            if self.options.engine == "terraform" and major_of(hop.from_version) != major_of(hop.to_version):
-                self._refresh_terraform_state(hop)
+            self.engine.after_hop(self.config, self.slot, hop)
             journal.done(step, **record)
             self.emit(event(EventKind.HOP_DONE, **record))
             return record
@@ -396,23 +375,10 @@ class Upgrade:
         )
 
     def _issue(self, hop: Hop) -> None:
-        major_change = major_of(hop.from_version) != major_of(hop.to_version)
-        if self.options.engine == "terraform" and not major_change:
-            self._apply_terraform(hop)
-            return
-        self.emit(
-            event(
-                EventKind.HOP_UPDATE_ENVIRONMENT,
-                to=hop.to_version,
-                why="major version change: Terraform would replace the environment"
-                if major_change and self.options.engine == "terraform"
-                else "api engine",
-            )
-        )
+        from mwaa_iac.errors import TerraformError
+
         try:
-            self.mwaa.update_environment(
-                self.name, AirflowVersion=hop.to_version, **self._hop_requirements(hop)
-            )
+            self.engine.change_version(self.config, self.slot, hop, self._hop_requirements(hop))
         except MwaaApiError as exc:
             if exc.code == "ValidationException":
                 raise UpdateFailedError(
@@ -420,6 +386,13 @@ class Upgrade:
                     hint="nothing was changed; choose a target MWAA accepts (mwaa-iac versions path)",
                 ) from exc
             raise
+        except TerraformError as exc:
+            # The provider's waiter gives up on ROLLING_BACK/MAINTENANCE while AWS keeps working:
+            # then the watcher that follows decides the outcome. If MWAA never started an update,
+            # the failure is Terraform's own and is reported as such.
+            if not self._already_issued(self.mwaa.observe(self.name), hop):
+                raise
+            self.emit(event(EventKind.TERRAFORM_APPLY_FAILED, message=exc.message))
 
     def _hop_requirements(self, hop: Hop) -> dict[str, str]:
         """UpdateEnvironment fields for the hop's requirements: when the requirements.txt the
@@ -449,66 +422,6 @@ class Upgrade:
             fields["RequirementsS3ObjectVersion"] = version
         return fields
 
-    def _apply_terraform(self, hop: Hop) -> None:
-        from mwaa_iac.errors import TerraformError
-        from mwaa_iac.workflows.phase import apply_phase, live_slot_files, plan_phase_adopting, runner_for
-
-        runner = runner_for(
-            self.ws,
-            self.options.terraform_bin,
-            lambda line: self.emit(event(EventKind.TERRAFORM_OUTPUT, line=line)),
-        )
-        # Each colour keeps the requirements path and object versions it runs (a cutover's target
-        # runs its source's, not mwaa.yaml's path at the latest upload); this slot's hop may bring a
-        # requirements file with the hop's constraint URL.
-        requirements, versions = live_slot_files(self.mwaa, self.config)
-        hop_files = self._hop_requirements(hop)
-        if hop_files:
-            requirements[self.slot] = hop_files["RequirementsS3Path"]
-            pins = dict(versions.get(self.slot, {}))
-            pins.pop("requirements_s3_object_version", None)
-            if hop_files.get("RequirementsS3ObjectVersion"):
-                pins["requirements_s3_object_version"] = hop_files["RequirementsS3ObjectVersion"]
-            versions[self.slot] = pins
-        result = plan_phase_adopting(
-            self.ws,
-            self.config,
-            self._phase(),
-            runner,
-            self.mwaa.exists,
-            lambda address, name: self.emit(event(EventKind.TERRAFORM_IMPORTED, address=address, name=name)),
-            version=hop.to_version,
-            requirements=requirements,
-            object_versions=versions,
-        )
-        self.emit(event(EventKind.TERRAFORM_PLAN, **result.summary.to_dict(), guard=result.verdict.to_dict()))
-        try:
-            apply_phase(result, runner)
-        except TerraformError as exc:
-            # The provider's waiter gives up on ROLLING_BACK/MAINTENANCE while AWS keeps working:
-            # then the watcher that follows decides the outcome. If MWAA never started an update,
-            # the failure is Terraform's own and is reported as such.
-            if not self._already_issued(self.mwaa.observe(self.name), hop):
-                raise
-            self.emit(event(EventKind.TERRAFORM_APPLY_FAILED, message=exc.message))
-
-    def _refresh_terraform_state(self, hop: Hop) -> None:
-        from mwaa_iac.workflows.phase import live_slot_files, runner_for, write_phase_tfvars
-
-        requirements, versions = live_slot_files(self.mwaa, self.config)
-        _, tfvars = write_phase_tfvars(
-            self.ws,
-            self.config,
-            self._phase(),
-            version=hop.to_version,
-            requirements=requirements,
-            object_versions=versions,
-        )
-        runner = runner_for(self.ws, self.options.terraform_bin)
-        runner.init()
-        runner.apply_refresh_only([tfvars])
-        self.emit(event(EventKind.TERRAFORM_REFRESHED, to=hop.to_version))
-
     def _record_version(self, version: str) -> None:
         deployment = self.config.deployment
         color = self.slot
@@ -520,53 +433,20 @@ class Upgrade:
         write_deployment(self.ws.config_file, updated)
         self.config = self.config.model_copy(update={"deployment": updated})
 
-    def _phase(self):
-        from mwaa_iac.core.phase_layout import Phase, PhaseKind
-
-        if self.slot is self.config.active_color:
-            return Phase(PhaseKind.STEADY)
-        return Phase(PhaseKind.UPGRADE, self.slot)
-
     def health_gate(self, journal: Journal, step: str = "health") -> None:
-        minutes = self.options.health_minutes
-        if journal.state(step) == "done":
-            return
-        if minutes <= 0 or self.cloudwatch is None:
-            journal.done(step, skipped=True)
-            return
-        # Only heartbeats after the environment reached AVAILABLE count (those from before the update
-        # say nothing about the new version): minutes that begin at or after the gate first started
-        # (kept in the journal, so a resumed gate does not move it).
-        recorded = journal.data(step).get("since")
-        since = datetime.fromisoformat(recorded) if recorded else self.now()
-        if not recorded:
-            journal.started(step, since=since.isoformat())
-        first_minute = since.replace(second=0, microsecond=0)
-        if first_minute < since:
-            first_minute += timedelta(minutes=1)
-        timeout = self.options.health_timeout_seconds or (minutes + 5) * 60
-        start = self.clock()
-        while True:
-            now = self.now()
-            buckets = self.cloudwatch.heartbeat_minutes(self.name, minutes + 1, now=now)
-            # The current, still-filling minute does not count; the N before it must all have data
-            # and all begin after `since`.
-            recent = buckets[:-1] if len(buckets) > minutes else buckets
-            oldest = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes + 1)
-            healthy = len(recent) == minutes and all(recent) and oldest >= first_minute
-            self.emit(event(EventKind.HEALTH_POLL, minutes_with_heartbeat=sum(recent), required=minutes))
-            if healthy:
-                journal.done(step, minutes=minutes)
-                self.emit(event(EventKind.HEALTH_OK, minutes=minutes))
-                return
-            if self.clock() - start > timeout:
-                self._failed(journal, step, "unhealthy")
-                raise HealthGateError(
-                    f"{self.name}: the scheduler heartbeat was not present for {minutes} consecutive minutes "
-                    f"within {timeout / 60:.0f} min after the upgrade",
-                    hint="check the scheduler logs in CloudWatch; the upgrade itself completed",
-                )
-            self.sleep(min(30.0, max(self.options.poll_interval, 5.0)))
+        """The scheduler-heartbeat gate of this slot (workflows.health), as journal step ``step``."""
+        gate = HealthGate(
+            self.name,
+            self.options.health_minutes,
+            self.options.health_timeout_seconds,
+            self.options.poll_interval,
+            self.cloudwatch,
+            self.emit,
+            self.sleep,
+            self.clock,
+            self.now,
+        )
+        gate.run(journal, step, lambda: self._failed(journal, step, "unhealthy"))
 
     def _failed(self, journal: Journal, step: str, outcome: str, **data: Any) -> None:
         if self.owns_journal:

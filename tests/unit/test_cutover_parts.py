@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from mwaa_iac.adapters.storage import S3
-from mwaa_iac.workflows.cutover import create_fields_from
+from mwaa_iac.workflows.engine import create_fields_from
 
 
 def test_create_fields_copy_the_source_configuration_and_nothing_else() -> None:
@@ -114,7 +114,7 @@ def test_target_uses_the_source_requirements_unchanged() -> None:
     """mwaa-dr comes in the DAG folder: no requirements.<colour>.txt, nothing added for mwaa-dr."""
     from types import SimpleNamespace
 
-    from mwaa_iac.workflows.cutover import Cutover
+    from mwaa_iac.workflows.cutover.target import Target
 
     class Mwaa:
         def __init__(self, env: dict) -> None:
@@ -126,7 +126,7 @@ def test_target_uses_the_source_requirements_unchanged() -> None:
     config = SimpleNamespace(source=SimpleNamespace(requirements_s3_path="requirements/requirements.txt"))
     env = {"RequirementsS3Path": "requirements/requirements.txt", "RequirementsS3ObjectVersion": "v7"}
     self = SimpleNamespace(mwaa=Mwaa(env), source="a-blue", config=config)
-    assert Cutover._target_requirements(self) == {  # type: ignore[arg-type]
+    assert Target(self).requirements() == {  # type: ignore[arg-type]
         "path": "requirements/requirements.txt",
         "object_version": "v7",
     }
@@ -135,4 +135,4 @@ def test_target_uses_the_source_requirements_unchanged() -> None:
         source="a-blue",
         config=SimpleNamespace(source=SimpleNamespace(requirements_s3_path=None)),
     )
-    assert Cutover._target_requirements(none) is None  # type: ignore[arg-type]
+    assert Target(none).requirements() is None  # type: ignore[arg-type]

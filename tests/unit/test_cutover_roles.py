@@ -135,12 +135,12 @@ def test_api_engine_creates_the_targets_own_role_and_drops_aws_tags(aws, workspa
     role = next(c for c in checks if c.name == "execution role for analytics-green")
     assert role.ok and "mwaa-analytics-green will be created" in role.detail
     cutover.journal = Journal.start(LocalStore(workspace_root / "j"), "c.jsonl", "cutover", {})
-    cutover._create_target("2.9.2")
+    cutover.target.create("2.9.2")
     fields = fake.created["analytics-green"]
     assert fields["ExecutionRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/service-role/mwaa-analytics-green"
     assert fields["Tags"] == {"team": "data", "mwaa-iac:color": "green", "mwaa-iac:engine": "api"}
     created = Iam(REGION).role("mwaa-analytics-green")
-    target = cutover._role_scope(fake.environments["analytics-blue"])
+    target = cutover.target.role_scope(fake.environments["analytics-blue"])
     assert roles.trust_blockers(created.trust, target.environment_arn, ACCOUNT) == []
     assert roles.permission_blockers(created.policies, roles.environment_needs(target)) == []
     # the blue role still cannot serve green: the new role is green's only
@@ -207,7 +207,7 @@ def test_a_customer_endpoint_clone_says_which_endpoints_to_create(aws, workspace
     cutover = _cutover(workspace_root, fake)
     cutover.emit = events.append
     cutover.journal = Journal.start(LocalStore(workspace_root / "j"), "c.jsonl", "cutover", {})
-    cutover._create_target("2.9.2")
+    cutover.target.create("2.9.2")
     told = [e for e in events if e["event"] == "target.pending_endpoints"]
     assert len(told) == 1
     assert told[0]["services"] == [

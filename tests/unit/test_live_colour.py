@@ -295,7 +295,7 @@ def test_an_undone_go_live_waits_for_the_target_lists_what_may_run_twice_and_cop
 
 def test_go_live_prepares_the_record_before_the_unpause(ws, world, monkeypatch, tmp_path: Path) -> None:
     """A record that cannot be written fails the go-live before any DAG is unpaused."""
-    import mwaa_iac.workflows.cutover as cutover_module
+    import mwaa_iac.workflows.cutover.context as cutover_module
 
     def unwritable(path: Path, deployment: Deployment) -> Path:
         raise Injected(f"cannot write {path.name}")

@@ -1,0 +1,175 @@
+"""The cutover's target colour: its requirements (the source's), its creation through the engine,
+its execution role, its in-place hops and its health gate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mwaa_iac.core.cutover_steps import HOP_PREFIX, Step
+from mwaa_iac.core.findings import Finding
+from mwaa_iac.core.planner import Hop
+from mwaa_iac.core.status import Outcome
+from mwaa_iac.errors import MwaaIacError
+from mwaa_iac.events import EventKind, event
+from mwaa_iac.workflows.cutover.context import Context
+from mwaa_iac.workflows.dr_runs import CutoverError
+from mwaa_iac.workflows.upgrade import Upgrade
+from mwaa_iac.workflows.watch import Watcher
+
+
+class Target:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def requirements(self) -> dict[str, Any] | None:
+        """The target's requirements are the source's, unchanged (mwaa-dr comes in the DAG folder):
+        recorded here (path and object version, as the source runs them), or None without any."""
+        ctx = self.ctx
+        source = ctx.mwaa.get_environment(ctx.source)
+        path = source.get("RequirementsS3Path") or ctx.config.source.requirements_s3_path
+        if not path:
+            return None
+        return {"path": path, "object_version": source.get("RequirementsS3ObjectVersion")}
+
+    def create(self, version: str) -> dict[str, Any]:
+        """Create the target at ``version`` like the source (through the engine) and wait for it."""
+        ctx = self.ctx
+        source = ctx.mwaa.get_environment(ctx.source)
+        recorded = ctx.result(Step.TARGET_REQUIREMENTS) if ctx.opened is not None else None
+        ctx.engine.create(
+            ctx.config,
+            ctx.target_color,
+            version,
+            like=source,
+            role=lambda: self.role(source),
+            requirements=recorded or None,
+        )
+        result = Watcher(
+            self._observe_creation(),
+            interval=ctx.options.poll_interval,
+            max_interval=max(ctx.options.max_poll_interval, ctx.options.poll_interval),
+            budget=ctx.options.budget_seconds,
+            on_event=lambda watched: ctx.emit(watched.to_dict()),
+            sleep=ctx.sleep,
+            clock=ctx.clock,
+        ).run()
+        if result.outcome is not Outcome.SUCCEEDED:
+            raise CutoverError(
+                f"creating {ctx.target} ended {result.observation.status}: "
+                f"{result.observation.last_update_error or 'no detail'}",
+                hint=f"{ctx.source} is untouched and keeps serving",
+            )
+        ctx.record(**{str(ctx.target_color): version})
+        return {"version": version, **result.to_dict()}
+
+    def _observe_creation(self) -> Callable[[], Any]:
+        """GetEnvironment of the target while it is created. In endpoint mode CUSTOMER, MWAA waits in
+        PENDING until the customer creates the environment's VPC endpoints: say once which ones
+        (their service names are known only now) and how, instead of waiting silently."""
+        from mwaa_iac.adapters.mwaa import observe
+        from mwaa_iac.adapters.network import endpoint_fix, endpoint_services
+
+        ctx = self.ctx
+        told = False
+
+        def read() -> Any:
+            nonlocal told
+            environment = ctx.mwaa.get_environment(ctx.target)
+            if environment.get("Status") == "PENDING" and not told:
+                services = endpoint_services(environment)
+                told = True
+                ctx.emit(
+                    event(
+                        EventKind.TARGET_PENDING_ENDPOINTS,
+                        environment=ctx.target,
+                        services=services,
+                        fix=endpoint_fix(environment, services)
+                        if services
+                        else "see the environment in the MWAA console (endpoint mode CUSTOMER)",
+                    )
+                )
+            return observe(environment)
+
+        return read
+
+    # -- the execution role ------------------------------------------------------------------------
+
+    def iam(self) -> Any:
+        if self.ctx.iam is None:
+            from mwaa_iac.adapters.iam import Iam
+
+            self.ctx.iam = Iam(self.ctx.config.region)
+        return self.ctx.iam
+
+    def role_scope(self, source: dict[str, Any]) -> Any:
+        from mwaa_iac.adapters.bucket_check import default_kms_key
+        from mwaa_iac.workflows.roles import scope_for
+
+        ctx = self.ctx
+        key = default_kms_key(ctx.s3.client, ctx.config.dr.backup_bucket)
+        return scope_for(ctx.config, ctx.target, source, dr_kms_key=key)
+
+    def role_preflight(self) -> Finding:
+        """Which execution role the target gets, and whether it can serve the target (trust
+        aws:SourceArn/aws:SourceAccount, logs, metrics, DAG folder, DR prefix and key)."""
+        from mwaa_iac.workflows.roles import choose_target_role
+
+        ctx = self.ctx
+        name = f"execution role for {ctx.target}"
+        if ctx.engine.makes_role(ctx.config):
+            return Finding(name, True, f"modules/mwaa-environment creates {ctx.target}'s own role")
+        try:
+            source = ctx.mwaa.get_environment(ctx.source)
+            choice = choose_target_role(self.iam(), ctx.config, source, self.role_scope(source))
+        except MwaaIacError as exc:
+            return Finding(name, False, exc.message, fix=exc.hint)
+        return choice.finding(ctx.target)
+
+    def role(self, source: dict[str, Any]) -> str:
+        """The target's execution role ARN when the engine needs one named: reused, or created like
+        the module's."""
+        from mwaa_iac.workflows.roles import choose_target_role, create_target_role
+
+        ctx = self.ctx
+        scope = self.role_scope(source)
+        choice = choose_target_role(self.iam(), ctx.config, source, scope)
+        if not choice.ok:
+            raise CutoverError(choice.text(), hint=f"{ctx.source} is untouched and keeps serving")
+        if choice.arn is not None:
+            return choice.arn
+        tags = {"mwaa-iac:deployment": ctx.config.name, "mwaa-iac:color": str(ctx.target_color)}
+        arn = create_target_role(self.iam(), choice, scope, tags)
+        ctx.emit(event(EventKind.TARGET_ROLE_CREATED, role=arn, environment=ctx.target))
+        return arn
+
+    # -- in-place hops and health ------------------------------------------------------------------
+
+    def _upgrade(self) -> Upgrade:
+        """The in-place upgrade machinery, aimed at the target colour, writing into this journal."""
+        ctx = self.ctx
+        return Upgrade(
+            ctx.ws,
+            ctx.config,
+            ctx.options,
+            ctx.mwaa,
+            ctx.cloudwatch,
+            emit=ctx.emit,
+            sleep=ctx.sleep,
+            clock=ctx.clock,
+            color=ctx.target_color,
+            now=ctx.now,
+            owns_journal=False,
+        )
+
+    def hop(self, index: int, hop: Hop) -> dict[str, Any]:
+        """The ``index``-th in-place hop of the target (journal step ``target-hop-<n>-<version>``,
+        journaled by the upgrade machinery itself)."""
+        upgrade = self._upgrade()
+        done = upgrade.run_hop(self.ctx.journal, index, hop, HOP_PREFIX)
+        self.ctx.config = upgrade.config
+        return done
+
+    def health(self) -> dict[str, Any]:
+        self._upgrade().health_gate(self.ctx.journal, step=Step.HEALTH_GATE_TARGET)
+        return {"minutes": self.ctx.options.health_minutes}
