@@ -1,8 +1,10 @@
-"""The cutover's journal steps as data: their names, their order, the phase each belongs to, which
-are copy steps whose every attempt has ids of its own, and which an aborted freeze runs again.
+"""The cutover's journal steps as data: their names, their order, the stage each belongs to (before
+the freeze, in it, after), which are copy steps whose every attempt has ids of its own, and which an
+aborted freeze runs again.
 
-The cutover (``workflows/cutover.py``), its fast suite and its end-to-end kill test all read the
-step list from here. ``flow()`` is the order the journal records the steps in for a given plan.
+The cutover's flow (``workflows/cutover/flow.py``) walks ``flow()``; its fast suite and its
+end-to-end kill test read the step list from here too. ``flow()`` is the order the journal records
+the steps in for a given plan.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Step(StrEnum):
     ROLLBACK = "rollback"  # journaled by `mwaa-iac rollback` after go-live (started, then done)
 
 
-class Phase(StrEnum):
+class Stage(StrEnum):
     """Where a step runs relative to the freeze (in the two-pass flow; a single pass freezes before
     pass 1, so its pass-1 steps and the target's upgrade run inside the freeze)."""
 
@@ -78,9 +80,9 @@ LEGACY_FREEZE_PREFIXES: tuple[str, ...] = ("cleanup-target-p2-retry",)
 # Steps journaled inside another step's action (the parent stays started while they run).
 PARENT: dict[Step, Step] = {Step.HEALTH_GATE_TARGET: Step.HEALTH_TARGET}
 
-PHASES: dict[Step, Phase] = {
+STAGES: dict[Step, Stage] = {
     **{
-        step: Phase.BEFORE_FREEZE
+        step: Stage.BEFORE_FREEZE
         for step in (
             Step.PREFLIGHT,
             Step.DEPLOY_DR,
@@ -94,9 +96,9 @@ PHASES: dict[Step, Phase] = {
             Step.CLEANUP_TARGET_P2,
         )
     },
-    **{step: Phase.FREEZE for step in (*FREEZE_STEPS, *P2_FREEZE_STEPS, Step.GO_LIVE)},
-    Step.RETIRE_DR_DAGS: Phase.AFTER,
-    Step.ROLLBACK: Phase.AFTER,
+    **{step: Stage.FREEZE for step in (*FREEZE_STEPS, *P2_FREEZE_STEPS, Step.GO_LIVE)},
+    Step.RETIRE_DR_DAGS: Stage.AFTER,
+    Step.ROLLBACK: Stage.AFTER,
 }
 
 
@@ -109,13 +111,13 @@ def is_hop_step(name: str) -> bool:
     return name.startswith(f"{HOP_PREFIX}-")
 
 
-def phase_of(name: str) -> Phase:
-    """The phase of a step name (a hop runs before the freeze in the two-pass flow)."""
+def stage_of(name: str) -> Stage:
+    """The stage of a step name (a hop runs before the freeze in the two-pass flow)."""
     if is_hop_step(name):
-        return Phase.BEFORE_FREEZE
+        return Stage.BEFORE_FREEZE
     if name.startswith(LEGACY_FREEZE_PREFIXES):
-        return Phase.FREEZE
-    return PHASES[Step(name)]
+        return Stage.FREEZE
+    return STAGES[Step(name)]
 
 
 def redone_after_abort(name: str) -> bool:

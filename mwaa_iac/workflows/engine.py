@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import botocore.session
 
 from mwaa_iac.adapters.mwaa import MwaaClient
-from mwaa_iac.core.catalog import major_of
+from mwaa_iac.core.catalog import load_catalog, major_of
 from mwaa_iac.core.config import Color, EnvironmentConfig
 from mwaa_iac.core.engines import ENGINE_TAG, Engine, engine_conflict
 from mwaa_iac.core.phase_layout import Phase, PhaseKind
@@ -216,6 +216,34 @@ def engine_for(
         known = " or ".join(str(e) for e in Engine)
         raise UsageError(f"unknown engine {name!r}", hint=f"use --engine {known}") from None
     return kind(ws, mwaa, emit, terraform_bin)
+
+
+def hop_requirements(
+    mwaa: MwaaClient, s3: Callable[[], Any], config: EnvironmentConfig, name: str, hop: Hop, emit: Emit
+) -> dict[str, str]:
+    """UpdateEnvironment fields for the hop's requirements: when the requirements.txt ``name`` runs
+    pins Airflow's constraints with a --constraint line, a copy pointing at the hop's version is
+    written beside it (``<name>-airflow-<version>.txt``) and named with its object version (AWS: use
+    the constraints of the version you upgrade to). {} otherwise. ``s3()`` gives the S3 adapter."""
+    from mwaa_iac.core.hop_requirements import hop_requirements_key, retarget_constraints
+
+    environment = mwaa.get_environment(name)
+    path = environment.get("RequirementsS3Path")
+    item = load_catalog().get(hop.to_version)
+    if not path or item is None:
+        return {}
+    bucket = str(environment.get("SourceBucketArn") or config.source.bucket_arn).rsplit(":", 1)[-1]
+    text = s3().get_text(bucket, path, environment.get("RequirementsS3ObjectVersion"))
+    moved = retarget_constraints(text, hop.to_version, item.python) if text else None
+    if moved is None or moved == text:
+        return {}
+    key = hop_requirements_key(path, hop.to_version)
+    version = s3().put_text_versioned(bucket, key, moved)
+    emit(event(EventKind.HOP_REQUIREMENTS, to=hop.to_version, path=key, object_version=version))
+    fields = {"RequirementsS3Path": key}
+    if version:
+        fields["RequirementsS3ObjectVersion"] = version
+    return fields
 
 
 def create_fields_from(environment: dict[str, Any]) -> dict[str, Any]:

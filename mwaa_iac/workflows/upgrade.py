@@ -23,7 +23,7 @@ from mwaa_iac.core.planner import Hop, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Observation, Outcome, ready_for_update
 from mwaa_iac.errors import EnvironmentUnavailableError, MwaaIacError, UsageError
 from mwaa_iac.events import EventKind, event
-from mwaa_iac.workflows.engine import DeploymentEngine, engine_for
+from mwaa_iac.workflows.engine import DeploymentEngine, engine_for, hop_requirements
 from mwaa_iac.workflows.health import HealthGate
 from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_journal
 from mwaa_iac.workflows.preflight import Check, PreflightError
@@ -395,32 +395,14 @@ class Upgrade:
             self.emit(event(EventKind.TERRAFORM_APPLY_FAILED, message=exc.message))
 
     def _hop_requirements(self, hop: Hop) -> dict[str, str]:
-        """UpdateEnvironment fields for the hop's requirements: when the requirements.txt the
-        environment runs pins Airflow's constraints with a --constraint line, a copy pointing at the
-        hop's version is written beside it (``<name>-airflow-<version>.txt``) and named with its
-        object version (AWS: use the constraints of the version you upgrade to). {} otherwise."""
-        from mwaa_iac.adapters.storage import S3
-        from mwaa_iac.core.hop_requirements import hop_requirements_key, retarget_constraints
+        def s3() -> Any:
+            if self.s3 is None:
+                from mwaa_iac.adapters.storage import S3
 
-        environment = self.mwaa.get_environment(self.name)
-        path = environment.get("RequirementsS3Path")
-        item = load_catalog().get(hop.to_version)
-        if not path or item is None:
-            return {}
-        if self.s3 is None:
-            self.s3 = S3(self.config.region)
-        bucket = str(environment.get("SourceBucketArn") or self.config.source.bucket_arn).rsplit(":", 1)[-1]
-        text = self.s3.get_text(bucket, path, environment.get("RequirementsS3ObjectVersion"))
-        moved = retarget_constraints(text, hop.to_version, item.python) if text else None
-        if moved is None or moved == text:
-            return {}
-        key = hop_requirements_key(path, hop.to_version)
-        version = self.s3.put_text_versioned(bucket, key, moved)
-        self.emit(event(EventKind.HOP_REQUIREMENTS, to=hop.to_version, path=key, object_version=version))
-        fields = {"RequirementsS3Path": key}
-        if version:
-            fields["RequirementsS3ObjectVersion"] = version
-        return fields
+                self.s3 = S3(self.config.region)
+            return self.s3
+
+        return hop_requirements(self.mwaa, s3, self.config, self.name, hop, self.emit)
 
     def _record_version(self, version: str) -> None:
         deployment = self.config.deployment

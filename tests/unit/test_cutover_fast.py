@@ -32,12 +32,12 @@ from mwaa_iac.core.cutover_steps import (
     FREEZE_STEPS,
     PARENT,
     PER_ATTEMPT_STEPS,
-    Phase,
+    Stage,
     Step,
     flow,
     is_hop_step,
-    phase_of,
     redone_after_abort,
+    stage_of,
 )
 from mwaa_iac.core.findings import Finding
 from mwaa_iac.core.status import Observation
@@ -665,9 +665,9 @@ def _assert_live_on_target(ws, world: World) -> None:
 def test_the_step_list_is_data_with_phases() -> None:
     assert TWO_PASS[0] == Step.PREFLIGHT and TWO_PASS[-1] == Step.RETIRE_DR_DAGS
     assert len(set(TWO_PASS)) == len(TWO_PASS)
-    phases = [phase_of(s) for s in TWO_PASS]
-    assert phases == sorted(phases, key=[Phase.BEFORE_FREEZE, Phase.FREEZE, Phase.AFTER].index)
-    assert [s for s in TWO_PASS if phase_of(s) is Phase.FREEZE][:3] == list(FREEZE_STEPS)
+    phases = [stage_of(s) for s in TWO_PASS]
+    assert phases == sorted(phases, key=[Stage.BEFORE_FREEZE, Stage.FREEZE, Stage.AFTER].index)
+    assert [s for s in TWO_PASS if stage_of(s) is Stage.FREEZE][:3] == list(FREEZE_STEPS)
     assert "target-hop-1-2.10.3" in TWO_PASS and is_hop_step("target-hop-1-2.10.3")
     assert SINGLE_PASS.index(Step.PAUSE_SOURCE) < SINGLE_PASS.index(Step.CREATE_TARGET)
     assert Step.BACKUP_P2 not in SINGLE_PASS and Step.BACKUP_P1 in PER_ATTEMPT_STEPS
@@ -815,13 +815,13 @@ def _fail_then_resume(ws, world: World, steps: list[str], step: str, **options: 
     done_before = [s for s in steps if _done_count(before, s)]
     # everything before the failed step ran (but the step around it), nothing after it
     assert done_before == [s for s in steps[: steps.index(step)] if s != PARENT.get(step)]
-    frozen = steps.index(step) >= steps.index(Step.PAUSE_SOURCE) and phase_of(step) is not Phase.AFTER
+    frozen = steps.index(step) >= steps.index(Step.PAUSE_SOURCE) and stage_of(step) is not Stage.AFTER
     if frozen:  # scheduling is given back to the source, the target is not live
         assert world.envs[SOURCE].airflow.paused() == USER_DAGS
         assert "the freeze was aborted" in (caught.value.hint or "")
     else:
         assert "--resume" in (caught.value.hint or "")
-    if phase_of(step) is not Phase.AFTER:  # the target is not live
+    if stage_of(step) is not Stage.AFTER:  # the target is not live
         if TARGET in world.envs:
             assert world.envs[TARGET].airflow.paused() == dict.fromkeys(USER_DAGS, True)
         assert TARGET not in world.routing and ws.load().deployment.active_color is Color.BLUE
