@@ -26,8 +26,7 @@ def backup(
 
     ws = open_workspace(env, root)
     config = ws.load()
-    progress = Progress(json_out)
-    try:
+    with Progress(json_out) as progress:
         result = backup_with_summary(
             config,
             config.environment_name(config.active_color),
@@ -36,8 +35,6 @@ def backup(
             emit=progress,
             timing=DrTiming(run_poll_seconds=run_poll),
         )
-    finally:
-        progress.close()
     if json_out:  # the workflow's backup.summary was the last event
         return
     ui.out.print(
@@ -71,8 +68,7 @@ def restore(
     target = config.environment_name(config.active_color.other)
     if not yes:
         confirm("restore", f"Replace the metadata of {target} with {source}?")
-    progress = Progress(json_out)
-    try:
+    with Progress(json_out) as progress:
         result = restore_backup(
             config,
             source,
@@ -85,8 +81,6 @@ def restore(
             env=env,
             break_glass=break_glass,
         )
-    finally:
-        progress.close()
     if json_out:  # the workflow's restore.summary was the last event
         return
     ui.out.print(

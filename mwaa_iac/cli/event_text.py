@@ -1,11 +1,13 @@
 """How an event reads for people: the rich-markup line printed for its kind (:func:`format_event`)
 and the live status (a spinner on a terminal) it sets (:func:`status_text`).
 
-The kinds whose line only puts fields into a sentence are templates (:data:`TEMPLATES`); the others
-have a formatter function. Every kind has a line, a status, or is explicitly :data:`SILENT`."""
+The kinds whose line only puts fields into a sentence are templates (:data:`TEMPLATES`, with
+``{x:duration}`` and ``{x:escaped}`` for :func:`duration` and rich-escaped text); the others have a
+formatter function. Every kind has a line, a status, or is explicitly :data:`SILENT`."""
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,8 +18,12 @@ from mwaa_iac.events import EventKind
 K = EventKind
 Formatter = Callable[[dict], str | None]
 
-# Lines that only put the event's fields into a sentence (``str.format_map`` of the event).
+# Lines that only put the event's fields into a sentence.
 TEMPLATES: dict[EventKind, str] = {
+    K.STEP_DONE: "[success]✓[/] {step} ({elapsed_s:duration})",
+    K.WATCH_STATUS: "[progress]{status}[/] after {elapsed_s:duration}",
+    K.HOP_DONE: "[success]hop to {to} done in {elapsed_s:duration}[/]",
+    K.DR_DELTA_FALLBACK: "[warning]pass 2 copies everything: {reason:escaped}[/]",
     K.UPGRADE_RESUME: "resuming run {run_id}",
     K.CUTOVER_RESUME: "resuming run {run_id}",
     K.CUTOVER_LIVE: "[success]{environment} is live[/]: {unpaused} DAG(s) unpaused",
@@ -116,8 +122,22 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+class _Fields(string.Formatter):
+    """A template's fields: ``{x:duration}`` is :func:`duration`, ``{x:escaped}`` rich-escaped text."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "duration":
+            return duration(value)
+        if format_spec == "escaped":
+            return escape(str(value))
+        return super().format_field(value, format_spec)
+
+
+_FIELDS = _Fields()
+
+
 def _template(text: str) -> Callable[[dict], str]:
-    return lambda e: text.format_map(e)
+    return lambda e: _FIELDS.vformat(text, (), e)
 
 
 for _k, _text in TEMPLATES.items():
@@ -160,24 +180,9 @@ def _preflight_check(e: dict) -> str:
     return f"{mark} {e['check']}: {e['detail']}"
 
 
-@_line(K.STEP_DONE)
-def _step_done(e: dict) -> str:
-    return f"[success]✓[/] {e['step']} ({duration(e['elapsed_s'])})"
-
-
-@_line(K.WATCH_STATUS)
-def _watch_status(e: dict) -> str:
-    return f"[progress]{e['status']}[/] after {duration(e['elapsed_s'])}"
-
-
 @_status(K.WATCH_STATUS, K.WATCH_POLL, K.WATCH_POLL_ERROR)
 def _watch_live(e: dict) -> str:
     return _live(e.get("status"), e)
-
-
-@_line(K.HOP_DONE)
-def _hop_done(e: dict) -> str:
-    return f"[success]hop to {e['to']} done in {duration(e['elapsed_s'])}[/]"
 
 
 @_line(K.TERRAFORM_OUTPUT)
@@ -273,11 +278,6 @@ def _freeze_abort_failed(e: dict) -> str:
 def _dr_delta(e: dict) -> str:
     whole = f"; {len(e['whole'])} DAG(s) copied whole" if e.get("whole") else ""
     return f"pass 2 copies what changed since pass 1: {e['copied']:,} of {e['rows']:,} rows{whole}"
-
-
-@_line(K.DR_DELTA_FALLBACK)
-def _dr_delta_fallback(e: dict) -> str:
-    return f"[warning]pass 2 copies everything: {escape(str(e['reason']))}[/]"
 
 
 @_line(K.DR_VENDOR)

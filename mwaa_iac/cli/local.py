@@ -453,10 +453,8 @@ def local_demo(
         CloudWatch(region),
         emit=progress,
     )
-    try:
+    with progress:
         report = workflow.run()
-    finally:
-        progress.close()
     if not json_out:
         print_cutover_report(report, setup.env)
         ui.out.print(f"  deployment files: {ws.directory}; stop the stack: mwaa-iac local down")

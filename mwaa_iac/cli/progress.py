@@ -45,3 +45,9 @@ class Progress:
 
     def close(self) -> None:
         self._stop()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -138,11 +138,8 @@ def apply(
     if not json_out:
         _print_phase_plan(result)
     ask = (lambda: None) if yes else (lambda: confirm("apply", f"Apply this plan to {env}?"))
-    progress = Progress(json_out)
-    try:
+    with Progress(json_out) as progress:
         applied = apply_plan(result, runner, progress, confirm=ask)
-    finally:
-        progress.close()
     if not result.verdict.allowed:
         raise typer.Exit(ExitCode.FAILED)
     if applied and not json_out:
