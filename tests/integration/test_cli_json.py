@@ -233,3 +233,20 @@ def test_short_commands_print_one_json_document(capsys, workspace_root: Path, ar
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert isinstance(json.loads(captured.out), dict)
+
+
+def test_apply_refused_by_the_guard_says_so_last(monkeypatch, capsys, workspace_root: Path) -> None:
+    import mwaa_iac.workflows.phase as phase
+
+    result = SimpleNamespace(
+        verdict=SimpleNamespace(allowed=False), has_changes=True, phase="steady", to_dict=lambda: PLAN_DICT
+    )
+    applied: list[object] = []
+    monkeypatch.setattr(phase, "runner_for", lambda ws, terraform_bin, on_line: object())
+    monkeypatch.setattr(phase, "live_files_or_note", lambda config: ({}, None))
+    monkeypatch.setattr(phase, "plan_phase", lambda *args, **kwargs: result)
+    monkeypatch.setattr(phase, "apply_phase", lambda result, runner: applied.append(result))
+    code = main(["apply", "--env", "demo", "--root", str(workspace_root), "--yes", "--json"])
+    assert code == 1
+    assert json_lines(capsys.readouterr().out) == [{"event": "apply.summary", **PLAN_DICT, "applied": False}]
+    assert applied == []
