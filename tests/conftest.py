@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mwaa_iac import events
 from mwaa_iac.local import stack
 from mwaa_iac.local.emulator.client import EmulatorAdmin
 
@@ -25,6 +26,17 @@ def _not_on_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests run the workflows with local journals, also on a CI runner (CI=true), where
     mwaa-iac would otherwise require state.s3_bucket (tests/unit/test_journal.py tests that)."""
     monkeypatch.delenv("CI", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _strict_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every event a test makes (here or in a CLI it starts) is checked against its kind's
+    declaration in mwaa_iac.events: a missing required field or an undeclared one raises, and a
+    drift that the code under test swallowed still fails the test."""
+    monkeypatch.setenv(events.STRICT_ENV, "1")
+    events.DRIFTS.clear()
+    yield
+    assert not events.DRIFTS, f"events drifted from their declarations: {events.DRIFTS}"
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import BreakGlassOpt, EnvOpt, JsonLinesOpt, RootOpt, RunPollOpt, YesOpt
 from mwaa_iac.cli.progress import Progress
 from mwaa_iac.cli.root import confirm
-from mwaa_iac.events import EventKind, event
 
 
 def backup(
@@ -22,14 +21,13 @@ def backup(
     """Back up the active environment's metadata with mwaa-dr into the DR bucket (with a manifest)."""
     from mwaa_iac.adapters.mwaa import MwaaClient
     from mwaa_iac.adapters.storage import S3
-    from mwaa_iac.workflows.backup import DrTiming, take_backup
+    from mwaa_iac.workflows.backup import DrTiming, backup_with_summary
     from mwaa_iac.workspace import open_workspace
 
     ws = open_workspace(env, root)
     config = ws.load()
-    progress = Progress(json_out)
-    try:
-        result = take_backup(
+    with Progress(json_out) as progress:
+        result = backup_with_summary(
             config,
             config.environment_name(config.active_color),
             mwaa=MwaaClient(config.region),
@@ -37,10 +35,7 @@ def backup(
             emit=progress,
             timing=DrTiming(run_poll_seconds=run_poll),
         )
-    finally:
-        progress.close()
-    if json_out:  # the workflow's events, then the command's result as the last one
-        ui.emit_json_line(event(EventKind.BACKUP_SUMMARY, **result))
+    if json_out:  # the workflow's backup.summary was the last event
         return
     ui.out.print(
         f"[success]backup of {result['environment']} (Airflow {result['airflow_version']})[/]: "
@@ -73,8 +68,7 @@ def restore(
     target = config.environment_name(config.active_color.other)
     if not yes:
         confirm("restore", f"Replace the metadata of {target} with {source}?")
-    progress = Progress(json_out)
-    try:
+    with Progress(json_out) as progress:
         result = restore_backup(
             config,
             source,
@@ -87,8 +81,6 @@ def restore(
             env=env,
             break_glass=break_glass,
         )
-    finally:
-        progress.close()
     if json_out:  # the workflow's restore.summary was the last event
         return
     ui.out.print(

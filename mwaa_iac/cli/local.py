@@ -20,7 +20,6 @@ from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import LOCAL_DIR_VAR, LocalJsonOpt, StateDirOpt
 from mwaa_iac.cli.progress import Progress
 from mwaa_iac.errors import UsageError
-from mwaa_iac.events import EventKind, event
 
 local_app = typer.Typer(
     rich_markup_mode=None,
@@ -392,7 +391,7 @@ def local_demo(
     from mwaa_iac.cli.cutover import print_cutover_report
     from mwaa_iac.local import stack
     from mwaa_iac.local.busy import BusyProfile
-    from mwaa_iac.local.demo import prepare
+    from mwaa_iac.local.demo import already_cut_over_summary, prepare
     from mwaa_iac.local.seed import SeedPlan
     from mwaa_iac.workflows.cutover import JOURNAL, Cutover, CutoverOptions
     from mwaa_iac.workflows.journal import Journal
@@ -427,7 +426,7 @@ def local_demo(
         )
         if json_out:  # stdout holds JSON lines only; the summary says why nothing ran
             ui.err.print(message)
-            ui.emit_json_line(event(EventKind.CUTOVER_SUMMARY, skipped="already cut over to green"))
+            ui.emit_json_line(already_cut_over_summary())
         else:
             ui.out.print(message)
         return
@@ -454,10 +453,8 @@ def local_demo(
         CloudWatch(region),
         emit=progress,
     )
-    try:
+    with progress:
         report = workflow.run()
-    finally:
-        progress.close()
     if not json_out:
         print_cutover_report(report, setup.env)
         ui.out.print(f"  deployment files: {ws.directory}; stop the stack: mwaa-iac local down")

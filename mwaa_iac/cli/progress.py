@@ -1,10 +1,10 @@
 """How the long-running commands show workflow events: JSON lines with --json, else readable lines on
-stderr plus a live status on a terminal. What each kind prints is the table in ``mwaa_iac.events``."""
+stderr plus a live status on a terminal. What each kind prints is ``mwaa_iac.cli.event_text``."""
 
 from __future__ import annotations
 
 from mwaa_iac.cli import console as ui
-from mwaa_iac.events import duration, format_event, status_text, stops_status
+from mwaa_iac.cli.event_text import duration, format_event, status_text, stops_status
 
 __all__ = ["Progress", "duration"]
 
@@ -45,3 +45,9 @@ class Progress:
 
     def close(self) -> None:
         self._stop()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -22,7 +22,6 @@ from mwaa_iac.cli.options import (
 )
 from mwaa_iac.cli.root import confirm, exit_on_error
 from mwaa_iac.errors import ExitCode, MwaaIacError, UsageError
-from mwaa_iac.events import EventKind, event
 
 tf_app = typer.Typer(
     rich_markup_mode=None,
@@ -132,25 +131,18 @@ def apply(
     root: RootOpt = None,
 ) -> None:
     """Plan the phase, show the summary, then apply exactly that saved plan (asks first unless --yes)."""
-    from mwaa_iac.workflows.phase import apply_phase
+    from mwaa_iac.cli.progress import Progress
+    from mwaa_iac.workflows.apply import apply_plan
 
     result, runner = _plan(env, root, phase, version, terraform_bin, live_objects, quiet=json_out)
     if not json_out:
         _print_phase_plan(result)
+    ask = (lambda: None) if yes else (lambda: confirm("apply", f"Apply this plan to {env}?"))
+    with Progress(json_out) as progress:
+        applied = apply_plan(result, runner, progress, confirm=ask)
     if not result.verdict.allowed:
-        if json_out:
-            ui.emit_json_line(event(EventKind.APPLY_SUMMARY, result.to_dict(), applied=False))
         raise typer.Exit(ExitCode.FAILED)
-    if not result.has_changes:
-        if json_out:
-            ui.emit_json_line(event(EventKind.APPLY_SUMMARY, result.to_dict(), applied=False))
-        return
-    if not yes:
-        confirm("apply", f"Apply this plan to {env}?")
-    apply_phase(result, runner)
-    if json_out:
-        ui.emit_json_line(event(EventKind.APPLY_SUMMARY, result.to_dict(), applied=True))
-    else:
+    if applied and not json_out:
         ui.out.print(f"[success]applied {result.phase} to {env}[/]")
 
 

@@ -114,10 +114,8 @@ def upgrade(
         requirements_check=requirements_check_for(config, options.constraints),
         routing=Routing(config.region),
     )
-    try:
+    with progress:
         summary = workflow.run()
-    finally:
-        progress.close()
     if json_out:
         return
     if summary.dry_run:

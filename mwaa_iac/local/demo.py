@@ -21,6 +21,7 @@ from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core.status import Observation, Outcome
+from mwaa_iac.events import EventKind, event
 from mwaa_iac.local.busy import BusyProfile, seed_busy
 from mwaa_iac.local.seed import SeedPlan, run_seed, upload_dags
 from mwaa_iac.workflows.watch import Watcher
@@ -274,3 +275,9 @@ def observation_or_deleted(mwaa: MwaaClient, name: str) -> Observation:
         return mwaa.observe(name)
     except EnvironmentNotFoundError:
         return Observation("DELETED")
+
+
+def already_cut_over_summary() -> dict[str, Any]:
+    """`local demo --json`'s ``cutover.summary`` when the demo had already cut over to green: it
+    says why nothing ran (its other shape, see ``mwaa_iac.events``)."""
+    return event(EventKind.CUTOVER_SUMMARY, skipped="already cut over to green")

@@ -231,6 +231,16 @@ def take_backup(
     return {"location": location, **manifest}
 
 
+def backup_with_summary(
+    config: EnvironmentConfig, environment: str, *, mwaa: MwaaClient, s3: S3, emit: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """`mwaa-iac backup`: :func:`take_backup`, then its result as ``backup.summary`` (the last
+    event; the upgrade's safety backup calls :func:`take_backup` and emits none)."""
+    result = take_backup(config, environment, mwaa=mwaa, s3=s3, emit=emit, **kwargs)
+    emit(event(EventKind.BACKUP_SUMMARY, result))
+    return result
+
+
 def restore_backup(
     config: EnvironmentConfig,
     location: str,

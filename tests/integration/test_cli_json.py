@@ -61,10 +61,21 @@ def test_backup_and_restore(monkeypatch, capsys, workspace_root: Path) -> None:
     def take_backup(config, name, *, mwaa, s3, emit, timing):
         emit({"event": "backup.started", "environment": name})
         emit({"event": "backup.done", "location": "s3://b/p"})
-        return {"location": "s3://b/p", "environment": name, "airflow_version": "2.9.2", "records": {"a": 1}}
+        return {
+            "location": "s3://b/p",
+            "environment": name,
+            "deployment": "analytics",
+            "airflow_version": "2.9.2",
+            "factory": "2.9",
+            "created": "20261206T080000Z",
+            "records": {"a": 1},
+            "mwaa_dr_delivery": {"versions": {}, "vendored": True},
+        }
 
     def restore_backup(config, source, *, mwaa, s3, emit, timing, routing, store, env, break_glass):
-        emit({"event": "restore.summary", "environment": "analytics-green", "tables": {"a": 1}})
+        emit(
+            {"event": "restore.summary", "environment": "analytics-green", "from": source, "tables": {"a": 1}}
+        )
         return {"environment": "analytics-green", "tables": {"a": 1}}
 
     monkeypatch.setattr(backup, "take_backup", take_backup)
@@ -123,6 +134,22 @@ def test_upgrade(monkeypatch, capsys, workspace_root: Path) -> None:
     assert callable(seen["backup_hook"]) and callable(seen["requirements_check"])
 
 
+PLAN = {
+    "dry_run": True,
+    "from": "2.9.2",
+    "to": "2.10.3",
+    "history_carried": True,
+    "passes": 2,
+    "freeze": "pass 2 only (minutes)",
+    "hops": [],
+    "notes": [],
+    "mwaa_dr_delivery": None,
+    "in_flight_policy": "",
+    "catchup_without_history": [],
+    "sizing": {},
+}
+
+
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_cutover(monkeypatch, capsys, workspace_root: Path, dry_run: bool) -> None:
     import mwaa_iac.workflows.cutover as cutover
@@ -139,8 +166,9 @@ def test_cutover(monkeypatch, capsys, workspace_root: Path, dry_run: bool) -> No
             self.emit({"event": "step.started", "step": "preflight"})
             self.emit({"event": "step.done", "step": "preflight", "elapsed_s": 1.0})
             report = {"source": "analytics-blue", "target": "analytics-green"}
-            if not self.options.dry_run:
-                self.emit({"event": "cutover.summary", **report})
+            if self.options.dry_run:  # the workflow's plan; the CLI emits it as cutover.plan
+                return {**report, **PLAN}
+            self.emit({"event": "cutover.summary", **report})
             return report
 
     monkeypatch.setattr(cutover, "Cutover", FakeCutover)
@@ -154,6 +182,18 @@ def test_cutover(monkeypatch, capsys, workspace_root: Path, dry_run: bool) -> No
         assert run_json(capsys, "cutover", *args)[-1]["target"] == "analytics-green"
 
 
+PLAN_DICT = {
+    "env": "demo",
+    "phase": "steady",
+    "active_color": "blue",
+    "tfvars_file": "steady.tfvars.json",
+    "plan_file": "steady.tfplan",
+    "has_changes": True,
+    "summary": {},
+    "guard": {},
+}
+
+
 @pytest.mark.parametrize("changes", [False, True])
 def test_apply(monkeypatch, capsys, workspace_root: Path, changes: bool) -> None:
     import mwaa_iac.workflows.phase as phase
@@ -162,7 +202,7 @@ def test_apply(monkeypatch, capsys, workspace_root: Path, changes: bool) -> None
         verdict=SimpleNamespace(allowed=True),
         has_changes=changes,
         phase="steady",
-        to_dict=lambda: {"env": "demo", "phase": "steady", "changes": []},
+        to_dict=lambda: PLAN_DICT,
     )
     applied: list[object] = []
     monkeypatch.setattr(phase, "runner_for", lambda ws, terraform_bin, on_line: object())
@@ -170,9 +210,7 @@ def test_apply(monkeypatch, capsys, workspace_root: Path, changes: bool) -> None
     monkeypatch.setattr(phase, "plan_phase", lambda *args, **kwargs: result)
     monkeypatch.setattr(phase, "apply_phase", lambda result, runner: applied.append(result))
     events = run_json(capsys, "apply", "--env", "demo", "--root", str(workspace_root), "--yes")
-    assert events == [
-        {"event": "apply.summary", "env": "demo", "phase": "steady", "changes": [], "applied": changes}
-    ]
+    assert events == [{"event": "apply.summary", **PLAN_DICT, "applied": changes}]
     assert applied == ([result] if changes else [])
 
 
@@ -195,3 +233,20 @@ def test_short_commands_print_one_json_document(capsys, workspace_root: Path, ar
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert isinstance(json.loads(captured.out), dict)
+
+
+def test_apply_refused_by_the_guard_says_so_last(monkeypatch, capsys, workspace_root: Path) -> None:
+    import mwaa_iac.workflows.phase as phase
+
+    result = SimpleNamespace(
+        verdict=SimpleNamespace(allowed=False), has_changes=True, phase="steady", to_dict=lambda: PLAN_DICT
+    )
+    applied: list[object] = []
+    monkeypatch.setattr(phase, "runner_for", lambda ws, terraform_bin, on_line: object())
+    monkeypatch.setattr(phase, "live_files_or_note", lambda config: ({}, None))
+    monkeypatch.setattr(phase, "plan_phase", lambda *args, **kwargs: result)
+    monkeypatch.setattr(phase, "apply_phase", lambda result, runner: applied.append(result))
+    code = main(["apply", "--env", "demo", "--root", str(workspace_root), "--yes", "--json"])
+    assert code == 1
+    assert json_lines(capsys.readouterr().out) == [{"event": "apply.summary", **PLAN_DICT, "applied": False}]
+    assert applied == []

@@ -4,26 +4,34 @@ event name in the sources and the tests is a kind."""
 from __future__ import annotations
 
 import json
+import logging
 import re
+import string
 from pathlib import Path
 
 import pytest
 
-from mwaa_iac.events import (
-    DESCRIPTIONS,
-    FIELDS,
+from mwaa_iac import events
+from mwaa_iac.cli.event_text import (
     FORMATTERS,
     SILENT,
     STATUS,
+    STATUS_TEMPLATES,
     STOPS_STATUS,
-    SUMMARY_KINDS,
-    Event,
-    EventKind,
-    event,
+    TEMPLATES,
     format_event,
-    markdown_table,
     status_text,
     stops_status,
+)
+from mwaa_iac.events import (
+    DECLARED,
+    SUMMARY_KINDS,
+    Declared,
+    Event,
+    EventDrift,
+    EventKind,
+    event,
+    markdown_table,
 )
 from mwaa_iac.workflows.watch import WatchEvent
 
@@ -46,8 +54,9 @@ def test_every_kind_is_named_area_dot_what_in_snake_case() -> None:
 
 
 def test_every_kind_is_documented() -> None:
-    assert set(DESCRIPTIONS) == set(EventKind) == set(FIELDS)
-    assert all(DESCRIPTIONS[k] and "\n" not in DESCRIPTIONS[k] for k in EventKind)
+    assert set(DECLARED) == set(EventKind)
+    assert all(DECLARED[k].description and "\n" not in DECLARED[k].description for k in EventKind)
+    assert all(DECLARED[k].required or DECLARED[k].optional for k in EventKind)
     table = markdown_table()
     assert all(f"| `{kind}` |" in table for kind in EventKind)
 
@@ -102,19 +111,22 @@ def test_workflows_emit_through_the_event_contract() -> None:
 
 
 def test_every_kind_is_emitted_somewhere() -> None:
-    text = "\n".join(p.read_text() for p in _sources("mwaa_iac") if p.name != "events.py")
+    # events.py declares every kind, cli/event_text.py renders every kind: neither emits one
+    text = "\n".join(
+        p.read_text() for p in _sources("mwaa_iac") if p.name not in ("events.py", "event_text.py")
+    )
     referenced = set(MEMBER.findall(text)) | {name for _, name in LITERAL.findall(text)}
     missing = [k for k in EventKind if k.name not in referenced and k.value not in referenced]
     assert not missing, missing
 
 
 def test_an_event_is_a_plain_dict_with_the_kind_first() -> None:
-    data = event(EventKind.HOP_STARTED, {"index": 1, "from": "2.9.2"}, to="2.10.3")
-    assert data == {"event": "hop.started", "index": 1, "from": "2.9.2", "to": "2.10.3"}
+    data = event(EventKind.HOP_STARTED, {"index": 1, "from": "2.9.2"}, to="2.10.3", reason="r")
+    assert data == {"event": "hop.started", "index": 1, "from": "2.9.2", "to": "2.10.3", "reason": "r"}
     assert type(data["event"]) is str and next(iter(data)) == "event"
     assert json.loads(json.dumps(data)) == data
     assert Event.from_dict(data) == Event(
-        EventKind.HOP_STARTED, {"index": 1, "from": "2.9.2", "to": "2.10.3"}
+        EventKind.HOP_STARTED, {"index": 1, "from": "2.9.2", "to": "2.10.3", "reason": "r"}
     )
     with pytest.raises(ValueError):
         event("live")  # type: ignore[arg-type]  # the old name of cutover.live
@@ -207,3 +219,58 @@ def test_live_status_texts() -> None:
 def test_the_readme_lists_every_event_as_events_py_describes_it() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert markdown_table().strip() in readme, "regenerate the README's event table from markdown_table()"
+
+
+def test_an_undeclared_field_fails_the_check() -> None:
+    with pytest.raises(EventDrift, match=re.escape("step.done: undeclared field 'seconds'")):
+        event(EventKind.STEP_DONE, step="go-live", elapsed_s=1.0, seconds=1.0)
+    events.DRIFTS.clear()  # raised on purpose
+
+
+def test_a_missing_required_field_fails_the_check() -> None:
+    with pytest.raises(EventDrift, match=re.escape("hop.started: missing required field 'reason'")):
+        event(EventKind.HOP_STARTED, {"index": 1, "from": "2.9.2"}, to="2.10.3")
+    events.DRIFTS.clear()  # raised on purpose
+
+
+def test_optional_fields_and_the_other_shape_pass_the_check() -> None:
+    e = {"elapsed_s": 1.0, "status": "UPDATING", "time_in_status_s": 0.0}
+    assert event(EventKind.WATCH_POLL, e) == {"event": "watch.poll", **e}
+    assert event(EventKind.WATCH_POLL, e, observation={}) == {"event": "watch.poll", **e, "observation": {}}
+    assert event(EventKind.CUTOVER_SUMMARY, skipped="already") == {
+        "event": "cutover.summary",
+        "skipped": "already",
+    }
+    with pytest.raises(EventDrift):  # the other shape is exactly its fields
+        event(EventKind.CUTOVER_SUMMARY, skipped="already", source="a-blue")
+    events.DRIFTS.clear()
+
+
+def test_a_drift_never_stops_a_users_run(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(events.STRICT_ENV)
+    with caplog.at_level(logging.DEBUG, logger="mwaa_iac.events"):
+        data = event(EventKind.HOP_RESUMED, to="2.10.3", extra=1)
+        assert event(EventKind.HOP_RESUMED) == {"event": "hop.resumed"}
+    assert data == {"event": "hop.resumed", "to": "2.10.3", "extra": 1}
+    assert "hop.resumed: undeclared field 'extra'" in caplog.text
+    assert "hop.resumed: missing required field 'to'" in caplog.text
+    assert not events.DRIFTS
+
+
+def test_a_declaration_names_each_field_once() -> None:
+    with pytest.raises(ValueError):
+        Declared("x", ("a", "b"), ("a",))
+    with pytest.raises(ValueError):
+        Declared("x", ("a",), notes={"b": "no such field"})
+    assert Declared("x", ("a", "b"), ("c",), notes={"b": "why"}, instead=("d",)).fields_text() == (
+        "a, b (why); optional: c; or instead: d"
+    )
+
+
+def test_templates_name_declared_fields_only() -> None:
+    """A line or status made from a template uses fields every event of its kind carries."""
+    for kind, text in {**TEMPLATES, **STATUS_TEMPLATES}.items():
+        used = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+        assert used <= set(DECLARED[kind].required), (kind, used)

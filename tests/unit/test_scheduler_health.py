@@ -15,8 +15,9 @@ import pytest
 from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError, scheduler_health
 from mwaa_iac.adapters.aws import AwsError
 from mwaa_iac.adapters.cloudwatch import HEARTBEAT_WINDOW_MINUTES, heartbeat_problem
+from mwaa_iac.cli.event_text import format_event, status_text
 from mwaa_iac.core import dr
-from mwaa_iac.events import EventKind, format_event, status_text
+from mwaa_iac.events import EventKind
 from mwaa_iac.workflows.dr_runs import (
     HEALTH_EVERY_SECONDS,
     CutoverError,
