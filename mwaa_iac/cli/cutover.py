@@ -11,7 +11,6 @@ from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import (
     BreakGlassOpt,
     BreakLockOpt,
-    Engine,
     EngineOpt,
     EnvOpt,
     JsonLinesOpt,
@@ -25,13 +24,13 @@ from mwaa_iac.cli.options import (
 )
 from mwaa_iac.cli.progress import Progress
 from mwaa_iac.cli.root import confirm
-from mwaa_iac.events import EventKind, event
+from mwaa_iac.core.engines import DEFAULT_ENGINE
 
 
 def cutover(
     env: EnvOpt,
     to: ToOpt = None,
-    engine: EngineOpt = Engine.TERRAFORM,
+    engine: EngineOpt = DEFAULT_ENGINE,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Preflight and the plan of passes; change nothing.")
     ] = False,
@@ -151,8 +150,6 @@ def cutover(
     finally:
         progress.close()
     if json_out:
-        if dry_run:
-            ui.emit_json_line(event(EventKind.CUTOVER_PLAN, **report))
         return
     if dry_run:
         ui.out.print(

@@ -5,12 +5,12 @@ those modules by tests/unit/test_cli_layout.py."""
 from __future__ import annotations
 
 from datetime import date
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mwaa_iac.core.engines import Engine
 from mwaa_iac.errors import UsageError
 
 PHASES_HELP = (
@@ -22,13 +22,6 @@ pydantic, which the CLI does not load at start-up)."""
 
 LOCAL_DIR_VAR = "MWAA_IAC_LOCAL_DIR"
 """``local.stack.ENV_DIR_VAR`` (a literal: the local stack's modules are heavy to import)."""
-
-
-class Engine(StrEnum):
-    """How a workflow changes the environments."""
-
-    TERRAFORM = "terraform"
-    API = "api"
 
 
 def parse_today(value: str | None) -> date:

@@ -9,7 +9,6 @@ import typer
 from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import (
     BreakLockOpt,
-    Engine,
     EngineOpt,
     EnvOpt,
     JsonLinesOpt,
@@ -22,12 +21,13 @@ from mwaa_iac.cli.options import (
 )
 from mwaa_iac.cli.progress import Progress, duration
 from mwaa_iac.cli.root import confirm
+from mwaa_iac.core.engines import DEFAULT_ENGINE
 
 
 def upgrade(
     env: EnvOpt,
     to: ToOpt = None,
-    engine: EngineOpt = Engine.TERRAFORM,
+    engine: EngineOpt = DEFAULT_ENGINE,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Run the preflight and show the hops; change nothing.")
     ] = False,

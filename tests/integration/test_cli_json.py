@@ -166,7 +166,8 @@ def test_cutover(monkeypatch, capsys, workspace_root: Path, dry_run: bool) -> No
             self.emit({"event": "step.started", "step": "preflight"})
             self.emit({"event": "step.done", "step": "preflight", "elapsed_s": 1.0})
             report = {"source": "analytics-blue", "target": "analytics-green"}
-            if self.options.dry_run:  # the workflow's plan; the CLI emits it as cutover.plan
+            if self.options.dry_run:  # the workflow emits its plan as cutover.plan
+                self.emit({"event": "cutover.plan", **report, **PLAN})
                 return {**report, **PLAN}
             self.emit({"event": "cutover.summary", **report})
             return report

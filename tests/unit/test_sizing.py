@@ -332,12 +332,13 @@ def test_dry_run_prints_the_sizing_table(
         def __init__(self, ws, config, options, *args, emit=lambda e: None, **kwargs):
             self.options = options
             self.requirements_check = None
+            self.emit = emit
 
         def catchup_without_history(self) -> list:
             return []
 
         def run(self) -> dict[str, Any]:
-            return {
+            report = {
                 "dry_run": True,
                 "source": "analytics-blue",
                 "target": "analytics-green",
@@ -353,6 +354,8 @@ def test_dry_run_prints_the_sizing_table(
                 "catchup_without_history": [],
                 "sizing": section,
             }
+            self.emit({"event": "cutover.plan", **report})  # the workflow emits its plan
+            return report
 
     monkeypatch.setattr(cutover, "Cutover", FakeCutover)
     monkeypatch.setenv("NO_COLOR", "1")

@@ -84,7 +84,9 @@ class Cutover:
                 plan, checks = self.planning.preflight()
                 if not all(c.ok for c in checks):
                     raise PreflightError(checks)
-                return self.planning.dry_run_report(plan)
+                report = self.planning.dry_run_report(plan)
+                ctx.emit(event(EventKind.CUTOVER_PLAN, **report))
+                return report
             ctx.opened = self._open_journal()
             try:
                 report = self._walk()
