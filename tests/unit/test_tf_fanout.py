@@ -63,8 +63,8 @@ NOT_PASSED: dict[tuple[str, str], dict[str, str]] = {
     ("modules/mwaa-blue-green", "environment"): {
         "create": "for_each already leaves out the disabled slots (and everything when var.create is false)",
         "execution_role_name": "the default mwaa-<environment name> is unique per colour",
-        "execution_role_path": "the default /service-role/ is what MWAA's console uses",
-        "execution_role_permissions_boundary": "not exposed by mwaa-blue-green",
+        "execution_role_path": "the module's default path serves both colours",
+        "execution_role_permissions_boundary": "not exposed by mwaa-blue-green (no mwaa.yaml setting)",
         "vpc_id": "looked up from the first subnet",
     },
 }
@@ -365,8 +365,8 @@ def _check_value(
                 problems.append(
                     f"{where} sets `{path}.{key}`, but the type of `{path.split('.')[0]}` in "
                     f"environments/example/variables.tf has no attribute `{key}` (Terraform would "
-                    f"drop it silently). Fix: add `{key}` to that object type here and in "
-                    f"modules/mwaa-blue-green/variables.tf, or stop rendering it."
+                    f"drop it silently). Fix: add `{key}` to that object type there and in "
+                    f"modules/mwaa-blue-green/variables.tf (and hand it on), or stop rendering it."
                 )
                 continue
             seen.add(f"{path}.{key}")
@@ -392,10 +392,11 @@ def test_rendered_tfvars_match_the_example_root_variables() -> None:
     root = load_module(EXAMPLE_ROOT)
     var_file = f"{root.path}/variables.tf"
     source, renders = rendered_tfvars()
-    problems: list[str] = []
+    found: dict[str, list[str]] = {}  # problem -> the renderings that show it
     seen: set[str] = set()
     for label, data in renders:
-        where = f"{source} ({label})"
+        where = source
+        problems: list[str] = []
         for key, value in data.items():
             variable = root.variables.get(key)
             if variable is None:
@@ -414,6 +415,9 @@ def test_rendered_tfvars_match_the_example_root_variables() -> None:
                     f"{where} does not set `{name}`, which {var_file} declares without a default. Fix: "
                     f"render it in the template (from mwaa.yaml), or give it a default."
                 )
+        for problem in problems:
+            found.setdefault(problem, []).append(label)
+    problems = [f"{problem} [{'; '.join(labels)}]" for problem, labels in found.items()]
     declared: set[str] = set()
     for name, variable in root.variables.items():
         declared.add(name)
@@ -461,29 +465,25 @@ def _type_at(module: Module, reference: str) -> TfType | None:
     return current
 
 
-def _type_differences(
-    mine: TfType, theirs: TfType, caller: Module, child: Module, path: str = ""
-) -> list[str]:
-    """Readable differences between two copies of a type, attribute by attribute."""
+def _type_differences(mine: TfType, theirs: TfType, left: str, right: str, path: str = "") -> list[str]:
+    """Readable differences between two copies of a type (labelled left and right), by attribute."""
     if mine.kind == theirs.kind == "object":
         lines = []
         for name in sorted(set(mine.attrs) | set(theirs.attrs)):
             here, there = mine.attrs.get(name), theirs.attrs.get(name)
             where = f"{path}.{name}" if path else name
             if here is None:
-                lines.append(f"`{where}` only in {child.path}")
+                lines.append(f"`{where}` only in {right}")
             elif there is None:
-                lines.append(f"`{where}` only in {caller.path}")
+                lines.append(f"`{where}` only in {left}")
             elif (here.optional, here.default) != (there.optional, there.default):
-                lines.append(
-                    f"`{where}`: {_attr_text(here)} in {caller.path}, {_attr_text(there)} in {child.path}"
-                )
+                lines.append(f"`{where}`: {_attr_text(here)} in {left}, {_attr_text(there)} in {right}")
             else:
-                lines += _type_differences(here.type, there.type, caller, child, where)
+                lines += _type_differences(here.type, there.type, left, right, where)
         return lines
     if str(mine) == str(theirs):
         return []
-    return [f"`{path or '(whole)'}`: {mine} in {caller.path}, {theirs} in {child.path}"]
+    return [f"`{path or '(whole)'}`: {mine} in {left}, {theirs} in {right}"]
 
 
 def _attr_text(attr: Attr) -> str:
@@ -538,12 +538,35 @@ def test_module_call_arguments_match_the_called_modules_variables(item: tuple[Mo
             problems.append(
                 f'{call.file}: module "{call.name}" passes `var.{match.group(1)}` as `{arg}`, but its type '
                 f"in {caller.path}/variables.tf differs from the one in {target.file}:\n"
-                + "\n".join(f"    {line}" for line in _type_differences(mine, target.type, caller, child))
+                + "\n".join(
+                    f"    {line}" for line in _type_differences(mine, target.type, caller.path, child.path)
+                )
                 + "\n"
                 f"Terraform cannot share a type between modules, so the copies must be identical: "
                 f"copy the type from {target.file} (the module that uses it)."
             )
     assert not problems, "\n".join([*problems, FANOUT])
+
+
+# Variables of one module that must have the same type (the two slots).
+SAME_TYPE = [("blue", "green")]
+
+
+@pytest.mark.parametrize("directory", terraform_dirs(), ids=_ids(terraform_dirs()))
+def test_twin_variables_have_the_same_type(directory: Path) -> None:
+    module = load_module(directory)
+    problems = []
+    for first, second in SAME_TYPE:
+        a, b = module.variables.get(first), module.variables.get(second)
+        if a is None or b is None or str(a.type) == str(b.type):
+            continue
+        assert a.type is not None and b.type is not None
+        problems.append(
+            f"{a.file}: `{first}` and `{second}` must have the same type, but:\n"
+            + "\n".join(f"    {line}" for line in _type_differences(a.type, b.type, first, second))
+            + f"\nFix: make the two types in {a.file} identical."
+        )
+    assert not problems, "\n".join(problems)
 
 
 # -- every declared input is used ----------------------------------------------------------------
