@@ -36,8 +36,8 @@ from mwaa_iac.errors import UsageError
 from mwaa_iac.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_ENV = "example"
-EXAMPLE_ROOT = REPO / "environments" / EXAMPLE_ENV
+# Every environment with an mwaa.yaml is checked; environments/example always exists.
+ENVIRONMENTS = sorted(p.parent.name for p in (REPO / "environments").glob("*/mwaa.yaml"))
 TEMPLATE_FILE = "mwaa_iac/templates/blue-green.tfvars.json.j2"
 
 FANOUT = (
@@ -317,10 +317,10 @@ def _ids(paths: list[Path]) -> list[str]:
 # -- the tfvars mwaa-iac renders for environments/example ----------------------------------------
 
 
-def rendered_tfvars() -> tuple[str, list[tuple[str, dict]]]:
-    """Every phase's tfvars for environments/example, rendered as `mwaa-iac` renders them (its
-    workspace template, else the built-in one), with and without pinned S3 object versions."""
-    workspace = Workspace(REPO, EXAMPLE_ENV)
+def rendered_tfvars(env: str) -> tuple[str, list[tuple[str, dict]]]:
+    """Every phase's tfvars for environments/<env>, rendered as `mwaa-iac` renders them (the
+    environment's own template, else the built-in one), with and without pinned object versions."""
+    workspace = Workspace(REPO, env)
     config = workspace.load()
     template, source = workspace.template()
     pins = {color: {key: f"{color}-{key}" for key in OBJECT_VERSION_KEYS} for color in Color}
@@ -335,9 +335,8 @@ def rendered_tfvars() -> tuple[str, list[tuple[str, dict]]]:
             text = render_tfvars(config, layout, template, source=source)
             label = f"phase {phase}" + (" with pinned object versions" if object_versions else "")
             renders.append((label, json.loads(text)))
-    if source == "the built-in template":
-        source = TEMPLATE_FILE
-    return source, renders
+    builtin = source == "the built-in template"
+    return (TEMPLATE_FILE if builtin else Path(source).relative_to(REPO).as_posix()), renders
 
 
 def _declared_paths(declared: TfType, prefix: str) -> set[str]:
@@ -353,47 +352,57 @@ def _declared_paths(declared: TfType, prefix: str) -> set[str]:
     return paths
 
 
-def _check_value(
-    value: object, declared: TfType, path: str, where: str, seen: set[str], problems: list[str]
-) -> None:
+@dataclass
+class _Walk:
+    where: str  # the template
+    var_file: str  # the root module's variables.tf
+    seen: set[str]  # paths set by some rendering
+    missing: set[str]  # required paths reported as missing
+    problems: list[str]
+
+
+def _check_value(value: object, declared: TfType, path: str, walk: _Walk) -> None:
     if value is None:
         return
     if declared.kind == "object" and isinstance(value, dict):
         for key, item in value.items():
             attr = declared.attrs.get(key)
             if attr is None:
-                problems.append(
-                    f"{where} sets `{path}.{key}`, but the type of `{path.split('.')[0]}` in "
-                    f"environments/example/variables.tf has no attribute `{key}` (Terraform would "
+                walk.problems.append(
+                    f"{walk.where} sets `{path}.{key}`, but the type of `{path.split('.')[0]}` in "
+                    f"{walk.var_file} has no attribute `{key}` (Terraform would "
                     f"drop it silently). Fix: add `{key}` to that object type there and in "
                     f"modules/mwaa-blue-green/variables.tf (and hand it on), or stop rendering it."
                 )
                 continue
-            seen.add(f"{path}.{key}")
-            _check_value(item, attr.type, f"{path}.{key}", where, seen, problems)
+            walk.seen.add(f"{path}.{key}")
+            _check_value(item, attr.type, f"{path}.{key}", walk)
         for key, attr in declared.attrs.items():
             if not attr.optional and key not in value:
-                problems.append(
-                    f"{where} does not set `{path}.{key}`, which the type of `{path.split('.')[0]}` in "
-                    f"environments/example/variables.tf requires. Fix: render it in the template, "
+                walk.missing.add(f"{path}.{key}")
+                walk.problems.append(
+                    f"{walk.where} does not set `{path}.{key}`, which the type of `{path.split('.')[0]}` "
+                    f"in {walk.var_file} requires. Fix: render it in the template, "
                     f"or make it optional(...) in the type."
                 )
     elif declared.kind == "map" and isinstance(value, dict) and declared.elem is not None:
         for item in value.values():
-            _check_value(item, declared.elem, f"{path}.*", where, seen, problems)
+            _check_value(item, declared.elem, f"{path}.*", walk)
     elif declared.kind in ("list", "set") and isinstance(value, list) and declared.elem is not None:
         for item in value:
-            _check_value(item, declared.elem, f"{path}.*", where, seen, problems)
+            _check_value(item, declared.elem, f"{path}.*", walk)
 
 
-def test_rendered_tfvars_match_the_example_root_variables() -> None:
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_rendered_tfvars_match_the_root_variables(env: str) -> None:
     """Every key the tfvars set is declared (also inside object types), and every declared input
     is set: always the required ones, and the optional ones unless NOT_RENDERED says why not."""
-    root = load_module(EXAMPLE_ROOT)
+    root = load_module(REPO / "environments" / env)
     var_file = f"{root.path}/variables.tf"
-    source, renders = rendered_tfvars()
+    source, renders = rendered_tfvars(env)
     found: dict[str, list[str]] = {}  # problem -> the renderings that show it
     seen: set[str] = set()
+    missing: set[str] = set()
     for label, data in renders:
         where = source
         problems: list[str] = []
@@ -408,9 +417,10 @@ def test_rendered_tfvars_match_the_example_root_variables() -> None:
                 continue
             seen.add(key)
             if variable.type is not None:
-                _check_value(value, variable.type, key, where, seen, problems)
+                _check_value(value, variable.type, key, _Walk(where, var_file, seen, missing, problems))
         for name, variable in root.variables.items():
             if not variable.has_default and name not in data:
+                missing.add(name)
                 problems.append(
                     f"{where} does not set `{name}`, which {var_file} declares without a default. Fix: "
                     f"render it in the template (from mwaa.yaml), or give it a default."
@@ -423,7 +433,7 @@ def test_rendered_tfvars_match_the_example_root_variables() -> None:
         declared.add(name)
         if variable.type is not None:
             declared |= _declared_paths(variable.type, name)
-    for path in sorted(declared - seen - set(NOT_RENDERED)):
+    for path in sorted(declared - seen - missing - set(NOT_RENDERED)):
         if any(path.startswith(f"{other}.") for other in NOT_RENDERED):
             continue
         problems.append(
