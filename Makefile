@@ -31,7 +31,7 @@ lint: setup ## ruff check, ruff format --check, terraform fmt --check
 	$(BIN)/mwaa-iac tf fmt --check modules environments
 
 unit: setup ## Every pytest test (unit, integration, local stack, end to end)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 tf-test: setup ## The offline `terraform test` suite of the decision module
 	$(BIN)/mwaa-iac tf test modules/blue-green-decision
