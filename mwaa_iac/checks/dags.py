@@ -13,8 +13,9 @@ Two checks:
   DagBag check, and report import errors per file, with the line of the DAG file the error comes from.
   For Airflow 3 targets, the files that import but raise deprecation warnings (e.g. the
   ``airflow.operators.*`` shims of 3.x, ``DeprecatedImportWarning``) are listed with the warnings; they
-  are not errors. It uses the local stack's cached virtualenvs (:mod:`mwaa_iac.local.runtime.venvs`);
-  when that module or the venv is not available, the result says so instead of failing. No metadata
+  are not errors. It uses the cached Airflow virtualenvs the local stack uses too
+  (:mod:`mwaa_iac.adapters.airflow_venvs`); when the venv is not available, the result says so instead
+  of failing. No metadata
   database is needed: the DagBag only parses (a throwaway sqlite URL keeps Airflow's settings happy).
 """
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mwaa_iac.adapters import airflow_venvs
 from mwaa_iac.core.catalog import parse_version
 from mwaa_iac.errors import MwaaIacError, UsageError
 
@@ -440,24 +442,16 @@ def deprecation_warnings(raw: list[dict[str, Any]], root: Path) -> tuple[DagImpo
 def find_target_python(airflow_version: str, *, build: bool = False) -> tuple[Path | None, str | None]:
     """(python of a cached virtualenv with ``airflow_version``, None) or (None, why not)."""
     try:
-        from mwaa_iac.local.runtime import venvs
-    except ImportError as exc:
-        return None, (
-            "the import check needs the local stack's virtualenv cache (mwaa_iac.local.runtime.venvs), "
-            f"which is not available in this installation ({exc})"
-        )
-    try:
-        root = venvs.default_cache_dir()
-    except Exception as exc:  # the module is young; never let it break a check
-        return None, f"the local stack's virtualenv cache could not be located: {exc}"
-    marker = getattr(venvs, "COMPLETE_MARKER", ".mwaa-iac-complete")
+        root = airflow_venvs.default_cache_dir()
+    except Exception as exc:  # never let locating the cache break a check
+        return None, f"the Airflow virtualenv cache could not be located: {exc}"
     for candidate in sorted(root.glob(f"{airflow_version}-py*")):
         python = candidate / "bin" / "python"
-        if (candidate / marker).is_file() and python.exists():
+        if (candidate / airflow_venvs.COMPLETE_MARKER).is_file() and python.exists():
             return python, None
     if build:
         try:
-            venv = venvs.ensure_venv(airflow_version)
+            venv = airflow_venvs.ensure_venv(airflow_version)
         except Exception as exc:
             return None, f"could not build a virtualenv for Airflow {airflow_version}: {exc}"
         return Path(venv.python), None

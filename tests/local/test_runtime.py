@@ -24,6 +24,7 @@ import psutil
 import pytest
 from moto.server import ThreadedMotoServer
 
+from mwaa_iac.adapters.airflow_venvs import bundled_constraints, venv_key
 from mwaa_iac.local.runtime import procs
 from mwaa_iac.local.runtime.airflow import (
     CODE_INJECTED,
@@ -34,7 +35,6 @@ from mwaa_iac.local.runtime.airflow import (
 )
 from mwaa_iac.local.runtime.base import EnvSpec, RuntimeFailure
 from mwaa_iac.local.runtime.postgres import PostgresCluster, database_name, socket_dir_for
-from mwaa_iac.local.runtime.venvs import bundled_constraints, venv_key
 
 pytestmark = pytest.mark.local
 

@@ -311,7 +311,7 @@ def test_2x_targets_do_not_report_deprecation_warnings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Like the AIR3xx rules: Airflow 2's warnings about Airflow 3 are not reported for 2.x targets."""
-    pytest.importorskip("mwaa_iac.local.runtime.venvs")
+    pytest.importorskip("mwaa_iac.adapters.airflow_venvs")
     python = _fake_python(tmp_path, "2.9")
     venv = tmp_path / "cache" / "2.10.3-py3.11"
     (venv / "bin").mkdir(parents=True)

@@ -60,11 +60,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mwaa_iac.adapters.airflow_venvs import (
+    Venv,
+    VenvBuildError,
+    ensure_venv,
+    installer_env,
+    pip_install_command,
+)
 from mwaa_iac.core.catalog import major_of, parse_version
 from mwaa_iac.local.runtime import procs
 from mwaa_iac.local.runtime.base import MWAA_SYNC_INTERVAL, ApiResponse, EnvSpec, RuntimeFailure
 from mwaa_iac.local.runtime.postgres import PostgresCluster, PostgresError, database_name, socket_dir_for
-from mwaa_iac.local.runtime.venvs import Venv, VenvBuildError, ensure_venv, installer_env, pip_install_command
 
 log = logging.getLogger(__name__)
 
