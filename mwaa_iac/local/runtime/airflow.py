@@ -3,7 +3,8 @@
 Per runtime (one ``state_dir``):
 
 * one PostgreSQL cluster (``postgres.py``; data in ``state_dir/pg``), one database per environment;
-* a cached virtualenv per Airflow version (``venvs.py``), shared by all environments and runs;
+* a cached virtualenv per Airflow version (``adapters/airflow_venvs.py``), shared by all
+  environments and runs;
 * process records in ``state_dir/pids`` so :func:`kill_recorded_processes` (``local down``) can stop
   everything from another process.
 
@@ -13,13 +14,13 @@ Per environment (``state_dir/envs/<name>/``, which is also its ``AIRFLOW_HOME``)
   generated Fernet key (so connection passwords decrypt after a restart or an upgrade), the web
   server's secret key and port, and the generated admin user the REST API calls authenticate as
   (``[api] auth_backends`` = basic auth);
-* ``dags/`` mirrored from ``s3://<source_bucket>/<dag_s3_path>/`` on create, on :meth:`sync`, and
-  every few seconds by a background thread (files deleted from S3 are deleted here; files that tasks
-  write themselves, such as mwaa-dr's local backups, are left alone);
-* ``requirements/<version>-<hash>/``: ``requirements.txt`` from S3 installed with ``--target`` and
-  constrained to the version venv's own packages (as MWAA constrains them), put on ``PYTHONPATH``;
-* a scheduler (LocalExecutor, small parallelism) and a web server (one gunicorn worker) on
-  127.0.0.1, each in its own process group, logging to ``scheduler.log`` / ``webserver.log``.
+* ``dags/`` and ``worker/dags/`` mirrored from ``s3://<source_bucket>/<dag_s3_path>/`` on create, on
+  :meth:`sync`, and every few seconds by background threads (``s3_mirror.py``);
+* ``requirements/<version>-<hash>/``: ``requirements.txt`` from S3 (``requirements.py``);
+* the processes of its Airflow family (``families.py``: on 2.x a scheduler, a web server and a
+  triggerer; on 3.x the web server's place is the API server's, beside a DAG processor), LocalExecutor,
+  on 127.0.0.1, each in its own process group, logging to ``<component>.log``; REST calls go through
+  ``rest.py``.
 
 An update first prepares what it can while the old version serves (the target's venv and
 requirements: a failure there changes nothing), then stops the processes, snapshots the database with
@@ -27,7 +28,7 @@ requirements: a failure there changes nothing), then stops the processes, snapsh
 (for a downgrade, the current version's ``airflow db downgrade --to-version`` first) and starts the
 target; any failure restores the snapshot and restarts the old version (:class:`RuntimeFailure` with
 ``rolled_back=True``). A startup script from S3 is sourced before the processes start and what it
-exports reaches them, as on MWAA.
+exports reaches them, as on MWAA (``startup.py``).
 
 While an environment serves, a supervisor thread restarts any of its components whose process exits
 (a crash, or the ``kill_scheduler`` fault), after ``restart_delay`` seconds, as MWAA replaces a failed
@@ -41,7 +42,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -53,40 +53,38 @@ import subprocess
 import threading
 import time
 import urllib.error
-import urllib.parse
-import urllib.request
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mwaa_iac.adapters.airflow_venvs import (
-    Venv,
-    VenvBuildError,
-    ensure_venv,
-    installer_env,
-    pip_install_command,
-)
-from mwaa_iac.core.catalog import major_of, parse_version
+from mwaa_iac.adapters.airflow_venvs import Venv, VenvBuildError, ensure_venv
+from mwaa_iac.core.catalog import parse_version
 from mwaa_iac.local.runtime import procs
 from mwaa_iac.local.runtime.base import MWAA_SYNC_INTERVAL, ApiResponse, EnvSpec, RuntimeFailure
+from mwaa_iac.local.runtime.families import (
+    ALL_COMPONENTS,
+    PASSWORDS_FILE,
+    UnsupportedAirflowVersion,
+    Wiring,
+    config_env_vars,
+    family_of,
+    migrate_command,
+)
 from mwaa_iac.local.runtime.postgres import PostgresCluster, PostgresError, database_name, socket_dir_for
+from mwaa_iac.local.runtime.requirements import RequirementsFailed, install_requirements, prune_requirements
+from mwaa_iac.local.runtime.rest import INVOKE_TIMEOUT, RestClient
+from mwaa_iac.local.runtime.s3_mirror import S3Mirror, UnsafeArchive
+from mwaa_iac.local.runtime.startup import StartupScriptFailed, run_startup_script
+
+__all__ = ["AirflowRuntime", "config_env_vars", "kill_recorded_processes", "migrate_command"]
 
 log = logging.getLogger(__name__)
 
-# The processes of an environment, by Airflow major version: Airflow 3 splits the web server into the
-# API server (REST API v2, the UI and the execution API tasks talk to) and the DAG processor.
-COMPONENTS_BY_MAJOR = {
-    2: ("scheduler", "webserver", "triggerer"),
-    3: ("scheduler", "api-server", "dag-processor", "triggerer"),
-}
-ALL_COMPONENTS = ("scheduler", "webserver", "api-server", "dag-processor", "triggerer")
 # The two copies of the S3 DAG folder each environment keeps, synced independently (as MWAA's
 # scheduler and worker containers each sync their own): ``dags/`` is what the scheduler, DAG
 # processor, web server and triggerer read; ``worker/dags/`` is what task processes run.
 DAG_COPIES = ("scheduler", "worker")
 ADMIN_USER = "mwaa-emulator"
-INVOKE_TIMEOUT = 10.0
 SCHEDULER_HEARTBEAT_THRESHOLD = 30.0
 STOP_GRACE = 10.0
 # MWAA runs each Airflow component in a container of its own (AWS Fargate) and replaces one whose
@@ -98,30 +96,6 @@ STOP_GRACE = 10.0
 RESTART_DELAY = 60.0
 RESTART_DELAY_VAR = "MWAA_IAC_LOCAL_RESTART_DELAY"
 SUPERVISE_INTERVAL = 1.0
-API_AUTH_BACKENDS = "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session"
-SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-PASSWORDS_FILE = "simple_auth_manager_passwords.json"
-
-
-def migrate_command(version: str) -> list[str]:
-    """``airflow db migrate`` (2.7 and later); before 2.7 it was ``airflow db upgrade``."""
-    return ["db", "migrate"] if parse_version(version) >= (2, 7, 0) else ["db", "upgrade"]
-
-
-def major(version: str) -> int:
-    """2 or 3 (the runtime's two families)."""
-    return parse_version(version)[0]
-
-
-def components(version: str) -> tuple[str, ...]:
-    """The processes an environment of Airflow ``version`` runs."""
-    return COMPONENTS_BY_MAJOR[major(version)]
-
-
-def api_prefix(version: str) -> str:
-    """Where MWAA's InvokeRestApi sends a path: ``/api/v1`` on Airflow 2, ``/api/v2`` on Airflow 3."""
-    return "/api/v2" if major(version) >= 3 else "/api/v1"
-
 
 # LastUpdate.Error codes the runtime reports (the emulator copies them).
 CODE_VENV = "AIRFLOW_INSTALL_FAILED"
@@ -135,81 +109,6 @@ CODE_UNSUPPORTED = "UNSUPPORTED_VERSION"
 CODE_STARTUP_SCRIPT = "STARTUP_SCRIPT_FAILED"
 CODE_NOT_RUNNING = "ENVIRONMENT_NOT_RUNNING"
 CODE_API_UNREACHABLE = "WEBSERVER_UNREACHABLE"
-
-# Variables a startup script may not change (as on MWAA, which reserves its own set).
-_RESERVED_VARIABLES = frozenset(
-    {
-        "AIRFLOW_HOME",
-        "AIRFLOW_CONFIG",
-        "AIRFLOW__CORE__EXECUTOR",
-        "AIRFLOW__CORE__FERNET_KEY",
-        "AIRFLOW_ENV_NAME",
-    }
-)
-_SHELL_VARIABLES = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
-_RESERVED_PREFIXES = (
-    "MWAA_IAC_",
-    "AIRFLOW__DATABASE__",
-    "AIRFLOW__WEBSERVER__WEB_SERVER",
-    # Airflow 3's wiring: the API server's address and keys, the auth manager, the execution API.
-    "AIRFLOW__API__HOST",
-    "AIRFLOW__API__PORT",
-    "AIRFLOW__API__BASE_URL",
-    "AIRFLOW__API__SECRET_KEY",
-    "AIRFLOW__API_AUTH__",
-    "AIRFLOW__CORE__AUTH_MANAGER",
-    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER",
-    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
-)
-
-
-def _reserved(name: str) -> bool:
-    return name in _SHELL_VARIABLES or name in _RESERVED_VARIABLES or name.startswith(_RESERVED_PREFIXES)
-
-
-# Settings an environment always gets, before its airflow_configuration_options. Scheduling and
-# parsing use Apache Airflow's defaults, which MWAA keeps unless AirflowConfigurationOptions change
-# them (README "Local stack" lists the numbers): a new DAG file is listed within
-# dag_dir_list_interval (300 s), a changed one re-parsed within min_file_process_interval (30 s).
-DEFAULT_AIRFLOW_CONFIG = {
-    "core.load_examples": "False",
-    "core.dags_are_paused_at_creation": "True",
-    "core.parallelism": "4",
-    "core.max_active_tasks_per_dag": "4",
-    "core.dagbag_import_timeout": "30",
-    "core.default_timezone": "utc",
-    "database.load_default_connections": "False",
-    "database.sql_alchemy_pool_size": "2",
-    "database.sql_alchemy_max_overflow": "8",
-    "scheduler.dag_dir_list_interval": "300",
-    "scheduler.min_file_process_interval": "30",
-    "scheduler.parsing_processes": "1",
-    "scheduler.scheduler_heartbeat_sec": "5",
-    "scheduler.enable_health_check": "False",
-    "webserver.workers": "1",
-    "webserver.worker_refresh_batch_size": "0",
-    "webserver.web_server_worker_timeout": "120",
-    "webserver.warn_deployment_exposure": "False",
-    "webserver.expose_config": "False",
-    "usage_data_collection.enabled": "False",
-}
-
-
-# Airflow 3 moved the web server's settings to [api] (the parsing ones to [dag_processor]: the
-# defaults above reach 3.x through AIRFLOW3_RENAMED).
-AIRFLOW3_CONFIG = {"api.workers": "1", "api.expose_config": "False"}
-# 2.x names whose 3.x counterpart the defaults and an environment's AirflowConfigurationOptions may
-# use (Airflow 3 reads the old names with a deprecation warning; here they are translated).
-AIRFLOW3_RENAMED = {
-    "scheduler.dag_dir_list_interval": "dag_processor.refresh_interval",
-    "scheduler.min_file_process_interval": "dag_processor.min_file_process_interval",
-    "scheduler.parsing_processes": "dag_processor.parsing_processes",
-}
-
-
-def airflow3_options(options: dict[str, str]) -> dict[str, str]:
-    """``options`` with 2.x names of moved settings given their 3.x names."""
-    return {AIRFLOW3_RENAMED.get(key, key): value for key, value in options.items()}
 
 
 class _StepError(Exception):
@@ -317,17 +216,6 @@ def spec_to_dict(spec: EnvSpec) -> dict[str, Any]:
     return dataclasses.asdict(spec)
 
 
-def config_env_vars(options: dict[str, str]) -> dict[str, str]:
-    """``{"core.parallelism": "8"}`` → ``{"AIRFLOW__CORE__PARALLELISM": "8"}``."""
-    env = {}
-    for key, value in options.items():
-        section, sep, option = key.partition(".")
-        if not sep or not section or not option:
-            continue
-        env[f"AIRFLOW__{section.upper()}__{option.upper().replace('.', '_')}"] = str(value)
-    return env
-
-
 def _free_port(exclude: set[int]) -> int:
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -388,9 +276,9 @@ class AirflowRuntime:
         self._lock = threading.RLock()
         self._envs: dict[str, _Env] = {}
         self._ports: set[int] = set()
-        self._s3_client: Any = None
+        self.mirror = S3Mirror(self.aws_env)
+        self.rest = RestClient()
         self._timings: dict[str, dict[str, float]] = {}
-        self._tokens: dict[tuple[str, int, str], str] = {}
 
     # ------------------------------------------------------------------ paths and state
     def env_dir(self, name: str) -> Path:
@@ -500,36 +388,11 @@ class AirflowRuntime:
         env.update(self.aws_env)
         if requirements_dir:
             env["PYTHONPATH"] = requirements_dir
-        airflow3 = major(venv.airflow_version) >= 3
-        if airflow3:
-            env.update(config_env_vars(airflow3_options({**DEFAULT_AIRFLOW_CONFIG, **AIRFLOW3_CONFIG})))
-            env.update(config_env_vars(airflow3_options(spec.airflow_configuration_options)))
-        else:
-            env.update(config_env_vars(DEFAULT_AIRFLOW_CONFIG))
-            env.update(config_env_vars(spec.airflow_configuration_options))
-        url = f"http://127.0.0.1:{state.port}"
-        if airflow3:
-            env.update(
-                config_env_vars(
-                    {
-                        # The API server authenticates REST calls with JWTs from the simple auth
-                        # manager (one admin user, its password in a file only this runtime reads);
-                        # tasks reach the execution API with tokens signed by the same secret.
-                        "core.auth_manager": SIMPLE_AUTH_MANAGER,
-                        "core.simple_auth_manager_users": f"{state.admin_user}:admin",
-                        "core.simple_auth_manager_passwords_file": str(home / PASSWORDS_FILE),
-                        "core.execution_api_server_url": f"{url}/execution/",
-                        "api.host": "127.0.0.1",
-                        "api.port": str(state.port),
-                        "api.base_url": url,
-                        "api.secret_key": state.secret_key,
-                        "api_auth.jwt_secret": state.secret_key,
-                        "logging.dag_processor_child_process_log_directory": str(
-                            home / "logs" / "dag_processor"
-                        ),
-                    }
-                )
-            )
+        family = family_of(venv.airflow_version)
+        env.update(config_env_vars(family.defaults()))
+        env.update(config_env_vars(family.options(spec.airflow_configuration_options)))
+        wiring = Wiring(home=home, port=state.port, admin_user=state.admin_user, secret_key=state.secret_key)
+        env.update(config_env_vars(family.wiring(wiring)))
         env.update(
             config_env_vars(
                 {
@@ -547,22 +410,6 @@ class AirflowRuntime:
                 }
             )
         )
-        if not airflow3:
-            env.update(
-                config_env_vars(
-                    {
-                        "logging.dag_processor_manager_log_location": str(
-                            home / "logs" / "dag_processor_manager.log"
-                        ),
-                        "scheduler.child_process_log_directory": str(home / "logs" / "scheduler"),
-                        "webserver.web_server_host": "127.0.0.1",
-                        "webserver.web_server_port": str(state.port),
-                        "webserver.base_url": url,
-                        "webserver.secret_key": state.secret_key,
-                        "api.auth_backends": API_AUTH_BACKENDS,
-                    }
-                )
-            )
         return env
 
     def _run_airflow(
@@ -607,8 +454,8 @@ class AirflowRuntime:
         self._run_airflow(state, spec, venv, req_dir, migrate_command(venv.airflow_version), "migrate.log")
 
     def _create_admin(self, state: EnvState, spec: EnvSpec, venv: Venv, req_dir: str | None) -> None:
-        if major(venv.airflow_version) >= 3:
-            return  # Airflow 3's simple auth manager reads the password file _start writes
+        if family_of(venv.airflow_version).admin != "users-create":
+            return  # Airflow 3's simple auth manager reads the password file _launch_plan writes
         self._run_airflow(
             state, spec, venv, req_dir,
             ["users", "create", "--username", state.admin_user, f"--password={state.admin_password}",
@@ -637,33 +484,19 @@ class AirflowRuntime:
         home = self.env_dir(state.name)
         (home / "logs").mkdir(parents=True, exist_ok=True)
         airflow = [str(venv.python), "-m", "airflow"]
-        commands = {
-            "scheduler": [*airflow, "scheduler", "--skip-serve-logs"],
-            "webserver": [
-                *airflow, "webserver", "--port", str(state.port), "--hostname", "127.0.0.1", "--workers", "1",
-            ],
-            "api-server": [
-                *airflow, "api-server", "--port", str(state.port), "--host", "127.0.0.1", "--workers", "1",
-            ],
-            "dag-processor": [*airflow, "dag-processor"],
-            # The triggerer serves its logs from 2.6 on (and takes the option to not serve them).
-            "triggerer": [*airflow, "triggerer"]
-            + (["--skip-serve-logs"] if parse_version(venv.airflow_version) >= (2, 6, 0) else []),
-        }  # fmt: skip
+        family = family_of(venv.airflow_version)
         self._write_worker_launcher(home, venv)
-        airflow3 = major(venv.airflow_version) >= 3
-        if airflow3:  # the admin user's password for the simple auth manager (this user only)
+        if family.admin == "password-file":  # the admin user's password for the auth manager (this user only)
             _write_private_json(home / PASSWORDS_FILE, {state.admin_user: state.admin_password})
         base_env = self._startup_env(spec, self._process_env(state, spec, venv, state.requirements_dir))
         plan: dict[str, tuple[list[str], dict[str, str]]] = {}
-        for component in components(venv.airflow_version):
+        for component in family.components:
             process_env = dict(base_env)
-            if airflow3 and component == "scheduler":
-                # Airflow 3's LocalExecutor runs each task in a child of the scheduler, which loads
-                # the DAG file from the bundle at the scheduler's dags_folder; the scheduler itself
-                # parses nothing (the DAG processor does). So the scheduler gets the workers' copy.
+            if family.scheduler_runs_tasks and component.name == "scheduler":
+                # Tasks are children of the scheduler, loading DAG files from its dags_folder (the
+                # DAG processor parses): the scheduler gets the workers' copy.
                 process_env["AIRFLOW__CORE__DAGS_FOLDER"] = str(home / "worker" / "dags")
-            plan[component] = (commands[component], process_env)
+            plan[component.name] = (component.command(airflow, venv.airflow_version, state.port), process_env)
         return plan
 
     def _launch(
@@ -717,39 +550,15 @@ class AirflowRuntime:
         key = spec.startup_script_s3_path.lstrip("/")
         try:
             version = spec.startup_script_s3_object_version
-            script.write_bytes(self._read_object(spec.source_bucket, key, version))
+            script.write_bytes(self.mirror.read_object(spec.source_bucket, key, version))
         except Exception as exc:
             raise _StepError(
                 CODE_STARTUP_SCRIPT, f"cannot read s3://{spec.source_bucket}/{key}: {exc}"
             ) from exc
-        marker = "__mwaa_iac_environment__"
-        with open(home / "startup.log", "a") as log_out:
-            log_out.write(f"\n=== {_now()} {key}\n")
-            log_out.flush()
-            try:
-                result = subprocess.run(
-                    ["bash", "-c", f'. "$1" >&2; status=$?; printf "\\0{marker}\\0"; env -0; exit $status',
-                     "startup", str(script)],
-                    env=env, cwd=home, stdout=subprocess.PIPE, stderr=log_out, stdin=subprocess.DEVNULL,
-                    timeout=300, check=False,
-                )  # fmt: skip
-            except subprocess.TimeoutExpired as exc:
-                raise _StepError(
-                    CODE_STARTUP_SCRIPT, "the startup script ran for more than 5 minutes"
-                ) from exc
-        if result.returncode != 0:
-            raise _StepError(
-                CODE_STARTUP_SCRIPT,
-                f"the startup script exited with {result.returncode}:\n"
-                f"{procs.tail(home / 'startup.log', 10)}",
-            )
-        exported = result.stdout.split(f"\0{marker}\0".encode(), 1)[-1]
-        merged = dict(env)
-        for item in exported.split(b"\0"):
-            name, sep, value = item.decode(errors="replace").partition("=")
-            if sep and not _reserved(name):
-                merged[name] = value
-        return merged
+        try:
+            return run_startup_script(script, env, home, key)
+        except StartupScriptFailed as exc:
+            raise _StepError(CODE_STARTUP_SCRIPT, str(exc)) from exc
 
     def _stop(self, env: _Env) -> None:
         """Stop the environment's Airflow processes (and everything they started), after taking it
@@ -829,7 +638,7 @@ class AirflowRuntime:
                 return []
             state = env.state
             now = time.monotonic()
-            for component in components(state.airflow_version):
+            for component in family_of(state.airflow_version).component_names:
                 if self._component_alive(env, component):
                     env.down_since.pop(component, None)
                     continue
@@ -911,7 +720,7 @@ class AirflowRuntime:
         home = self.env_dir(state.name)
         api_ok = scheduler_ok = False
         while time.monotonic() < deadline:
-            for component in components(version):
+            for component in family_of(version).component_names:
                 if not self._component_alive(env, component):
                     raise _StepError(
                         CODE_START,
@@ -941,7 +750,7 @@ class AirflowRuntime:
             CODE_START,
             f"{state.name} was not healthy after {self.start_timeout:.0f}s "
             f"(api={api_ok}, scheduler={scheduler_ok}):\n"
-            + "\n".join(procs.tail(home / f"{c}.log", 10) for c in components(version)),
+            + "\n".join(procs.tail(home / f"{c}.log", 10) for c in family_of(version).component_names),
         )
 
     def _start_and_wait(self, env: _Env, state: EnvState, spec: EnvSpec, venv: Venv) -> None:
@@ -951,31 +760,7 @@ class AirflowRuntime:
 
     # ------------------------------------------------------------------ S3: DAGs, plugins, requirements
     def s3_client(self) -> Any:
-        with self._lock:
-            if self._s3_client is None:
-                import boto3
-                from botocore.config import Config
-
-                session = boto3.session.Session(
-                    aws_access_key_id=self.aws_env.get("AWS_ACCESS_KEY_ID", "testing"),
-                    aws_secret_access_key=self.aws_env.get("AWS_SECRET_ACCESS_KEY", "testing"),
-                    aws_session_token=self.aws_env.get("AWS_SESSION_TOKEN"),
-                    region_name=self.aws_env.get("AWS_DEFAULT_REGION")
-                    or self.aws_env.get("AWS_REGION")
-                    or "us-east-1",
-                )
-                endpoint = self.aws_env.get("AWS_ENDPOINT_URL_S3") or self.aws_env.get("AWS_ENDPOINT_URL")
-                self._s3_client = session.client(
-                    "s3",
-                    endpoint_url=endpoint,
-                    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
-                )
-            return self._s3_client
-
-    def _read_object(self, bucket: str, key: str, version: str | None) -> bytes:
-        """An S3 object's bytes, of ``version`` when given (the one the environment runs)."""
-        extra = {"VersionId": version} if version else {}
-        return self.s3_client().get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+        return self.mirror.client()
 
     def dag_folder(self, name: str, copy: str = "scheduler") -> Path:
         """The environment's ``scheduler`` or ``worker`` copy of its DAG folder."""
@@ -983,70 +768,13 @@ class AirflowRuntime:
         return home / "dags" if copy == "scheduler" else home / "worker" / "dags"
 
     def _sync_dags(self, spec: EnvSpec, copy: str = "scheduler") -> None:
-        home = self.env_dir(spec.name)
-        dags = self.dag_folder(spec.name, copy)
-        dags.mkdir(parents=True, exist_ok=True)
-        manifest_path = home / (".dag-manifest.json" if copy == "scheduler" else ".worker-dag-manifest.json")
-        try:
-            manifest: dict[str, str] = json.loads(manifest_path.read_text())
-        except (OSError, ValueError):
-            manifest = {}
-        prefix = spec.dag_s3_path.strip("/")
-        prefix = f"{prefix}/" if prefix else ""
-        client = self.s3_client()
-        listing: dict[str, str] = {}
-        for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=spec.source_bucket, Prefix=prefix
-        ):
-            for obj in page.get("Contents", []):
-                rel = obj["Key"][len(prefix) :]
-                parts = Path(rel).parts
-                if not rel or rel.endswith("/") or ".." in parts or rel.startswith("/"):
-                    continue
-                listing[rel] = obj.get("ETag", "") + str(obj.get("Size", ""))
-        for rel, tag in listing.items():
-            dest = dags / rel
-            if manifest.get(rel) == tag and dest.is_file():
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.parent / f".{dest.name}.sync-tmp"
-            client.download_file(spec.source_bucket, prefix + rel, str(tmp))
-            os.replace(tmp, dest)
-        for rel in set(manifest) - set(listing):
-            path = dags / rel
-            path.unlink(missing_ok=True)
-            parent = path.parent
-            while parent != dags and parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()
-                parent = parent.parent
-        if listing != manifest:
-            tmp_manifest = manifest_path.with_suffix(".tmp")
-            tmp_manifest.write_text(json.dumps(listing, sort_keys=True))
-            os.replace(tmp_manifest, manifest_path)
-
-    def _sync_plugins(self, spec: EnvSpec) -> None:
-        if not spec.plugins_s3_path:
-            return
-        home = self.env_dir(spec.name)
-        marker = home / ".plugins-etag"
-        key = spec.plugins_s3_path.lstrip("/")
-        extra = {"VersionId": spec.plugins_s3_object_version} if spec.plugins_s3_object_version else {}
-        head = self.s3_client().head_object(Bucket=spec.source_bucket, Key=key, **extra)
-        tag = f"{spec.plugins_s3_path}:{spec.plugins_s3_object_version or ''}:{head.get('ETag', '')}"
-        if marker.is_file() and marker.read_text() == tag:
-            return
-        archive = home / ".plugins.zip"
-        archive.write_bytes(self._read_object(spec.source_bucket, key, spec.plugins_s3_object_version))
-        plugins = home / "plugins"
-        shutil.rmtree(plugins, ignore_errors=True)
-        plugins.mkdir(parents=True)
-        with zipfile.ZipFile(archive) as zf:
-            base = plugins.resolve()
-            for member in zf.namelist():
-                if not (plugins / member).resolve().is_relative_to(base):
-                    raise _StepError(CODE_DAG_SYNC, f"unsafe path {member!r} in {spec.plugins_s3_path}")
-            zf.extractall(plugins)
-        marker.write_text(tag)
+        manifest = ".dag-manifest.json" if copy == "scheduler" else ".worker-dag-manifest.json"
+        self.mirror.mirror_folder(
+            spec.source_bucket,
+            spec.dag_s3_path,
+            self.dag_folder(spec.name, copy),
+            self.env_dir(spec.name) / manifest,
+        )
 
     def sync(self, spec: EnvSpec) -> None:
         """Mirror the DAG folder into both copies now. plugins.zip is installed at create/update
@@ -1055,7 +783,10 @@ class AirflowRuntime:
         with env.sync_lock:
             for copy in DAG_COPIES:
                 self._sync_dags(spec, copy)
-            self._sync_plugins(spec)
+            try:
+                self.mirror.install_plugins(spec, self.env_dir(spec.name))
+            except UnsafeArchive as exc:
+                raise _StepError(CODE_DAG_SYNC, str(exc)) from exc
 
     def _sync_loop(self, env: _Env, copy: str, stop: threading.Event, offset: float) -> None:
         if offset and stop.wait(offset):
@@ -1094,61 +825,17 @@ class AirflowRuntime:
         returns the directory to put on PYTHONPATH. Reuses an identical earlier install."""
         if not spec.requirements_s3_path:
             return None
-        home = self.env_dir(spec.name)
         key = spec.requirements_s3_path.lstrip("/")
         try:
-            body = self._read_object(spec.source_bucket, key, spec.requirements_s3_object_version)
+            body = self.mirror.read_object(spec.source_bucket, key, spec.requirements_s3_object_version)
         except Exception as exc:
             raise _StepError(
                 CODE_REQUIREMENTS, f"cannot read s3://{spec.source_bucket}/{key}: {exc}"
             ) from exc
-        digest = hashlib.sha256(body + venv.airflow_version.encode()).hexdigest()[:12]
-        root = home / "requirements"
-        final = root / f"{venv.airflow_version}-{digest}"
-        if (final / ".complete").is_file():
-            return str(final)
-        tmp = root / f".{final.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        req_file = root / f"{final.name}.requirements.txt"
-        req_file.write_bytes(body)
-        log_file = home / "requirements.log"
-        cmd = pip_install_command(
-            venv.python, [], constraints=[venv.freeze_file], target=tmp, requirements_file=req_file
-        )
-        with open(log_file, "a") as out:
-            out.write(f"\n=== {_now()} {' '.join(cmd)}\n")
-            out.flush()
-            try:
-                result = subprocess.run(
-                    cmd, stdout=out, stderr=subprocess.STDOUT, env=installer_env(), timeout=900, check=False
-                )
-            except subprocess.TimeoutExpired as exc:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise _StepError(CODE_REQUIREMENTS, "installing requirements.txt timed out") from exc
-        if result.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise _StepError(
-                CODE_REQUIREMENTS,
-                f"requirements.txt did not install on Airflow {venv.airflow_version}:\n"
-                f"{procs.tail(log_file, 12)}",
-            )
-        (tmp / ".complete").write_text(body.decode(errors="replace"))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        return str(final)
-
-    def _prune_requirements(self, name: str, keep: str | None) -> None:
-        root = self.env_dir(name) / "requirements"
-        if not root.is_dir():
-            return
-        for path in root.iterdir():
-            if keep and (str(path) == keep or path.name == f"{Path(keep).name}.requirements.txt"):
-                continue
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+        try:
+            return install_requirements(body, self.env_dir(spec.name), venv)
+        except RequirementsFailed as exc:
+            raise _StepError(CODE_REQUIREMENTS, str(exc)) from exc
 
     # ------------------------------------------------------------------ the Runtime protocol
     def create(self, spec: EnvSpec) -> str:
@@ -1285,7 +972,7 @@ class AirflowRuntime:
         finally:
             timer.done()
         self._save_state(new_state)
-        self._prune_requirements(new.name, new_req)
+        prune_requirements(self.env_dir(new.name), new_req)
         self._now_serving(env)
         log.info("updated %s to Airflow %s: %s", new.name, new.airflow_version, timer.steps)
         return self.url(new.name)
@@ -1343,7 +1030,7 @@ class AirflowRuntime:
                 venv = self._venv(state.airflow_version)
             with timer.step("postgres"):
                 self._ensure_postgres()
-            if all(self._component_alive(env, c) for c in components(state.airflow_version)):
+            if all(self._component_alive(env, c) for c in family_of(state.airflow_version).component_names):
                 with contextlib.suppress(Exception):
                     if self._call(state, "GET", "version", None, None, timeout=5).status == 200:
                         self._now_serving(env)
@@ -1385,7 +1072,7 @@ class AirflowRuntime:
     def delete(self, name: str) -> None:
         with self._lock:
             env = self._envs.pop(name, None)
-            self._tokens = {k: v for k, v in self._tokens.items() if k[0] != name}
+        self.rest.forget(name)
         state = self._load_state(name)
         if env is None:
             env = _Env(name, EnvSpec(name=name, airflow_version="", source_bucket="", dag_s3_path=""))
@@ -1412,43 +1099,8 @@ class AirflowRuntime:
         body: object | None,
         timeout: float = INVOKE_TIMEOUT,
     ) -> ApiResponse:
-        """One REST call as MWAA's InvokeRestApi makes it: the path under ``/api/v1`` (Airflow 2,
-        basic auth as the admin user) or ``/api/v2`` (Airflow 3, a bearer token the API server issued
-        to the admin user, fetched again when it is refused)."""
-        url = f"http://127.0.0.1:{state.port}{api_prefix(state.airflow_version)}/{path.lstrip('/')}"
-        if query:
-            url += "?" + urllib.parse.urlencode(query, doseq=True)
-        data = None if body is None else json.dumps(body).encode()
-        airflow3 = major(state.airflow_version) >= 3
-        for attempt in range(2):
-            if airflow3:
-                authorization = f"Bearer {self._token(state, fresh=attempt > 0, timeout=timeout)}"
-            else:
-                basic = base64.b64encode(f"{state.admin_user}:{state.admin_password}".encode()).decode()
-                authorization = f"Basic {basic}"
-            status, raw = _http(method, url, data, authorization, timeout)
-            # 401: no or an expired token; 403: a token this API server does not accept (issued
-            # before a restart with other keys): fetch a new one, once.
-            if not (airflow3 and status in (401, 403)):
-                break
-        return ApiResponse(status=status, body=_parse_body(raw))
-
-    def _token(self, state: EnvState, *, fresh: bool, timeout: float) -> str:
-        """The admin user's JWT for Airflow 3's API server (``POST /auth/token``), cached per port."""
-        key = (state.name, state.port, state.secret_key)
-        with self._lock:
-            token = None if fresh else self._tokens.get(key)
-        if token:
-            return token
-        body = json.dumps({"username": state.admin_user, "password": state.admin_password}).encode()
-        status, raw = _http("POST", f"http://127.0.0.1:{state.port}/auth/token", body, None, timeout)
-        answer = _parse_body(raw)
-        if status not in (200, 201) or not isinstance(answer, dict) or "access_token" not in answer:
-            raise OSError(f"the API server of {state.name} issued no token (HTTP {status})")
-        token = str(answer["access_token"])
-        with self._lock:
-            self._tokens[key] = token
-        return token
+        """One REST call as MWAA's InvokeRestApi makes it (see ``rest.py``)."""
+        return self.rest.call(state, method, path, query, body, timeout)
 
     def invoke(
         self, name: str, method: str, path: str, query: dict[str, str] | None, body: object | None
@@ -1513,15 +1165,13 @@ class AirflowRuntime:
 
 
 def _check_version(version: str) -> None:
+    """Refuse a version no Airflow family covers (a 4.x is not run as if it were a 3.x)."""
     try:
-        family = major_of(version)
-    except ValueError:
-        family = None
-    if family not in COMPONENTS_BY_MAJOR:
+        family_of(version)
+    except UnsupportedAirflowVersion as exc:
         raise RuntimeFailure(
-            f"the local runtime runs Apache Airflow 2.x and 3.x environments only, not {version!r}",
-            code=CODE_UNSUPPORTED,
-        )
+            f"the local runtime cannot run {version!r}: {exc}", code=CODE_UNSUPPORTED
+        ) from exc
 
 
 def _write_private_json(path: Path, data: object) -> None:
@@ -1534,32 +1184,5 @@ def _write_private_json(path: Path, data: object) -> None:
     os.replace(tmp, path)
 
 
-def _http(
-    method: str, url: str, data: bytes | None, authorization: str | None, timeout: float
-) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=data, method=method.upper())
-    if authorization:
-        request.add_header("Authorization", authorization)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _parse_body(raw: bytes) -> object:
-    text = raw.decode("utf-8", errors="replace")
-    if not text:
-        return ""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
