@@ -47,13 +47,9 @@ import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import threading
-import time
 import urllib.error
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,21 +58,59 @@ from mwaa_iac.core.catalog import parse_version
 from mwaa_iac.local.runtime import procs
 from mwaa_iac.local.runtime.base import MWAA_SYNC_INTERVAL, ApiResponse, EnvSpec, RuntimeFailure
 from mwaa_iac.local.runtime.families import (
-    ALL_COMPONENTS,
     PASSWORDS_FILE,
     UnsupportedAirflowVersion,
-    Wiring,
     config_env_vars,
     family_of,
     migrate_command,
 )
+from mwaa_iac.local.runtime.launch import aws_config_file, process_env, write_worker_launcher
 from mwaa_iac.local.runtime.postgres import PostgresCluster, PostgresError, database_name, socket_dir_for
 from mwaa_iac.local.runtime.requirements import RequirementsFailed, install_requirements, prune_requirements
 from mwaa_iac.local.runtime.rest import INVOKE_TIMEOUT, RestClient
 from mwaa_iac.local.runtime.s3_mirror import S3Mirror, UnsafeArchive
 from mwaa_iac.local.runtime.startup import StartupScriptFailed, run_startup_script
+from mwaa_iac.local.runtime.state import (
+    CODE_API_UNREACHABLE,
+    CODE_DAG_SYNC,
+    CODE_DATABASE,
+    CODE_INJECTED,
+    CODE_MIGRATION,
+    CODE_NOT_RUNNING,
+    CODE_REQUIREMENTS,
+    CODE_START,
+    CODE_STARTUP_SCRIPT,
+    CODE_UNSUPPORTED,
+    CODE_VENV,
+    RESTART_DELAY,
+    RESTART_DELAY_VAR,
+    Env,
+    EnvState,
+    StepError,
+    Timer,
+    free_port,
+    port_free,
+    restart_delay_from_env,
+    spec_to_dict,
+    timestamp,
+    write_private_json,
+)
+from mwaa_iac.local.runtime.supervision import ComponentSupervision
 
-__all__ = ["AirflowRuntime", "config_env_vars", "kill_recorded_processes", "migrate_command"]
+# Importable from here, with the error codes of ``state.py``.
+__all__ = [
+    "RESTART_DELAY",
+    "RESTART_DELAY_VAR",
+    "AirflowRuntime",
+    "EnvState",
+    "config_env_vars",
+    "kill_recorded_processes",
+    "migrate_command",
+    "restart_delay_from_env",
+]
+
+# The in-memory record of an environment, by the name older code and tests use.
+_Env = Env
 
 log = logging.getLogger(__name__)
 
@@ -84,124 +118,7 @@ log = logging.getLogger(__name__)
 # scheduler and worker containers each sync their own): ``dags/`` is what the scheduler, DAG
 # processor, web server and triggerer read; ``worker/dags/`` is what task processes run.
 DAG_COPIES = ("scheduler", "worker")
-ADMIN_USER = "mwaa-emulator"
-SCHEDULER_HEARTBEAT_THRESHOLD = 30.0
-STOP_GRACE = 10.0
-# MWAA runs each Airflow component in a container of its own (AWS Fargate) and replaces one whose
-# process exits; the replacement is provisioned and started before the component runs again, so the
-# environment stays AVAILABLE with, for the scheduler, a gap in its heartbeat of a minute or more.
-# 60 s stands for that: longer than the 30 s after which Airflow's /health (and mwaa-iac's check
-# before a probe) calls a heartbeat stale, so the gap is visible to both, and short enough for tests.
-# $MWAA_IAC_LOCAL_RESTART_DELAY overrides it (seconds, or "off": a crashed component stays down).
-RESTART_DELAY = 60.0
-RESTART_DELAY_VAR = "MWAA_IAC_LOCAL_RESTART_DELAY"
 SUPERVISE_INTERVAL = 1.0
-
-# LastUpdate.Error codes the runtime reports (the emulator copies them).
-CODE_VENV = "AIRFLOW_INSTALL_FAILED"
-CODE_REQUIREMENTS = "REQUIREMENTS_INSTALL_FAILED"
-CODE_DAG_SYNC = "S3_SYNC_FAILED"
-CODE_DATABASE = "DATABASE_FAILED"
-CODE_MIGRATION = "MIGRATION_FAILED"
-CODE_START = "STARTUP_FAILED"
-CODE_INJECTED = "INJECTED_FAILURE"
-CODE_UNSUPPORTED = "UNSUPPORTED_VERSION"
-CODE_STARTUP_SCRIPT = "STARTUP_SCRIPT_FAILED"
-CODE_NOT_RUNNING = "ENVIRONMENT_NOT_RUNNING"
-CODE_API_UNREACHABLE = "WEBSERVER_UNREACHABLE"
-
-
-class _StepError(Exception):
-    """A failed step of create/update, carrying the error code to report."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass
-class EnvState:
-    """``env.json``: the committed state of one environment."""
-
-    name: str
-    airflow_version: str
-    database: str
-    fernet_key: str
-    secret_key: str
-    admin_password: str
-    port: int
-    spec: dict[str, Any]
-    requirements_dir: str | None = None
-    admin_user: str = ADMIN_USER
-
-    def env_spec(self) -> EnvSpec:
-        return EnvSpec(**self.spec)
-
-
-@dataclass
-class _Env:
-    """What the runtime holds in memory for one environment."""
-
-    name: str
-    spec: EnvSpec
-    state: EnvState | None = None
-    popens: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    sync_lock: threading.Lock = field(default_factory=threading.Lock)
-    sync_stop: threading.Event = field(default_factory=threading.Event)
-    sync_threads: dict[str, threading.Thread] = field(default_factory=dict)
-    # Supervision (see AirflowRuntime._supervise): ``supervised`` while the environment serves;
-    # ``proc_lock`` orders a restart against stop/start; how each component was last launched.
-    supervised: bool = False
-    proc_lock: threading.RLock = field(default_factory=threading.RLock)
-    launch: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
-    down_since: dict[str, float] = field(default_factory=dict)
-    restarts: dict[str, int] = field(default_factory=dict)
-
-
-def restart_delay_from_env() -> float:
-    """``$MWAA_IAC_LOCAL_RESTART_DELAY`` (seconds; ``off``: never), else :data:`RESTART_DELAY`."""
-    raw = os.environ.get(RESTART_DELAY_VAR, "").strip().lower()
-    if not raw:
-        return RESTART_DELAY
-    if raw in ("off", "never", "none"):
-        return float("inf")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{RESTART_DELAY_VAR}={raw!r} is neither a number of seconds nor 'off'") from None
-    if value < 0:
-        raise ValueError(f"{RESTART_DELAY_VAR} must not be negative, not {value:g}")
-    return value
-
-
-class _Timer:
-    """Durations of the named steps of one operation, reported to ``on_done`` when it ends."""
-
-    def __init__(self, on_done: Any) -> None:
-        self.steps: dict[str, float] = {}
-        self._on_done = on_done
-        self._started = time.monotonic()
-        self._marks: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def step(self, name: str) -> Any:
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            self.steps[name] = round(self.steps.get(name, 0.0) + time.monotonic() - started, 3)
-
-    def mark(self, name: str) -> None:
-        self._marks[name] = time.monotonic()
-
-    def end_mark(self, name: str) -> None:
-        if name in self._marks:
-            self.steps[name] = round(time.monotonic() - self._marks.pop(name), 3)
-
-    def done(self) -> None:
-        self.steps["total"] = round(time.monotonic() - self._started, 3)
-        self._on_done(self.steps)
 
 
 def kill_recorded_processes(state_dir: Path) -> None:
@@ -212,31 +129,7 @@ def kill_recorded_processes(state_dir: Path) -> None:
         socket_dir_for(Path(state_dir) / "pg").rmdir()
 
 
-def spec_to_dict(spec: EnvSpec) -> dict[str, Any]:
-    return dataclasses.asdict(spec)
-
-
-def _free_port(exclude: set[int]) -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in exclude:
-            return port
-    raise RuntimeError("no free port")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-class AirflowRuntime:
+class AirflowRuntime(ComponentSupervision):
     """A :class:`~mwaa_iac.local.runtime.base.Runtime` whose environments are real Apache Airflow 2.x or 3.x.
 
     ``aws_env`` are the variables (endpoint, dummy credentials, region) Airflow's processes need to
@@ -296,7 +189,7 @@ class AirflowRuntime:
         return EnvState(**{k: v for k, v in data.items() if k in known})
 
     def _save_state(self, state: EnvState) -> None:
-        _write_private_json(self._state_file(state.name), dataclasses.asdict(state))
+        write_private_json(self._state_file(state.name), dataclasses.asdict(state))
 
     def _env(self, spec: EnvSpec) -> _Env:
         with self._lock:
@@ -325,10 +218,10 @@ class AirflowRuntime:
 
     def _allocate_port(self, wanted: int | None = None) -> int:
         with self._lock:
-            if wanted and wanted not in self._ports and _port_free(wanted):
+            if wanted and wanted not in self._ports and port_free(wanted):
                 port = wanted
             else:
-                port = _free_port(self._ports)
+                port = free_port(self._ports)
             self._ports.add(port)
             return port
 
@@ -337,7 +230,7 @@ class AirflowRuntime:
         try:
             return ensure_venv(version, self.venv_cache)
         except VenvBuildError as exc:
-            raise _StepError(CODE_VENV, f"could not install Airflow {version}: {exc}") from exc
+            raise StepError(CODE_VENV, f"could not install Airflow {version}: {exc}") from exc
 
     def ensure_venv(self, version: str) -> Venv:
         """Build (or find) the cached venv for ``version`` ahead of time (``local up`` may prebuild)."""
@@ -348,69 +241,21 @@ class AirflowRuntime:
             try:
                 self.postgres.start()
             except PostgresError as exc:
-                raise _StepError(CODE_DATABASE, f"PostgreSQL did not start: {exc}") from exc
-
-    def _aws_config_file(self) -> Path:
-        """An AWS config that makes every S3 client use path-style addressing (the local endpoint
-        is an IP address, so bucket.127.0.0.1 cannot resolve)."""
-        path = self.state_dir / "aws-config"
-        region = self.aws_env.get("AWS_DEFAULT_REGION") or self.aws_env.get("AWS_REGION") or "us-east-1"
-        text = f"[default]\nregion = {region}\ns3 =\n    addressing_style = path\n"
-        if not path.is_file() or path.read_text() != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        return path
+                raise StepError(CODE_DATABASE, f"PostgreSQL did not start: {exc}") from exc
 
     def _process_env(
         self, state: EnvState, spec: EnvSpec, venv: Venv, requirements_dir: str | None
     ) -> dict[str, str]:
-        home = self.env_dir(state.name)
-        path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-        env: dict[str, str] = {
-            # The worker launcher first: the executor starts every task as `airflow tasks run ...`.
-            "PATH": os.pathsep.join([str(home / "worker" / "bin"), str(venv.bin_dir), path]),
-            "HOME": os.environ.get("HOME", str(home)),
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "TZ": "UTC",
-            "PYTHONUNBUFFERED": "1",
-            "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
-            "AWS_CONFIG_FILE": str(self._aws_config_file()),
-            "AWS_SHARED_CREDENTIALS_FILE": str(home / ".no-aws-credentials"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "SCARF_ANALYTICS": "false",
-            "DO_NOT_TRACK": "true",
-            "AIRFLOW_HOME": str(home),
-            # One config file per version: each writes its own defaults there on first use.
-            "AIRFLOW_CONFIG": str(home / f"airflow-{venv.airflow_version}.cfg"),
-            "AIRFLOW_ENV_NAME": state.name,
-        }
-        env.update(self.aws_env)
-        if requirements_dir:
-            env["PYTHONPATH"] = requirements_dir
-        family = family_of(venv.airflow_version)
-        env.update(config_env_vars(family.defaults()))
-        env.update(config_env_vars(family.options(spec.airflow_configuration_options)))
-        wiring = Wiring(home=home, port=state.port, admin_user=state.admin_user, secret_key=state.secret_key)
-        env.update(config_env_vars(family.wiring(wiring)))
-        env.update(
-            config_env_vars(
-                {
-                    "core.executor": "LocalExecutor",
-                    # Each task in a process of its own, started through the worker launcher, which
-                    # points it at the worker's copy of the DAG folder (MWAA's Celery workers read
-                    # theirs, not the scheduler's).
-                    "core.execute_tasks_new_python_interpreter": "True",
-                    "core.dags_folder": str(home / "dags"),
-                    "core.plugins_folder": str(home / "plugins"),
-                    "core.fernet_key": state.fernet_key,
-                    "core.hostname_callable": "socket.gethostname",
-                    "database.sql_alchemy_conn": self.postgres.sqlalchemy_url(state.database),
-                    "logging.base_log_folder": str(home / "logs"),
-                }
-            )
+        return process_env(
+            self.env_dir(state.name),
+            state,
+            spec,
+            venv,
+            requirements_dir,
+            aws_env=self.aws_env,
+            aws_config=aws_config_file(self.state_dir, self.aws_env),
+            database_url=self.postgres.sqlalchemy_url(state.database),
         )
-        return env
 
     def _run_airflow(
         self,
@@ -427,7 +272,7 @@ class AirflowRuntime:
             self._process_env(state, spec, venv, req_dir), self.pid_dir, f"{state.name}.cli"
         )
         with open(log_file, "a") as out:
-            out.write(f"\n=== {_now()} airflow {' '.join(args[:2])} ({venv.airflow_version})\n")
+            out.write(f"\n=== {timestamp()} airflow {' '.join(args[:2])} ({venv.airflow_version})\n")
             out.flush()
             try:
                 result = subprocess.run(
@@ -442,9 +287,9 @@ class AirflowRuntime:
                     check=False,
                 )
             except subprocess.TimeoutExpired as exc:
-                raise _StepError(CODE_MIGRATION, f"`airflow {' '.join(args[:2])}` timed out") from exc
+                raise StepError(CODE_MIGRATION, f"`airflow {' '.join(args[:2])}` timed out") from exc
         if result.returncode != 0:
-            raise _StepError(
+            raise StepError(
                 CODE_MIGRATION,
                 f"`airflow {' '.join(args[:2])}` ({venv.airflow_version}) failed with exit code "
                 f"{result.returncode}:\n{procs.tail(log_file, 15)}",
@@ -485,9 +330,9 @@ class AirflowRuntime:
         (home / "logs").mkdir(parents=True, exist_ok=True)
         airflow = [str(venv.python), "-m", "airflow"]
         family = family_of(venv.airflow_version)
-        self._write_worker_launcher(home, venv)
+        write_worker_launcher(home, venv)
         if family.admin == "password-file":  # the admin user's password for the auth manager (this user only)
-            _write_private_json(home / PASSWORDS_FILE, {state.admin_user: state.admin_password})
+            write_private_json(home / PASSWORDS_FILE, {state.admin_user: state.admin_password})
         base_env = self._startup_env(spec, self._process_env(state, spec, venv, state.requirements_dir))
         plan: dict[str, tuple[list[str], dict[str, str]]] = {}
         for component in family.components:
@@ -498,47 +343,6 @@ class AirflowRuntime:
                 process_env["AIRFLOW__CORE__DAGS_FOLDER"] = str(home / "worker" / "dags")
             plan[component.name] = (component.command(airflow, venv.airflow_version, state.port), process_env)
         return plan
-
-    def _launch(
-        self, env: _Env, component: str, cmd: list[str], process_env: dict[str, str], banner: str
-    ) -> None:
-        """Start one component (a session of its own, recorded in the pid directory)."""
-        home = self.env_dir(env.name)
-        role = f"{env.name}.{component}"
-        log_file = home / f"{component}.log"
-        with open(log_file, "a") as out:
-            out.write(f"\n=== {_now()} {banner}\n")
-            out.flush()
-            popen = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=procs.tagged_env(process_env, self.pid_dir, role),
-                cwd=home,
-                start_new_session=True,
-            )
-        env.popens[component] = popen
-        procs.write_record(self.pid_dir, role, popen.pid)
-
-    @staticmethod
-    def _write_worker_launcher(home: Path, venv: Venv) -> None:
-        """``worker/bin/airflow``: what the executor runs for each task. It sets the worker's copy of
-        the DAG folder (``--subdir DAGS_FOLDER/...`` resolves against it) and runs this version's
-        Airflow."""
-        bin_dir = home / "worker" / "bin"
-        bin_dir.mkdir(parents=True, exist_ok=True)
-        launcher = bin_dir / "airflow"
-        dags = home / "worker" / "dags"
-        text = (
-            "#!/bin/sh\n# mwaa-iac local stack: a task runs on the worker's own copy of the DAG folder.\n"
-            f"AIRFLOW__CORE__DAGS_FOLDER='{dags}'; export AIRFLOW__CORE__DAGS_FOLDER\n"
-            f"exec '{venv.python}' -m airflow \"$@\"\n"
-        )
-        tmp = launcher.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o755)
-        os.replace(tmp, launcher)
 
     def _startup_env(self, spec: EnvSpec, env: dict[str, str]) -> dict[str, str]:
         """``env`` plus what the environment's startup script exports (MWAA runs the script before
@@ -552,206 +356,13 @@ class AirflowRuntime:
             version = spec.startup_script_s3_object_version
             script.write_bytes(self.mirror.read_object(spec.source_bucket, key, version))
         except Exception as exc:
-            raise _StepError(
+            raise StepError(
                 CODE_STARTUP_SCRIPT, f"cannot read s3://{spec.source_bucket}/{key}: {exc}"
             ) from exc
         try:
             return run_startup_script(script, env, home, key)
         except StartupScriptFailed as exc:
-            raise _StepError(CODE_STARTUP_SCRIPT, str(exc)) from exc
-
-    def _stop(self, env: _Env) -> None:
-        """Stop the environment's Airflow processes (and everything they started), after taking it
-        out of supervision (a pending restart is dropped; one under way finishes first)."""
-        with env.proc_lock:
-            env.supervised = False
-            env.down_since.clear()
-            self._stop_processes(env)
-
-    def _stop_processes(self, env: _Env) -> None:
-        roles = [f"{env.name}.{c}" for c in ALL_COMPONENTS]
-        records = [r for r in (procs.read_record(self.pid_dir, role) for role in roles) if r is not None]
-        for record in records:  # signal both at once, then wait for each
-            if procs.record_alive(record):
-                with contextlib.suppress(OSError):
-                    os.kill(record.pid, signal.SIGTERM)
-        for record in records:
-            procs.terminate_record(record, grace=STOP_GRACE)
-        leftovers = procs.find_processes(
-            procs.runtime_tag(self.pid_dir), sessions={r.pid for r in records}, role_prefix=f"{env.name}."
-        )
-        for proc in leftovers:
-            with contextlib.suppress(Exception):
-                proc.kill()
-        for record in records:
-            procs.remove_record(self.pid_dir, record.role)
-        for popen in env.popens.values():
-            with contextlib.suppress(Exception):
-                popen.wait(timeout=5)
-        env.popens.clear()
-
-    def _component_alive(self, env: _Env, component: str) -> bool:
-        popen = env.popens.get(component)
-        if popen is not None:
-            return popen.poll() is None
-        record = procs.read_record(self.pid_dir, f"{env.name}.{component}")
-        return record is not None and procs.record_alive(record)
-
-    # ------------------------------------------------------------------ supervision
-    def _now_serving(self, env: _Env) -> None:
-        """The environment serves: keep its DAG folders synced and its components running."""
-        with env.proc_lock:
-            env.supervised = True
-            env.down_since.clear()
-        self._start_sync_thread(env)
-        with self._lock:
-            if self._supervisor is None or not self._supervisor.is_alive():
-                self._supervisor_stop = threading.Event()
-                self._supervisor = threading.Thread(
-                    target=self._supervise_loop,
-                    args=(self._supervisor_stop,),
-                    name="airflow-supervisor",
-                    daemon=True,
-                )
-                self._supervisor.start()
-
-    def _supervise_loop(self, stop: threading.Event) -> None:
-        while not stop.wait(self.supervise_interval):
-            with self._lock:
-                envs = list(self._envs.values())
-            for env in envs:
-                try:
-                    self.supervise(env.name)
-                except Exception:  # keep supervising the others
-                    log.exception("supervising %s failed", env.name)
-
-    def supervise(self, name: str) -> list[str]:
-        """One supervision pass over a serving environment: note each component found exited, and
-        start again each one down for ``restart_delay`` seconds. Returns the components started."""
-        with self._lock:
-            env = self._envs.get(name)
-        if env is None or not env.supervised or env.state is None:
-            return []
-        started: list[str] = []
-        with env.proc_lock:
-            if not env.supervised or env.state is None:
-                return []
-            state = env.state
-            now = time.monotonic()
-            for component in family_of(state.airflow_version).component_names:
-                if self._component_alive(env, component):
-                    env.down_since.pop(component, None)
-                    continue
-                since = env.down_since.get(component)
-                if since is None:
-                    env.down_since[component] = now
-                    self._note_exit(env, component)
-                elif now - since >= self.restart_delay:
-                    self._restart(env, state, component)
-                    started.append(component)
-        return started
-
-    def _note_exit(self, env: _Env, component: str) -> None:
-        popen = env.popens.get(component)
-        code = popen.poll() if popen is not None else None
-        how = f"exited with code {code}" if code is not None else "is not running"
-        when = (
-            "it stays down (restarts are off)"
-            if self.restart_delay == float("inf")
-            else f"starting it again in {self.restart_delay:g} s, as MWAA replaces a failed container"
-        )
-        log.warning("the %s of %s %s; %s", component, env.name, how, when)
-        with contextlib.suppress(OSError), open(self.env_dir(env.name) / f"{component}.log", "a") as out:
-            out.write(f"\n=== {_now()} the {component} {how}; {when}\n")
-
-    def _restart(self, env: _Env, state: EnvState, component: str) -> None:
-        """Start a crashed component again, as it was started (its descendants killed first)."""
-        role = f"{env.name}.{component}"
-        record = procs.read_record(self.pid_dir, role)
-        if record is not None:
-            procs.terminate_record(record, first_signal=signal.SIGKILL, grace=1.0)
-        popen = env.popens.pop(component, None)
-        if popen is not None:
-            with contextlib.suppress(Exception):
-                popen.wait(timeout=5)
-        procs.remove_record(self.pid_dir, role)
-        home = self.env_dir(env.name)
-        for stale in home.glob(f"airflow-{component}*.pid"):
-            stale.unlink(missing_ok=True)
-        if component not in env.launch:  # started by an earlier runtime process (resumed while alive)
-            try:
-                env.launch = self._launch_plan(state, env.spec, self._venv(state.airflow_version))
-            except (_StepError, VenvBuildError, OSError) as exc:
-                env.down_since[component] = time.monotonic()  # try again after another delay
-                log.warning("cannot start the %s of %s again: %s", component, env.name, exc)
-                return
-        cmd, process_env = env.launch[component]
-        env.down_since.pop(component, None)
-        count = env.restarts.get(component, 0) + 1
-        log.warning("starting the %s of %s again (restart %d)", component, env.name, count)
-        self._launch(env, component, cmd, process_env, f"starting {component} again after it exited")
-        env.restarts[component] = count  # counted once it runs (its pid recorded)
-
-    def restarts(self, name: str) -> dict[str, int]:
-        """How many times each component of ``name`` was started again after it exited."""
-        with self._lock:
-            env = self._envs.get(name)
-        return dict(env.restarts) if env is not None else {}
-
-    def _db_now(self, state: EnvState) -> float:
-        return float(self.postgres.psql("SELECT EXTRACT(EPOCH FROM now())", state.database))
-
-    def _scheduler_heartbeat_age(self, state: EnvState, since: float | None = None) -> float | None:
-        """Seconds since the newest running SchedulerJob heartbeat (started after ``since``), or None."""
-        where = "job_type = 'SchedulerJob' AND state = 'running'"
-        if since is not None:
-            where += f" AND start_date >= to_timestamp({since:.3f})"
-        out = self.postgres.psql(
-            f"SELECT EXTRACT(EPOCH FROM (now() - max(latest_heartbeat))) FROM job WHERE {where}",
-            state.database,
-            timeout=10,
-        )
-        return float(out) if out else None
-
-    def _wait_healthy(self, env: _Env, state: EnvState, version: str, since: float) -> None:
-        """Until the REST API answers (authenticated, with ``version``) and a scheduler started after
-        ``since`` heartbeats; fails fast if a process dies."""
-        deadline = time.monotonic() + self.start_timeout
-        home = self.env_dir(state.name)
-        api_ok = scheduler_ok = False
-        while time.monotonic() < deadline:
-            for component in family_of(version).component_names:
-                if not self._component_alive(env, component):
-                    raise _StepError(
-                        CODE_START,
-                        f"the {component} of {state.name} exited during startup:\n"
-                        f"{procs.tail(home / f'{component}.log', 20)}",
-                    )
-            if not api_ok:
-                try:
-                    response = self._call(state, "GET", "version", None, None, timeout=5)
-                except (urllib.error.URLError, OSError, TimeoutError):
-                    response = None
-                if response is not None and response.status == 200 and isinstance(response.body, dict):
-                    served = response.body.get("version")
-                    if served != version:
-                        raise _StepError(
-                            CODE_START, f"the web server reports Airflow {served}, not {version}"
-                        )
-                    api_ok = True
-            if not scheduler_ok:
-                with contextlib.suppress(PostgresError, ValueError, subprocess.SubprocessError):
-                    age = self._scheduler_heartbeat_age(state, since)
-                    scheduler_ok = age is not None and age < SCHEDULER_HEARTBEAT_THRESHOLD
-            if api_ok and scheduler_ok:
-                return
-            time.sleep(0.5)
-        raise _StepError(
-            CODE_START,
-            f"{state.name} was not healthy after {self.start_timeout:.0f}s "
-            f"(api={api_ok}, scheduler={scheduler_ok}):\n"
-            + "\n".join(procs.tail(home / f"{c}.log", 10) for c in family_of(version).component_names),
-        )
+            raise StepError(CODE_STARTUP_SCRIPT, str(exc)) from exc
 
     def _start_and_wait(self, env: _Env, state: EnvState, spec: EnvSpec, venv: Venv) -> None:
         since = self._db_now(state)
@@ -786,7 +397,7 @@ class AirflowRuntime:
             try:
                 self.mirror.install_plugins(spec, self.env_dir(spec.name))
             except UnsafeArchive as exc:
-                raise _StepError(CODE_DAG_SYNC, str(exc)) from exc
+                raise StepError(CODE_DAG_SYNC, str(exc)) from exc
 
     def _sync_loop(self, env: _Env, copy: str, stop: threading.Event, offset: float) -> None:
         if offset and stop.wait(offset):
@@ -829,13 +440,11 @@ class AirflowRuntime:
         try:
             body = self.mirror.read_object(spec.source_bucket, key, spec.requirements_s3_object_version)
         except Exception as exc:
-            raise _StepError(
-                CODE_REQUIREMENTS, f"cannot read s3://{spec.source_bucket}/{key}: {exc}"
-            ) from exc
+            raise StepError(CODE_REQUIREMENTS, f"cannot read s3://{spec.source_bucket}/{key}: {exc}") from exc
         try:
             return install_requirements(body, self.env_dir(spec.name), venv)
         except RequirementsFailed as exc:
-            raise _StepError(CODE_REQUIREMENTS, str(exc)) from exc
+            raise StepError(CODE_REQUIREMENTS, str(exc)) from exc
 
     # ------------------------------------------------------------------ the Runtime protocol
     def create(self, spec: EnvSpec) -> str:
@@ -868,7 +477,7 @@ class AirflowRuntime:
                 try:
                     self.postgres.recreate_database(state.database)
                 except PostgresError as exc:
-                    raise _StepError(CODE_DATABASE, str(exc)) from exc
+                    raise StepError(CODE_DATABASE, str(exc)) from exc
             with timer.step("sync"):
                 self._sync_or_fail(spec)
             with timer.step("requirements"):
@@ -880,7 +489,7 @@ class AirflowRuntime:
                 self._create_admin(state, spec, venv, state.requirements_dir)
             with timer.step("start"):
                 self._start_and_wait(env, state, spec, venv)
-        except _StepError as exc:
+        except StepError as exc:
             self._stop(env)
             raise RuntimeFailure(exc.message, code=exc.code) from exc
         except Exception as exc:
@@ -895,10 +504,10 @@ class AirflowRuntime:
     def _sync_or_fail(self, spec: EnvSpec) -> None:
         try:
             self.sync(spec)
-        except _StepError:
+        except StepError:
             raise
         except Exception as exc:
-            raise _StepError(
+            raise StepError(
                 CODE_DAG_SYNC, f"cannot sync DAGs from s3://{spec.source_bucket}/{spec.dag_s3_path}: {exc}"
             ) from exc
 
@@ -921,7 +530,7 @@ class AirflowRuntime:
                 self._ensure_postgres()
                 with timer.step("requirements"):
                     new_req = self._prepare_requirements(new, new_venv)
-            except _StepError as exc:
+            except StepError as exc:
                 raise RuntimeFailure(exc.message, code=exc.code, rolled_back=True) from exc
             new_state = dataclasses.replace(
                 old_state,
@@ -941,9 +550,9 @@ class AirflowRuntime:
                     try:
                         self.postgres.dump(old_state.database, snapshot)
                     except PostgresError as exc:
-                        raise _StepError(CODE_DATABASE, f"snapshot failed: {exc}") from exc
+                        raise StepError(CODE_DATABASE, f"snapshot failed: {exc}") from exc
                 if fail:
-                    raise _StepError(CODE_INJECTED, fail)
+                    raise StepError(CODE_INJECTED, fail)
                 env.spec = new
                 env.state = new_state
                 with timer.step("sync"):
@@ -963,7 +572,7 @@ class AirflowRuntime:
                     self._start_and_wait(env, new_state, new, new_venv)
             except Exception as exc:
                 failure = (
-                    exc if isinstance(exc, _StepError) else _StepError(CODE_START, f"update failed: {exc}")
+                    exc if isinstance(exc, StepError) else StepError(CODE_START, f"update failed: {exc}")
                 )
                 with timer.step("rollback"):
                     self._rollback(env, old_state, old_spec, old_venv, snapshot, failure, fail_rollback)
@@ -984,7 +593,7 @@ class AirflowRuntime:
         old_spec: EnvSpec,
         old_venv: Venv,
         snapshot: Path,
-        failure: _StepError,
+        failure: StepError,
         fail_rollback: bool,
     ) -> None:
         """Restore the snapshot and restart the old version; always raises RuntimeFailure."""
@@ -993,7 +602,7 @@ class AirflowRuntime:
         env.state = old_state
         try:
             if fail_rollback:
-                raise _StepError(CODE_INJECTED, "rollback failure injected")
+                raise StepError(CODE_INJECTED, "rollback failure injected")
             if snapshot.is_file():
                 self.postgres.restore(old_state.database, snapshot)
             with contextlib.suppress(Exception):
@@ -1001,7 +610,7 @@ class AirflowRuntime:
             self._start_and_wait(env, old_state, old_spec, old_venv)
         except Exception as exc:
             self._stop(env)
-            reason = exc.message if isinstance(exc, _StepError) else str(exc)
+            reason = exc.message if isinstance(exc, StepError) else str(exc)
             raise RuntimeFailure(
                 f"{failure.message}; the rollback failed too ({reason}); {env.name} is stopped",
                 code=failure.code,
@@ -1047,7 +656,7 @@ class AirflowRuntime:
                 self.sync(env.spec)
             with timer.step("start"):
                 self._start_and_wait(env, state, env.spec, venv)
-        except _StepError as exc:
+        except StepError as exc:
             self._stop(env)
             raise RuntimeFailure(exc.message, code=exc.code, rolled_back=False) from exc
         finally:
@@ -1061,8 +670,8 @@ class AirflowRuntime:
         with self._lock:
             return dict(self._timings.get(name, {}))
 
-    def _timer(self, name: str, operation: str) -> _Timer:
-        return _Timer(lambda steps: self._record_timings(name, operation, steps))
+    def _timer(self, name: str, operation: str) -> Timer:
+        return Timer(lambda steps: self._record_timings(name, operation, steps))
 
     def _record_timings(self, name: str, operation: str, steps: dict[str, float]) -> None:
         with self._lock:
@@ -1082,7 +691,7 @@ class AirflowRuntime:
             try:
                 self._ensure_postgres()
                 self.postgres.drop_database(state.database)
-            except (_StepError, PostgresError) as exc:
+            except (StepError, PostgresError) as exc:
                 raise RuntimeFailure(
                     f"could not drop the database of {name}: {exc}", code=CODE_DATABASE
                 ) from exc
@@ -1113,33 +722,6 @@ class AirflowRuntime:
             raise RuntimeFailure(
                 f"the web server of {name} did not answer: {exc}", code=CODE_API_UNREACHABLE
             ) from exc
-
-    def scheduler_alive(self, name: str) -> bool:
-        try:
-            env = self._known(name)
-            assert env.state is not None
-            if not self._component_alive(env, "scheduler"):
-                return False
-            age = self._scheduler_heartbeat_age(env.state)
-        except Exception:
-            return False
-        return age is not None and age < SCHEDULER_HEARTBEAT_THRESHOLD
-
-    def kill_scheduler(self, name: str) -> None:
-        """Fault injection: SIGKILL the scheduler (and its children), as a crash would. A serving
-        environment gets it back after ``restart_delay`` seconds (see :meth:`supervise`)."""
-        env = self._known(name)
-        role = f"{name}.scheduler"
-        with env.proc_lock:
-            popen = env.popens.get("scheduler")  # kept: its exit code (-9) says how it ended
-            if popen is not None:
-                with contextlib.suppress(Exception):
-                    popen.kill()
-                    popen.wait(timeout=5)
-            record = procs.read_record(self.pid_dir, role)
-            if record is not None:  # what is left of its session (executor, DAG processor)
-                procs.terminate_record(record, first_signal=signal.SIGKILL, grace=5.0)
-            procs.remove_record(self.pid_dir, role)
 
     def shutdown(self) -> None:
         self._supervisor_stop.set()
@@ -1172,17 +754,3 @@ def _check_version(version: str) -> None:
         raise RuntimeFailure(
             f"the local runtime cannot run {version!r}: {exc}", code=CODE_UNSUPPORTED
         ) from exc
-
-
-def _write_private_json(path: Path, data: object) -> None:
-    """``data`` as JSON in ``path``, readable by this user only, replaced atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(data, out, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
