@@ -1,6 +1,6 @@
 """What the runtime keeps about an environment: on disk (``env.json``, :class:`EnvState`) and in memory
 (:class:`Env`: its processes, DAG-sync threads and supervision), plus the small helpers around them
-(step timings, ports, the restart delay)."""
+(step timings, ports, the restart delay) and the error a failed step raises, with its code."""
 
 from __future__ import annotations
 
