@@ -751,6 +751,4 @@ def _check_version(version: str) -> None:
     try:
         family_of(version)
     except UnsupportedAirflowVersion as exc:
-        raise RuntimeFailure(
-            f"the local runtime cannot run {version!r}: {exc}", code=CODE_UNSUPPORTED
-        ) from exc
+        raise RuntimeFailure(str(exc), code=CODE_UNSUPPORTED) from exc
