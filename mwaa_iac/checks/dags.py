@@ -13,8 +13,9 @@ Two checks:
   DagBag check, and report import errors per file, with the line of the DAG file the error comes from.
   For Airflow 3 targets, the files that import but raise deprecation warnings (e.g. the
   ``airflow.operators.*`` shims of 3.x, ``DeprecatedImportWarning``) are listed with the warnings; they
-  are not errors. It uses the local stack's cached virtualenvs (:mod:`mwaa_iac.local.runtime.venvs`);
-  when that module or the venv is not available, the result says so instead of failing. No metadata
+  are not errors. It uses the cached Airflow virtualenvs the local stack uses too
+  (:mod:`mwaa_iac.adapters.airflow_venvs`); when the venv is not available, the result says so instead
+  of failing. No metadata
   database is needed: the DagBag only parses (a throwaway sqlite URL keeps Airflow's settings happy).
 """
 
@@ -31,6 +32,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mwaa_iac.adapters import airflow_venvs
+from mwaa_iac.checks.airflow_scripts import script_path
+from mwaa_iac.checks.airflow_scripts.import_dags import RESULT_MARK
 from mwaa_iac.core.catalog import parse_version
 from mwaa_iac.errors import MwaaIacError, UsageError
 
@@ -39,7 +43,6 @@ BREAKING_RULES = frozenset({"AIR301", "AIR302", "AIR303"})
 AIRFLOW_31_RULES = frozenset({"AIR321"})
 RUFF_TIMEOUT = 300.0
 IMPORT_TIMEOUT = 600.0
-_RESULT_MARK = "MWAA_IAC_IMPORT_RESULT "
 # Deep enough that an import error's traceback still shows the DAG file's frame (Airflow keeps 2).
 IMPORT_TRACEBACK_DEPTH = 64
 
@@ -315,87 +318,10 @@ def _relative(path: Path, root: Path) -> str:
 # Import with the target Airflow
 # --------------------------------------------------------------------------------------------------
 
-# Runs inside the target Airflow's virtualenv: imports every file like a DagBag and prints one result
-# line, alone on stdout: everything else written to stdout (Airflow 3 logs its import errors there, DAG
-# files print) goes to stderr from the start. The DagBag moved to airflow.dag_processing.dagbag in
-# Airflow 3.2 (airflow.models.dagbag keeps a deprecated alias) and lost include_examples in 3.3;
-# process_file parses without the metadata database. Each error is sent whole (the host keeps the last
-# line and finds the DAG file's line in the traceback); the warnings of a file come from the DagBag's
-# captured_warnings ("file:line: category: message", Airflow 2.10+; 3.2+ re-emits them as UserWarning)
-# or, before 2.10, from the warnings recorded here, each with whether its class is a deprecation.
-_IMPORT_SCRIPT = r"""
-import inspect, json, os, re, sys, warnings
-result = os.fdopen(os.dup(1), "w", encoding="utf-8")
-os.dup2(2, 1)
-dag_dir = sys.argv[1]
-CAPTURED = re.compile(r"^(.*?):(\d+): ([\w.]+): (.*)$", re.S)
-DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
-
-
-def finish(payload):
-    print("MWAA_IAC_IMPORT_RESULT " + json.dumps(payload), file=result, flush=True)
-    sys.exit(0)
-
-
-def qualified(cls):
-    module = getattr(cls, "__module__", "builtins")
-    return cls.__name__ if module == "builtins" else "%s.%s" % (module, cls.__name__)
-
-
-def is_deprecation(category):
-    module, _, name = category.rpartition(".")
-    cls = getattr(sys.modules.get(module or "builtins"), name, None)
-    return isinstance(cls, type) and issubclass(cls, DEPRECATIONS)
-
-
-try:
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.2+
-    except ImportError:
-        from airflow.models.dagbag import DagBag  # Airflow 2.x to 3.1
-except Exception as exc:
-    finish({"error": "cannot import Airflow: %s" % exc})
-kwargs = {"dag_folder": dag_dir, "collect_dags": False}
-if "include_examples" in inspect.signature(DagBag.__init__).parameters:
-    kwargs["include_examples"] = False
-bag = DagBag(**kwargs)
-results = []
-for path in sys.argv[2:]:
-    bag.import_errors.clear()  # keyed by the absolute or (3.2+) the relative path: take what this file adds
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            found = bag.process_file(path, only_if_updated=False, safe_mode=False) or []
-        except Exception as exc:
-            results.append({"file": path, "ok": False, "error": "%s: %s" % (type(exc).__name__, exc)})
-            continue
-    errors = [str(e) for e in bag.import_errors.values()]
-    if errors:
-        results.append({"file": path, "ok": False, "error": errors[-1]})
-        continue
-    raw = []
-    if isinstance(getattr(bag, "captured_warnings", None), dict):
-        for text in bag.captured_warnings.get(path, ()):
-            match = CAPTURED.match(str(text))
-            if match:
-                raw.append((match.group(1), int(match.group(2)), match.group(3), match.group(4)))
-    else:
-        raw = [(w.filename, w.lineno, qualified(w.category), str(w.message)) for w in caught]
-    seen = []
-    for item in raw:
-        if item not in seen:
-            seen.append(item)
-    results.append({
-        "file": path,
-        "ok": True,
-        "dag_ids": sorted({d.dag_id for d in found}),
-        "warnings": [
-            {"file": f, "line": n, "category": c, "message": m, "deprecation": is_deprecation(c)}
-            for f, n, c, m in seen
-        ],
-    })
-finish({"results": results})
-"""
+# The import check runs in the target Airflow's virtualenv as a program of its own
+# (airflow_scripts/import_dags.py, see its docstring), fed through ``-c`` so that the interpreter's
+# sys.path starts with its working directory (a throwaway AIRFLOW_HOME), not with this package.
+IMPORT_SCRIPT = script_path("import_dags")
 
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)', re.MULTILINE)
 
@@ -440,24 +366,16 @@ def deprecation_warnings(raw: list[dict[str, Any]], root: Path) -> tuple[DagImpo
 def find_target_python(airflow_version: str, *, build: bool = False) -> tuple[Path | None, str | None]:
     """(python of a cached virtualenv with ``airflow_version``, None) or (None, why not)."""
     try:
-        from mwaa_iac.local.runtime import venvs
-    except ImportError as exc:
-        return None, (
-            "the import check needs the local stack's virtualenv cache (mwaa_iac.local.runtime.venvs), "
-            f"which is not available in this installation ({exc})"
-        )
-    try:
-        root = venvs.default_cache_dir()
-    except Exception as exc:  # the module is young; never let it break a check
-        return None, f"the local stack's virtualenv cache could not be located: {exc}"
-    marker = getattr(venvs, "COMPLETE_MARKER", ".mwaa-iac-complete")
+        root = airflow_venvs.default_cache_dir()
+    except Exception as exc:  # never let locating the cache break a check
+        return None, f"the Airflow virtualenv cache could not be located: {exc}"
     for candidate in sorted(root.glob(f"{airflow_version}-py*")):
         python = candidate / "bin" / "python"
-        if (candidate / marker).is_file() and python.exists():
+        if (candidate / airflow_venvs.COMPLETE_MARKER).is_file() and python.exists():
             return python, None
     if build:
         try:
-            venv = venvs.ensure_venv(airflow_version)
+            venv = airflow_venvs.ensure_venv(airflow_version)
         except Exception as exc:
             return None, f"could not build a virtualenv for Airflow {airflow_version}: {exc}"
         return Path(venv.python), None
@@ -488,7 +406,8 @@ def import_dags(
                 "PYTHONPATH": str(root),
             }
         )
-        cmd = [str(python), "-c", _IMPORT_SCRIPT, str(root), *(str(f.resolve()) for f in files)]
+        script = IMPORT_SCRIPT.read_text("utf-8")
+        cmd = [str(python), "-c", script, str(root), *(str(f.resolve()) for f in files)]
         try:
             proc = subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=home, check=False
@@ -497,11 +416,11 @@ def import_dags(
             return None, f"importing the DAG files timed out after {timeout:.0f} s"
         except OSError as exc:
             return None, f"could not run {python}: {exc}"
-    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith(_RESULT_MARK)), None)
+    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith(RESULT_MARK)), None)
     if line is None:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
         return None, f"the import check did not finish (exit {proc.returncode}): {tail}"
-    data = json.loads(line[len(_RESULT_MARK) :])
+    data = json.loads(line[len(RESULT_MARK) :])
     if "error" in data:
         return None, str(data["error"])
     results = []

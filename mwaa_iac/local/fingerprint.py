@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mwaa_iac.adapters.airflow_venvs import ensure_venv
 from mwaa_iac.core import dr
 from mwaa_iac.local.runtime.postgres import PostgresCluster
-from mwaa_iac.local.runtime.venvs import ensure_venv
 from mwaa_iac.local.seed import SEED_DAG_ID
 
 # mwaa-iac's and mwaa-dr's own DAGs and variables: not the user's data.

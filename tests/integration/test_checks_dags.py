@@ -72,7 +72,7 @@ class DagBag:
 
 
 def test_import_reports_errors_per_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    pytest.importorskip("mwaa_iac.local.runtime.venvs")
+    pytest.importorskip("mwaa_iac.adapters.airflow_venvs")
     stub = tmp_path / "stub"
     (stub / "airflow" / "models").mkdir(parents=True)
     (stub / "airflow" / "__init__.py").write_text("", "utf-8")

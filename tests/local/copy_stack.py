@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mwaa_iac.adapters.airflow_venvs import ensure_venv
 from mwaa_iac.adapters.dr_bundle import load_bundle
 from mwaa_iac.core import dr
 from mwaa_iac.local.runtime.postgres import PostgresCluster
-from mwaa_iac.local.runtime.venvs import ensure_venv
 
 BUCKET = "mwaa-iac-copy-tests"  # moto keeps state per process: a bucket no other test uses
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_iac.local.runtime.venvs import ensure_venv
+from mwaa_iac.adapters.airflow_venvs import ensure_venv
 from tests.unit.test_copy_module_pure import copy
 
 pytestmark = pytest.mark.local

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from mwaa_iac.adapters.airflow_venvs import ensure_venv
 from mwaa_iac.adapters.dr_bundle import load_bundle
 from mwaa_iac.core import dr
-from mwaa_iac.local.runtime.venvs import ensure_venv
 
 pytestmark = pytest.mark.local
 

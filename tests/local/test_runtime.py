@@ -24,6 +24,7 @@ import psutil
 import pytest
 from moto.server import ThreadedMotoServer
 
+from mwaa_iac.adapters.airflow_venvs import bundled_constraints, venv_key
 from mwaa_iac.local.runtime import procs
 from mwaa_iac.local.runtime.airflow import (
     CODE_INJECTED,
@@ -34,7 +35,6 @@ from mwaa_iac.local.runtime.airflow import (
 )
 from mwaa_iac.local.runtime.base import EnvSpec, RuntimeFailure
 from mwaa_iac.local.runtime.postgres import PostgresCluster, database_name, socket_dir_for
-from mwaa_iac.local.runtime.venvs import bundled_constraints, venv_key
 
 pytestmark = pytest.mark.local
 
@@ -450,3 +450,65 @@ def test_delete_stops_the_processes_and_removes_the_data(runtime: AirflowRuntime
     assert not runtime.env_dir("blue").exists()
     assert not runtime.postgres.database_exists(database)
     assert [r.role for r in procs.list_records(runtime.pid_dir)] == ["postgres"]
+
+
+# ------------------------------------------------------------------ Airflow 3: the other family
+HELLO_DAG_3 = b"""
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.python import PythonOperator
+
+with DAG("hello3", start_date=datetime(2024, 1, 1), schedule=None, catchup=False) as dag:
+    PythonOperator(task_id="say", python_callable=lambda: "hello")
+"""
+GREEN_306 = EnvSpec(
+    name="green",
+    airflow_version="3.0.6",
+    source_bucket=BUCKET,
+    dag_s3_path="dags3",
+    airflow_configuration_options=FAST_PARSING,  # 2.x names: the family gives them 3.x names
+)
+
+
+@pytest.mark.slow
+def test_an_airflow_3_environment_runs_its_own_family(tmp_path: Path, aws_env: dict[str, str], s3) -> None:  # type: ignore[no-untyped-def]
+    """3.x: an API server and a DAG processor instead of the web server, /api/v2 with JWTs (fetched
+    again when the API server refuses a cached one), the parsing options under their 3.x names."""
+    s3.put_object(Bucket=BUCKET, Key="dags3/hello3.py", Body=HELLO_DAG_3)
+    rt = AirflowRuntime(tmp_path / "rt3", aws_env, sync_interval=2.0)
+    pids: list[int] = []
+    try:
+        rt.create(GREEN_306)
+        pids = tagged_pids(rt.state_dir)
+        roles = {r.role for r in procs.list_records(rt.pid_dir)}
+        assert {"green.scheduler", "green.api-server", "green.dag-processor", "green.triggerer"} <= roles
+        assert "green.webserver" not in roles
+        body = rt.invoke("green", "GET", "/version", None, None).body
+        assert isinstance(body, dict) and body["version"] == "3.0.6"
+        env = rt._process_env(rt._known("green").state, GREEN_306, rt.ensure_venv("3.0.6"), None)  # type: ignore[arg-type]
+        assert env["AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL"] == "10"
+        assert "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL" not in env
+        rt.rest._tokens = {key: "not-a-token" for key in rt.rest._tokens}  # as after a restart
+        assert rt.invoke("green", "GET", "/version", None, None).status == 200
+
+        def listed() -> bool:
+            dags = rt.invoke("green", "GET", "/dags", None, None).body
+            return isinstance(dags, dict) and any(d["dag_id"] == "hello3" for d in dags["dags"])
+
+        wait_until(listed, 120, "DAG hello3 to appear")
+        assert rt.invoke("green", "PATCH", "/dags/hello3", None, {"is_paused": False}).status == 200
+        trigger = {"dag_run_id": "r1", "logical_date": None}
+        assert rt.invoke("green", "POST", "/dags/hello3/dagRuns", None, trigger).status == 200
+
+        def finished() -> str | None:
+            run = rt.invoke("green", "GET", "/dags/hello3/dagRuns/r1", None, None).body
+            state = run.get("state") if isinstance(run, dict) else None
+            return state if state in ("success", "failed") else None
+
+        assert wait_until(finished, 180, "hello3/r1") == "success"
+        rt.delete("green")
+        assert not rt.env_dir("green").exists()
+    finally:
+        pids += tagged_pids(rt.state_dir)
+        rt.shutdown()
+        assert_all_stopped(rt.state_dir, sorted(set(pids)))

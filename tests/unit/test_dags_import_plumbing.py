@@ -311,7 +311,7 @@ def test_2x_targets_do_not_report_deprecation_warnings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Like the AIR3xx rules: Airflow 2's warnings about Airflow 3 are not reported for 2.x targets."""
-    pytest.importorskip("mwaa_iac.local.runtime.venvs")
+    pytest.importorskip("mwaa_iac.adapters.airflow_venvs")
     python = _fake_python(tmp_path, "2.9")
     venv = tmp_path / "cache" / "2.10.3-py3.11"
     (venv / "bin").mkdir(parents=True)
@@ -326,3 +326,40 @@ def test_2x_targets_do_not_report_deprecation_warnings(
     assert result.import_warnings == []
     assert [i.file for i in result.import_errors] == ["broken.py"]
     assert "deprecation" not in result.summary()
+
+
+def test_the_import_script_is_a_module_that_runs_nothing_when_imported() -> None:
+    """The script ships as a file (linted like all code) and importing it starts nothing."""
+    import importlib
+
+    from mwaa_iac.checks import dags
+
+    module = importlib.import_module("mwaa_iac.checks.airflow_scripts.import_dags")
+    assert Path(module.__file__ or "") == dags.IMPORT_SCRIPT
+    assert dags.IMPORT_SCRIPT.is_file()
+    assert 'if __name__ == "__main__":' in dags.IMPORT_SCRIPT.read_text("utf-8")
+    assert module.RESULT_MARK == dags.RESULT_MARK
+
+
+def test_the_import_script_takes_its_folder_and_files_from_argv(tmp_path: Path) -> None:
+    """Run by path too (not only through ``-c``), it reads the folder and the files from argv."""
+    import json
+    import subprocess
+
+    from mwaa_iac.checks.dags import IMPORT_SCRIPT, RESULT_MARK
+
+    python = _fake_python(tmp_path, "3.3")
+    dags, _ = _dag_folder(tmp_path)
+    good = str(dags / "good.py")
+    proc = subprocess.run(
+        [str(python), str(IMPORT_SCRIPT), str(dags), good],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+        timeout=60,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith(RESULT_MARK)
+    payload = json.loads(lines[0][len(RESULT_MARK) :])
+    assert payload == {"results": [{"file": good, "ok": True, "dag_ids": ["good"], "warnings": []}]}

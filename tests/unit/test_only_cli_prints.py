@@ -19,8 +19,7 @@ STRING_SCRIPTS = {
     # Programs kept as strings and run by another interpreter: they print to report to the parent,
     # and the AST scan does not look into strings, so they need no exemption (a print outside
     # the strings in these files is still caught).
-    "checks/dags.py": "the import-check script, run by the target Airflow's interpreter in a child process",
-    "local/runtime/venvs.py": "a one-line program (python -c) reporting another interpreter's executable",
+    "adapters/airflow_venvs.py": "a one-line program (python -c) reporting another interpreter's executable",
 }
 ALLOWED = {
     # path -> (what is allowed, why)

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mwaa_iac.adapters.airflow_venvs import Venv
 from mwaa_iac.local.runtime import procs
 from mwaa_iac.local.runtime.airflow import (
     RESTART_DELAY,
@@ -28,7 +29,6 @@ from mwaa_iac.local.runtime.airflow import (
     restart_delay_from_env,
 )
 from mwaa_iac.local.runtime.base import EnvSpec
-from mwaa_iac.local.runtime.venvs import Venv
 
 SPEC = EnvSpec(name="blue", airflow_version="2.9.2", source_bucket="b", dag_s3_path="dags")
 

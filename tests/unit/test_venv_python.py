@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_iac.local.runtime import venvs
-from mwaa_iac.local.runtime.venvs import VenvBuildError, find_python, python_override_var
+from mwaa_iac.adapters import airflow_venvs as venvs
+from mwaa_iac.adapters.airflow_venvs import VenvBuildError, find_python, python_override_var
 
 
 @pytest.fixture

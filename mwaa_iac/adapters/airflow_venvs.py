@@ -1,11 +1,12 @@
-"""A cache of virtual environments, one per Apache Airflow version, for the local runtime.
+"""A cache of virtual environments, one per Apache Airflow version, for the local runtime and the DAG
+import check (``checks/dags.py``); below both, so neither reaches up the layers for it.
 
 ``ensure_venv("2.10.3")`` returns a :class:`Venv` with what MWAA's image has for that version and
 nothing more, building it on first use: ``apache-airflow[postgres]`` (psycopg2) and the Amazon
 provider, under Airflow's constraints for the version (MWAA builds its image from them and installs
 the Amazon provider; see "Local stack" in the README). Anything else, mwaa-dr included, reaches an
-environment only through its requirements.txt (installed at create/update, see ``airflow.py``), as on
-MWAA:
+environment only through its requirements.txt (installed at create/update, see
+``local/runtime/airflow.py``), as on MWAA:
 
 * where: ``$MWAA_IAC_VENV_CACHE`` or ``~/.cache/mwaa-iac/venvs``, in ``<version>-py<X.Y>``;
 * how: with ``uv`` when it is on PATH (seconds, thanks to its package cache), else ``python -m venv``
@@ -17,10 +18,10 @@ MWAA:
   another would not be the image MWAA runs. Without it the build stops, naming the interpreter and how
   to install it;
 * pins: Airflow's official constraints file when it can be downloaded, else a constraints file kept in
-  ``constraints/`` beside this module (a ``pip freeze`` of an environment verified to migrate a
-  database, serve the REST API and run a DAG), else a short list of pins that no 2.x release may go
-  without; a 3.x release without either resolves with uv's ``--exclude-newer`` set to the day MWAA
-  made the version available (the catalog's ``available``): the packages of that time, as
+  ``mwaa_iac/local/runtime/constraints/`` (package data: a ``pip freeze`` of an environment verified
+  to migrate a database, serve the REST API and run a DAG), else a short list of pins that no 2.x
+  release may go without; a 3.x release without either resolves with uv's ``--exclude-newer`` set to
+  the day MWAA made the version available (the catalog's ``available``): the packages of that time, as
   Airflow's constraints pin them (resolving 3.0.6 against today's packages gives a PyJWT whose
   tokens its API server cannot issue);
 * atomically: built in a temporary directory renamed into place on success, under a lock file so two
@@ -53,7 +54,8 @@ log = logging.getLogger(__name__)
 
 # MWAA installs the Amazon provider (it brings boto3) in every image.
 AMAZON_PROVIDER_REQUIREMENT = "apache-airflow-providers-amazon"
-CONSTRAINTS_DIR = Path(__file__).with_name("constraints")
+# Package data kept with the local runtime (pyproject's package-data lists it there); read only.
+CONSTRAINTS_DIR = Path(__file__).resolve().parent.parent / "local" / "runtime" / "constraints"
 COMPLETE_MARKER = ".mwaa-iac-complete"
 # Importing the web app (2.x) or the API server (3.x) and the executor catches most broken sets early.
 SMOKE_IMPORTS = {
