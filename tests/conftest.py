@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -127,3 +128,29 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             else:
                 os.environ[key] = value
         assert result is not None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_environments_retired(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The environments a module created on the shared local stack are deleted when the module ends:
+    each is a running Airflow (scheduler, DAG processor, triggerer, web server), and left running
+    they would take the CPU of every later module on this 2-core machine."""
+    if not any(
+        item.module is request.module and "local_stack" in getattr(item, "fixturenames", ())
+        for item in request.session.items
+    ):
+        yield
+        return
+    local: LocalStack = request.getfixturevalue("local_stack")
+    before = {e["name"] for e in local.admin.environments()}
+    yield
+    import boto3
+
+    client = boto3.client("mwaa", region_name="us-east-1")
+    created = {e["name"] for e in local.admin.environments()} - before
+    for name in sorted(created):
+        with contextlib.suppress(Exception):  # already deleting or gone
+            client.delete_environment(Name=name)
+    deadline = time.monotonic() + 180
+    while created & {e["name"] for e in local.admin.environments()} and time.monotonic() < deadline:
+        time.sleep(2)
