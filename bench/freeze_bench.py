@@ -375,7 +375,7 @@ def measure(
     )
     report = cutover.run()
     cutover_s = time.perf_counter() - start
-    unpause_s = unpause_seconds(cutover.log.entries)
+    unpause_s = unpause_seconds(cutover.journal.entries)
     if activity.result is None:
         raise RuntimeError("the activity did not run: no health-target step.done event")
     events = activity.events
