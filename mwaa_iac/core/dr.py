@@ -23,7 +23,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from importlib import resources
 
+from mwaa_iac.core import constants_block
 from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.errors import UsageError
 
@@ -129,7 +131,7 @@ Deployment {deployment}, {label}, mwaa-dr factory {factory}.
 # Before ``from mwaa_dr ...``: mwaa-iac delivers mwaa-dr, smart_open and its own copy module
 # (``mwaa_iac_copy``) in vendor/ beside this file. Appended, never prepended: an environment with
 # mwaa-dr installed keeps its own, and the user's other DAGs parsed in the same process resolve their
-# imports as before.
+# imports as before. (The DAG files in mwaa_iac/dr_runtime/dags/ carry the same lines.)
 VENDOR_BOOTSTRAP = """
 import os
 import sys
@@ -139,107 +141,54 @@ if _VENDOR not in sys.path:
     sys.path.append(_VENDOR)
 """
 
-
-# mwaa-dr's own DAGs run one Airflow task per table (plus setup, teardown and empty markers), each
-# table in its own transaction, with its own csv writer (see mwaa_iac/dr_runtime/mwaa_iac_copy.py
-# for what that loses). These DAGs run mwaa-iac's copy module in one task: mwaa-dr's factory
-# names the tables and columns; the module exports them in one snapshot with PostgreSQL's COPY and
-# restores them in one verified transaction.
-_ONE_TASK = """
-
-MARKER = {marker!r}
-OWN_DAGS = {own!r}
+# The DR DAG files, real Python in mwaa_iac/dr_runtime/dags/ (package data), each with a constants
+# block filled in per upload (core.constants_block): the copy DAGs (backup, restore, pre-restore
+# cleanup: one task running the copy module) and the preflight probe. Read when a file is rendered,
+# never at import (as load_rates reads its JSON).
+DAGS_PACKAGE = "mwaa_iac.dr_runtime.dags"
+COPY_TASK_FILE = "copy_task.py"
+PROBE_FILE = "probe.py"
 
 
-def _this_version(context):
-    \"\"\"A worker syncs the DAG folder on its own (as on MWAA) and may still hold an older version of
-    this file: the run names the version it wants (MARKER); wait until this worker's copy is that
-    version, and load it.\"\"\"
-    wanted = (context["dag_run"].conf or {{}}).get("mwaa_iac_marker")
-    if not wanted or wanted == MARKER:
-        return None
-    deadline = time.monotonic() + 900
-    while True:
-        with open(__file__, encoding="utf-8") as handle:
-            if repr(wanted) in handle.read():
-                break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"this worker's copy of {{__file__}} is not {{wanted!r}} after 15 minutes")
-        print(f"mwaa-iac: this worker holds an older {{__file__}}; waiting for its DAG folder to sync")
-        time.sleep(5)
-    print(f"mwaa-iac: running {{wanted!r}} from the synced file")
-    return runpy.run_path(__file__)
+def dag_template(name: str) -> str:
+    """The text of ``name`` in :data:`DAGS_PACKAGE`."""
+    return resources.files(DAGS_PACKAGE).joinpath(name).read_text("utf-8")
 
 
-def {action}_all_tables(**context):
-    try:
-        fresh = _this_version(context)
-        if fresh is not None:
-            return fresh["{action}_all_tables"](**context)
-        return mwaa_iac_copy.{action}({factory_arg}context, OWN_DAGS)
-    except AirflowFailException:
-        raise
-    except Exception as exc:
-        # Never retried: the task's retries are for a worker that does not have this file yet (the
-        # task never started then). A failed restore rolled back: the target is as it was.
-        raise AirflowFailException(f"mwaa-iac: {action} failed: {{type(exc).__name__}}: {{exc}}") from exc
-
-
-with DAG({dag_id!r}, schedule=None, start_date=datetime(2022, 1, 1), catchup=False,
-         description={marker!r}) as dag:
-    PythonOperator(task_id="{action}_all_tables", python_callable={action}_all_tables, **WORKER_LAG)
-"""
-_IMPORTS = """
-import runpy
-import time
-from datetime import datetime, timedelta
-
-import mwaa_iac_copy
-from airflow import DAG
-from airflow.exceptions import AirflowFailException
-from airflow.operators.python import PythonOperator
-
-# A worker syncs the DAG folder on its own (MWAA: every 30 s) and may not have this file yet when the
-# task is queued: then the task fails before it starts, and these retries start it again.
-WORKER_LAG = {"retries": 4, "retry_delay": timedelta(seconds=15)}
-"""
+def _factory_ref(factory: str) -> str:
+    """``mwaa_dr.v_2_9.dr_factory:DRFactory_2_9``: where a DAG file imports the factory from."""
+    return f"{_factory_module(factory)}:{factory}"
 
 
 def _copy_dag(
-    action: str, dag_id: str, factory: str | None, path_prefix: str, deployment: str, label: str, purpose: str
+    action: str, dag_id: str, factory: str | None, path_prefix: str, deployment: str, label: str
 ) -> DagFile:
     marker = f"mwaa-iac {action} {path_prefix}"
-    factory_lines = ""
-    if factory is not None:
-        factory_lines = (
-            f"from {_factory_module(factory)} import {factory}\n\n"
-            f'factory = {factory}(dag_id={dag_id!r}, path_prefix={path_prefix!r}, storage_type="S3")\n'
-        )
-    text = (
-        _HEADER.format(purpose=purpose, deployment=deployment, label=label, factory=factory or "-")
-        + VENDOR_BOOTSTRAP
-        + _IMPORTS
-        + factory_lines
-        + _ONE_TASK.format(
-            action=action,
-            dag_id=dag_id,
-            marker=marker,
-            own=MWAA_IAC_DAG_IDS,
-            factory_arg="factory, " if factory is not None else "",
-        )
+    text = constants_block.fill(
+        dag_template(COPY_TASK_FILE),
+        {
+            "DAG_ID": dag_id,
+            "ACTION": action,
+            "MARKER": marker,
+            "OWN_DAGS": MWAA_IAC_DAG_IDS,
+            "FACTORY": _factory_ref(factory) if factory is not None else "",
+            "PATH_PREFIX": path_prefix,
+            "DEPLOYMENT": deployment,
+            "LABEL": label,
+        },
     )
     return DagFile(f"{DR_DAG_FOLDER}/{dag_id}.py", text, dag_id, marker)
 
 
 def render_backup_dag(factory: str, path_prefix: str, deployment: str, label: str) -> DagFile:
     """The backup: every copied table in one snapshot, then ``manifest.json`` (counts and hashes)."""
-    return _copy_dag("backup", BACKUP_DAG_ID, factory, path_prefix, deployment, label, "backup DAG")
+    return _copy_dag("backup", BACKUP_DAG_ID, factory, path_prefix, deployment, label)
 
 
 def render_restore_dag(factory: str, path_prefix: str, deployment: str, label: str) -> DagFile:
     """The restore: one transaction that replaces the copied tables, pauses every DAG (mwaa-iac
     unpauses exactly the recorded ones at go-live) and commits only when the manifest matches."""
-    return _copy_dag("restore", RESTORE_DAG_ID, factory, path_prefix, deployment, label, "restore DAG")
+    return _copy_dag("restore", RESTORE_DAG_ID, factory, path_prefix, deployment, label)
 
 
 def render_cleanup_dag(factory: str, deployment: str, label: str) -> DagFile:
@@ -263,89 +212,22 @@ def render_prepare_dag(deployment: str, label: str) -> DagFile:
     """Empties the target's history tables before a restore, outside the freeze (the restore would
     do it too, inside it). Unlike mwaa-dr's cleanup DAG it keeps the ``dag`` table, DAG tags and the
     scheduler's jobs, so the target goes on scheduling at once instead of re-parsing every file."""
-    return _copy_dag("prepare", PREPARE_DAG_ID, None, label, deployment, label, "pre-restore cleanup DAG")
-
-
-# The preflight probe: proves, before mwaa-iac changes anything, that the environment that will run
-# mwaa-dr can import the factory from the delivered files (the DAG file's own import: an import error
-# shows in Airflow's importErrors) and can write to and read from the DR bucket the way mwaa-dr does
-# (smart_open over boto3, with the environment's execution role), on a worker. Its result goes into
-# the run's note (read over the REST API; a task log is not reachable within MWAA's 64-character
-# path limit). Run-specific values (bucket, key) come in the run's conf: workers sync the DAG folder
-# on their own, so the file carries none.
-_PROBE = """
-import json
-from datetime import datetime
-
-from airflow import DAG
-from airflow.operators.python import PythonOperator
-from {module} import {factory}
-
-NOTE_LIMIT = 1000  # dag_run_note.content
-
-
-def _report(context, result):
-    text = json.dumps(result, sort_keys=True)
-    print(f"mwaa-iac probe: {{text}}")
-    try:
-        from airflow.models.dagrun import DagRun
-        from airflow.settings import Session
-
-        with Session() as session:
-            run = session.query(DagRun).filter(
-                DagRun.dag_id == context["dag"].dag_id, DagRun.run_id == context["run_id"]
-            ).one()
-            run.note = text[:NOTE_LIMIT]
-            session.commit()
-    except Exception as exc:  # Airflow < 2.5 has no notes: the task state still tells
-        print(f"mwaa-iac probe: cannot record the result in the run's note: {{exc}}")
-
-
-def probe(**context):
-    import mwaa_dr
-    import smart_open
-
-    conf = context["dag_run"].conf or {{}}
-    uri = f"s3://{{conf['bucket']}}/{{conf['key']}}"
-    result = {{
-        "factory": {factory}.__name__,
-        "mwaa_dr": os.path.dirname(mwaa_dr.__file__),
-        "smart_open": os.path.dirname(smart_open.__file__),
-        "uri": uri,
-    }}
-    try:
-        with smart_open.open(uri, "wb") as out:  # as mwaa-dr's backup writes its CSVs
-            out.write(context["run_id"].encode("utf-8"))
-        with smart_open.open(uri, encoding="utf-8") as back:  # as its restore reads them
-            if back.read() != context["run_id"]:
-                raise RuntimeError("the object read back differs from the one written")
-    except Exception as exc:
-        error = f"{{type(exc).__name__}}: {{exc}}"[:600]
-        _report(context, {{**result, "ok": False, "stage": "s3", "error": error}})
-        raise
-    try:
-        import boto3
-
-        boto3.client("s3").delete_object(Bucket=conf["bucket"], Key=conf["key"])
-        result["deleted"] = True
-    except Exception as exc:  # mwaa-dr itself never deletes: not a reason to stop
-        result["deleted"] = f"{{type(exc).__name__}}: {{exc}}"[:300]
-    _report(context, {{**result, "ok": True}})
-
-
-with DAG({dag_id!r}, schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-         description={marker!r}) as dag:
-    PythonOperator(task_id="probe", python_callable=probe)
-"""
+    return _copy_dag("prepare", PREPARE_DAG_ID, None, label, deployment, label)
 
 
 def render_probe_dag(factory: str, deployment: str) -> DagFile:
-    """The preflight probe DAG for ``factory`` (the one the DR DAGs will import there)."""
+    """The preflight probe DAG for ``factory`` (the one the DR DAGs will import there): proves, before
+    mwaa-iac changes anything, that the environment imports it from the delivered files and reads and
+    writes the DR bucket as mwaa-dr does (see mwaa_iac/dr_runtime/dags/probe.py)."""
     marker = f"mwaa-iac probe {factory}"
-    text = (
-        _HEADER.format(purpose="preflight probe DAG", deployment=deployment, label="probe", factory=factory)
-        + VENDOR_BOOTSTRAP
-        + _PROBE.format(module=_factory_module(factory), factory=factory, dag_id=PROBE_DAG_ID, marker=marker)
+    text = constants_block.fill(
+        dag_template(PROBE_FILE),
+        {
+            "DAG_ID": PROBE_DAG_ID,
+            "MARKER": marker,
+            "FACTORY": _factory_ref(factory),
+            "DEPLOYMENT": deployment,
+        },
     )
     return DagFile(f"{DR_DAG_FOLDER}/{PROBE_DAG_ID}.py", text, PROBE_DAG_ID, marker)
 

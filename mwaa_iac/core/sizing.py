@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
+
+# The copy module's table registry: pure (the standard library only at import; it runs inside Airflow
+# alone and imports nothing of mwaa-iac), so core reads the copied tables' names from it directly.
+from mwaa_iac.dr_runtime import mwaa_iac_copy as _registry
 
 MWAA_REQUESTS_PER_S = 10.0  # InvokeRestApi's documented rate, about
 LIST_PAGE = 100  # DAGs per page when the freeze records which DAGs to pause
@@ -32,6 +36,14 @@ LIST_PAGE = 100  # DAGs per page when the freeze records which DAGs to pause
 # The freeze steps of a bench result, by the estimate's step they belong to (anything else: restore).
 _PAUSE, _DRAIN, _GO_LIVE = "pause-source", "drain-source", "go-live"
 _BACKUP_PREFIXES = ("backup", "verify-backup")
+# The tables a copy fills from the backup (the registry's copied ones), in the registry's order.
+COPIED_TABLES: tuple[str, ...] = _registry.copied_tables()
+
+
+def uncounted(counted: Iterable[str]) -> tuple[str, ...]:
+    """The copied tables (:data:`COPIED_TABLES`) that ``counted`` does not name."""
+    named = set(counted)
+    return tuple(t for t in COPIED_TABLES if t not in named)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -71,97 +71,415 @@ EXECUTING = ("queued", "running", "restarting")
 NOTE_LIMIT = 1000  # dag_run_note.content
 XID_WRAP = 4294967296  # 2**32: xmin is a 32-bit transaction id, snapshots hold 64-bit ones
 
-# -- what happens to each table ---------------------------------------------------------------------
+# -- the table registry -----------------------------------------------------------------------------
+#
+# One record per table of Airflow 2.x's metadata database: every fact the copy needs about it. The
+# lists below (restore order, history cleared, delta tables...) and the SQL of build_specs,
+# _insert_sql, clear_history and the restore derive from it: adding a table is one entry here (and
+# its test). docs/design.md "Adding a table to the copy" walks through one.
 
 COPIED = "copied"
 REBUILT = "rebuilt by Airflow"
 NOT_COPIED = "not copied"
 
+# Where a copied table's columns come from (``Table.source``).
+FACTORY = "factory"  # mwaa-dr's column list for this Airflow version (the live ones where it has none)
+LIVE = "live"  # the database's own columns
+KEYED = "keyed"  # only its natural columns (``Table.natural``): surrogate ids replaced by natural keys
+ORM = "orm"  # through Airflow's models, decrypted (JSON lines, not CSV)
+
+# How the restore writes a copied table's staged rows (``Table.insert``).
+APPEND = "append"  # every row (the restore removed what they replace first)
+MISSING = "missing"  # only rows whose key the target lacks (parsing created the others)
+IGNORE = "ignore"  # every row the target does not have already (ON CONFLICT DO NOTHING)
+UPDATE = "update"  # the target's rows with the same key are updated; no row is added
+READ = "read"  # staged only, for re-mapping another table's ids (log_template)
+MODELS = "models"  # written through Airflow's models, encrypted with the target's key
+
+# What the restore removes before it writes (``Table.replace``).
+KEEP = "keep"  # nothing
+DAG_ROWS = "dag rows"  # the rows of the DAGs it replaces (every DAG but the tool's, or a delta's)
+ALL_ROWS = "all rows"  # every row
+
+# The tool's own DAGs' rows are never copied: every SELECT of a spec takes them as this parameter.
+NOT_OWN = "<> ALL(:own_dags)"
+USER_DAGS = f"t.dag_id {NOT_OWN}"  # a table's ``where``: the rows of every DAG but the tool's
+TI_KEY = ("dag_id", "run_id", "task_id", "map_index")
+RUN_LINK = "JOIN dag_run r ON r.dag_id = s.dag_id AND r.run_id = s.run_id"  # a staged row's run
+# The columns of `dag` the copy carries (the `dag_schedule` entry): each DAG's next scheduled interval.
+SCHEDULE = (
+    "dag_id",
+    "next_dagrun",
+    "next_dagrun_data_interval_start",
+    "next_dagrun_data_interval_end",
+    "next_dagrun_create_after",
+)
+
 
 class Table:
-    """What the copy does with one table of Airflow 2.x's metadata database (one record per table,
-    as Airflow's ``db_cleanup`` keeps them): its ``fate`` (COPIED, REBUILT, NOT_COPIED) and why;
-    for a copied table where its columns come from (``factory``: mwaa-dr's list for the version;
-    ``live``: the database's own; ``keyed``: surrogate ids replaced by natural keys; ``orm``: through
-    Airflow's models, decrypted), the surrogate ids the target assigns itself (``dropped``), whether
-    a delta copies it in part, grouped by DAG (``delta``); and whether a restore empties it for the
-    user's DAGs (``cleared``: a table it does not copy is cleared when its rows refer to runs or
-    task instances the restore replaces). The tuple below is in restore order (parents first)."""
+    """What the copy does with one table.
 
-    def __init__(self, name, fate, why, source=None, dropped=(), delta=False, cleared=False):
+    ``fate``: COPIED, REBUILT or NOT_COPIED, and ``why`` (README's "Not copied" table is rendered from
+    the ones not copied). ``parents``: the tables its foreign keys point to (the restore writes parents
+    first and clears children first). ``key``: the columns that name a row (its natural key, never a
+    surrogate id: the fingerprint and the restore's MISSING/UPDATE use it). ``table``: the real table
+    when the entry is a part of one (``dag_schedule`` is columns of ``dag``).
+
+    A table read into the backup (``source`` set) is one CSV: its columns come from ``source``
+    (FACTORY, LIVE, KEYED, ORM), listed after its ``natural`` ones (``{csv column: SQL over t and
+    joins}``: natural keys that stand in for surrogate ids, e.g. ``dataset_uri`` for ``dataset_id``),
+    without the ``dropped`` ones (ids the target assigns itself); ``columns`` narrows them. The backup
+    selects ``FROM <table> t <joins> WHERE <where>``, groups rows by ``group`` (an SQL expression: a
+    DAG id, a pool...) and hashes every column but ``unhashed`` (none when not ``verify``). ``delta``:
+    a delta backup copies it in part, grouped by DAG (``dagless``: rows of no DAG are the group '').
+
+    The restore removes ``replace`` (KEEP, DAG_ROWS, ALL_ROWS) first, then writes the rows by
+    ``insert`` (APPEND, MISSING, IGNORE, UPDATE, READ, MODELS), each target column in ``links``
+    (``{column: SQL over s and link_joins}``) set from the target's own ids; ``sequence``: its id
+    sequence is moved past the ids written; ``after``: written after the restore's transaction."""
+
+    def __init__(
+        self,
+        name,
+        fate,
+        why,
+        source=None,
+        *,
+        parents=(),
+        key=(),
+        table=None,
+        columns=None,
+        natural=None,
+        dropped=(),
+        joins="",
+        where="",
+        group="''",
+        unhashed=(),
+        verify=True,
+        delta=False,
+        dagless=False,
+        replace=KEEP,
+        insert=None,
+        links=None,
+        link_joins="",
+        sequence=False,
+        after=False,
+    ):
         self.name = name
         self.fate = fate
         self.why = why
         self.source = source
+        self.parents = tuple(parents)
+        self.key = tuple(key)
+        self.table = table or name
+        self.columns = None if columns is None else tuple(columns)
+        self.natural = dict(natural or {})
         self.dropped = frozenset(dropped)
+        self.joins = joins
+        self.where = where
+        self.group = group
+        self.unhashed = frozenset(unhashed)
+        self.verify = verify
         self.delta = delta
-        self.cleared = cleared
+        self.dagless = dagless
+        self.replace = replace
+        self.insert = insert if insert is not None else (MODELS if source == ORM else APPEND)
+        self.links = dict(links or {})
+        self.link_joins = link_joins
+        self.sequence = sequence
+        self.after = after
 
+    def mapped(self, column):
+        """Whether ``column`` of the CSV stands in for another column (the target has no such column)."""
+        return column in self.natural and self.natural[column] != f"t.{column}"
+
+    def __repr__(self):
+        return f"Table({self.name!r}, {self.fate!r})"
+
+
+PARSED = "parsing writes it from the DAG files"
+WEB_SERVER = "the web server syncs Airflow's permissions at start"
+USERS = "refers to web users (ab_user), which are not copied"
 
 TABLES = (
-    Table("variable", COPIED, "decrypted, re-encrypted with the target's key", "orm"),
-    Table("connection", COPIED, "decrypted, re-encrypted with the target's key", "orm"),
-    Table("slot_pool", COPIED, "replaced whole", "factory"),
-    Table("log", COPIED, "the audit log, grouped by DAG ('' for none)", "factory", ("id",), True, True),
+    Table("variable", COPIED, "decrypted, re-encrypted with the target's key", ORM, key=("key",)),
+    Table("connection", COPIED, "decrypted, re-encrypted with the target's key", ORM, key=("conn_id",)),
+    Table("slot_pool", COPIED, "replaced whole", FACTORY, key=("pool",), group="t.pool", replace=ALL_ROWS),
+    Table(
+        "log",
+        COPIED,
+        "the audit log, grouped by DAG ('' for none)",
+        FACTORY,
+        key=("dttm", "dag_id", "event"),
+        dropped=("id",),
+        where=f"t.dag_id IS NULL OR t.dag_id {NOT_OWN}",
+        group="COALESCE(t.dag_id, '')",
+        delta=True,
+        dagless=True,
+        replace=DAG_ROWS,
+    ),
     Table(
         "log_template",
         REBUILT,
         "written by `airflow db migrate` from the logging settings; runs refer to the target's entry "
         "with the same content",
-        "live",
+        LIVE,
+        key=("filename", "elasticsearch_id"),
+        verify=False,
+        insert=READ,
     ),
-    Table("dataset", COPIED, "by URI: parsing creates most, the restore adds the others", "live", ("id",)),
-    Table("dataset_alias", COPIED, "by name: parsing creates most, the restore adds the others", "keyed"),
-    Table("dataset_alias_dataset", COPIED, "by alias name and dataset URI", "keyed"),
     Table(
-        "dag_run", COPIED, "ids re-assigned; XComs and events re-linked by run id", "factory", (), True, True
+        "dataset",
+        COPIED,
+        "by URI: parsing creates most, the restore adds the others",
+        LIVE,
+        key=("uri",),
+        dropped=("id",),
+        verify=False,
+        insert=MISSING,
     ),
-    Table("sla_miss", NOT_COPIED, "SLA alerts the source raised (mwaa-dr does not copy them)", cleared=True),
     Table(
-        "dag_run_note",
+        "dataset_alias",
+        COPIED,
+        "by name: parsing creates most, the restore adds the others",
+        KEYED,
+        key=("name",),
+        natural={"name": "t.name"},
+        verify=False,
+        insert=MISSING,
+        sequence=True,
+    ),
+    Table(
+        "dataset_alias_dataset",
+        COPIED,
+        "by alias name and dataset URI",
+        KEYED,
+        parents=("dataset_alias", "dataset"),
+        key=("alias_name", "dataset_uri"),
+        natural={"alias_name": "a.name", "dataset_uri": "d.uri"},
+        joins="JOIN dataset_alias a ON a.id = t.alias_id JOIN dataset d ON d.id = t.dataset_id",
+        group="a.name",
+        replace=ALL_ROWS,
+        insert=IGNORE,
+        links={"alias_id": "a.id", "dataset_id": "d.id"},
+        link_joins="JOIN dataset_alias a ON a.name = s.alias_name JOIN dataset d ON d.uri = s.dataset_uri",
+    ),
+    Table(
+        "dag_run",
+        COPIED,
+        "ids re-assigned; XComs and events re-linked by run id",
+        FACTORY,
+        parents=("log_template",),
+        key=("dag_id", "run_id"),
+        natural={"src_id": "t.id"},
+        dropped=("id",),
+        where=USER_DAGS,
+        group="t.dag_id",
+        unhashed=("src_id", "log_template_id"),
+        delta=True,
+        replace=DAG_ROWS,
+        # the target's log template with the content of the source's one
+        links={
+            "log_template_id": "(SELECT lt.id FROM log_template lt JOIN mwaa_iac_stage_log_template sl "
+            "ON sl.filename = lt.filename AND sl.elasticsearch_id = lt.elasticsearch_id "
+            "WHERE sl.id = s.log_template_id ORDER BY lt.id DESC LIMIT 1)"
+        },
+    ),
+    Table(
+        "sla_miss",
         NOT_COPIED,
-        "refers to web users (ab_user), which are not copied",
-        cleared=True,
+        "SLA alerts the source raised (mwaa-dr does not copy them)",
+        key=("dag_id", "task_id", "execution_date"),
+        replace=DAG_ROWS,
     ),
-    Table("trigger", COPIED, "kwargs decrypted, re-encrypted with the target's key", "orm"),
-    Table("task_instance", COPIED, "every task instance of every copied run", "factory", (), True, True),
-    Table("task_instance_history", COPIED, "earlier tries (2.10+)", "live", ("id",), True, True),
+    Table("dag_run_note", NOT_COPIED, USERS, parents=("dag_run",), replace=DAG_ROWS),
     Table(
-        "task_instance_note", NOT_COPIED, "refers to web users (ab_user), which are not copied", cleared=True
+        "trigger",
+        COPIED,
+        "kwargs decrypted, re-encrypted with the target's key",
+        ORM,
+        key=("id",),
+        sequence=True,
     ),
-    Table("task_fail", COPIED, "failed tries", "factory", ("id",), True, True),
-    Table("task_reschedule", COPIED, "sensor reschedules", "live", ("id",), True, True),
+    Table(
+        "task_instance",
+        COPIED,
+        "every task instance of every copied run",
+        FACTORY,
+        parents=("dag_run", "trigger"),
+        key=TI_KEY,
+        where=USER_DAGS,
+        group="t.dag_id",
+        delta=True,
+        replace=DAG_ROWS,
+    ),
+    Table(
+        "task_instance_history",
+        COPIED,
+        "earlier tries (2.10+)",
+        LIVE,
+        parents=("task_instance",),
+        key=(*TI_KEY, "try_number"),
+        dropped=("id",),
+        where=USER_DAGS,
+        group="t.dag_id",
+        delta=True,
+        replace=DAG_ROWS,
+    ),
+    Table("task_instance_note", NOT_COPIED, USERS, parents=("task_instance",), replace=DAG_ROWS),
+    Table(
+        "task_fail",
+        COPIED,
+        "failed tries",
+        FACTORY,
+        parents=("task_instance",),
+        key=(*TI_KEY, "start_date"),
+        dropped=("id",),
+        where=USER_DAGS,
+        group="t.dag_id",
+        delta=True,
+        replace=DAG_ROWS,
+    ),
+    Table(
+        "task_reschedule",
+        COPIED,
+        "sensor reschedules",
+        LIVE,
+        parents=("task_instance",),
+        key=(*TI_KEY, "try_number", "start_date"),
+        dropped=("id",),
+        where=USER_DAGS,
+        group="t.dag_id",
+        delta=True,
+        replace=DAG_ROWS,
+    ),
     Table(
         "rendered_task_instance_fields",
         NOT_COPIED,
         "rendered templates may hold rendered secrets; Airflow renders again when asked",
-        cleared=True,
+        parents=("task_instance",),
+        replace=DAG_ROWS,
     ),
-    Table("task_map", COPIED, "mapped tasks' expansion", "live", (), True, True),
-    Table("xcom", COPIED, "re-linked to the target's run ids", "factory", (), True, True),
-    Table("dataset_event", COPIED, "event ids kept, datasets by URI", "keyed"),
-    Table("dataset_alias_dataset_event", COPIED, "events emitted through an alias (2.10+)", "keyed"),
-    Table("dagrun_dataset_event", COPIED, "which events a run consumed", "keyed", cleared=True),
-    Table("dataset_dag_run_queue", COPIED, "dataset-triggered runs not created yet", "keyed"),
+    Table(
+        "task_map",
+        COPIED,
+        "mapped tasks' expansion",
+        LIVE,
+        parents=("task_instance",),
+        key=TI_KEY,
+        where=USER_DAGS,
+        group="t.dag_id",
+        delta=True,
+        replace=DAG_ROWS,
+    ),
+    Table(
+        "xcom",
+        COPIED,
+        "re-linked to the target's run ids",
+        FACTORY,
+        parents=("task_instance", "dag_run"),
+        key=(*TI_KEY, "key"),
+        where=USER_DAGS,
+        group="t.dag_id",
+        unhashed=("dag_run_id",),
+        delta=True,
+        replace=DAG_ROWS,
+        links={"dag_run_id": "r.id"},
+        link_joins=RUN_LINK,
+    ),
+    Table(
+        "dataset_event",
+        COPIED,
+        "event ids kept, datasets by URI",
+        LIVE,
+        parents=("dataset",),
+        key=("id",),
+        natural={"dataset_uri": "d.uri"},
+        dropped=("dataset_id",),
+        joins="JOIN dataset d ON d.id = t.dataset_id",
+        group="d.uri",
+        replace=ALL_ROWS,
+        links={"dataset_id": "d.id"},
+        link_joins="JOIN dataset d ON d.uri = s.dataset_uri",
+        sequence=True,
+    ),
+    Table(
+        "dataset_alias_dataset_event",
+        COPIED,
+        "events emitted through an alias (2.10+)",
+        KEYED,
+        parents=("dataset_alias", "dataset_event"),
+        key=("alias_name", "event_id"),
+        natural={"alias_name": "a.name", "event_id": "t.event_id"},
+        joins="JOIN dataset_alias a ON a.id = t.alias_id",
+        group="a.name",
+        replace=ALL_ROWS,
+        links={"alias_id": "a.id"},
+        link_joins="JOIN dataset_alias a ON a.name = s.alias_name",
+    ),
+    Table(
+        "dagrun_dataset_event",
+        COPIED,
+        "which events a run consumed",
+        KEYED,
+        parents=("dag_run", "dataset_event"),
+        key=("dag_id", "run_id", "event_id"),
+        natural={"dag_id": "r.dag_id", "run_id": "r.run_id", "event_id": "t.event_id"},
+        joins="JOIN dag_run r ON r.id = t.dag_run_id",
+        where=f"r.dag_id {NOT_OWN}",
+        group="r.dag_id",
+        replace=DAG_ROWS,
+        links={"dag_run_id": "r.id"},
+        link_joins=RUN_LINK,
+    ),
+    Table(
+        "dataset_dag_run_queue",
+        COPIED,
+        "dataset-triggered runs not created yet",
+        KEYED,
+        parents=("dataset",),
+        key=("dataset_uri", "target_dag_id"),
+        natural={"dataset_uri": "d.uri", "target_dag_id": "t.target_dag_id", "created_at": "t.created_at"},
+        joins="JOIN dataset d ON d.id = t.dataset_id",
+        group="t.target_dag_id",
+        replace=ALL_ROWS,
+        insert=IGNORE,
+        links={"dataset_id": "d.id"},
+        link_joins="JOIN dataset d ON d.uri = s.dataset_uri",
+    ),
     Table(
         "dag",
         REBUILT,
         "parsing writes it; the copy carries each DAG's next scheduled interval (dag.next_dagrun*) and "
         "pauses every DAG",
+        key=("dag_id",),
     ),
-    Table("dag_code", REBUILT, "parsing writes it from the DAG files"),
-    Table("serialized_dag", REBUILT, "parsing writes it from the DAG files"),
-    Table("dag_tag", REBUILT, "parsing writes it from the DAG files"),
-    Table("dag_owner_attributes", REBUILT, "parsing writes it from the DAG files"),
-    Table("dag_warning", REBUILT, "parsing writes it from the DAG files"),
-    Table("import_error", REBUILT, "parsing writes it from the DAG files"),
-    Table("dag_schedule_dataset_reference", REBUILT, "parsing writes it from the DAG files"),
+    Table(
+        "dag_schedule",
+        COPIED,
+        "each DAG's next scheduled interval (dag.next_dagrun*), written after the restore's transaction",
+        LIVE,
+        key=("dag_id",),
+        table="dag",
+        columns=SCHEDULE,
+        where=USER_DAGS,
+        verify=False,
+        insert=UPDATE,
+        after=True,
+    ),
+    Table("dag_code", REBUILT, PARSED),
+    Table("serialized_dag", REBUILT, PARSED),
+    Table("dag_tag", REBUILT, PARSED),
+    Table("dag_owner_attributes", REBUILT, PARSED),
+    Table("dag_warning", REBUILT, PARSED),
+    Table("import_error", REBUILT, PARSED),
+    Table("dag_schedule_dataset_reference", REBUILT, PARSED),
     Table("dag_schedule_dataset_alias_reference", REBUILT, "parsing writes it from the DAG files (2.10+)"),
-    Table("task_outlet_dataset_reference", REBUILT, "parsing writes it from the DAG files"),
+    Table("task_outlet_dataset_reference", REBUILT, PARSED),
     Table("alembic_version", REBUILT, "the schema version, written by `airflow db migrate`"),
-    Table("ab_permission", REBUILT, "the web server syncs Airflow's permissions at start"),
-    Table("ab_view_menu", REBUILT, "the web server syncs Airflow's permissions at start"),
-    Table("ab_permission_view", REBUILT, "the web server syncs Airflow's permissions at start"),
+    Table("ab_permission", REBUILT, WEB_SERVER),
+    Table("ab_view_menu", REBUILT, WEB_SERVER),
+    Table("ab_permission_view", REBUILT, WEB_SERVER),
     Table("ab_role", REBUILT, "the web server creates Airflow's roles at start; custom roles are not copied"),
     Table(
         "ab_permission_view_role",
@@ -180,19 +498,42 @@ TABLES = (
     Table("dag_pickle", NOT_COPIED, "pickled DAGs (DAG pickling is not used on MWAA)"),
 )
 BY_NAME = {t.name: t for t in TABLES}
-# Tables whose columns come from mwaa-dr's factory, from the live schema, through the ORM.
-FACTORY_TABLES = tuple(t.name for t in TABLES if t.source == "factory")
-LIVE_TABLES = tuple(t.name for t in TABLES if t.source == "live")
-ORM_TABLES = tuple(t.name for t in TABLES if t.source == "orm")
-# The history tables a delta backup copies in part, each grouped by DAG id (log: '' for no DAG).
-DELTA_TABLES = tuple(t.name for t in TABLES if t.delta)
-# Rows the restore (and the pre-restore cleanup) replaces, children before parents.
-HISTORY = tuple(t.name for t in reversed(TABLES) if t.cleared)
-# The order the restore writes the tables in (dag_schedule: the next intervals, in the dag table).
-RESTORE_ORDER = (
-    *(t.name for t in TABLES if t.fate == COPIED and t.name not in ("variable", "connection")),
-    "dag_schedule",
-)
+
+
+def topological(tables):
+    """``tables`` with every table after its parents (parents outside ``tables`` are ignored),
+    otherwise in the order given. Raises ValueError on a cycle."""
+    names = {t.name for t in tables}
+    pending = list(tables)
+    done = set()
+    ordered = []
+    while pending:
+        ready = next((t for t in pending if all(p in done or p not in names for p in t.parents)), None)
+        if ready is None:
+            raise ValueError("the tables' parents form a cycle: " + ", ".join(t.name for t in pending))
+        pending.remove(ready)
+        done.add(ready.name)
+        ordered.append(ready)
+    return ordered
+
+
+ORDER = tuple(t.name for t in topological(TABLES))  # parents first
+# Derived lists (every one from the registry).
+ORM_TABLES = tuple(t.name for t in TABLES if t.source == ORM)  # JSON lines, through the models
+DELTA_TABLES = tuple(t.name for t in TABLES if t.delta)  # a delta copies them in part, by DAG
+# The order the restore writes the tables in (within its transaction), parents first.
+RESTORE_ORDER = tuple(n for n in ORDER if BY_NAME[n].fate == COPIED and not BY_NAME[n].after)
+# Rows the restore (and the pre-restore cleanup) replaces per DAG, children before parents.
+HISTORY = tuple(n for n in reversed(ORDER) if BY_NAME[n].replace == DAG_ROWS)
+# Tables the restore empties before it writes them, children before parents.
+EMPTIED = tuple(n for n in reversed(ORDER) if BY_NAME[n].replace == ALL_ROWS)
+# Tables whose id sequence the restore moves past the ids it wrote.
+SEQUENCES = tuple(t.name for t in TABLES if t.sequence)
+
+
+def copied_tables():
+    """Names of the real tables a copy fills from the backup (the sizing estimate counts these)."""
+    return tuple(dict.fromkeys(t.table for t in TABLES if t.fate == COPIED and not t.after))
 
 
 def not_copied():
@@ -220,10 +561,6 @@ def _q(name):
     return '"' + name.replace('"', '""') + '"'
 
 
-# The tool's own DAGs' rows are never copied: every SELECT of a spec takes them as this parameter.
-NOT_OWN = "<> ALL(:own_dags)"
-
-
 class Spec:
     """One CSV table: the SELECT that gives its logical rows (the same on both sides: surrogate ids
     replaced by natural keys where the target re-maps them), the columns hashed, the grouping. The
@@ -239,116 +576,29 @@ class Spec:
 
 
 def build_specs(columns, own_dags=()):
-    """The CSV tables' specs from ``{table: [column, ...]}`` (the backup's, from the manifest)."""
+    """The CSV tables' specs from ``{table: [column, ...]}`` (the backup's, from the manifest; in
+    registry order)."""
     specs = {}
-
-    def cols(table, alias="t"):
-        return ", ".join(f"{alias}.{_q(c)}" for c in columns[table])
-
-    def add(name, select, hashed=None, group="''", verify=True, cols_=None):
-        listed = cols_ if cols_ is not None else columns[name]
-        specs[name] = Spec(name, select, listed, listed if hashed is None else hashed, group, verify)
-
-    if "slot_pool" in columns:
-        add("slot_pool", f"SELECT {cols('slot_pool')} FROM slot_pool t", group="t.pool")
-    if "log" in columns:
-        add(
-            "log",
-            f"SELECT {cols('log')} FROM log t WHERE t.dag_id IS NULL OR t.dag_id {NOT_OWN}",
-            group="COALESCE(t.dag_id, '')",
+    for table in TABLES:
+        if table.name not in columns or table.source in (None, ORM):
+            continue
+        listed = list(columns[table.name])
+        selected = ", ".join(
+            f"{table.natural[c]} AS {_q(c)}" if c in table.natural else f"t.{_q(c)}" for c in listed
         )
-    if "log_template" in columns:
-        add("log_template", f"SELECT {cols('log_template')} FROM log_template t", [], verify=False)
-    if "dataset" in columns:
-        add("dataset", f"SELECT {cols('dataset')} FROM dataset t", [], verify=False)
-    if "dataset_alias" in columns:
-        add("dataset_alias", "SELECT t.name FROM dataset_alias t", [], verify=False)
-    if "dataset_alias_dataset" in columns:
-        add(
-            "dataset_alias_dataset",
-            "SELECT a.name AS alias_name, d.uri AS dataset_uri FROM dataset_alias_dataset t "
-            "JOIN dataset_alias a ON a.id = t.alias_id JOIN dataset d ON d.id = t.dataset_id",
-            group="a.name",
-        )
-    if "dag_run" in columns:
-        run_cols = [c for c in columns["dag_run"] if c not in ("id", "src_id")]
-        selected = ", ".join(f"t.{_q(c)}" for c in run_cols)
-        add(
-            "dag_run",
-            f"SELECT t.id AS src_id, {selected} FROM dag_run t WHERE t.dag_id {NOT_OWN}",
-            [c for c in run_cols if c != "log_template_id"],
-            group="t.dag_id",
-            cols_=["src_id", *run_cols],
-        )
-    for table in ("task_instance", "task_instance_history", "task_fail", "task_map", "task_reschedule"):
-        if table in columns:
-            add(table, f"SELECT {cols(table)} FROM {table} t WHERE t.dag_id {NOT_OWN}", group="t.dag_id")
-    if "xcom" in columns:
-        add(
-            "xcom",
-            f"SELECT {cols('xcom')} FROM xcom t WHERE t.dag_id {NOT_OWN}",
-            [c for c in columns["xcom"] if c != "dag_run_id"],
-            group="t.dag_id",
-        )
-    if "dataset_event" in columns:
-        event_cols = [c for c in columns["dataset_event"] if c != "dataset_uri"]
-        add(
-            "dataset_event",
-            f"SELECT d.uri AS dataset_uri, {', '.join('t.' + _q(c) for c in event_cols)} "
-            "FROM dataset_event t JOIN dataset d ON d.id = t.dataset_id",
-            group="d.uri",
-        )
-    if "dataset_alias_dataset_event" in columns:
-        add(
-            "dataset_alias_dataset_event",
-            "SELECT a.name AS alias_name, t.event_id FROM dataset_alias_dataset_event t "
-            "JOIN dataset_alias a ON a.id = t.alias_id",
-            group="a.name",
-        )
-    if "dagrun_dataset_event" in columns:
-        add(
-            "dagrun_dataset_event",
-            "SELECT r.dag_id, r.run_id, t.event_id FROM dagrun_dataset_event t "
-            f"JOIN dag_run r ON r.id = t.dag_run_id WHERE r.dag_id {NOT_OWN}",
-            group="r.dag_id",
-        )
-    if "dataset_dag_run_queue" in columns:
-        add(
-            "dataset_dag_run_queue",
-            "SELECT d.uri AS dataset_uri, t.target_dag_id, t.created_at FROM dataset_dag_run_queue t "
-            "JOIN dataset d ON d.id = t.dataset_id",
-            group="t.target_dag_id",
-        )
-    if "dag_schedule" in columns:
-        add(
-            "dag_schedule",
-            f"SELECT {cols('dag_schedule')} FROM dag t WHERE t.dag_id {NOT_OWN}",
-            [],
-            verify=False,
-        )
+        select = f"SELECT {selected} FROM {table.table} t"
+        if table.joins:
+            select += f" {table.joins}"
+        if table.where:
+            select += f" WHERE {table.where}"
+        hashed = [c for c in listed if c not in table.unhashed] if table.verify else []
+        specs[table.name] = Spec(table.name, select, listed, hashed, table.group, table.verify)
     return specs
 
 
-# Columns of the ``keyed`` tables: their surrogate ids replaced by natural keys.
-KEYED = {
-    "dataset_alias": ["name"],
-    "dataset_alias_dataset": ["alias_name", "dataset_uri"],
-    "dataset_alias_dataset_event": ["alias_name", "event_id"],
-    "dagrun_dataset_event": ["dag_id", "run_id", "event_id"],
-    "dataset_dag_run_queue": ["dataset_uri", "target_dag_id", "created_at"],
-}
-SCHEDULE = [
-    "dag_id",
-    "next_dagrun",
-    "next_dagrun_data_interval_start",
-    "next_dagrun_data_interval_end",
-    "next_dagrun_create_after",
-]
-
-
 def source_columns(session, factory):
-    """``{table: [column, ...]}`` to back up: mwaa-dr's factory columns for its tables, the live
-    columns for the tables it does not copy (each only where the table and column exist)."""
+    """``{table: [column, ...]}`` to back up, per the registry: a table's natural columns, then its
+    columns from mwaa-dr's factory or the live schema (only where the table and column exist)."""
     from sqlalchemy import inspect
 
     inspector = inspect(session.connection())
@@ -363,23 +613,23 @@ def source_columns(session, factory):
     factory_tables = {t.name: t for t in factory.tables()}
     columns = {}
     for table in TABLES:
-        present = live_columns(table.name) if table.fate == COPIED or table.name == "log_template" else []
-        if not present or table.source == "orm":
+        if table.source in (None, ORM):
             continue
-        if table.source == "factory":
-            wanted = list(factory_tables[table.name].columns) if table.name in factory_tables else present
-            wanted = [c for c in wanted if c in present and c not in table.dropped]
-            if table.name == "dag_run":
-                wanted = ["id", *[c for c in wanted if c != "id"]]
-        elif table.source == "live":
-            wanted = [c for c in present if c not in table.dropped]
-        elif table.name == "dataset_event":
-            wanted = ["dataset_uri", *[c for c in present if c != "dataset_id"]]
+        present = live_columns(table.table)
+        if not present:
+            continue
+        if table.columns is not None:
+            offered = table.columns
+        elif table.source == FACTORY and table.name in factory_tables:
+            offered = list(factory_tables[table.name].columns)
+        elif table.source in (FACTORY, LIVE):
+            offered = present
         else:
-            wanted = KEYED[table.name]
+            offered = ()
+        wanted = [*table.natural]
+        wanted += [c for c in offered if c in present and c not in table.dropped and c not in table.natural]
         if wanted:
             columns[table.name] = wanted
-    columns["dag_schedule"] = [c for c in SCHEDULE if c in live_columns("dag")]
     return columns
 
 
@@ -904,10 +1154,21 @@ def _backup(factory, context, own_dags):
 
 
 def clear_history(session, own_dags, only=None):
-    """Delete the history rows (HISTORY: the registry's ``cleared`` tables, children first; tables a
+    """Delete the history rows (HISTORY: the registry's DAG_ROWS tables, children first; tables a
     version lacks are skipped) of every DAG but the tool's own (the pre-restore cleanup, and the
     restore's first step), or of the DAGs in ``only`` ('' for log rows of no DAG: a delta's DAGs
     copied whole). Returns the rows deleted per table."""
+    deleted = delete_dag_rows(session, HISTORY, own_dags, only)
+    if only is None:
+        deleted["trigger"] = _drop_unused_triggers(session)
+        _run(session, "DELETE FROM variable WHERE key = :k", {"k": RESTORE_MARKER})
+    return deleted
+
+
+def delete_dag_rows(session, tables, own_dags, only=None):
+    """Delete the rows of ``tables`` (in that order) that belong to every DAG but the tool's, or to
+    the DAGs in ``only``: by their ``dag_id``, or their run's (``dag_run_id``); a table with neither is
+    emptied (only when ``only`` is None). Returns the rows deleted per table."""
     from sqlalchemy import inspect
 
     if only is None:
@@ -921,12 +1182,12 @@ def clear_history(session, own_dags, only=None):
     inspector = inspect(session.connection())
     existing = set(inspector.get_table_names())
     deleted = {}
-    for table in HISTORY:
+    for table in tables:
         if table not in existing:
             continue
         names = {c["name"] for c in inspector.get_columns(table)}
         if "dag_id" in names:
-            where = f" WHERE {any_dag}" if table == "log" else f" WHERE dag_id IS NULL OR {dags}"
+            where = f" WHERE {any_dag}" if BY_NAME[table].dagless else f" WHERE dag_id IS NULL OR {dags}"
         elif "dag_run_id" in names:
             where = f" WHERE dag_run_id IN (SELECT id FROM dag_run WHERE {dags})"
         elif only is None:
@@ -934,9 +1195,6 @@ def clear_history(session, own_dags, only=None):
         else:
             continue
         deleted[table] = _run(session, f"DELETE FROM {table}{where}", params).rowcount
-    if only is None:
-        deleted["trigger"] = _drop_unused_triggers(session)
-        _run(session, "DELETE FROM variable WHERE key = :k", {"k": RESTORE_MARKER})
     return deleted
 
 
@@ -1053,7 +1311,10 @@ def _read_manifest(base):
     return manifest
 
 
-def _restore_orm(session, name, rows):
+def _restore_orm(session, name, rows, delta=False):
+    """Write an ORM table's rows through the models (encrypted with the target's key): variables and
+    connections replace the target's (but the tool's variables); triggers are added (a delta's: the
+    ones the target lacks)."""
     from airflow.models import Connection, Variable
 
     if name == "variable":
@@ -1070,11 +1331,16 @@ def _restore_orm(session, name, rows):
         from airflow.models.trigger import Trigger
         from airflow.serialization.serialized_objects import BaseSerialization
 
+        present = {row[0] for row in _run(session, "SELECT id FROM trigger")} if delta else set()
         for row in rows:
+            if row["id"] in present:
+                continue
             created = datetime.datetime.fromisoformat(row["created_date"]) if row["created_date"] else None
             trigger = Trigger(row["classpath"], BaseSerialization.deserialize(row["kwargs"]), created)
             trigger.id = row["id"]
             session.add(trigger)
+    else:
+        raise CopyError(f"no model writes the {name} table")
     session.flush()
 
 
@@ -1088,95 +1354,39 @@ def _check_target_columns(session, columns):
 
     inspector = inspect(session.connection())
     existing = set(inspector.get_table_names())
-    mapping = {"dag_schedule": "dag"}
-    natural = {
-        "dataset_event": {"dataset_uri"},
-        "dagrun_dataset_event": {"dag_id", "run_id"},
-        "dataset_dag_run_queue": {"dataset_uri"},
-        "dataset_alias_dataset": {"alias_name", "dataset_uri"},
-        "dataset_alias_dataset_event": {"alias_name"},
-        "dag_run": {"src_id"},
-    }
-    for table, wanted in columns.items():
-        real = mapping.get(table, table)
-        if real not in existing:
-            raise CopyError(f"the target has no table {real} (the backup has it)")
-        present = {c["name"] for c in inspector.get_columns(real)}
-        missing = [c for c in wanted if c not in present and c not in natural.get(table, set())]
+    for name, wanted in columns.items():
+        table = BY_NAME[name]
+        if table.table not in existing:
+            raise CopyError(f"the target has no table {table.table} (the backup has it)")
+        present = {c["name"] for c in inspector.get_columns(table.table)}
+        missing = [c for c in wanted if c not in present and not table.mapped(c)]
         if missing:
-            raise CopyError(f"the target's {real} table has no column(s) {', '.join(missing)}")
+            raise CopyError(f"the target's {table.table} table has no column(s) {', '.join(missing)}")
 
 
 def _insert_sql(name, columns):
-    """The INSERT that moves a staged table into place (surrogate ids re-mapped)."""
+    """The statement that moves a staged table into place (per its registry entry's ``insert``:
+    surrogate ids re-mapped through its ``links``), or None for a table staged for re-mapping only."""
+    table = BY_NAME[name]
     stage = f"mwaa_iac_stage_{name}"
-    plain = ", ".join(_q(c) for c in columns)
-    from_stage = ", ".join(f"s.{_q(c)}" for c in columns)
-    if name in ("slot_pool", "log", "task_instance", "task_instance_history", "task_fail", "task_map",
-                "task_reschedule"):  # fmt: skip
-        return f"INSERT INTO {name} ({plain}) SELECT {from_stage} FROM {stage} s"
-    if name == "dag_run":
-        run_cols = [c for c in columns if c != "src_id"]
-        values = [
-            "(SELECT lt.id FROM log_template lt JOIN mwaa_iac_stage_log_template sl "
-            "ON sl.filename = lt.filename AND sl.elasticsearch_id = lt.elasticsearch_id "
-            "WHERE sl.id = s.log_template_id ORDER BY lt.id DESC LIMIT 1)"
-            if c == "log_template_id"
-            else f"s.{_q(c)}"
-            for c in run_cols
-        ]
-        names = ", ".join(_q(c) for c in run_cols)
-        return f"INSERT INTO dag_run ({names}) SELECT {', '.join(values)} FROM {stage} s"
-    if name == "xcom":
-        values = ["r.id" if c == "dag_run_id" else f"s.{_q(c)}" for c in columns]
-        return (
-            f"INSERT INTO xcom ({plain}) SELECT {', '.join(values)} FROM {stage} s "
-            "JOIN dag_run r ON r.dag_id = s.dag_id AND r.run_id = s.run_id"
-        )
-    if name == "dataset":
-        return (
-            f"INSERT INTO dataset ({plain}) SELECT {from_stage} FROM {stage} s "
-            "WHERE NOT EXISTS (SELECT 1 FROM dataset d WHERE d.uri = s.uri)"
-        )
-    if name == "dataset_alias":
-        return (
-            f"INSERT INTO dataset_alias (name) SELECT DISTINCT s.name FROM {stage} s "
-            "WHERE NOT EXISTS (SELECT 1 FROM dataset_alias a WHERE a.name = s.name)"
-        )
-    if name == "dataset_alias_dataset":
-        return (
-            f"INSERT INTO dataset_alias_dataset (alias_id, dataset_id) SELECT a.id, d.id FROM {stage} s "
-            "JOIN dataset_alias a ON a.name = s.alias_name JOIN dataset d ON d.uri = s.dataset_uri "
-            "ON CONFLICT DO NOTHING"
-        )
-    if name == "dataset_event":
-        cols = [c for c in columns if c != "dataset_uri"]
-        return (
-            f"INSERT INTO dataset_event (dataset_id, {', '.join(_q(c) for c in cols)}) "
-            f"SELECT d.id, {', '.join('s.' + _q(c) for c in cols)} FROM {stage} s "
-            "JOIN dataset d ON d.uri = s.dataset_uri"
-        )
-    if name == "dataset_alias_dataset_event":
-        return (
-            f"INSERT INTO dataset_alias_dataset_event (alias_id, event_id) SELECT a.id, s.event_id "
-            f"FROM {stage} s JOIN dataset_alias a ON a.name = s.alias_name"
-        )
-    if name == "dagrun_dataset_event":
-        return (
-            f"INSERT INTO dagrun_dataset_event (dag_run_id, event_id) SELECT r.id, s.event_id FROM {stage} s "
-            "JOIN dag_run r ON r.dag_id = s.dag_id AND r.run_id = s.run_id"
-        )
-    if name == "dataset_dag_run_queue":
-        return (
-            f"INSERT INTO dataset_dag_run_queue (dataset_id, target_dag_id, created_at) "
-            f"SELECT d.id, s.target_dag_id, s.created_at FROM {stage} s "
-            "JOIN dataset d ON d.uri = s.dataset_uri "
-            "ON CONFLICT DO NOTHING"
-        )
-    if name == "dag_schedule":
-        sets = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in columns if c != "dag_id")
-        return f"UPDATE dag SET {sets} FROM {stage} s WHERE dag.dag_id = s.dag_id" if sets else None
-    return None  # log_template: read for re-mapping only
+    if table.insert == READ:
+        return None
+    if table.insert == UPDATE:
+        sets = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in columns if c not in table.key)
+        match = " AND ".join(f"{table.table}.{_q(k)} = s.{_q(k)}" for k in table.key)
+        return f"UPDATE {table.table} SET {sets} FROM {stage} s WHERE {match}" if sets else None
+    kept = [c for c in columns if not table.mapped(c)]
+    written = [*(c for c in table.links if c not in kept), *kept]
+    values = ", ".join(table.links.get(c, f"s.{_q(c)}") for c in written)
+    sql = f"INSERT INTO {table.table} ({', '.join(_q(c) for c in written)}) SELECT {values} FROM {stage} s"
+    if table.link_joins:
+        sql += f" {table.link_joins}"
+    if table.insert == MISSING:
+        match = " AND ".join(f"x.{_q(k)} = s.{_q(k)}" for k in table.key)
+        sql += f" WHERE NOT EXISTS (SELECT 1 FROM {table.table} x WHERE {match})"
+    elif table.insert == IGNORE:
+        sql += " ON CONFLICT DO NOTHING"
+    return sql
 
 
 # The ``dag`` table is rewritten by the target's DAG processor at every parse: a repeatable-read
@@ -1214,14 +1424,16 @@ def _pause_all(own_dags):
     return paused
 
 
-def _apply_schedule(base, entry, spec, own_dags):
-    """Each DAG's next scheduled interval as the source had it (DAGs the target has)."""
+def _apply_after(base, name, entry, own_dags):
+    """Write a table the registry writes after the restore's transaction (``after``: each DAG's next
+    scheduled interval as the source had it, for the DAGs the target has), in a short transaction."""
     from airflow.settings import Session
 
+    spec = build_specs({name: entry["columns"]}, own_dags)[name]
     with Session() as session:
         _settings(session)
-        _stage(session, _raw_cursor(session), base, "dag_schedule", spec, entry, own_dags)
-        sql = _insert_sql("dag_schedule", spec.columns)
+        _stage(session, _raw_cursor(session), base, name, spec, entry, own_dags)
+        sql = _insert_sql(name, spec.columns)
         updated = _run(session, sql).rowcount if sql else 0
         session.commit()
     return updated
@@ -1244,12 +1456,12 @@ def restore(factory, context, own_dags):
         hold = _with_session(install_hold)
         result = _retrying("the restore", lambda: _restore_once(base, prefix, manifest, own_dags))
         result["hold"] = hold
-        schedule = manifest["tables"].get("dag_schedule")
-        if schedule is not None:
-            spec = build_specs({"dag_schedule": schedule["columns"]}, own_dags)["dag_schedule"]
-            result["schedules"] = _retrying(
-                "next intervals", lambda: _apply_schedule(base, schedule, spec, own_dags)
-            )
+        for table in TABLES:
+            entry = manifest["tables"].get(table.name) if table.after else None
+            if entry is not None:
+                result.setdefault("after", {})[table.name] = _retrying(
+                    table.name, lambda t=table, e=entry: _apply_after(base, t.name, e, own_dags)
+                )
     except Exception as exc:
         error = describe_error(exc)
         if isinstance(exc, DeltaRefused) or delta:
@@ -1288,7 +1500,7 @@ def _restore_once(base, prefix, manifest, own_dags):
     csv_columns = {
         name: entry["columns"]
         for name, entry in tables.items()
-        if "columns" in entry and name != "dag_schedule"
+        if "columns" in entry and name in BY_NAME and not BY_NAME[name].after
     }
     specs = build_specs(csv_columns, own_dags)
     own = _own_params(own_dags)
@@ -1320,35 +1532,22 @@ def _restore_once(base, prefix, manifest, own_dags):
                 ).rowcount
             }
             deleted.update(clear_history(session, own_dags, only=set(manifest.get("whole") or ())))
-            if "dagrun_dataset_event" in specs:
-                _run(
-                    session,
-                    "DELETE FROM dagrun_dataset_event WHERE dag_run_id IN "
-                    f"(SELECT id FROM dag_run WHERE dag_id {NOT_OWN})",
-                    own,
-                )
+            # The copied history a delta carries whole (not grouped by DAG): every DAG's rows.
+            whole = [n for n in HISTORY if n in specs and not BY_NAME[n].delta]
+            for name, rows in delete_dag_rows(session, whole, own_dags).items():
+                deleted[name] = deleted.get(name, 0) + rows
         else:
             deleted = clear_history(session, own_dags)
-        if "slot_pool" in specs:
-            _run(session, "DELETE FROM slot_pool")
-        if "dataset_alias_dataset" in specs:
-            _run(session, "DELETE FROM dataset_alias_dataset")
-        if "dataset_event" in specs:
-            _run(session, "DELETE FROM dataset_dag_run_queue")
-            if "dataset_alias_dataset_event" in specs:
-                _run(session, "DELETE FROM dataset_alias_dataset_event")
-            _run(session, "DELETE FROM dataset_event")
-        for name in ("variable", "connection"):
-            if name in tables:
-                _restore_orm(session, name, _jsonl(base, name))
+        for name in EMPTIED:
+            if name in specs:
+                _run(session, f"DELETE FROM {BY_NAME[name].table}")
         cursor = _raw_cursor(session)
         for name, spec in specs.items():
             _stage(session, cursor, base, name, spec, tables[name], own_dags)
-        backup_triggers = _jsonl(base, "trigger") if "trigger" in tables else []
+        orm_rows = {name: _jsonl(base, name) for name in ORM_TABLES if name in tables}
         for name in RESTORE_ORDER:
-            if name == "trigger":
-                present = {row[0] for row in _run(session, "SELECT id FROM trigger")} if delta else ()
-                _restore_orm(session, "trigger", [row for row in backup_triggers if row["id"] not in present])
+            if name in orm_rows:
+                _restore_orm(session, name, orm_rows[name], delta)
                 continue
             if name not in specs:
                 continue
@@ -1363,14 +1562,14 @@ def _restore_once(base, prefix, manifest, own_dags):
                             f"{name}: a new row of the delta is already on the target"
                         ) from None
                     raise
-        if delta and "trigger" in tables:
-            _drop_unused_triggers(session, keep=[row["id"] for row in backup_triggers])
-        for sequence_table in ("trigger", "dataset_event", "dataset_alias"):
-            if sequence_table in tables or sequence_table in specs:
+        if delta and "trigger" in orm_rows:
+            _drop_unused_triggers(session, keep=[row["id"] for row in orm_rows["trigger"]])
+        for name in SEQUENCES:
+            if name in tables or name in specs:
                 _run(
                     session,
-                    f"SELECT setval(pg_get_serial_sequence('{sequence_table}', 'id'), "
-                    f"GREATEST((SELECT COALESCE(max(id), 0) FROM {sequence_table}), 1))",
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                    f"GREATEST((SELECT COALESCE(max(id), 0) FROM {name}), 1))",
                 )
         session.flush()
         counts = _verify(session, tables, specs, own_dags, delta)

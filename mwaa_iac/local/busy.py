@@ -42,6 +42,7 @@ from typing import Any
 from mwaa_iac.adapters.airflow_api import MAX_PATH, AirflowApi, AirflowApiError
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.errors import MwaaIacError, UsageError
+from mwaa_iac.local import airflow_side
 from mwaa_iac.local.seed import SEED_DAG_ID, SeedPlan, seed_conf, upload_dags
 
 BUSY_FOLDER = "busy"
@@ -67,210 +68,9 @@ ACTIVE = ("queued", "running")
 TERMINAL = ("success", "failed")
 
 # -- DAG files ----------------------------------------------------------------------------------------
-# Airflow 2.9 and 2.10 alike; core operators only. Placeholders are __NAME__ (the files hold braces).
-
-ETL_FILE = '''"""Busy profile (mwaa-iac local stack): TaskFlow XComs with awkward values, dynamic
-task mapping, a task that succeeds on its second try and a DAG whose runs fail."""
-from datetime import datetime, timedelta
-
-from airflow.decorators import dag, task
-from airflow.exceptions import AirflowFailException
-
-AWKWARD = {
-    "pipe": "a|b||c|",
-    "comma": "x,y,,z",
-    "quotes": 'he said "hi" and \\'bye\\'',
-    "unicode": "Gr\\u00fc\\u00dfe \\u2013 \\u6771\\u4eac \\u2013 \\U0001f680 \\u2013 "
-    "\\u05e2\\u05d1\\u05e8\\u05d9\\u05ea",
-    "newlines": "line 1\\nline 2\\r\\nline 3\\n",
-    "backslash": "C:\\\\temp\\\\new",
-    "nested": {"list": [1, "2,3", None, True, 4.5], "empty": ""},
-}
-DEFAULTS = {"owner": "data-eng", "retries": 2, "retry_delay": timedelta(seconds=5)}
-
-
-@dag(dag_id="__ETL_DAG__", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-     default_args=DEFAULTS, max_active_runs=4, tags=["busy", "xcom"])
-def etl():
-    @task
-    def extract(**context):
-        return {**AWKWARD, "run": context["dag_run"].conf.get("n", 0)}
-
-    @task
-    def make_items(payload, **context):
-        count = int(context["dag_run"].conf.get("items", 3))
-        return [f"item {i} | {payload['comma']}\\n\\"{i}\\" \\u2713" for i in range(count)]
-
-    @task
-    def process(item):
-        return {"item": item, "length": len(item)}
-
-    @task
-    def summarize(results):
-        return "\\n".join(f"{r['item']!r},{r['length']}" for r in results)
-
-    @task
-    def load(payload, summary, ti=None):
-        ti.xcom_push(key="report|csv", value="a,b\\r\\n\\"c|d\\",e\\n")
-        ti.xcom_push(key="unicode \\u043a\\u043b\\u044e\\u0447",
-                     value="\\u0437\\u043d\\u0430\\u0447\\u0435\\u043d\\u0438\\u0435 \\u2713")
-        return summary + "\\n" + payload["unicode"]
-
-    payload = extract()
-    load(payload, summarize(process.expand(item=make_items(payload))))
-
-
-@dag(dag_id="__FLAKY_DAG__", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-     default_args={"owner": "data-eng"}, tags=["busy"])
-def flaky():
-    @task(retries=2, retry_delay=timedelta(seconds=2))
-    def call_partner_api(ti=None):
-        if ti.try_number <= 1:
-            raise RuntimeError("partner API timed out (the first try fails by design)")
-        return {"try": ti.try_number, "status": "ok"}
-
-    @task
-    def store(response):
-        return response["status"]
-
-    store(call_partner_api())
-
-
-@dag(dag_id="__FAILING_DAG__", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-     default_args={"owner": "data-eng"}, max_active_runs=4, tags=["busy"])
-def always_fails():
-    @task(retries=0)
-    def validate_input():
-        raise AirflowFailException("input file is malformed (fails by design)")
-
-    @task
-    def publish(value):
-        return value
-
-    publish(validate_input())
-
-
-etl()
-flaky()
-always_fails()
-'''
-
-SCHEDULES_FILE = '''"""Busy profile (mwaa-iac local stack): a catchup DAG, a DAG its owner paused
-and a very long DAG id."""
-from datetime import datetime, timedelta, timezone
-
-from airflow import DAG
-from airflow.decorators import task
-
-# A few @daily intervals behind "now", counted from midnight UTC (stable within a day).
-TODAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-CATCHUP_START = TODAY - timedelta(days=__CATCHUP_DAYS__)
-DEFAULTS = {"owner": "analytics", "retries": 2, "retry_delay": timedelta(seconds=5)}
-
-
-@task
-def partition(ds=None, data_interval_end=None):
-    return {"partition": ds, "closed_at": str(data_interval_end)}
-
-
-with DAG("__CATCHUP_DAG__", schedule="@daily", start_date=CATCHUP_START, catchup=True, max_active_runs=2,
-         default_args=DEFAULTS, tags=["busy", "catchup"]):
-    partition()
-
-with DAG("__OWNER_PAUSED_DAG__", schedule="@hourly", start_date=datetime(2024, 1, 1), catchup=False,
-         default_args=DEFAULTS, description="paused by its owner after a few runs", tags=["busy"]):
-    partition()
-
-with DAG("__LONG_DAG__", schedule="@hourly", start_date=datetime(2024, 1, 1), catchup=False,
-         default_args=DEFAULTS, tags=["busy"]):
-    partition()
-'''
-
-DATASETS_FILE = '''"""Busy profile (mwaa-iac local stack): a dataset producer and a consumer that
-needs two datasets."""
-from datetime import datetime, timedelta
-
-from airflow import DAG
-from airflow.datasets import Dataset
-from airflow.decorators import task
-from airflow.exceptions import AirflowSkipException
-
-ORDERS = Dataset("__ORDERS__")
-CUSTOMERS = Dataset("__CUSTOMERS__")
-DEFAULTS = {"owner": "platform", "retries": 2, "retry_delay": timedelta(seconds=5)}
-
-with DAG("__PRODUCER_DAG__", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-         default_args=DEFAULTS, tags=["busy", "datasets"]):
-
-    @task(outlets=[ORDERS])
-    def publish_orders():
-        return "orders published"
-
-    @task(outlets=[CUSTOMERS])
-    def publish_customers(**context):
-        if context["dag_run"].conf.get("only_orders"):
-            raise AirflowSkipException("customers are not published in this run")
-        return "customers published"
-
-    publish_orders()
-    publish_customers()
-
-with DAG("__CONSUMER_DAG__", schedule=[ORDERS, CUSTOMERS], start_date=datetime(2024, 1, 1), catchup=False,
-         default_args=DEFAULTS, tags=["busy", "datasets"]):
-
-    @task
-    def join(triggering_dataset_events=None):
-        return sorted(str(uri) for uri in (triggering_dataset_events or {}))
-
-    join()
-'''
-
-IN_FLIGHT_FILE = '''"""Busy profile (mwaa-iac local stack): work caught in flight, started on demand
-through run conf."""
-import time
-from datetime import datetime, timedelta
-
-from airflow import DAG
-from airflow.decorators import task
-from airflow.sensors.date_time import DateTimeSensorAsync
-
-DEFAULTS = {"owner": "platform"}
-
-with DAG("__DEFERRED_DAG__", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-         default_args=DEFAULTS, tags=["busy", "in-flight"]):
-    # Deferred to the triggerer until defer_seconds after the run's logical date.
-    waiting = DateTimeSensorAsync(
-        task_id="wait_for_window",
-        target_time="{{ (data_interval_end + macros.timedelta("
-        "seconds=dag_run.conf.get('defer_seconds', 600))).isoformat() }}",
-        pool="__DEFERRED_POOL__",
-    )
-
-    @task
-    def after_window():
-        return "window reached"
-
-    waiting >> after_window()
-
-with DAG("__LONG_TASK_DAG__", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-         default_args=DEFAULTS, tags=["busy", "in-flight"]):
-
-    @task
-    def crunch(**context):
-        time.sleep(int(context["dag_run"].conf.get("sleep_seconds", 600)))
-        return "crunched"
-
-    crunch()
-
-with DAG("__RETRY_WAIT_DAG__", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-         default_args=DEFAULTS, tags=["busy", "in-flight"]):
-
-    @task(retries=1, retry_delay=timedelta(seconds=__RETRY_DELAY__))
-    def call_flaky_service():
-        raise RuntimeError("service unavailable (retried later by design)")
-
-    call_flaky_service()
-'''
+# Airflow 2.9 and 2.10 alike; core operators only. Real files in mwaa_iac/local/airflow_side/, each
+# with a constants block (the DAG ids, dataset URIs, sizes) that :meth:`BusyProfile.dag_files` fills in.
+DAG_FILES = ("busy_etl.py", "busy_schedules.py", "busy_datasets.py", "busy_in_flight.py")
 
 
 @dataclass
@@ -291,34 +91,30 @@ class BusyProfile:
 
     def dag_files(self) -> dict[str, str]:
         """``{file name: source}`` of the busy DAG files."""
-        values = {
+        values: dict[str, object] = {
             "ETL_DAG": ETL_DAG,
             "FLAKY_DAG": FLAKY_DAG,
             "FAILING_DAG": FAILING_DAG,
             "CATCHUP_DAG": CATCHUP_DAG,
-            "CATCHUP_DAYS": str(int(self.catchup_days)),
+            "CATCHUP_DAYS": int(self.catchup_days),
             "OWNER_PAUSED_DAG": OWNER_PAUSED_DAG,
-            "LONG_DAG": LONG_DAG,
+            "LONG_DAG": LONG_DAG if self.long_dag_id else None,
             "PRODUCER_DAG": PRODUCER_DAG,
             "CONSUMER_DAG": CONSUMER_DAG,
-            "ORDERS": ORDERS_DATASET,
-            "CUSTOMERS": CUSTOMERS_DATASET,
+            "ORDERS_URI": ORDERS_DATASET,
+            "CUSTOMERS_URI": CUSTOMERS_DATASET,
             "DEFERRED_DAG": DEFERRED_DAG,
             "LONG_TASK_DAG": LONG_TASK_DAG,
             "RETRY_WAIT_DAG": RETRY_WAIT_DAG,
             "DEFERRED_POOL": DEFERRED_POOL,
-            "RETRY_DELAY": str(int(self.retry_delay_seconds)),
+            "RETRY_DELAY": int(self.retry_delay_seconds),
         }
-        schedules = SCHEDULES_FILE
-        if not self.long_dag_id:
-            schedules = schedules[: schedules.index('with DAG("__LONG_DAG__"')].rstrip() + "\n"
-        files = {
-            "busy_etl.py": ETL_FILE,
-            "busy_schedules.py": schedules,
-            "busy_datasets.py": DATASETS_FILE,
-            "busy_in_flight.py": IN_FLIGHT_FILE,
-        }
-        return {name: _render(text, values) for name, text in files.items()}
+        files = {}
+        for name in DAG_FILES:
+            text = airflow_side.source(name)
+            constants = airflow_side.names(text)
+            files[name] = airflow_side.render(text, {k: v for k, v in values.items() if k in constants})
+        return files
 
     def dag_ids(self) -> list[str]:
         """Every DAG the profile uploads (the busy ones, then the basic profile's)."""
@@ -329,12 +125,6 @@ class BusyProfile:
         if self.basic is not None:
             ids += [*self.basic.dags, SEED_DAG_ID]
         return ids
-
-
-def _render(text: str, values: dict[str, str]) -> str:
-    for key, value in values.items():
-        text = text.replace(f"__{key}__", value)
-    return text
 
 
 # -- variables, connections, pools ------------------------------------------------------------------

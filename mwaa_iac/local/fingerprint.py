@@ -23,6 +23,8 @@ from typing import Any
 
 from mwaa_iac.adapters.airflow_venvs import ensure_venv
 from mwaa_iac.core import dr
+from mwaa_iac.dr_runtime import mwaa_iac_copy as copy_registry
+from mwaa_iac.local.airflow_side import source
 from mwaa_iac.local.runtime.postgres import PostgresCluster
 from mwaa_iac.local.seed import SEED_DAG_ID
 
@@ -30,266 +32,22 @@ from mwaa_iac.local.seed import SEED_DAG_ID
 TOOL_DAGS = (*dr.DR_DAG_IDS, "mwaa_iac_probe", SEED_DAG_ID)
 TOOL_VARIABLES = dr.TOOL_VARIABLES
 
-# The script run inside the environment (Airflow 2.x or 3.x; stdlib and Airflow only). Reads its
-# options as JSON on stdin, writes the fingerprint as JSON to the file named there; prints nothing of
-# the data. Tables and columns have the same names on both majors where Airflow 3 renamed them
-# (dataset → asset, execution_date → logical_date, is_active → not is_stale), so a fingerprint taken
-# before an upgrade to 3.x compares with one taken after; what 3.x no longer has (task_fail,
-# dag_run.external_trigger, dataset.is_orphaned) is simply absent on that side.
-SCRIPT = r'''
-import datetime
-import decimal
-import enum
-import hashlib
-import json
-import sys
-import types
-
-options = json.load(sys.stdin)
-exclude_dags = set(options["exclude_dags"])
-exclude_variables = set(options["exclude_variables"])
-with_fields = options["fields"]
-
-import airflow  # noqa: E402  (configures the ORM from the environment's variables)
-
-AIRFLOW3 = int(airflow.__version__.split(".")[0]) >= 3
-if AIRFLOW3:
-    from airflow.models import Connection, DagModel, DagRun, Log, Pool, TaskInstance, Variable
-    from airflow.models.asset import AssetDagRunQueue as DatasetDagRunQueue
-    from airflow.models.asset import AssetEvent as DatasetEvent
-    from airflow.models.asset import AssetModel as DatasetModel
-    from airflow.models.xcom import XComModel as XCom
-    TaskFail = None  # Airflow 3.0 dropped the task_fail table
-else:
-    from airflow.models import (Connection, DagModel, DagRun, Log, Pool, TaskFail, TaskInstance, Variable,
-                                XCom)
-    from airflow.models.dataset import DatasetDagRunQueue, DatasetEvent, DatasetModel
-from airflow.models.taskmap import TaskMap
-from airflow.models.trigger import Trigger
-from airflow.settings import Session
-from sqlalchemy import select
-
-
-DATASET_CLASSES = ("Dataset", "Asset")
-
-
-def norm(value):
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    # A dataset in an XCom (Airflow's own pipeline_outlets): 2.x loads a Dataset object, 3.x leaves
-    # the serialized form it cannot load (airflow.datasets is gone): both are the same URI and extra.
-    if type(value).__name__ in DATASET_CLASSES and hasattr(value, "uri"):
-        return {"dataset": value.uri, "extra": norm(getattr(value, "extra", None) or None)}
-    if (isinstance(value, dict) and str(value.get("__classname__", "")).rsplit(".", 1)[-1] in DATASET_CLASSES
-            and isinstance(value.get("__data__"), dict)):
-        data = value["__data__"]
-        return {"dataset": data.get("uri"), "extra": norm(data.get("extra") or None)}
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.timezone.utc)
-        return value.isoformat()
-    if isinstance(value, (datetime.date, datetime.timedelta, decimal.Decimal)):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return norm(value.value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"bytes": hashlib.sha256(bytes(value)).hexdigest()}
-    if isinstance(value, dict):
-        return {str(k): norm(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = [norm(v) for v in value]
-        return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
-    return {"repr": repr(value)}
-
-
-def digest(value):
-    text = json.dumps(norm(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class Table:
-    def __init__(self, columns):
-        self.columns = list(columns)
-        self.rows = []
-        self.states = {}  # a run's or task instance's state, in the clear (not a value of the user's)
-
-    def add(self, key, values):
-        name = " | ".join(str(norm(k)) for k in key)
-        self.rows.append((name, {c: digest(values[c]) for c in self.columns}))
-        if "state" in values:
-            self.states[name] = norm(values["state"])
-
-    def result(self):
-        rows, fields, seen = {}, {}, {}
-        for key, hashed in sorted(self.rows, key=lambda r: (r[0], digest(r[1]))):
-            seen[key] = seen.get(key, 0) + 1
-            name = key if seen[key] == 1 else f"{key} #{seen[key]}"  # no unique key (log, task_fail)
-            rows[name] = digest(hashed)[:32]
-            if with_fields:
-                fields[name] = {c: h[:16] for c, h in hashed.items()}
-        body = "\n".join(f"{k}\t{h}" for k, h in rows.items())
-        out = {"count": len(rows), "sha256": hashlib.sha256(body.encode("utf-8")).hexdigest(),
-               "columns": self.columns, "rows": rows}
-        if with_fields:
-            out["fields"] = fields
-        if self.states:
-            out["states"] = self.states
-        return out
-
-
-def table_rows(session, model, key, columns, dag_column="dag_id"):
-    """Raw stored values (the column types still apply: pickles are loaded, dates are aware). A
-    column named ``a|b`` is column ``a``, or ``b`` where this version calls it so, reported as ``a``."""
-    table = model.__table__
-    present = []
-    for spec in columns:
-        names = spec.split("|")
-        found = next((n for n in names if n in table.c), None)
-        if found is not None:
-            present.append((names[0], found))
-    query = select(*[table.c[c] for c in key], *[table.c[c] for _, c in present])
-    if dag_column and exclude_dags:
-        query = query.where(table.c[dag_column].notin_(sorted(exclude_dags)))
-    result = Table([name for name, _ in present])
-    for row in session.execute(query):
-        values = dict(zip([*key, *[name for name, _ in present]], row))
-        if "conf" in values and values["conf"] is None:
-            values["conf"] = {}
-        if values.get("run_type") is not None and norm(values["run_type"]) == "dataset_triggered":
-            values["run_type"] = "asset_triggered"  # Airflow 3.0's migration renames the run type
-        result.add([values[c] for c in key], values)
-    return result
-
-
-def column(table, *names):
-    """The first of ``names`` this version's table has (Airflow 3 renamed dataset_id to asset_id)."""
-    return next(table.c[n] for n in names if n in table.c)
-
-
-tables = {}
-with Session() as session:
-    variables = Table(["val", "description"])
-    for var in session.query(Variable):
-        if var.key in exclude_variables:
-            continue
-        value = var.get_val()
-        variables.add([var.key], {"val": None if value is None else value.encode("utf-8"),
-                                  "description": var.description})
-    tables["variable"] = variables
-
-    conn_fields = ["conn_type", "description", "host", "schema", "login", "password", "port", "extra"]
-    connections = Table(conn_fields)
-    for conn in session.query(Connection):
-        connections.add([conn.conn_id], {f: getattr(conn, f) for f in conn_fields})
-    tables["connection"] = connections
-
-    pool_fields = ["slots", "description", "include_deferred"]
-    pools = Table([f for f in pool_fields if hasattr(Pool, f)])
-    for pool in session.query(Pool):
-        pools.add([pool.pool], {f: getattr(pool, f) for f in pools.columns})
-    tables["slot_pool"] = pools
-
-    # A run without conf: Airflow 2 stores an empty dict, Airflow 3.0's migration NULL (reported as
-    # the empty dict on both); a dataset-triggered run is asset_triggered in 3.x (reported so on both).
-    tables["dag_run"] = table_rows(session, DagRun, ["dag_id", "run_id"], [
-        "state", "run_type", "external_trigger", "conf", "logical_date|execution_date", "data_interval_start",
-        "data_interval_end", "start_date", "end_date", "queued_at", "clear_number"])
-    ti_key = ["dag_id", "run_id", "task_id", "map_index"]
-    tables["task_instance"] = table_rows(session, TaskInstance, ti_key, [
-        "state", "try_number", "max_tries", "start_date", "end_date", "duration", "operator", "pool",
-        "pool_slots", "queue", "priority_weight", "next_method", "next_kwargs", "rendered_map_index"])
-    if TaskFail is not None:
-        tables["task_fail"] = table_rows(session, TaskFail, ["dag_id", "run_id", "task_id", "map_index"], [
-            "start_date", "end_date", "duration"])
-    tables["task_map"] = table_rows(session, TaskMap, ["dag_id", "run_id", "task_id", "map_index"], [
-        "length", "keys"])
-
-    xcoms = Table(["value", "value_raw", "timestamp"])
-    table = XCom.__table__
-    query = select(table.c.dag_id, table.c.run_id, table.c.task_id, table.c.map_index, table.c.key,
-                   table.c.value, table.c.timestamp)
-    if exclude_dags:
-        query = query.where(table.c.dag_id.notin_(sorted(exclude_dags)))
-    for dag_id, run_id, task_id, map_index, key, raw, timestamp in session.execute(query):
-        try:
-            value = XCom.deserialize_value(types.SimpleNamespace(value=raw))
-        except Exception as exc:  # the value's type, not its content
-            value = {"undeserializable": type(exc).__name__}
-        xcoms.add([dag_id, run_id, task_id, map_index, key],
-                  {"value": value, "value_raw": raw, "timestamp": timestamp})
-    tables["xcom"] = xcoms
-
-    logs = {}
-    table = Log.__table__
-    for dag_id, event in session.execute(select(table.c.dag_id, table.c.event)):
-        if dag_id in exclude_dags:
-            continue
-        logs[(dag_id or "", event or "")] = logs.get((dag_id or "", event or ""), 0) + 1
-    log_table = Table(["count"])
-    for key, count in logs.items():
-        log_table.add(list(key), {"count": count})
-    tables["log"] = log_table
-
-    datasets = DatasetModel.__table__
-    uris = dict(session.execute(select(datasets.c.id, datasets.c.uri)).all())
-    tables["dataset"] = table_rows(session, DatasetModel, ["uri"], ["extra", "is_orphaned"], dag_column=None)
-    events = Table(["extra"])
-    table = DatasetEvent.__table__
-    for row in session.execute(select(column(table, "dataset_id", "asset_id"), table.c.source_dag_id,
-                                      table.c.source_run_id,
-                                      table.c.source_task_id, table.c.source_map_index, table.c.timestamp,
-                                      table.c.extra)):
-        if row[1] in exclude_dags:
-            continue
-        events.add([uris.get(row[0], row[0]), *row[1:6]], {"extra": row[6]})
-    tables["dataset_event"] = events
-    queue = Table(["created_at"])
-    table = DatasetDagRunQueue.__table__
-    for dataset_id, target, created in session.execute(select(column(table, "dataset_id", "asset_id"),
-                                                               table.c.target_dag_id, table.c.created_at)):
-        if target not in exclude_dags:
-            queue.add([uris.get(dataset_id, dataset_id), target], {"created_at": created})
-    tables["dataset_dag_run_queue"] = queue
-
-    dag_columns = ["is_paused", "is_active", "next_dagrun", "next_dagrun_data_interval_start",
-                   "next_dagrun_data_interval_end", "next_dagrun_create_after"]
-    dags = Table(dag_columns)
-    table = DagModel.__table__
-    stale = "is_stale" in table.c  # Airflow 3: is_stale, the opposite of 2.x's is_active
-    wanted = [c for c in dag_columns if c != "is_active"] + ["is_stale" if stale else "is_active"]
-    for row in session.execute(select(table.c.dag_id, *[table.c[c] for c in wanted])):
-        if row[0] in exclude_dags:
-            continue
-        values = dict(zip(wanted, row[1:]))
-        if stale:
-            values["is_active"] = not values.pop("is_stale")
-        dags.add([row[0]], values)
-    tables["dag"] = dags
-
-    run_ids = {}
-    table = DagRun.__table__
-    for dag_id, run_id in session.execute(select(table.c.dag_id, table.c.run_id)):
-        if dag_id not in exclude_dags:
-            run_ids.setdefault(dag_id, []).append(run_id)
-    per_dag = Table(["count", "run_ids"])
-    for dag_id, ids in run_ids.items():
-        per_dag.add([dag_id], {"count": len(ids), "run_ids": sorted(ids)})
-    tables["dag_run_ids"] = per_dag
-
-    triggers = {}
-    for (classpath,) in session.execute(select(Trigger.__table__.c.classpath)):
-        triggers[classpath] = triggers.get(classpath, 0) + 1
-    trigger_table = Table(["count"])
-    for classpath, count in triggers.items():
-        trigger_table.add([classpath], {"count": count})
-    tables["trigger"] = trigger_table
-
-result = {"airflow_version": airflow.__version__, "tables": {n: t.result() for n, t in tables.items()}}
-with open(options["output"], "w", encoding="utf-8") as out:
-    json.dump(result, out)
-'''
+# The script run inside the environment: mwaa_iac/local/airflow_side/fingerprint_script.py (options as
+# JSON on stdin, the fingerprint as JSON in the file named there; it prints nothing of the data).
+SCRIPT_FILE = "fingerprint_script.py"
+# The copied tables (the copy module's registry) the fingerprint does not read, and why. A table added
+# to the registry is read by the script or named here (tests/unit/test_fingerprint_carried.py).
+UNREAD = {
+    "task_instance_history": "earlier tries: Airflow 3 keys them by task instance uuid, not comparable",
+    "task_reschedule": "sensor reschedules: Airflow 3 keys them by task instance uuid, not comparable",
+    "dataset_alias": "parsing writes most aliases; the copy verifies the others by name",
+    "dataset_alias_dataset": "parsing writes the links; the copy verifies them by alias name and URI",
+    "dataset_alias_dataset_event": "2.10+ only: a fingerprint across versions could not compare it",
+    "dagrun_dataset_event": "keyed by the environment's own run ids; the copy verifies it by run id",
+}
+# What the fingerprint reads: the registry's copied tables but those, then two of its own (each DAG's
+# paused flag and next interval; the run-id set per DAG).
+TABLES = (*(t for t in copy_registry.copied_tables() if t not in UNREAD), "dag", "dag_run_ids")
 
 
 class FingerprintError(RuntimeError):
@@ -380,10 +138,16 @@ def fingerprint(
             "exclude_dags": sorted(set(exclude_dags)),
             "exclude_variables": sorted(set(exclude_variables)),
             "fields": fields,
+            "tables": list(TABLES),
             "output": str(output),
         }
         result = run_in_environment(
-            state_dir, name, SCRIPT, json.dumps(options), timeout=timeout, venv_cache=venv_cache
+            state_dir,
+            name,
+            source(SCRIPT_FILE),
+            json.dumps(options),
+            timeout=timeout,
+            venv_cache=venv_cache,
         )
         if result.returncode != 0 or not output.is_file():
             # Airflow's own messages (tracebacks name files and lines, not values).

@@ -14,7 +14,7 @@ copy = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(copy)
 
 COLUMNS = {
-    "dag_run": ["id", "dag_id", "run_id", "log_template_id", "conf", "state"],
+    "dag_run": ["src_id", "dag_id", "run_id", "log_template_id", "conf", "state"],
     "task_instance": ["dag_id", "run_id", "task_id", "map_index", "state", "trigger_id", "next_kwargs"],
     "xcom": ["dag_run_id", "dag_id", "run_id", "task_id", "map_index", "key", "value"],
     "dataset_event": ["dataset_uri", "id", "extra", "timestamp"],

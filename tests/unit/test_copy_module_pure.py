@@ -23,7 +23,7 @@ COLUMNS = {
     "dataset": ["uri", "extra"],
     "dataset_alias": ["name"],
     "dataset_alias_dataset": ["alias_name", "dataset_uri"],
-    "dag_run": ["id", "dag_id", "run_id", "log_template_id", "conf", "state"],
+    "dag_run": ["src_id", "dag_id", "run_id", "log_template_id", "conf", "state"],
     "task_instance": ["dag_id", "run_id", "task_id", "map_index", "state"],
     "task_instance_history": ["dag_id", "run_id", "task_id", "map_index", "try_number", "state"],
     "task_fail": ["dag_id", "run_id", "task_id", "map_index"],
@@ -87,7 +87,7 @@ def test_the_new_tables_are_re_linked_by_names_on_the_target() -> None:
     links = copy._insert_sql("dataset_alias_dataset", specs["dataset_alias_dataset"].columns)
     assert "JOIN dataset_alias a ON a.name = s.alias_name" in links and "d.uri = s.dataset_uri" in links
     events = copy._insert_sql("dataset_alias_dataset_event", specs["dataset_alias_dataset_event"].columns)
-    assert "a.id, s.event_id" in events
+    assert 'a.id, s."event_id"' in events
     history = copy._insert_sql("task_instance_history", specs["task_instance_history"].columns)
     assert history.startswith("INSERT INTO task_instance_history") and '"id"' not in history
     assert specs["task_instance_history"].group == "t.dag_id" and not specs["dataset_alias"].verify
@@ -144,3 +144,82 @@ def test_the_copy_module_uses_no_python_newer_than_3_10() -> None:
     ):
         assert not re.search(newer, source), newer
     compile(source, str(COPY_FILE), "exec")
+
+
+def test_the_restore_order_is_topological_over_the_registrys_parents() -> None:
+    names = {t.name for t in copy.TABLES}
+    for table in copy.TABLES:
+        assert set(table.parents) <= names, table.name
+        assert table.name not in table.parents, table.name
+    position = {name: i for i, name in enumerate(copy.ORDER)}
+    assert sorted(position) == sorted(names)
+    for table in copy.TABLES:
+        for parent in table.parents:
+            assert position[parent] < position[table.name], (parent, table.name)
+    restore = {name: i for i, name in enumerate(copy.RESTORE_ORDER)}
+    emptied = {name: i for i, name in enumerate(copy.EMPTIED)}
+    history = {name: i for i, name in enumerate(copy.HISTORY)}
+    for table in copy.TABLES:
+        for parent in table.parents:
+            if table.name in restore and parent in restore:
+                assert restore[parent] < restore[table.name], (parent, table.name)
+            for children_first in (emptied, history):
+                if table.name in children_first and parent in children_first:
+                    assert children_first[table.name] < children_first[parent], (table.name, parent)
+
+
+def test_topological_keeps_the_given_order_and_refuses_a_cycle() -> None:
+    a = copy.Table("a", copy.COPIED, "", parents=("c",))
+    b = copy.Table("b", copy.COPIED, "")
+    c = copy.Table("c", copy.COPIED, "", parents=("elsewhere",))
+    assert [t.name for t in copy.topological([a, b, c])] == ["b", "c", "a"]
+    loop = copy.Table("c", copy.COPIED, "", parents=("a",))
+    try:
+        copy.topological([a, loop])
+    except ValueError as exc:
+        assert "cycle" in str(exc)
+    else:
+        raise AssertionError("a cycle was accepted")
+
+
+def test_every_copied_table_says_how_it_is_read_written_and_named() -> None:
+    for table in copy.TABLES:
+        if table.fate != copy.COPIED:
+            assert table.source is None or table.insert == copy.READ, table.name
+            continue
+        assert table.key, table.name  # a natural key: what names a row, never a surrogate id
+        assert table.insert in (copy.APPEND, copy.MISSING, copy.IGNORE, copy.UPDATE, copy.MODELS), table.name
+        assert table.replace in (copy.KEEP, copy.DAG_ROWS, copy.ALL_ROWS), table.name
+        assert (table.source == copy.ORM) == (table.insert == copy.MODELS), table.name
+        assert not table.delta or (table.group == "t.dag_id" or table.dagless), table.name
+        assert not set(table.key) & table.dropped, table.name
+    assert copy.copied_tables()[:3] == ("variable", "connection", "slot_pool")
+    assert "dag_schedule" not in copy.copied_tables() and "dag" not in copy.RESTORE_ORDER
+
+
+def test_a_table_added_to_the_registry_is_backed_up_cleared_and_restored_from_its_entry() -> None:
+    added = copy.Table(
+        "task_instance_history",
+        copy.COPIED,
+        "earlier tries",
+        copy.LIVE,
+        parents=("task_instance",),
+        key=("dag_id", "run_id", "task_id", "map_index", "try_number"),
+        dropped=("id",),
+        where=copy.USER_DAGS,
+        group="t.dag_id",
+        delta=True,
+        replace=copy.DAG_ROWS,
+    )
+    assert vars(added) == vars(copy.BY_NAME["task_instance_history"]) | {"why": "earlier tries"}
+    spec = copy.build_specs(COLUMNS)["task_instance_history"]
+    assert spec.select.startswith('SELECT t."dag_id", t."run_id"') and spec.select.endswith(
+        "FROM task_instance_history t WHERE t.dag_id <> ALL(:own_dags)"
+    )
+    assert spec.hashed == COLUMNS["task_instance_history"] and spec.group == "t.dag_id"
+    assert "task_instance_history" in copy.DELTA_TABLES and "task_instance_history" in copy.HISTORY
+    assert copy._insert_sql("task_instance_history", spec.columns) == (
+        'INSERT INTO task_instance_history ("dag_id", "run_id", "task_id", "map_index", "try_number", '
+        '"state") SELECT s."dag_id", s."run_id", s."task_id", s."map_index", s."try_number", s."state" '
+        "FROM mwaa_iac_stage_task_instance_history s"
+    )

@@ -180,7 +180,8 @@ class FakeAirflow:
                 if record is not None:
                     record["is_active"] = False
                 continue
-            match = re.search(r"description=('[^']*'|\"[^\"]*\")", text)
+            # the file's marker: its DAG's description (a literal, or the MARKER constant it names)
+            match = re.search(r"(?:description=|^MARKER = )('[^']*'|\"[^\"]*\")", text, re.MULTILINE)
             marker = ast.literal_eval(match.group(1)) if match else None
             if record is None:
                 record = self.dags[dag_id] = {"dag_id": dag_id, "is_paused": True}

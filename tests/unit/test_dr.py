@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import ast
+import runpy
+import sys
+import types
 
 import pytest
 
+from mwaa_iac.core import dr
 from mwaa_iac.core.dr import (
     BACKUP_DAG_ID,
     DR_DAG_IDS,
@@ -47,16 +51,85 @@ def test_rendered_dag_files_are_valid_python_with_their_marker(render) -> None:
     assert dag_file.marker in dag_file.text and dag_file.relative_path.startswith("mwaa_iac_dr/")
 
 
-def test_backup_and_restore_use_the_given_factory_and_the_copy_module() -> None:
+def _load_dag_file(text: str, tmp_path, monkeypatch) -> tuple[dict, list]:
+    """Run a rendered DAG file against stand-ins for Airflow, mwaa-dr and the copy module: returns
+    what it declared (``dag``: DAG's arguments, ``task``: PythonOperator's, ``factory``: the factory's)
+    and the list the copy module's calls are recorded in."""
+    calls: list = []
+    declared: dict = {}
+
+    class Dag:
+        def __init__(self, dag_id, **kwargs):
+            declared["dag"] = {"dag_id": dag_id, **kwargs}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    class Factory:
+        def __init__(self, **kwargs):
+            declared["factory"] = kwargs
+
+    def fake(name: str, **attrs) -> types.ModuleType:
+        module = types.ModuleType(name)
+        module.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, module)
+        return module
+
+    fake("airflow", DAG=Dag)
+    fake("airflow.exceptions", AirflowFailException=type("AirflowFailException", (Exception,), {}))
+    fake("airflow.operators.python", PythonOperator=lambda **kw: declared.__setitem__("task", kw))
+    fake(
+        "mwaa_iac_copy",
+        **{
+            a: (lambda *args, _a=a: calls.append((_a, args)) or "done")
+            for a in ("backup", "restore", "prepare")
+        },
+    )
+    for version in ("2_9", "2_10"):
+        fake(f"mwaa_dr.v_{version}.dr_factory", **{f"DRFactory_{version}": Factory})
+    path = tmp_path / "dag.py"
+    path.write_text(text, "utf-8")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    runpy.run_path(str(path))
+    return declared, calls
+
+
+def test_backup_and_restore_use_the_given_factory_and_the_copy_module(tmp_path, monkeypatch) -> None:
     backup = render_backup_dag("DRFactory_2_9", "mwaa-dr/a/c1/pass2", "a", "pass 2")
-    assert "from mwaa_dr.v_2_9.dr_factory import DRFactory_2_9" in backup.text
-    assert "path_prefix='mwaa-dr/a/c1/pass2'" in backup.text and f"dag_id={BACKUP_DAG_ID!r}" in backup.text
-    assert "mwaa_iac_copy.backup(factory, context, OWN_DAGS)" in backup.text
+    declared, calls = _load_dag_file(backup.text, tmp_path, monkeypatch)
+    assert declared["dag"]["dag_id"] == BACKUP_DAG_ID and declared["dag"]["description"] == backup.marker
+    assert declared["factory"] == {
+        "dag_id": BACKUP_DAG_ID,
+        "path_prefix": "mwaa-dr/a/c1/pass2",
+        "storage_type": "S3",
+    }
+    task = declared["task"]
+    assert task["task_id"] == "backup_all_tables" and task["retries"] == 4
+    context = {"dag_run": types.SimpleNamespace(conf={dr.MARKER_CONF: backup.marker})}
+    assert task["python_callable"](**context) == "done"
+    assert calls == [("backup", (calls[0][1][0], context, MWAA_IAC_DAG_IDS))]
+    assert type(calls[0][1][0]).__name__ == "Factory"
     restore = render_restore_dag("DRFactory_2_10", "p", "a", "pass 1")
-    assert "from mwaa_dr.v_2_10.dr_factory import DRFactory_2_10" in restore.text
-    assert "mwaa_iac_copy.restore(factory, context, OWN_DAGS)" in restore.text
+    declared, calls = _load_dag_file(restore.text, tmp_path, monkeypatch)
+    assert declared["dag"]["dag_id"] == dr.RESTORE_DAG_ID
+    assert declared["task"]["task_id"] == "restore_all_tables"
+    declared["task"]["python_callable"](dag_run=types.SimpleNamespace(conf={}))
+    assert [c[0] for c in calls] == ["restore"]
     # The tool's own DAGs (the probe too) are never copied.
     assert f"OWN_DAGS = {MWAA_IAC_DAG_IDS!r}" in restore.text
+    # A file of an earlier release that finds this one synced calls the task's function by its name.
+    assert "globals()[TASK_ID] = all_tables" in restore.text
+
+
+def test_the_dag_files_are_the_packaged_files_with_only_their_constants_filled_in() -> None:
+    backup = render_backup_dag("DRFactory_2_9", "mwaa-dr/a/c1/pass2", "deployment's", "pass 2")
+    template = dr.dag_template(dr.COPY_TASK_FILE)
+    outside = [line for line in template.split("\n") if " = " not in line or line.startswith(" ")]
+    assert [line for line in backup.text.split("\n") if " = " not in line or line.startswith(" ")] == outside
+    assert 'DEPLOYMENT = "deployment\'s"' in backup.text and "{" + "action" + "}" not in backup.text
 
 
 def test_prefixes_and_run_ids_are_unique_and_short() -> None:
@@ -129,7 +202,8 @@ def test_airflow_safe_mode_would_parse_the_files(render) -> None:
 def test_mwaa_dr_and_the_copy_module_are_imported_from_the_vendor_folder_appended(render) -> None:
     text = render().text
     bootstrap = text.index("sys.path.append(_VENDOR)")
-    assert bootstrap < text.index("from mwaa_dr.v_2_9.dr_factory import DRFactory_2_9")
+    factory = "import_module(_module)" if "FACTORY = " in text else "from mwaa_dr.v_2_9.dr_factory import"
+    assert bootstrap < text.index(factory) and "mwaa_dr.v_2_9.dr_factory" in text
     assert '"vendor")' in text
     assert "sys.path.insert" not in text  # appended: an installed mwaa-dr and the user's imports win
     ast.parse(text)
@@ -138,7 +212,7 @@ def test_mwaa_dr_and_the_copy_module_are_imported_from_the_vendor_folder_appende
 def test_prepare_dag_needs_no_mwaa_dr() -> None:
     text = render_prepare_dag("a", "p1").text
     assert "mwaa_dr" not in text.replace("mwaa_iac_dr", "")
-    assert "mwaa_iac_copy.prepare(context, OWN_DAGS)" in text
+    assert "ACTION = 'prepare'" in text and "FACTORY = ''" in text
 
 
 def test_probe_dag_takes_its_target_from_the_run_conf() -> None:

@@ -70,3 +70,16 @@ def test_a_changed_final_row_a_lost_row_and_a_lost_table_are_named() -> None:
         "xcom: 1 changed: [d | r1 | t | -1 | return_value] (value_raw)",
     ]
     assert carried(before, after, ignore=["task_fail", "xcom.value_raw", "task_instance"]) == []
+
+
+def test_the_fingerprint_reads_every_copied_table_of_the_registry_or_says_why_not() -> None:
+    from mwaa_iac.dr_runtime import mwaa_iac_copy
+    from mwaa_iac.local import fingerprint
+    from mwaa_iac.local.airflow_side import fingerprint_script
+
+    copied = set(mwaa_iac_copy.copied_tables())
+    assert set(fingerprint.UNREAD) <= copied
+    assert copied - set(fingerprint.UNREAD) <= set(fingerprint.TABLES)
+    assert set(fingerprint.TABLES) <= set(fingerprint_script.READERS)
+    assert "airflow" not in vars(fingerprint_script)  # Airflow is imported when it runs, not at import
+    assert all(callable(getattr(fingerprint_script.Reader, name)) for name in fingerprint_script.READERS)

@@ -385,3 +385,14 @@ def test_mwaa_iac_error_is_the_unreachable_reason() -> None:
 
     counts = _count(Down())
     assert counts.unavailable == "MWAA environment analytics-blue not found"
+
+
+def test_the_copied_tables_are_the_copy_modules_registry() -> None:
+    from mwaa_iac.core import sizing
+    from mwaa_iac.dr_runtime import mwaa_iac_copy
+
+    copied = {t.table for t in mwaa_iac_copy.TABLES if t.fate == mwaa_iac_copy.COPIED and not t.after}
+    assert set(sizing.COPIED_TABLES) == copied and "task_instance_history" in copied
+    assert sizing.uncounted(["dag_run", "xcom"]) == tuple(
+        t for t in sizing.COPIED_TABLES if t not in ("dag_run", "xcom")
+    )
