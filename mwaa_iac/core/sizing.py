@@ -193,7 +193,7 @@ def format_span(low: float, high: float) -> str:
 
 
 @dataclass(frozen=True)
-class Step:
+class StepEstimate:
     """One step of the freeze window; ``span`` None: unknown (``note`` says why)."""
 
     name: str
@@ -217,7 +217,7 @@ class SizingEstimate:
     estimated_rows: int  # of which estimated
     passes: int
     pass1_copy: Span | None  # None in a single pass (the copy is inside the freeze)
-    freeze_steps: tuple[Step, ...]
+    freeze_steps: tuple[StepEstimate, ...]
     freeze: Span  # every step but the drain
     assumptions: tuple[str, ...]
     rates: Rates = field(repr=False)
@@ -337,11 +337,15 @@ def estimate(
         drain_note = "waits for the task instances executing when the DAGs pause"
     what = "all rows" if pass2_rows is None else f"{copied_in_freeze:,} rows"
     steps = (
-        Step("pause", pause, how("pause", pause_requests, pause_calls)),
-        Step("drain", None, drain_note),
-        Step("backup", backup, f"backup DAG run on the source and its check, {what}"),
-        Step("restore", restore, f"restore DAG run (with its fix-up) on the target and its check, {what}"),
-        Step("go-live", go_live, how("unpause", unpause_requests, unpause_calls) + ", then the routing flip"),
+        StepEstimate("pause", pause, how("pause", pause_requests, pause_calls)),
+        StepEstimate("drain", None, drain_note),
+        StepEstimate("backup", backup, f"backup DAG run on the source and its check, {what}"),
+        StepEstimate(
+            "restore", restore, f"restore DAG run (with its fix-up) on the target and its check, {what}"
+        ),
+        StepEstimate(
+            "go-live", go_live, how("unpause", unpause_requests, unpause_calls) + ", then the routing flip"
+        ),
     )
     freeze = Span(0.0, 0.0)
     for step in steps:
