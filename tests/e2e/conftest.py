@@ -23,11 +23,19 @@ pytestmark = pytest.mark.local
 
 
 def make_deployment(
-    stack: LocalStack, root: Path, name: str, runs: int, *, retry_delay_seconds: int = 600
+    stack: LocalStack,
+    root: Path,
+    name: str,
+    runs: int,
+    *,
+    retry_delay_seconds: int = 600,
+    per_colour_roles: bool = False,
 ) -> DemoSetup:
     """A deployment whose blue 2.9.2 environment carries the busy workload (real runs with retries,
     failures, mapping, datasets, awkward values) plus ``runs`` synthetic runs per example DAG;
-    ``retry_delay_seconds`` is the in-flight retrying task's wait."""
+    ``retry_delay_seconds`` is the in-flight retrying task's wait. ``per_colour_roles``: execution
+    roles as modules/mwaa-environment makes them (one per colour, trusting its own environment only;
+    mwaa.yaml names none), else one role both colours share."""
     return prepare(
         root,
         name=name,
@@ -35,6 +43,7 @@ def make_deployment(
         busy=BusyProfile(basic=SeedPlan(runs=runs), retry_delay_seconds=retry_delay_seconds),
         poll=1.0,
         sync=stack.admin.sync,
+        per_colour_roles=per_colour_roles,
     )
 
 

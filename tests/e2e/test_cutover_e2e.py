@@ -1,12 +1,12 @@
-"""`mwaa-iac backup`, `cutover`, `rollback` and `cleanup` on the local stack, on a busy environment.
-
-One deployment per module: blue 2.9.2 carries the busy workload (real runs with retries, failed runs,
-mapped tasks, datasets, a catch-up DAG, an owner-paused DAG, a DAG id too long for InvokeRestApi's
-path, multi-line/CRLF/unicode variables, connections with NULL fields) plus 300 synthetic runs (3,000
-task instances); mwaa-dr is not in its requirements.txt. The tests run in file order: a dry run, a
-backup, two failure paths (each cleaned up with `mwaa-iac cleanup`), a cutover killed at every step
-boundary and resumed, the fingerprints of both colours at the freeze point, nothing of the tool left
-on the live colour, a DAG created unpaused during the soak (it runs on the live colour only), a
+"""`mwaa-iac backup`, `cutover`, `rollback` and `cleanup` on the local stack, on a busy environment. One
+deployment per module: blue 2.9.2 carries the busy workload (real runs with retries, failed runs, mapped
+tasks, datasets, a catch-up DAG, an owner-paused DAG, a DAG id too long for InvokeRestApi's path,
+multi-line/CRLF/unicode variables, connections with NULL fields) plus synthetic runs; mwaa-dr is not in
+its requirements.txt; each colour has its own execution role (as modules/mwaa-environment makes them). The
+tests run in file order: a dry run, a backup, a green role that cannot serve green refused in preflight
+(and by doctor), two failure paths (each cleaned up with `mwaa-iac cleanup`), a cutover killed at every
+step boundary and resumed, the fingerprints of both colours at the freeze point, nothing of the tool
+left on the live colour, a DAG created unpaused during the soak (it runs on the live colour only), a
 deployment record reverted after go-live (cleanup refuses, `cutover --resume` writes it again),
 rollback, cleanup, and a cutover with work in flight at pause time. Through all of it blue gets no
 UpdateEnvironment and its scheduler is never restarted.
@@ -25,7 +25,7 @@ import pytest
 from mwaa_iac.adapters.airflow_api import AirflowApiError
 from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.storage import S3
-from mwaa_iac.core import dr
+from mwaa_iac.core import dr, roles
 from mwaa_iac.core.cutover_steps import Step, flow, is_hop_step
 from mwaa_iac.local import busy
 from mwaa_iac.local.demo import DemoSetup
@@ -79,8 +79,15 @@ FREEZE_POINT: dict[str, dict] = {}
 def deployment(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> DemoSetup:
     # The in-flight test's retrying task must still wait at pause time (seconds after it starts) and
     # retry on green soon after go-live.
+    # Execution roles as modules/mwaa-environment makes them: blue's serves blue only, the cutover
+    # gives green a role of its own.
     setup = make_deployment(
-        local_stack, tmp_path_factory.mktemp("cut"), NAME, runs=100, retry_delay_seconds=90
+        local_stack,
+        tmp_path_factory.mktemp("cut"),
+        NAME,
+        runs=100,
+        retry_delay_seconds=90,
+        per_colour_roles=True,
     )
     config = setup.root / "environments" / NAME / "mwaa.yaml"
     config.write_text(config.read_text() + f"state:\n  s3_bucket: {STATE_BUCKET}\n")
@@ -228,6 +235,52 @@ def test_backup_runs_mwaa_dr_on_the_source_without_touching_its_requirements(
     assert {"task_map", "dataset_event", "trigger"} <= set(manifest["tables"])
     assert info["mwaa_dr_delivery"]["versions"]["mwaa-dr"] == "2.2.0"
     _blue_never_restarted(local_stack, deployment)
+
+
+def test_a_green_role_that_cannot_serve_green_is_refused_in_preflight_and_by_doctor(
+    local_stack: LocalStack, deployment: DemoSetup
+) -> None:
+    """Green's own role exists but was made with blue's trust (MWAA could not assume it for green):
+    the cutover is refused in preflight, naming the blocking condition, before anything is created;
+    `mwaa-iac doctor` says the same. Without that role, the cutovers below create green's own."""
+    mwaa = MwaaClient("us-east-1")
+    blue_role = mwaa.get_environment(deployment.source)["ExecutionRoleArn"]
+    assert blue_role.endswith(f":role/service-role/mwaa-{NAME}-blue")
+    blue_scope = roles.RoleScope(
+        "aws", "us-east-1", blue_role.split(":")[4], deployment.source, f"{NAME}-airflow-source", "dags"
+    )
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_role(
+        RoleName=f"mwaa-{NAME}-green",
+        Path="/service-role/",
+        AssumeRolePolicyDocument=json.dumps(roles.trust_policy(blue_scope)),
+    )
+    try:
+        refused = _cutover(local_stack, deployment)
+        assert refused.returncode == 1, refused.stderr[-3000:]
+        assert "preflight failed, nothing was changed" in refused.stderr
+        assert f"mwaa-{NAME}-green exists but cannot serve {NAME}-green" in refused.stderr
+        assert "ArnLike aws:SourceArn" in refused.stderr and f"environment/{NAME}-blue" in refused.stderr
+        assert not mwaa.exists(f"{NAME}-green")
+        doctor = local_stack.cli("doctor", "--env", NAME, "--root", str(deployment.root))
+        assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+        assert f"✓ execution role serves {NAME}-blue" in doctor.stdout
+        assert f"✗ execution role for {NAME}-green" in doctor.stdout and "fix:" in doctor.stdout
+    finally:
+        iam.delete_role(RoleName=f"mwaa-{NAME}-green")
+    _blue_never_restarted(local_stack, deployment)
+
+
+def _green_has_a_role_of_its_own(deployment: DemoSetup) -> None:
+    """The cutover gave green the role modules/mwaa-environment would: its own, trusting green only."""
+    mwaa = MwaaClient("us-east-1")
+    green = mwaa.get_environment(f"{NAME}-green")
+    assert green["ExecutionRoleArn"].endswith(f":role/service-role/mwaa-{NAME}-green")
+    assert green["Tags"].get("mwaa-iac:engine") == "api"
+    iam = boto3.client("iam", region_name="us-east-1")
+    trust = iam.get_role(RoleName=f"mwaa-{NAME}-green")["Role"]["AssumeRolePolicyDocument"]
+    assert json.dumps(trust).count(f"environment/{NAME}-green") == 1
+    assert mwaa.get_environment(deployment.source)["ExecutionRoleArn"].endswith(f"mwaa-{NAME}-blue")
 
 
 def test_target_upgrade_failure_stops_before_the_freeze(
@@ -387,6 +440,7 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
     assert routing["name"] == green and routing["airflow_version"] == "2.10.3"
     recorded = load_config(deployment.root / "environments" / NAME / "mwaa.yaml").deployment
     assert recorded.active_color.value == "green" and recorded.green == "2.10.3"
+    _green_has_a_role_of_its_own(deployment)
     _blue_never_restarted(local_stack, deployment)
 
 
