@@ -11,8 +11,10 @@ from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import (
     BreakGlassOpt,
     BreakLockOpt,
+    ConstraintsOpt,
     EngineOpt,
     EnvOpt,
+    HealthMinutesOpt,
     JsonLinesOpt,
     PollOpt,
     RootOpt,
@@ -63,21 +65,8 @@ def cutover(
     ] = 10.0,
     poll_interval: PollOpt = 15.0,
     run_poll: RunPollOpt = 5.0,
-    health_minutes: Annotated[
-        int,
-        typer.Option(
-            "--health-minutes",
-            help="Consecutive minutes of scheduler heartbeat required on the target (0: skip).",
-        ),
-    ] = 3,
-    constraints: Annotated[
-        str | None,
-        typer.Option(
-            "--constraints",
-            help="Airflow constraints file of the target version for the requirements check (offline).",
-            show_default=False,
-        ),
-    ] = None,
+    health_minutes: HealthMinutesOpt = 3,
+    constraints: ConstraintsOpt = None,
     skip_requirements_check: SkipRequirementsOpt = False,
     break_lock: BreakLockOpt = False,
     terraform_bin: TfBinOpt = None,

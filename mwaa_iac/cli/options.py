@@ -88,7 +88,28 @@ BreakGlassOpt = Annotated[
         "command deletes or overwrites is live (printed loudly; for a broken source of truth only).",
     ),
 ]
-SkipRequirementsOpt = Annotated[bool, typer.Option("--skip-requirements-check")]
+SkipRequirementsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-requirements-check",
+        help="Do not check requirements.txt against the target version's constraints in the preflight.",
+    ),
+]
+HealthMinutesOpt = Annotated[
+    int,
+    typer.Option(
+        "--health-minutes",
+        help="Consecutive minutes of scheduler heartbeat required after the in-place change (0: skip).",
+    ),
+]
+ConstraintsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--constraints",
+        help="Airflow constraints file of the target version for the requirements check (offline).",
+        show_default=False,
+    ),
+]
 PhaseOpt = Annotated[str, typer.Option("--phase", "-p", help=PHASES_HELP)]
 VersionOpt = Annotated[
     str | None,

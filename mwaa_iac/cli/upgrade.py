@@ -9,8 +9,10 @@ import typer
 from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import (
     BreakLockOpt,
+    ConstraintsOpt,
     EngineOpt,
     EnvOpt,
+    HealthMinutesOpt,
     JsonLinesOpt,
     PollOpt,
     RootOpt,
@@ -37,14 +39,7 @@ def upgrade(
         bool, typer.Option("--resume", help="Continue an interrupted upgrade from its journal.")
     ] = False,
     no_backup: Annotated[bool, typer.Option("--no-backup", help="Skip the mwaa-dr safety backup.")] = False,
-    constraints: Annotated[
-        str | None,
-        typer.Option(
-            "--constraints",
-            help="Airflow constraints file for the requirements check (offline).",
-            show_default=False,
-        ),
-    ] = None,
+    constraints: ConstraintsOpt = None,
     skip_requirements_check: SkipRequirementsOpt = False,
     poll_interval: PollOpt = 15.0,
     budget_minutes: Annotated[
@@ -54,13 +49,7 @@ def upgrade(
             help="Give up watching a hop after this long (MWAA keeps working; --resume continues).",
         ),
     ] = 180.0,
-    health_minutes: Annotated[
-        int,
-        typer.Option(
-            "--health-minutes",
-            help="Consecutive minutes of scheduler heartbeat required after the upgrade (0: skip).",
-        ),
-    ] = 3,
+    health_minutes: HealthMinutesOpt = 3,
     break_lock: BreakLockOpt = False,
     terraform_bin: TfBinOpt = None,
     root: RootOpt = None,
