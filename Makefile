@@ -32,9 +32,10 @@ lint: setup ## ruff check, ruff format --check, terraform fmt --check
 
 # Two workers, each with its own local stack; a test module stays on one worker (its deployment is
 # module-scoped). The end-to-end modules mostly wait on Airflow (about 40 % of the 2 cores idle with one
-# worker), so two halve the wall time less the contention.
+# worker), so two halve the wall time less the contention. Modules go in collection order (the long
+# end-to-end ones first), not by their number of tests.
 unit: setup ## Every pytest test (unit, integration, local stack, end to end), two workers
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 tf-test: setup ## The offline `terraform test` suite of the decision module
 	$(BIN)/mwaa-iac tf test modules/blue-green-decision
