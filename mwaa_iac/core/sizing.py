@@ -295,7 +295,8 @@ def estimate(
     unpause_calls: int | None = None,
 ) -> SizingEstimate:
     """The estimate for a source with ``tables`` and ``dags`` DAGs to pause (unpaused ones).
-    ``pass2_rows``: rows pass 2 copies (default: all of them, as the copy does today).
+    ``pass2_rows``: rows pass 2 copies (default: all of them — the worst case, a delta that cannot be
+    taken or applied; a delta copies only what changed since pass 1).
     ``pause_calls``/``unpause_calls``: the REST requests the bulk pause and unpause take (planned from
     the DAG ids); unknown: one request per DAG, the worst case."""
     rates = rates or load_rates()
@@ -372,8 +373,9 @@ def estimate(
     ]
     if pass2_rows is None and passes == 2:
         assumptions.append(
-            "pass 2 copies the whole history again inside the freeze (as the copy does today): the freeze "
-            "grows with history"
+            "pass 2 is estimated as a full copy inside the freeze, its worst case (a delta that cannot be "
+            "taken or applied falls back to it): a delta copies only what changed since pass 1, so the "
+            "freeze is usually far shorter than this upper end"
         )
     if passes == 1:
         assumptions.append(
