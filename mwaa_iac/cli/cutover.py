@@ -72,7 +72,9 @@ def cutover(
     terraform_bin: TfBinOpt = None,
     root: RootOpt = None,
 ) -> None:
-    """Blue/green cutover to a new Airflow version, carrying history with mwaa-dr in two passes."""
+    """Blue/green cutover to a new Airflow version on the other colour, carrying history with mwaa-dr:
+    in two passes where the target's version allows (2.x), so DAGs pause only for a short freeze; in one
+    pass otherwise (--dry-run says which)."""
     from mwaa_iac.adapters.cloudwatch import CloudWatch
     from mwaa_iac.adapters.mwaa import MwaaClient
     from mwaa_iac.adapters.routing import Routing

@@ -779,6 +779,13 @@ def test_dry_run_changes_nothing(ws, world) -> None:
     assert not (ws.work_dir / "lock").exists()
 
 
+def test_the_dry_run_without_history_says_the_freeze_is_only_around_go_live(ws, world) -> None:
+    report = _run(ws, world, dry_run=True, no_history=True)
+    assert report["history_carried"] is False and report["passes"] == 0
+    assert report["freeze"].startswith("only around go-live") and "nothing is copied" in report["freeze"]
+    assert world.changes == []
+
+
 def test_a_refused_preflight_changes_nothing_and_ends_the_journal(ws, world) -> None:
     world.envs[TARGET] = FakeEnvironment(world, TARGET, "2.9.2", {}, {})  # the other colour is taken
     with pytest.raises(PreflightError, match="already exists"):

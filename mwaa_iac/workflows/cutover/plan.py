@@ -149,6 +149,18 @@ class Planning:
 
     def dry_run_report(self, plan: PathPlan) -> dict[str, Any]:
         two_pass = bool(plan.two_pass) and not self.ctx.options.single_pass
+        if not plan.history_carried:
+            passes, freeze = (
+                0,
+                (
+                    "only around go-live: the source's DAGs are paused and drained right before the target's "
+                    "are unpaused (seconds to minutes); nothing is copied"
+                ),
+            )
+        elif two_pass:
+            passes, freeze = 2, "pass 2 only (minutes)"
+        else:
+            passes, freeze = 1, "from before the clone until go-live"
         return {
             "dry_run": True,
             "source": self.ctx.source,
@@ -156,8 +168,8 @@ class Planning:
             "from": plan.from_version,
             "to": self.ctx.to_version,
             "history_carried": plan.history_carried,
-            "passes": 2 if two_pass else 1,
-            "freeze": "pass 2 only (minutes)" if two_pass else "from before the clone until go-live",
+            "passes": passes,
+            "freeze": freeze,
             "hops": [h.to_dict() for h in plan.hops],
             "notes": list(plan.notes),
             "mwaa_dr_delivery": self.delivery_text(plan) if plan.history_carried else None,
