@@ -106,3 +106,24 @@ def test_cutover_on_ci_without_shared_state_is_refused_before_any_aws_call(works
     assert result.returncode == 2, result.stderr
     assert "state.s3_bucket is required on a CI runner" in result.stderr
     assert "s3_bucket:" in result.stderr
+
+
+def test_sigterm_unwinds_and_exits_143_as_the_readme_says(monkeypatch) -> None:
+    """A cancelled CI job sends SIGTERM: the command unwinds (locks released) and exits 128 + 15."""
+    import os
+    import signal
+
+    import mwaa_iac.cli.root as root
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not unwind the command")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(root, "app", terminated)
+    try:
+        assert root.main(["versions", "list"]) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    assert "| 143 | terminated (SIGTERM" in readme and "answered no" in readme
