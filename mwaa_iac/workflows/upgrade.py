@@ -134,7 +134,7 @@ class Upgrade:
 
     def run(self) -> UpgradeSummary:
         load_catalog().require(self.target)
-        self.engine  # noqa: B018 (an unknown engine is refused before anything)
+        engine_for(self.options.engine, self.ws, self.mwaa, self.emit)  # an unknown one is refused first
         started = self.clock()
         with holding_lock(self.store, "upgrade", break_lock=self.options.break_lock):
             if self.color is None and self.routing is not None and not self.options.resume:
