@@ -61,6 +61,9 @@ class EventKind(StrEnum):
     # the cutover's target environment
     TARGET_CREATE_ENVIRONMENT = "target.create_environment"
     TARGET_PENDING_ENDPOINTS = "target.pending_endpoints"
+    TARGET_PARSING = "target.parsing"
+    TARGET_CHECKED = "target.checked"
+    TARGET_IMPORT_ERRORS_ACCEPTED = "target.import_errors_accepted"
     TARGET_ROLE_CREATED = "target.role_created"
     # the freeze
     FREEZE_RECORDED = "freeze.recorded"
@@ -68,6 +71,7 @@ class EventKind(StrEnum):
     FREEZE_DRAINING = "freeze.draining"
     FREEZE_DRAINED = "freeze.drained"
     FREEZE_DRAIN_FORCED = "freeze.drain_forced"
+    FREEZE_HELD = "freeze.held"
     FREEZE_ABORTED = "freeze.aborted"
     FREEZE_ABORT_FAILED = "freeze.abort_failed"
     FREEZE_TARGET_DRAINED = "freeze.target_drained"
@@ -278,6 +282,19 @@ DECLARED: dict[EventKind, Declared] = {
     K.TARGET_PENDING_ENDPOINTS: Declared(
         "the new colour waits for VPC endpoints the user must create", ("environment", "services", "fix")
     ),
+    K.TARGET_PARSING: Declared(
+        "go-live's gate waits for the target to parse the recorded DAGs",
+        ("environment", "waiting_for", "count", "waited_s"),
+    ),
+    K.TARGET_CHECKED: Declared(
+        "go-live's gate: every recorded DAG parses on the target without import errors",
+        ("environment", "dags", "waited_s"),
+    ),
+    K.TARGET_IMPORT_ERRORS_ACCEPTED: Declared(
+        "--accept-import-errors: going live although recorded DAGs fail to import on the target",
+        ("environment", "failing", "unparsed"),
+        notes={"failing": "DAG id: the import error's last line"},
+    ),
     K.TARGET_ROLE_CREATED: Declared(
         "an execution role was created for the new colour", ("role", "environment")
     ),
@@ -296,6 +313,10 @@ DECLARED: dict[EventKind, Declared] = {
     ),
     K.FREEZE_DRAIN_FORCED: Declared(
         "--force-drain: continuing with task instances still executing", ("environment", "may_run_twice")
+    ),
+    K.FREEZE_HELD: Declared(
+        "a step failed after the target's upgrade inside the freeze: the source stays paused for --resume",
+        ("environment", "target"),
     ),
     K.FREEZE_ABORTED: Declared(
         "the cutover failed during the freeze: scheduling was given back to the source",

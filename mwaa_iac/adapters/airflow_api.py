@@ -211,6 +211,18 @@ class AirflowApi:
             if not batch or offset >= page.get("total_entries", 0):
                 return dags
 
+    def import_errors(self) -> list[dict]:
+        """Airflow's import errors (``filename``, ``stack_trace``), paged."""
+        errors: list[dict] = []
+        offset = 0
+        while True:
+            page = self.request("GET", "/importErrors", query={"limit": PAGE, "offset": offset})
+            batch = page.get("import_errors", [])
+            errors += batch
+            offset += len(batch)
+            if not batch or offset >= page.get("total_entries", 0):
+                return errors
+
     def list_dags_in_state(self, paused: bool) -> list[dict]:
         """The active DAGs that are paused (or unpaused), paged (``GET /dags?paused=...``)."""
         dags: list[dict] = []

@@ -42,7 +42,21 @@ def cutover(
         bool, typer.Option("--resume", help="Continue an interrupted cutover from its journal.")
     ] = False,
     single_pass: Annotated[
-        bool, typer.Option("--single-pass", help="Freeze before the copy; no second pass.")
+        bool,
+        typer.Option(
+            "--single-pass",
+            help="Freeze before the clone: one copy, and every in-place upgrade of the target inside the "
+            "freeze (the default is two passes wherever the path allows: a 2 → 3 path freezes only for "
+            "the last copy and the upgrade from 2.11).",
+        ),
+    ] = False,
+    accept_import_errors: Annotated[
+        bool,
+        typer.Option(
+            "--accept-import-errors",
+            help="Go live although DAGs that were unpaused on the source fail to import (or are not "
+            "parsed) on the target; without it go-live stops and lists them.",
+        ),
     ] = False,
     no_history: Annotated[
         bool, typer.Option("--no-history", help="New environment without run history.")
@@ -72,9 +86,9 @@ def cutover(
     terraform_bin: TfBinOpt = None,
     root: RootOpt = None,
 ) -> None:
-    """Blue/green cutover to a new Airflow version on the other colour, carrying history with mwaa-dr:
-    in two passes where the target's version allows (2.x), so DAGs pause only for a short freeze; in one
-    pass otherwise (--dry-run says which)."""
+    """Blue/green cutover to a new Airflow version on the other colour, carrying history: in two passes
+    wherever the path allows, so DAGs pause only for the freeze (2.x: the last copy; 2 → 3: the last
+    copy into 2.11 and the target's upgrade to 3.x); in one pass otherwise (--dry-run says which)."""
     from mwaa_iac.adapters.cloudwatch import CloudWatch
     from mwaa_iac.adapters.mwaa import MwaaClient
     from mwaa_iac.adapters.routing import Routing
@@ -96,6 +110,7 @@ def cutover(
         break_lock=break_lock,
         terraform_bin=terraform_bin,
         single_pass=single_pass,
+        accept_import_errors=accept_import_errors,
         no_history=no_history,
         force_drain=force_drain,
         drain_timeout_seconds=drain_minutes * 60,

@@ -35,6 +35,11 @@ TEMPLATES: dict[EventKind, str] = {
     K.TERRAFORM_IMPORTED: "[warning]{name} existed but was not in Terraform's state: imported[/]",
     K.TARGET_CREATE_ENVIRONMENT: "CreateEnvironment {name} at Airflow {version}",
     K.TARGET_ROLE_CREATED: "created execution role {role} for {environment}",
+    K.TARGET_CHECKED: "[success]{environment} parses all {dags} recorded DAG(s)[/] (waited {waited_s} s)",
+    K.FREEZE_HELD: (
+        "[warning]the freeze holds: {target} was upgraded inside it; {environment}'s DAGs stay paused "
+        "(--resume continues, cleanup gives scheduling back)[/]"
+    ),
     K.FREEZE_PAUSED: "[warning]freeze started[/]: {count} DAG(s) paused on {environment}",
     K.FREEZE_DRAINED: "no task instance executing on {environment} (waited {waited_s} s)",
     K.CUTOVER_RECORD_SYNCED: (
@@ -48,6 +53,7 @@ STATUS_TEMPLATES: dict[EventKind, str] = {
     K.STEP_STARTED: "{step}",
     K.HEALTH_POLL: "heartbeat {minutes_with_heartbeat}/{required} min",
     K.PROBE_STARTED: "probe: {dag_id} on {environment}",
+    K.TARGET_PARSING: "{environment} parsing: {count} recorded DAG(s) to go ({waited_s} s)",
 }
 
 FORMATTERS: dict[EventKind, Formatter] = {}  # the rich-markup line printed for a kind
@@ -77,6 +83,7 @@ SILENT: frozenset[EventKind] = frozenset(
         K.DR_RESET_ON_TARGET,
         K.DR_RECORD_KEPT,
         K.PROBE_STARTED,
+        K.TARGET_PARSING,
         K.RESTORE_SUMMARY,
         K.ROLLBACK_SUMMARY,
         K.CLEANUP_DELETING,
@@ -194,6 +201,16 @@ def _terraform_output(e: dict) -> str:
 def _backup(e: dict) -> str:
     detail = e.get("location") or e.get("reason") or e.get("environment")
     return f"{e['event'].replace('.', ' ')}: {detail}"
+
+
+@_line(K.TARGET_IMPORT_ERRORS_ACCEPTED)
+def _import_errors_accepted(e: dict) -> str:
+    names = sorted([*e["failing"], *e["unparsed"]])
+    return (
+        f"[warning]--accept-import-errors: going live on {escape(e['environment'])} although "
+        f"{len(e['failing']) + len(e['unparsed'])} recorded DAG(s) fail there: "
+        f"{escape(', '.join(names[:10]))}[/]"
+    )
 
 
 @_line(K.TARGET_PENDING_ENDPOINTS)

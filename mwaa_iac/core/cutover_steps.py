@@ -36,6 +36,7 @@ class Step(StrEnum):
     VERIFY_BACKUP_P2 = "verify-backup-p2"
     RESTORE_P2 = "restore-p2"
     VERIFY_RESTORE_P2 = "verify-restore-p2"
+    CHECK_TARGET = "check-target"  # the recorded DAGs parsed on the target, none failing to import
     GO_LIVE = "go-live"
     RETIRE_DR_DAGS = "retire-dr-dags"
     ROLLBACK = "rollback"  # journaled by `mwaa-iac rollback` after go-live (started, then done)
@@ -50,8 +51,10 @@ class Stage(StrEnum):
     AFTER = "after"
 
 
-# The target's in-place upgrade hops: Upgrade.run_hops journals ``target-hop-<n>-<version>``.
+# The target's in-place upgrade hops: Upgrade.run_hop journals ``target-hop-<n>-<version>`` before
+# the freeze and ``freeze-hop-<n>-<version>`` inside it (two passes into 3.x: after pass 2).
 HOP_PREFIX = "target-hop"
+FREEZE_HOP_PREFIX = "freeze-hop"
 
 # The freeze itself: record the source's unpaused DAGs, pause them, drain what executes.
 FREEZE_STEPS: tuple[Step, ...] = (Step.RECORD_DAGS, Step.PAUSE_SOURCE, Step.DRAIN_SOURCE)
@@ -96,38 +99,54 @@ STAGES: dict[Step, Stage] = {
             Step.CLEANUP_TARGET_P2,
         )
     },
-    **{step: Stage.FREEZE for step in (*FREEZE_STEPS, *P2_FREEZE_STEPS, Step.GO_LIVE)},
+    **{step: Stage.FREEZE for step in (*FREEZE_STEPS, *P2_FREEZE_STEPS, Step.CHECK_TARGET, Step.GO_LIVE)},
     Step.RETIRE_DR_DAGS: Stage.AFTER,
     Step.ROLLBACK: Stage.AFTER,
 }
 
 
-def hop_step(index: int, version: str) -> str:
+def hop_step(index: int, version: str, prefix: str = HOP_PREFIX) -> str:
     """The journal step of the target's ``index``-th in-place upgrade hop (1-based), to ``version``."""
-    return f"{HOP_PREFIX}-{index}-{version}"
+    return f"{prefix}-{index}-{version}"
 
 
 def is_hop_step(name: str) -> bool:
-    return name.startswith(f"{HOP_PREFIX}-")
+    return name.startswith((f"{HOP_PREFIX}-", f"{FREEZE_HOP_PREFIX}-"))
+
+
+def is_freeze_hop(name: str) -> bool:
+    return name.startswith(f"{FREEZE_HOP_PREFIX}-")
 
 
 def stage_of(name: str) -> Stage:
-    """The stage of a step name (a hop runs before the freeze in the two-pass flow)."""
+    """The stage of a step name (``target-hop-*`` run before the freeze in the two-pass flow, and
+    ``freeze-hop-*`` inside it)."""
+    if is_freeze_hop(name) or name.startswith(LEGACY_FREEZE_PREFIXES):
+        return Stage.FREEZE
     if is_hop_step(name):
         return Stage.BEFORE_FREEZE
-    if name.startswith(LEGACY_FREEZE_PREFIXES):
-        return Stage.FREEZE
     return STAGES[Step(name)]
 
 
 def redone_after_abort(name: str) -> bool:
-    """Whether an aborted freeze marks this step to run again on --resume."""
-    return name in FREEZE_STEPS or name in P2_FREEZE_STEPS or name.startswith(LEGACY_FREEZE_PREFIXES)
+    """Whether an aborted freeze marks this step to run again on --resume (a freeze hop only when
+    the target did not move past it: see ``workflows/cutover/abort.py``)."""
+    return (
+        name in FREEZE_STEPS
+        or name in P2_FREEZE_STEPS
+        or name == Step.CHECK_TARGET
+        or is_freeze_hop(name)
+        or name.startswith(LEGACY_FREEZE_PREFIXES)
+    )
 
 
-def flow(*, history: bool = True, two_pass: bool = True, hops: Sequence[str] = ()) -> list[str]:
+def flow(
+    *, history: bool = True, two_pass: bool = True, hops: Sequence[str] = (), freeze_hops: int = 0
+) -> list[str]:
     """The steps of a cutover in the order its journal first records them. ``hops``: the versions
-    the target is upgraded to in place, in order (none when it is created at the target version)."""
+    the target is upgraded to in place, in order (none when it is created at the target version);
+    the last ``freeze_hops`` of them run inside the freeze, after pass 2 (two passes into 3.x)."""
+    before = len(hops) - (freeze_hops if history and two_pass else 0)
     steps: list[str] = [Step.PREFLIGHT]
     if history:
         steps.append(Step.DEPLOY_DR)
@@ -137,12 +156,13 @@ def flow(*, history: bool = True, two_pass: bool = True, hops: Sequence[str] = (
     steps.append(Step.CREATE_TARGET)
     if history:
         steps += COPY_STEPS[PASS_1]
-    steps += [hop_step(i, v) for i, v in enumerate(hops, 1)]
+    steps += [hop_step(i, v) for i, v in enumerate(hops[:before], 1)]
     steps += [Step.HEALTH_TARGET, Step.HEALTH_GATE_TARGET]
     if history and two_pass:
         steps += [Step.DEPLOY_DR_P2, Step.PARSE_DR_P2, *FREEZE_STEPS]
         steps += COPY_STEPS[PASS_2]
+        steps += [hop_step(i, v, FREEZE_HOP_PREFIX) for i, v in enumerate(hops[before:], before + 1)]
     if not history:
         steps += FREEZE_STEPS  # nothing froze yet: pause the source right before go-live
-    steps += [Step.GO_LIVE, Step.RETIRE_DR_DAGS]
+    steps += [Step.CHECK_TARGET, Step.GO_LIVE, Step.RETIRE_DR_DAGS]
     return [str(s) for s in steps]

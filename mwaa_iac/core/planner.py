@@ -55,6 +55,9 @@ class PathPlan:
     notes: tuple[str, ...] = ()
     history_carried: bool | None = None
     two_pass: bool | None = None
+    # Two passes into a major upgrade (2 → 3): the last ``freeze_hops`` in-place hops of the target
+    # run inside the freeze, after pass 2 (the copy restores only into a 2.x target).
+    freeze_hops: int = 0
 
     @property
     def allowed(self) -> bool:
@@ -77,7 +80,21 @@ class PathPlan:
             "notes": list(self.notes),
             "history_carried": self.history_carried,
             "two_pass": self.two_pass,
+            "freeze_hops": self.freeze_hops,
         }
+
+    def freeze_hop_texts(self) -> tuple[str, ...]:
+        """The target's in-place upgrades inside the freeze, as ``"2.11.2 → 3.3.1"``."""
+        hops = self.hops[len(self.hops) - self.freeze_hops :] if self.freeze_hops else ()
+        return tuple(f"{h.from_version} → {h.to_version}" for h in hops)
+
+    @property
+    def pass2_version(self) -> str | None:
+        """The target's version when pass 2 restores into it (two passes only)."""
+        if not self.two_pass or not self.hops:
+            return None
+        before = self.hops[: len(self.hops) - self.freeze_hops]
+        return before[-1].to_version
 
 
 @dataclass
@@ -88,6 +105,7 @@ class _Attempt:
     notes: list[str] = field(default_factory=list)
     history_carried: bool | None = None
     two_pass: bool | None = None
+    freeze_hops: int = 0
 
 
 def in_place_refusal(
@@ -248,24 +266,44 @@ def _plan_cutover(
             else f"new environment at {source.version} without history (--no-history)",
         )
     )
+    # Pass 2 restores a fresh backup with mwaa-iac's copy module into the target as it is before the
+    # freeze: only into a version the copy supports (2.x: mwaa-dr's factories) that is not older than
+    # the source. A major upgrade stops at the last such version (the latest 2.11.x) before the
+    # freeze; its hops into 3.x run inside the freeze, after pass 2.
+    pre_freeze = len(chain)
+    while pre_freeze and not chain[pre_freeze - 1].mwaa_dr:
+        pre_freeze -= 1
+    pass2 = chain[pre_freeze - 1] if pre_freeze else source
+    attempt.two_pass = history and pass2.mwaa_dr and pass2.key >= source.key
+    attempt.freeze_hops = len(chain) - pre_freeze if attempt.two_pass else 0
     current = source
-    for step in chain:
-        attempt.hops.append(
-            Hop(HopKind.IN_PLACE, current.version, step.version, _hop_reason(current, step, target))
-        )
+    for index, step in enumerate(chain):
+        reason = _hop_reason(current, step, target)
+        if attempt.two_pass and index >= pre_freeze:
+            reason += "; inside the freeze, after pass 2 (the copy restores only into 2.x)"
+        elif history and not attempt.two_pass:
+            reason += "; inside the freeze (single pass)"
+        else:
+            reason += "; before the freeze, while the source keeps running"
+        attempt.hops.append(Hop(HopKind.IN_PLACE, current.version, step.version, reason))
         current = step
-    # Pass 2 restores a fresh backup with the source's factory into the upgraded target: only
-    # possible where mwaa-dr supports the target and the target schema is a superset (not a downgrade).
-    attempt.two_pass = history and target.mwaa_dr and target.key >= source.key
     if history and not attempt.two_pass:
         why = (
-            f"mwaa-dr cannot restore into Airflow {target.version}"
-            if not target.mwaa_dr
+            f"mwaa-dr cannot restore into Airflow {pass2.version}"
+            if not pass2.mwaa_dr
             else "a downgrade cannot take a second restore from the newer schema"
         )
         attempt.notes.append(
             f"single pass: {why}, so the freeze (DAGs paused on the source) starts before the clone "
             "and lasts through the target's upgrade"
+        )
+    elif history and attempt.freeze_hops:
+        hops = " → ".join([pass2.version, *(v.version for v in chain[pre_freeze:])])
+        attempt.notes.append(
+            f"two passes via {pass2.version}: pass 1, the upgrade to {pass2.version} and the health gate "
+            f"while the source keeps running; the freeze is pass 2 (what changed) into {pass2.version} "
+            f"and the in-place upgrade {hops} (the copy restores only into 2.x; --single-pass freezes "
+            "before the clone instead)"
         )
     elif history:
         attempt.notes.append(
@@ -337,9 +375,16 @@ def plan_path(
             )
             attempts = [(Strategy.IN_PLACE, in_place)]
         elif not cutover.refusals:
-            cutover.notes.insert(
-                0, "auto chose cutover: history is copied and scheduling pauses only for the freeze window"
-            )
+            if cutover.two_pass and not cutover.freeze_hops:
+                why = "history is copied and scheduling pauses only for the freeze window (minutes)"
+            elif cutover.two_pass:
+                why = (
+                    "history is copied and scheduling pauses for the last copy and one in-place upgrade, "
+                    "not for the whole path"
+                )
+            else:
+                why = "history is copied; the freeze lasts from the clone until go-live"
+            cutover.notes.insert(0, f"auto chose cutover: {why}")
             attempts = [(Strategy.CUTOVER, cutover)]
         elif not in_place.refusals:
             in_place.notes.insert(0, "auto chose in place: a cutover is not possible here")
@@ -356,6 +401,7 @@ def plan_path(
             notes=tuple(attempt.notes),
             history_carried=attempt.history_carried,
             two_pass=attempt.two_pass if chosen is Strategy.CUTOVER else None,
+            freeze_hops=attempt.freeze_hops if chosen is Strategy.CUTOVER else 0,
         )
     refusals = tuple(f"{name}: {r}" if len(attempts) > 1 else r for name, a in attempts for r in a.refusals)
     hints = tuple(h for _, a in attempts for h in a.hints)

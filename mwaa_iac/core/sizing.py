@@ -221,6 +221,10 @@ class SizingEstimate:
     freeze: Span  # every step but the drain
     assumptions: tuple[str, ...]
     rates: Rates = field(repr=False)
+    freeze_hops: tuple[str, ...] = ()  # in-place upgrades inside the freeze ("2.11.2 → 3.3.1")
+
+    def _hops_text(self) -> str:
+        return "".join(f" + the in-place upgrade {hop}" for hop in self.freeze_hops)
 
     def summary(self) -> str:
         if self.pass1_copy is None:
@@ -230,7 +234,7 @@ class SizingEstimate:
             )
         return (
             f"{self.rows:,} rows, {self.dags} DAG(s): pass-1 copy {self.pass1_copy.text()}; "
-            f"freeze window {self.freeze.text()} + drain"
+            f"freeze window {self.freeze.text()} + drain{self._hops_text()}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -293,12 +297,14 @@ def estimate(
     pass2_rows: int | None = None,
     pause_calls: int | None = None,
     unpause_calls: int | None = None,
+    freeze_hops: Sequence[str] = (),
 ) -> SizingEstimate:
     """The estimate for a source with ``tables`` and ``dags`` DAGs to pause (unpaused ones).
     ``pass2_rows``: rows pass 2 copies (default: all of them — the worst case, a delta that cannot be
     taken or applied; a delta copies only what changed since pass 1).
     ``pause_calls``/``unpause_calls``: the REST requests the bulk pause and unpause take (planned from
-    the DAG ids); unknown: one request per DAG, the worst case."""
+    the DAG ids); unknown: one request per DAG, the worst case. ``freeze_hops``: the target's
+    in-place upgrades inside the freeze (two passes into 3.x), not estimated here."""
     rates = rates or load_rates()
     rows = sum(t.rows or 0 for t in tables)
     estimated_rows = sum(t.rows or 0 for t in tables if t.estimated)
@@ -344,6 +350,15 @@ def estimate(
         StepEstimate(
             "restore", restore, f"restore DAG run (with its fix-up) on the target and its check, {what}"
         ),
+        *(
+            StepEstimate(
+                "upgrade",
+                None,
+                f"the target's in-place upgrade {hop}: not estimated here (AWS: an environment may be "
+                "unavailable for up to two hours during a version update; the rehearsal measures it)",
+            )
+            for hop in freeze_hops
+        ),
         StepEstimate(
             "go-live", go_live, how("unpause", unpause_requests, unpause_calls) + ", then the routing flip"
         ),
@@ -371,6 +386,11 @@ def estimate(
         ),
         "the drain is not in the total: it depends on what is running when the DAGs pause",
     ]
+    if freeze_hops:
+        assumptions.append(
+            "the in-place upgrade inside the freeze is not in the total: it is MWAA's own (the rehearsal "
+            "measures it on a copy of this environment before the freeze)"
+        )
     if pass2_rows is None and passes == 2:
         assumptions.append(
             "pass 2 is estimated as a full copy inside the freeze, its worst case (a delta that cannot be "
@@ -404,4 +424,5 @@ def estimate(
         freeze=freeze,
         assumptions=tuple(assumptions),
         rates=rates,
+        freeze_hops=tuple(freeze_hops),
     )

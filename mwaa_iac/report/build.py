@@ -40,7 +40,8 @@ TERRAFORM_SUFFIXES = (".tf", ".tfvars")
 
 LiveReader = Callable[[EnvironmentConfig], LiveState]
 # (configuration, the live source's name, passes) -> the sizing section (mwaa_iac.workflows.sizing)
-SizingReader = Callable[[EnvironmentConfig, str, int], dict[str, Any]]
+# (config, source environment, passes, the in-place upgrades inside the freeze) -> the sizing section
+SizingReader = Callable[[EnvironmentConfig, str, int, tuple[str, ...]], dict[str, Any]]
 
 
 @dataclass
@@ -224,6 +225,20 @@ def _downtime(plan: PathPlan | None, kind: str, settings_changed: bool) -> dict[
             "short": "scheduling moves when routing flips",
             "summary": "a new environment without history; scheduling moves when routing flips",
         }
+    if plan.two_pass and plan.freeze_hops:
+        hop = " → ".join(
+            [h.from_version or "" for h in plan.hops[-plan.freeze_hops :]][:1]
+            + [h.to_version for h in plan.hops[-plan.freeze_hops :]]
+        )
+        return {
+            "class": "freeze-with-hop",
+            "short": f"scheduling pauses for the last copy and the in-place upgrade {hop} "
+            "(up to ~2 h on AWS)",
+            "summary": f"the freeze is pass 2 (what changed since pass 1) and the new colour's in-place "
+            f"upgrade {hop}, which on AWS may take up to about two hours (AWS's figure for a version "
+            f"update; the rehearsal measures it on a copy before the freeze); pass 1, the upgrade to "
+            f"{plan.pass2_version} and the health gate run while the old colour keeps scheduling",
+        }
     if plan.two_pass:
         return {
             "class": "freeze-window",
@@ -385,7 +400,9 @@ def _cost_section(
     return {"status": "estimated", "summary": estimate.summary(), "estimate": estimate.to_dict()}
 
 
-def _read_sizing(config: EnvironmentConfig, source: str, passes: int) -> dict[str, Any]:
+def _read_sizing(
+    config: EnvironmentConfig, source: str, passes: int, freeze_hops: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The live source's row counts through InvokeRestApi, with the report's short AWS timeouts."""
     from botocore.exceptions import BotoCoreError
 
@@ -397,7 +414,7 @@ def _read_sizing(config: EnvironmentConfig, source: str, passes: int) -> dict[st
         mwaa = MwaaClient(config.region, mwaa_client(config.region))
     except (BotoCoreError, ValueError) as exc:  # a report is posted whatever the AWS set-up
         return unavailable(explain_aws_error(exc), source)
-    return read_sizing(mwaa, source, passes=passes)
+    return read_sizing(mwaa, source, passes=passes, freeze_hops=freeze_hops)
 
 
 def _sizing_section(
@@ -422,7 +439,7 @@ def _sizing_section(
         reader = _read_sizing
     if reader is None:
         return unavailable("no sizing reader for this live state", source, skipped=True)
-    return reader(config, source, 2 if plan.two_pass else 1)
+    return reader(config, source, 2 if plan.two_pass else 1, plan.freeze_hop_texts())
 
 
 def _verdict(

@@ -11,7 +11,7 @@ on without the estimate, they never fail because of it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +158,7 @@ def sizing_section(
     passes: int = 2,
     drain_timeout_s: float | None = None,
     rates: sizing.Rates | None = None,
+    freeze_hops: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The ``sizing`` section of the dry run and the report: ``status`` estimated or unavailable."""
     if not counts.available:
@@ -171,6 +172,7 @@ def sizing_section(
             drain_timeout_s=drain_timeout_s,
             pause_calls=counts.pause_calls,
             unpause_calls=counts.unpause_calls,
+            freeze_hops=freeze_hops,
         )
     except (OSError, ValueError, KeyError) as exc:  # the packaged rates are broken
         return unavailable(f"the measured rates could not be read: {exc}", counts.environment, counts.errors)
@@ -205,10 +207,11 @@ def read_sizing(
     *,
     passes: int = 2,
     drain_timeout_s: float | None = None,
+    freeze_hops: Sequence[str] = (),
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Count ``environment``'s rows and estimate: the ``sizing`` section. Never raises."""
     api = AirflowApi(mwaa, environment, retries=RETRIES, sleep=sleep)
     counts = count_source(api, sleep=sleep, clock=clock)
-    return sizing_section(counts, passes=passes, drain_timeout_s=drain_timeout_s)
+    return sizing_section(counts, passes=passes, drain_timeout_s=drain_timeout_s, freeze_hops=freeze_hops)

@@ -169,7 +169,7 @@ RATES = parse_rates(
 def stub_sizing(calls: list | None = None):
     """A sizing reader over fixed counts (what workflows.sizing reads through InvokeRestApi)."""
 
-    def read(config, source: str, passes: int) -> dict:
+    def read(config, source: str, passes: int, freeze_hops: tuple[str, ...] = ()) -> dict:
         if calls is not None:
             calls.append((source, passes))
         tables = [
@@ -188,7 +188,7 @@ def stub_sizing(calls: list | None = None):
             TableCount("trigger", None, False, "not counted: no REST endpoint lists it"),
         ]
         counts = SourceCounts(source, tables, dags=45, requests=9)
-        return sizing_section(counts, passes=passes, rates=RATES)
+        return sizing_section(counts, passes=passes, rates=RATES, freeze_hops=freeze_hops)
 
     return read
 
@@ -257,7 +257,9 @@ def test_minor_upgrade_is_a_two_pass_cutover(history: Path) -> None:
     check_golden("upgrade-2.9.2-to-2.10.3.md", render_markdown(data))
 
 
-def test_major_upgrade_goes_through_2_11_in_a_single_pass(history: Path) -> None:
+def test_major_upgrade_goes_through_2_11_in_two_passes_with_the_major_hop_in_the_freeze(
+    history: Path,
+) -> None:
     repo = checkout(history, "pr2")
     report = build_report(
         open_workspace("demo", repo),
@@ -272,8 +274,9 @@ def test_major_upgrade_goes_through_2_11_in_a_single_pass(history: Path) -> None
     decision = data["decision"]
     assert decision["strategy"] == "cutover"
     assert [h["to_version"] for h in decision["path"]["hops"]] == ["2.10.3", "2.11.2", "3.3.1"]
-    assert decision["path"]["two_pass"] is False
-    assert decision["downtime"]["class"] == "single-pass-freeze"
+    assert decision["path"]["two_pass"] is True and decision["path"]["freeze_hops"] == 1
+    assert decision["downtime"]["class"] == "freeze-with-hop"
+    assert "2.11.2 → 3.3.1" in decision["downtime"]["short"]
     assert decision["next_phase"] == "clone-blue"  # green is active
     assert {c["key"] for c in data["changes"]["settings"]} == {"airflow_version", "min_workers"}
     checks = {c["name"]: c for c in data["checks"]}

@@ -123,7 +123,11 @@ class FakeAirflow:
     def __init__(self, world: World, name: str, dags: dict[str, bool]) -> None:
         self.world = world
         self.name = name
-        self.dags = {d: {"dag_id": d, "is_paused": p, "is_active": True} for d, p in dags.items()}
+        self.dags = {
+            d: {"dag_id": d, "is_paused": p, "is_active": True, "fileloc": f"/usr/local/airflow/dags/{d}.py"}
+            for d, p in dags.items()
+        }
+        self.import_errors: list[dict[str, Any]] = []  # what /importErrors lists
         self.history: list[str] = []
         self.marker: str | None = None  # the restore marker: the prefix of the backup restored last
         self.variables: dict[str, str] = {}  # other variables the tool sets (the hold)
@@ -191,7 +195,7 @@ class FakeAirflow:
         self._parse()
         self.requests.append((method, path))
         if path == "/importErrors":
-            return 200, {"import_errors": [], "total_entries": 0}
+            return 200, {"import_errors": list(self.import_errors), "total_entries": len(self.import_errors)}
         if method == "GET" and path == "/health":  # Airflow 2's; the runner compares with the wall clock
             beat = datetime.now(UTC) - timedelta(minutes=10 if self.scheduler_down else 0)
             status = "unhealthy" if self.scheduler_down else "healthy"
@@ -217,7 +221,8 @@ class FakeAirflow:
             return 204, None
         if method == "GET" and path == "/dags":
             page, total = self._page(self._listed(query), query)
-            return 200, {"dags": [dict(d) for d in page], "total_entries": total}
+            parsed = datetime.now(UTC).isoformat()  # the DAG processor parses all the time
+            return 200, {"dags": [{**d, "last_parsed_time": parsed} for d in page], "total_entries": total}
         if method == "PATCH" and path == "/dags":  # Airflow 2's patch_dags: one page of the matches
             assert query.get("update_mask") == "is_paused" and query.get("dag_id_pattern")
             if self.before_patch is not None:
@@ -582,8 +587,8 @@ def world() -> World:
 
 def _cutover(ws, world: World, **options: Any) -> Cutover:
     clock = Clock()
+    options.setdefault("to", "2.10.3")
     opts = CutoverOptions(
-        to="2.10.3",
         engine="api",
         poll_interval=30,
         health_minutes=1,
@@ -673,6 +678,13 @@ def test_the_step_list_is_data_with_phases() -> None:
     assert SINGLE_PASS.index(Step.PAUSE_SOURCE) < SINGLE_PASS.index(Step.CREATE_TARGET)
     assert Step.BACKUP_P2 not in SINGLE_PASS and Step.BACKUP_P1 in PER_ATTEMPT_STEPS
     assert redone_after_abort(Step.BACKUP_P2) and not redone_after_abort(Step.BACKUP_P1)
+    major = flow(history=True, two_pass=True, hops=["2.11.2", "3.3.1"], freeze_hops=1)
+    assert "target-hop-1-2.11.2" in major and "freeze-hop-2-3.3.1" in major
+    assert major.index("freeze-hop-2-3.3.1") == major.index(Step.VERIFY_RESTORE_P2) + 1
+    assert stage_of("freeze-hop-2-3.3.1") is Stage.FREEZE and redone_after_abort("freeze-hop-2-3.3.1")
+    assert [stage_of(s) for s in major] == sorted(
+        (stage_of(s) for s in major), key=[Stage.BEFORE_FREEZE, Stage.FREEZE, Stage.AFTER].index
+    )
     assert flow(history=False) == [
         Step.PREFLIGHT,
         Step.TARGET_REQUIREMENTS,
@@ -680,6 +692,7 @@ def test_the_step_list_is_data_with_phases() -> None:
         Step.HEALTH_TARGET,
         Step.HEALTH_GATE_TARGET,
         *FREEZE_STEPS,
+        Step.CHECK_TARGET,
         Step.GO_LIVE,
         Step.RETIRE_DR_DAGS,
     ]
@@ -1212,3 +1225,125 @@ def test_500_dags_a_pause_killed_half_way_resumes_with_what_is_still_unpaused(ws
     assert not [d for d, paused in source.flips if not paused and d not in dr.MWAA_IAC_DAG_IDS]
     assert source.paused() == dict.fromkeys(dags, True)
     assert world.envs[TARGET].airflow.paused() == {d: d not in live for d in dags}
+
+
+# -- 2 → 3 in two passes: the major hop inside the freeze (issue 24) --------------------------------------
+
+MAJOR = flow(history=True, two_pass=True, hops=["2.11.2", "3.3.1"], freeze_hops=1)
+
+
+def _assert_live_on_3(ws, world: World) -> None:
+    source, target = world.envs[SOURCE].airflow, world.envs[TARGET].airflow
+    assert target.paused() == {"etl_orders": False, "report_daily": False, "owner_paused": True}
+    assert source.paused() == {"etl_orders": True, "report_daily": True, "owner_paused": True}
+    assert world.routing[-1] == TARGET and world.envs[TARGET].updates == ["2.11.2", "3.3.1"]
+    assert world.envs[TARGET].version == "3.3.1" and ws.load().deployment.green == "3.3.1"
+    assert target.history == source.history
+    assert _outcome(_journal(ws)) == "succeeded"
+
+
+def test_two_passes_into_3_upgrade_to_2_11_before_the_freeze_and_to_3_inside_it(ws, world) -> None:
+    report = _run(ws, world, to="3.3.1")
+    journal = _journal(ws)
+    assert _steps(journal) == MAJOR
+    _assert_live_on_3(ws, world)
+    assert report["passes"] == 2
+    freeze = list(report["freeze_steps_s"])
+    # the freeze: pause, drain, pass 2 into 2.11.2, the hop to 3.3.1, the gate, go-live — no clone
+    assert freeze[0] == Step.PAUSE_SOURCE and "freeze-hop-2-3.3.1" in freeze
+    assert Step.CREATE_TARGET not in freeze and "target-hop-1-2.11.2" not in freeze
+    assert (
+        freeze.index(Step.VERIFY_RESTORE_P2)
+        < freeze.index("freeze-hop-2-3.3.1")
+        < freeze.index(Step.CHECK_TARGET)
+    )
+    # pass 2 restored into the target while it ran 2.11.2 (the copy restores only into 2.x)
+    hop_started = next(e["at"] for e in journal.entries if e.get("step") == "freeze-hop-2-3.3.1")
+    restored = next(e["at"] for e in journal.entries if _is_done(e, Step.RESTORE_P2))
+    assert restored < hop_started
+
+
+@pytest.mark.parametrize("step", MAJOR)
+def test_two_passes_into_3_killed_inside_each_step_resume_to_the_end(ws, world, step) -> None:
+    world.fail_in, world.kill = step, True
+    with pytest.raises(Killed):
+        _run(ws, world, to="3.3.1")
+    _run(ws, world, resume=True, to="3.3.1")
+    journal = _journal(ws)
+    assert _steps(journal) == MAJOR
+    assert all(_done_count(journal, s) == 1 for s in MAJOR if s not in PARENT)
+    _assert_live_on_3(ws, world)
+
+
+@pytest.mark.parametrize("step", MAJOR)
+def test_two_passes_into_3_failure_at_each_step_then_resume_completes(ws, world, step) -> None:
+    """A failure before the hop into 3.x gives scheduling back (pass 2 and the hop run again on
+    --resume); a failure after it holds the freeze (the 3.x target cannot take pass 2 again) and
+    --resume goes on to go-live."""
+    world.fail_in = step
+    with pytest.raises(Injected) as caught:
+        _run(ws, world, to="3.3.1")
+    hint = caught.value.hint or ""
+    hop = MAJOR.index("freeze-hop-2-3.3.1")
+    index = MAJOR.index(step)
+    if MAJOR.index(Step.PAUSE_SOURCE) <= index <= hop:
+        assert "the freeze was aborted" in hint and world.envs[SOURCE].airflow.paused() == USER_DAGS
+    elif hop < index and stage_of(step) is Stage.FREEZE:
+        assert "the freeze holds" in hint and "--resume" in hint and "cleanup" in hint
+        assert world.envs[SOURCE].airflow.paused() == dict.fromkeys(USER_DAGS, True)
+        assert world.envs[TARGET].version == "3.3.1" and TARGET not in world.routing
+    _run(ws, world, resume=True, to="3.3.1")
+    journal = _journal(ws)
+    assert _steps(journal) == MAJOR
+    assert world.envs[TARGET].updates.count("3.3.1") == 1  # the hop into 3.x is never taken twice
+    _assert_live_on_3(ws, world)
+
+
+@pytest.mark.parametrize("way_on", ["fixed", "accepted"])
+def test_a_dag_that_fails_to_import_on_the_target_stops_go_live_until_fixed_or_accepted(
+    ws, world, way_on
+) -> None:
+    target_errors = []
+
+    def breaks_on_3(env: FakeEnvironment) -> None:
+        env.airflow.import_errors = target_errors
+
+    world.fail_in = None
+    original = FakeMwaa.update_environment
+
+    def update(self, name: str, **fields: Any) -> str:
+        arn = original(self, name, **fields)
+        if fields["AirflowVersion"] == "3.3.1":
+            breaks_on_3(self._env(name))
+        return arn
+
+    FakeMwaa.update_environment = update  # type: ignore[method-assign]
+    try:
+        target_errors.append(
+            {
+                "filename": "/usr/local/airflow/dags/report_daily.py",
+                "stack_trace": "Traceback\nImportError: no Dataset",
+            }
+        )
+        with pytest.raises(CutoverError) as caught:
+            _run(ws, world, to="3.3.1")
+        assert "report_daily: ImportError: no Dataset" in caught.value.message
+        assert "--accept-import-errors" in (caught.value.hint or "")
+        # the freeze holds: nothing of it is given back, the target not live
+        assert world.envs[SOURCE].airflow.paused() == dict.fromkeys(USER_DAGS, True)
+        assert TARGET not in world.routing
+        # still failing: --resume stops at the same gate; accepted: goes live
+        with pytest.raises(CutoverError):
+            _run(ws, world, resume=True, to="3.3.1")
+        if way_on == "fixed":  # the DAG file fixed in the shared folder: the gate passes
+            target_errors.clear()
+            _run(ws, world, resume=True, to="3.3.1")
+            assert _journal(ws).data(Step.CHECK_TARGET)["result"]["failing"] == {}
+        else:
+            _run(ws, world, resume=True, to="3.3.1", accept_import_errors=True)
+            assert _journal(ws).data(Step.CHECK_TARGET)["result"]["failing"] == {
+                "report_daily": "ImportError: no Dataset"
+            }
+        _assert_live_on_3(ws, world)
+    finally:
+        FakeMwaa.update_environment = original  # type: ignore[method-assign]

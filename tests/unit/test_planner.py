@@ -78,10 +78,27 @@ def test_cutover_clones_at_source_then_upgrades_and_is_two_pass() -> None:
     assert plan.history_carried and plan.two_pass
 
 
-def test_cutover_to_3_is_single_pass() -> None:
+def test_cutover_to_3_is_two_passes_via_2_11_with_the_major_hop_inside_the_freeze() -> None:
     plan = plan_path("2.10.3", "3.3.1", Strategy.CUTOVER, TODAY)
-    assert plan.history_carried and plan.two_pass is False
-    assert any("single pass" in n for n in plan.notes)
+    assert plan.history_carried and plan.two_pass is True
+    assert _hops(plan) == [
+        ("new-environment", "2.10.3", "2.10.3"),
+        ("in-place", "2.10.3", "2.11.2"),
+        ("in-place", "2.11.2", "3.3.1"),
+    ]
+    # pass 2 restores into 2.11.2 (the copy's last version); the hop into 3.x is in the freeze
+    assert plan.freeze_hops == 1 and plan.pass2_version == "2.11.2"
+    assert "before the freeze" in plan.hops[1].reason and "inside the freeze" in plan.hops[2].reason
+    assert any(n.startswith("two passes via 2.11.2") for n in plan.notes)
+    # from the latest 2.11 itself: the target is created at 2.11.2, the only hop is in the freeze
+    direct = plan_path("2.11.2", "3.3.1", Strategy.CUTOVER, TODAY)
+    assert direct.two_pass and direct.freeze_hops == 1 and direct.pass2_version == "2.11.2"
+    # a 2.x minor upgrade: every hop before the freeze
+    minor = plan_path("2.9.2", "2.10.3", Strategy.CUTOVER, TODAY)
+    assert minor.two_pass and minor.freeze_hops == 0 and minor.pass2_version == "2.10.3"
+    # a downgrade stays a single pass (no second restore from the newer schema)
+    down = plan_path("2.10.3", "2.9.2", Strategy.CUTOVER, TODAY)
+    assert down.two_pass is False and down.freeze_hops == 0
 
 
 def test_cutover_from_3_requires_no_history() -> None:

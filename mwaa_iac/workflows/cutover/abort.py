@@ -8,7 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 from mwaa_iac.adapters.airflow_api import AirflowApi
-from mwaa_iac.core.cutover_steps import COPY_STEPS, FREEZE_STEPS, PASS_2, Step, redone_after_abort
+from mwaa_iac.core.cutover_steps import (
+    COPY_STEPS,
+    FREEZE_STEPS,
+    PASS_2,
+    Step,
+    is_freeze_hop,
+    redone_after_abort,
+)
 from mwaa_iac.errors import MwaaIacError
 from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.cutover.context import Context
@@ -38,6 +45,12 @@ class Abort:
         live = journal.state(Step.GO_LIVE) == "done"
         if not freeze_begun(journal) or live:
             explain(error, self.state_text(live))
+            return
+        if upgraded_in_freeze(journal):
+            # The target is past an upgrade inside the freeze (into 3.x): pass 2 cannot be taken into
+            # it again, so giving scheduling back would strand it. The freeze holds for --resume.
+            ctx.emit(event(EventKind.FREEZE_HELD, environment=ctx.source, target=ctx.target))
+            explain(error, self.held_text())
             return
         half_done_go_live = go_live_half_done(journal)
         undo = give_back(
@@ -143,6 +156,18 @@ class Abort:
             f"DAG(s) unpaused){undone}; {target}. " + self.next_text(resume)
         )
 
+    def held_text(self) -> str:
+        """A failure after the target's upgrade inside the freeze: the freeze holds."""
+        ctx = self.ctx
+        version = ctx.mwaa.get_environment(ctx.target).get("AirflowVersion", ctx.to_version)
+        return (
+            f"state: the freeze holds: {ctx.source}'s DAGs stay paused; {ctx.target} runs Airflow {version} "
+            f"with {ctx.source}'s history up to the freeze and is not live (a copy cannot be taken into "
+            f"{version} again, so scheduling is not given back on its own). Fix the cause and "
+            f"`mwaa-iac cutover --resume` continues to go-live; `mwaa-iac cleanup` gives scheduling back "
+            f"to {ctx.source} and deletes {ctx.target} (a cutover then starts over)"
+        )
+
     def next_text(self, resume: str) -> str:
         """What the user can do next: resume (saying what that does) or abandon."""
         ctx = self.ctx
@@ -166,6 +191,17 @@ def freeze_begun(journal: Journal) -> bool:
     """The source's DAGs are (being) paused: pause-source started or done, and not undone since."""
     last = _last(journal, Step.PAUSE_SOURCE)
     return last is not None and not last.get("data", {}).get("aborted")
+
+
+def upgraded_in_freeze(journal: Journal) -> bool:
+    """Whether the target was (or may have been) upgraded inside the freeze: a freeze hop done, or
+    issued and not known to have failed (MWAA rolled a failed update back: it may be taken again)."""
+    for step in dict.fromkeys(e.get("step", "") for e in journal.entries):
+        if not is_freeze_hop(step):
+            continue
+        if journal.state(step) == "done" or journal.data(step).get("update_issued"):
+            return True
+    return False
 
 
 def go_live_half_done(journal: Journal) -> bool:

@@ -40,6 +40,8 @@ class CutoverOptions(UpgradeOptions):
     run_timeout_seconds: float = 3 * 3600.0
     run_poll_seconds: float = 5.0
     import_error_grace_seconds: float = 60.0
+    # Go-live even when DAGs recorded unpaused on the source fail to import on the target.
+    accept_import_errors: bool = False
     probe_timeout_seconds: float = 900.0
     # After go-live: how long no DR DAG record may come back on the new live colour (its DAG folder
     # sync, 30 s on MWAA, and a parse in progress) before retire-dr-dags is done.

@@ -15,6 +15,8 @@ from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.core.config import Color, Deployment
 from mwaa_iac.core.cutover_steps import (
     COPY_STEPS,
+    FREEZE_HOP_PREFIX,
+    HOP_PREFIX,
     PARENT,
     PASS_1,
     PASS_2,
@@ -194,8 +196,11 @@ class Cutover:
         plan = ctx.step(Step.PREFLIGHT, self.planning.preflight_step)
         history, two_pass = plan["history"], plan["two_pass"]
         hops = [Hop(HopKind(k), f, t, r) for k, f, t, r in plan["hops"] if k == str(HopKind.IN_PLACE)]
-        steps = flow(history=history, two_pass=two_pass, hops=[h.to_version for h in hops])
-        actions, own = self._actions(plan, hops), self._self_journaled(hops)
+        freeze_hops = plan.get("freeze_hops", 0) if two_pass else 0
+        steps = flow(
+            history=history, two_pass=two_pass, hops=[h.to_version for h in hops], freeze_hops=freeze_hops
+        )
+        actions, own = self._actions(plan, hops), self._self_journaled(hops, freeze_hops)
         index = 0
         while index < len(steps):
             name = steps[index]
@@ -232,6 +237,7 @@ class Cutover:
             Step.RECORD_DAGS: freeze.record_unpaused,
             Step.PAUSE_SOURCE: freeze.pause_source,
             Step.DRAIN_SOURCE: freeze.drain,
+            Step.CHECK_TARGET: target.check_imports,
             Step.GO_LIVE: freeze.go_live,
             Step.RETIRE_DR_DAGS: copy.retire_dr_dags,
         }
@@ -243,12 +249,16 @@ class Cutover:
             actions[verify_restore] = lambda label=label: copy.verify_restore(label)
         return actions
 
-    def _self_journaled(self, hops: list[Hop]) -> dict[str, Callable[[], Any]]:
-        """Steps that journal themselves: the target's in-place hops (the upgrade machinery)."""
-        return {
-            hop_step(index, hop.to_version): (lambda index=index, hop=hop: self.target.hop(index, hop))
-            for index, hop in enumerate(hops, 1)
-        }
+    def _self_journaled(self, hops: list[Hop], freeze_hops: int) -> dict[str, Callable[[], Any]]:
+        """Steps that journal themselves: the target's in-place hops (the upgrade machinery); the
+        last ``freeze_hops`` run inside the freeze."""
+        own: dict[str, Callable[[], Any]] = {}
+        for index, hop in enumerate(hops, 1):
+            prefix = FREEZE_HOP_PREFIX if index > len(hops) - freeze_hops else HOP_PREFIX
+            own[hop_step(index, hop.to_version, prefix)] = lambda index=index, hop=hop, prefix=prefix: (
+                self.target.hop(index, hop, prefix)
+            )
+        return own
 
     # -- report ------------------------------------------------------------------------------------
 

@@ -35,7 +35,9 @@ class Freeze:
             if not d.get("is_paused") and d["dag_id"] not in dr.MWAA_IAC_DAG_IDS
         ]
         ctx.emit(event(EventKind.FREEZE_RECORDED, dags=dags))
-        return {"dags": sorted(dags)}
+        # Each DAG's file: go-live's gate finds the target's import errors by it.
+        files = {d["dag_id"]: d["fileloc"] for d in self._listing if d["dag_id"] in dags and d.get("fileloc")}
+        return {"dags": sorted(dags), "files": files}
 
     def pause_source(self) -> dict[str, Any]:
         """Pause the recorded DAGs in a few calls (AirflowApi.set_paused_many: patterns that select

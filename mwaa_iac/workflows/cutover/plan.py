@@ -100,6 +100,7 @@ class Planning:
             "hops": [[str(h.kind), h.from_version, h.to_version, h.reason] for h in plan.hops],
             "history": bool(plan.history_carried),
             "two_pass": two_pass,
+            "freeze_hops": plan.freeze_hops if two_pass else 0,
         }
         if plan.history_carried:
             result["probe"] = self.probe_source(dr.factory_for(plan.from_version))
@@ -157,6 +158,14 @@ class Planning:
                     "are unpaused (seconds to minutes); nothing is copied"
                 ),
             )
+        elif two_pass and plan.freeze_hops:
+            passes, freeze = (
+                2,
+                (
+                    f"pass 2 (what changed) and the in-place upgrade {', '.join(plan.freeze_hop_texts())} "
+                    "(on AWS up to about two hours; the rehearsal measures it)"
+                ),
+            )
         elif two_pass:
             passes, freeze = 2, "pass 2 only (minutes)"
         else:
@@ -189,6 +198,7 @@ class Planning:
             self.ctx.source,
             passes=2 if two_pass else 1,
             drain_timeout_s=self.ctx.options.drain_timeout_seconds,
+            freeze_hops=plan.freeze_hop_texts() if two_pass else (),
             sleep=self.ctx.sleep,
             clock=self.ctx.clock,
         )

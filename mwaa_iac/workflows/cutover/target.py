@@ -4,9 +4,10 @@ its execution role, its in-place hops and its health gate."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from mwaa_iac.core.cutover_steps import HOP_PREFIX, Step
+from mwaa_iac.core.cutover_steps import HOP_PREFIX, Step, is_freeze_hop
 from mwaa_iac.core.findings import Finding
 from mwaa_iac.core.planner import Hop
 from mwaa_iac.core.status import Outcome
@@ -162,14 +163,114 @@ class Target:
             owns_journal=False,
         )
 
-    def hop(self, index: int, hop: Hop) -> dict[str, Any]:
-        """The ``index``-th in-place hop of the target (journal step ``target-hop-<n>-<version>``,
-        journaled by the upgrade machinery itself)."""
+    def hop(self, index: int, hop: Hop, prefix: str = HOP_PREFIX) -> dict[str, Any]:
+        """The ``index``-th in-place hop of the target (journal step ``<prefix>-<n>-<version>``:
+        ``target-hop`` before the freeze, ``freeze-hop`` inside it; journaled by the upgrade
+        machinery itself)."""
         upgrade = self._upgrade()
-        done = upgrade.run_hop(self.ctx.journal, index, hop, HOP_PREFIX)
+        done = upgrade.run_hop(self.ctx.journal, index, hop, prefix)
         self.ctx.config = upgrade.config
         return done
 
     def health(self) -> dict[str, Any]:
         self._upgrade().health_gate(self.ctx.journal, step=Step.HEALTH_GATE_TARGET)
         return {"minutes": self.ctx.options.health_minutes}
+
+    # -- the go-live gate --------------------------------------------------------------------------
+
+    def check_imports(self) -> dict[str, Any]:
+        """Before go-live: every DAG recorded unpaused on the source is parsed by the target, and
+        none of their files fails to import there (Airflow's importErrors). After an upgrade inside
+        the freeze (into 3.x) the target's DAG processor has parsed every file again first: a DAG
+        counts once its ``last_parsed_time`` is after that upgrade. Waits up to the DAG timeout for
+        the parse; refuses go-live on a failing or unparsed DAG unless --accept-import-errors."""
+        ctx = self.ctx
+        recorded = ctx.result(Step.RECORD_DAGS)
+        dags: list[str] = recorded.get("dags", [])
+        files: dict[str, str] = recorded.get("files", {})
+        since = self._upgraded_in_freeze_at()
+        version = ctx.mwaa.get_environment(ctx.target).get("AirflowVersion", ctx.to_version)
+        api = ctx.api(ctx.target)
+        start = ctx.clock()
+        while True:
+            errors = import_failures(api.import_errors(), files)
+            listed = {d["dag_id"]: d for d in api.list_dags()}
+            unparsed = [d for d in dags if d not in errors and not parsed_since(listed.get(d), since)]
+            waited = round(ctx.clock() - start, 1)
+            if not unparsed or waited > ctx.options.dag_timeout_seconds:
+                break
+            ctx.emit(
+                event(
+                    EventKind.TARGET_PARSING,
+                    environment=ctx.target,
+                    waiting_for=unparsed[:5],
+                    count=len(unparsed),
+                    waited_s=waited,
+                )
+            )
+            ctx.sleep(ctx.options.run_poll_seconds)
+        failing = {d: errors[d] for d in dags if d in errors}
+        result = {"dags": len(dags), "failing": failing, "unparsed": unparsed, "waited_s": waited}
+        if not failing and not unparsed:
+            ctx.emit(event(EventKind.TARGET_CHECKED, environment=ctx.target, dags=len(dags), waited_s=waited))
+            return result
+        listed_text = "; ".join(
+            [f"{d}: {why}" for d, why in sorted(failing.items())[:10]]
+            + [f"{d}: not parsed within {waited:.0f} s" for d in unparsed[:10]]
+        )
+        if ctx.options.accept_import_errors:
+            ctx.emit(
+                event(
+                    EventKind.TARGET_IMPORT_ERRORS_ACCEPTED,
+                    environment=ctx.target,
+                    failing=failing,
+                    unparsed=unparsed,
+                )
+            )
+            return {**result, "accepted": True}
+        count = len(failing) + len(unparsed)
+        raise CutoverError(
+            f"{count} DAG(s) unpaused on {ctx.source} would not run on {ctx.target} "
+            f"(Airflow {version}): {listed_text}",
+            hint="fix the DAG files (the rehearsal and `mwaa-iac check dags --import --to "
+            f"{ctx.to_version}` show the same errors) and rerun with --resume, or rerun with --resume "
+            "--accept-import-errors to go live with them failing",
+        )
+
+    def _upgraded_in_freeze_at(self) -> float | None:
+        """When the last upgrade inside the freeze finished (journal time), or None."""
+        journal = self.ctx.journal
+        done = [e for e in journal.entries if is_freeze_hop(e.get("step", "")) and e.get("event") == "done"]
+        return done[-1]["at"] if done else None
+
+
+def import_failures(errors: list[dict[str, Any]], files: dict[str, str]) -> dict[str, str]:
+    """The recorded DAGs whose file is in Airflow's importErrors: ``{dag_id: last line of the error}``.
+    ``files``: each DAG's file as the source has it (its ``fileloc``); an error's ``filename`` is the
+    absolute path, or (Airflow 3.2+) the path relative to the DAG folder: compared below it."""
+    failing: dict[str, str] = {}
+    by_file = {dag_relative(str(e.get("filename", ""))): e for e in errors}
+    for dag_id, fileloc in files.items():
+        error = by_file.get(dag_relative(fileloc))
+        if error is not None:
+            lines = str(error.get("stack_trace", "")).strip().splitlines()
+            failing[dag_id] = (lines[-1] if lines else "import error")[:300]
+    return failing
+
+
+def dag_relative(path: str) -> str:
+    """A DAG file's path below the DAG folder (``.../dags/a/b.py`` → ``a/b.py``); a relative path as it is."""
+    marker = "/dags/"
+    return path.split(marker, 1)[1] if marker in path else path.lstrip("/")
+
+
+def parsed_since(dag: dict[str, Any] | None, since: float | None) -> bool:
+    """Whether the target lists ``dag`` as active and (after an upgrade at ``since``) parsed it since."""
+    if dag is None or dag.get("is_active") is False:
+        return False
+    if since is None:
+        return True
+    parsed = dag.get("last_parsed_time")
+    if not parsed:
+        return False
+    return datetime.fromisoformat(str(parsed).replace("Z", "+00:00")).timestamp() >= since
