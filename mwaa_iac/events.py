@@ -72,6 +72,13 @@ class EventKind(StrEnum):
     FREEZE_DRAINED = "freeze.drained"
     FREEZE_DRAIN_FORCED = "freeze.drain_forced"
     FREEZE_HELD = "freeze.held"
+    FREEZE_ESTIMATE = "freeze.estimate"
+    REHEARSAL_CREATING = "rehearsal.creating"
+    REHEARSAL_HOP = "rehearsal.hop"
+    REHEARSAL_HOP_DONE = "rehearsal.hop_done"
+    REHEARSAL_CHECKED = "rehearsal.checked"
+    REHEARSAL_KEPT = "rehearsal.kept"
+    REHEARSAL_DELETED = "rehearsal.deleted"
     FREEZE_ABORTED = "freeze.aborted"
     FREEZE_ABORT_FAILED = "freeze.abort_failed"
     FREEZE_TARGET_DRAINED = "freeze.target_drained"
@@ -314,6 +321,31 @@ DECLARED: dict[EventKind, Declared] = {
     K.FREEZE_DRAIN_FORCED: Declared(
         "--force-drain: continuing with task instances still executing", ("environment", "may_run_twice")
     ),
+    K.FREEZE_ESTIMATE: Declared(
+        "before the freeze: its estimate from the rehearsal (upgrade and parse; pass 2 comes on top)",
+        ("seconds", "upgrade_s", "parse_s", "max_freeze_minutes"),
+    ),
+    K.REHEARSAL_CREATING: Declared(
+        "the rehearsal environment is being created like the target", ("environment", "version")
+    ),
+    K.REHEARSAL_HOP: Declared(
+        "the rehearsal is upgraded in place as the freeze will do it", ("environment", "to")
+    ),
+    K.REHEARSAL_HOP_DONE: Declared(
+        "the rehearsal's upgrade finished",
+        ("environment", "seconds", "hops"),
+        notes={"hops": "each with from, to, seconds and statuses_s (seconds in each MWAA status)"},
+    ),
+    K.REHEARSAL_CHECKED: Declared(
+        "the upgraded rehearsal was checked: DAG import errors and the history per table",
+        ("environment", "failing", "unparsed", "import_errors", "history"),
+        ("dag_run",),
+        notes={"failing": "DAGs unpaused on the source that fail to import: their error's last line"},
+    ),
+    K.REHEARSAL_KEPT: Declared(
+        "--keep-rehearsal: the rehearsal stays (cleanup deletes it)", ("environment",)
+    ),
+    K.REHEARSAL_DELETED: Declared("the rehearsal environment's deletion was requested", ("environment",)),
     K.FREEZE_HELD: Declared(
         "a step failed after the target's upgrade inside the freeze: the source stays paused for --resume",
         ("environment", "target"),
@@ -447,9 +479,16 @@ DECLARED: dict[EventKind, Declared] = {
             "dag_files_removed",
             "backups_deleted",
         ),
-        ("abandoned_cutover", "unpaused_on_source", "repaused_on_target", "may_run_twice"),
+        (
+            "abandoned_cutover",
+            "unpaused_on_source",
+            "repaused_on_target",
+            "may_run_twice",
+            "rehearsal_deleted",
+        ),
         notes={
             "abandoned_cutover": "the run id of an unfinished cutover it ended",
+            "rehearsal_deleted": "a cutover's rehearsal environment left behind (--keep-rehearsal, a stop)",
             "unpaused_on_source": "when that cutover's freeze was undone first",
         },
         summary=True,

@@ -61,6 +61,36 @@ def cutover(
     no_history: Annotated[
         bool, typer.Option("--no-history", help="New environment without run history.")
     ] = False,
+    no_rehearsal: Annotated[
+        bool,
+        typer.Option(
+            "--no-rehearsal",
+            help="2 → 3: skip the rehearsal (a temporary third environment restored from pass 1 and "
+            "upgraded to 3.x before the freeze, which measures the upgrade and lists the DAGs that fail "
+            "on 3.x); the freeze's length is then not known in advance.",
+        ),
+    ] = False,
+    keep_rehearsal: Annotated[
+        bool,
+        typer.Option(
+            "--keep-rehearsal", help="Keep the rehearsal environment to inspect it (cleanup deletes it)."
+        ),
+    ] = False,
+    rehearsal_dag: Annotated[
+        str | None,
+        typer.Option(
+            "--rehearsal-dag",
+            metavar="DAG_ID",
+            help="Run this DAG once on the upgraded rehearsal (unpaused for the run; its tasks really run).",
+        ),
+    ] = None,
+    max_freeze_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--max-freeze-minutes",
+            help="Refuse to start a freeze the rehearsal estimates longer than this (nothing is paused).",
+        ),
+    ] = None,
     force_drain: Annotated[
         bool,
         typer.Option(
@@ -112,6 +142,10 @@ def cutover(
         single_pass=single_pass,
         accept_import_errors=accept_import_errors,
         no_history=no_history,
+        no_rehearsal=no_rehearsal,
+        keep_rehearsal=keep_rehearsal,
+        rehearsal_dag=rehearsal_dag,
+        max_freeze_minutes=max_freeze_minutes,
         force_drain=force_drain,
         drain_timeout_seconds=drain_minutes * 60,
         run_poll_seconds=run_poll,

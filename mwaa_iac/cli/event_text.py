@@ -35,6 +35,15 @@ TEMPLATES: dict[EventKind, str] = {
     K.TERRAFORM_IMPORTED: "[warning]{name} existed but was not in Terraform's state: imported[/]",
     K.TARGET_CREATE_ENVIRONMENT: "CreateEnvironment {name} at Airflow {version}",
     K.TARGET_ROLE_CREATED: "created execution role {role} for {environment}",
+    K.FREEZE_ESTIMATE: (
+        "[key]freeze estimate[/]: about {seconds:duration} (the rehearsal's upgrade {upgrade_s} s and parse "
+        "{parse_s} s; pass 2 and the drain come on top)"
+    ),
+    K.REHEARSAL_CREATING: "creating the rehearsal {environment} at Airflow {version}",
+    K.REHEARSAL_HOP: "rehearsal: upgrading {environment} to {to} in place, as the freeze will",
+    K.REHEARSAL_HOP_DONE: "[success]the rehearsal's upgrade took {seconds:duration}[/]",
+    K.REHEARSAL_KEPT: "[warning]the rehearsal {environment} is kept; cleanup deletes it[/]",
+    K.REHEARSAL_DELETED: "the rehearsal {environment} is being deleted",
     K.TARGET_CHECKED: "[success]{environment} parses all {dags} recorded DAG(s)[/] (waited {waited_s} s)",
     K.FREEZE_HELD: (
         "[warning]the freeze holds: {target} was upgraded inside it; {environment}'s DAGs stay paused "
@@ -201,6 +210,20 @@ def _terraform_output(e: dict) -> str:
 def _backup(e: dict) -> str:
     detail = e.get("location") or e.get("reason") or e.get("environment")
     return f"{e['event'].replace('.', ' ')}: {detail}"
+
+
+@_line(K.REHEARSAL_CHECKED)
+def _rehearsal_checked(e: dict) -> str:
+    failing = sorted([*e["failing"], *e["unparsed"]])
+    lines = [
+        f"rehearsal checked: {len(failing)} unpaused DAG(s) fail on it"
+        + (f" ({escape(', '.join(failing[:10]))})" if failing else "")
+        + f"; {e['import_errors']} import error(s) in all"
+    ]
+    lines += [f"  history: {escape(h)}" for h in e["history"]]
+    if e.get("dag_run"):
+        lines.append(f"  {escape(e['dag_run']['dag_id'])}: {e['dag_run']['state']}")
+    return "\n".join(lines)
 
 
 @_line(K.TARGET_IMPORT_ERRORS_ACCEPTED)

@@ -29,6 +29,13 @@ class Step(StrEnum):
     DEPLOY_DR_P2 = "deploy-dr-p2"
     PARSE_DR_P2 = "parse-dr-p2"
     CLEANUP_TARGET_P2 = "cleanup-target-p2"  # earlier releases: emptied the target before pass 2
+    # The rehearsal of a freeze that holds an upgrade into 3.x, on a temporary third environment
+    REHEARSAL_CREATE = "rehearsal-create"  # created like the target, at the target's version (2.11)
+    REHEARSAL_RESTORE = "rehearsal-restore"  # pass 1's backup restored into it
+    REHEARSAL_HOP = "rehearsal-hop"  # upgraded in place as the freeze will do it, each status timed
+    REHEARSAL_CHECK = "rehearsal-check"  # the history arrived; the DAGs' import errors on 3.x
+    FREEZE_GATE = "freeze-gate"  # refuses the freeze: import errors, or longer than --max-freeze-minutes
+    REHEARSAL_DELETE = "rehearsal-delete"  # deleted once the gate passed (unless --keep-rehearsal)
     RECORD_DAGS = "record-dags"
     PAUSE_SOURCE = "pause-source"
     DRAIN_SOURCE = "drain-source"
@@ -80,6 +87,16 @@ P2_FREEZE_STEPS: tuple[Step, ...] = COPY_STEPS[PASS_2]
 # Steps of earlier releases that also ran inside the freeze (journals written by them may be resumed).
 LEGACY_FREEZE_PREFIXES: tuple[str, ...] = ("cleanup-target-p2-retry",)
 
+# The rehearsal, in order (before the freeze), and the gate that reads it.
+REHEARSAL_STEPS: tuple[Step, ...] = (
+    Step.REHEARSAL_CREATE,
+    Step.REHEARSAL_RESTORE,
+    Step.REHEARSAL_HOP,
+    Step.REHEARSAL_CHECK,
+    Step.FREEZE_GATE,
+    Step.REHEARSAL_DELETE,
+)
+
 # Steps journaled inside another step's action (the parent stays started while they run).
 PARENT: dict[Step, Step] = {Step.HEALTH_GATE_TARGET: Step.HEALTH_TARGET}
 
@@ -97,6 +114,7 @@ STAGES: dict[Step, Stage] = {
             Step.DEPLOY_DR_P2,
             Step.PARSE_DR_P2,
             Step.CLEANUP_TARGET_P2,
+            *REHEARSAL_STEPS,
         )
     },
     **{step: Stage.FREEZE for step in (*FREEZE_STEPS, *P2_FREEZE_STEPS, Step.CHECK_TARGET, Step.GO_LIVE)},
@@ -141,11 +159,17 @@ def redone_after_abort(name: str) -> bool:
 
 
 def flow(
-    *, history: bool = True, two_pass: bool = True, hops: Sequence[str] = (), freeze_hops: int = 0
+    *,
+    history: bool = True,
+    two_pass: bool = True,
+    hops: Sequence[str] = (),
+    freeze_hops: int = 0,
+    rehearsal: bool = False,
 ) -> list[str]:
     """The steps of a cutover in the order its journal first records them. ``hops``: the versions
     the target is upgraded to in place, in order (none when it is created at the target version);
-    the last ``freeze_hops`` of them run inside the freeze, after pass 2 (two passes into 3.x)."""
+    the last ``freeze_hops`` of them run inside the freeze, after pass 2 (two passes into 3.x), and
+    ``rehearsal`` rehearses them on a third environment before the freeze."""
     before = len(hops) - (freeze_hops if history and two_pass else 0)
     steps: list[str] = [Step.PREFLIGHT]
     if history:
@@ -159,8 +183,10 @@ def flow(
     steps += [hop_step(i, v) for i, v in enumerate(hops[:before], 1)]
     steps += [Step.HEALTH_TARGET, Step.HEALTH_GATE_TARGET]
     if history and two_pass:
-        steps += [Step.DEPLOY_DR_P2, Step.PARSE_DR_P2, *FREEZE_STEPS]
-        steps += COPY_STEPS[PASS_2]
+        steps += [Step.DEPLOY_DR_P2, Step.PARSE_DR_P2]
+        if rehearsal and freeze_hops:
+            steps += REHEARSAL_STEPS
+        steps += [*FREEZE_STEPS, *COPY_STEPS[PASS_2]]
         steps += [hop_step(i, v, FREEZE_HOP_PREFIX) for i, v in enumerate(hops[before:], before + 1)]
     if not history:
         steps += FREEZE_STEPS  # nothing froze yet: pause the source right before go-live

@@ -9,9 +9,11 @@ values; the busy workload's dataset DAGs do not import in 3.x, as a user's would
   Then ``mwaa-iac upgrade --to 2.11.2`` downgrades it in place (as MWAA allows from 3.x): the 3.x
   run and the history before it stay.
 - 3.0.6 and 3.2.1 environments are created through CreateEnvironment beside it and run a DAG.
-- ``cut3``: blue at 2.9.2; a single-pass ``mwaa-iac cutover --to 3.3.1``: the freeze, green created
-  at 2.9.2, the history copied, green upgraded in place 2.9.2 → 2.11.2 → 3.3.1 inside the freeze,
-  go-live on 3.3.1; green carries blue's frozen history; ``rollback`` gives scheduling back to blue.
+- ``cut3``: blue at 2.9.2; ``mwaa-iac cutover --to 3.3.1`` in two passes: green created at 2.9.2,
+  pass 1, green upgraded to 2.11.2 while blue runs; the freeze: pass 2 into 2.11.2, green's hop to
+  3.3.1 (killed before it and inside it, resumed), go-live's gate stopping on the dataset DAGs that
+  do not import on 3.x, ``--accept-import-errors``; green carries blue's frozen history; ``rollback``
+  gives scheduling back to blue.
 """
 
 from __future__ import annotations
@@ -198,29 +200,54 @@ def test_downgrade_from_3_3_to_2_11_in_place_keeps_the_history(local_stack: Loca
     assert problems == [], "\n".join(problems)
 
 
-def test_single_pass_cutover_2_9_to_3_3_carries_history_then_rollback(
+def test_two_pass_cutover_2_9_to_3_3_freezes_for_the_delta_and_one_hop_then_rollback(
     local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     setup = _deployment(local_stack, tmp_path_factory.mktemp("cut3"), "cut3", "2.9.2")
     blue, green = setup.source, "cut3-green"
     unpaused_before = {d for d, paused in _paused(blue).items() if not paused}
-    result = local_stack.cli(
+    args = (
         "cutover", "--env", "cut3", "--root", str(setup.root), "--to", TO, "--engine", "api", "--yes",
-        "--poll-interval", "1", "--run-poll", "1", "--health-minutes", "0", "--json",
+        "--poll-interval", "1", "--run-poll", "1", "--health-minutes", "0",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    events = _events(result.stdout)
-    report = events[-1]
+    # Killed between the delta (pass 2 verified, into green at 2.11.2) and the freeze's hop into 3.x.
+    code, events = local_stack.cli_until(
+        *args, stop_when=lambda e: e.get("event") == "step.done" and e.get("step") == "verify-restore-p2"
+    )
+    assert code == -9, local_stack.last_stderr
     hops = [e["to"] for e in events if e.get("event") == "hop.done"]
-    assert hops == ["2.11.2", TO], hops
-    assert report["passes"] == 1 and report["history_carried"] is True
-    # The single pass freezes before the copy: the target's creation, copy and upgrade are inside.
+    assert hops == ["2.11.2"], hops  # green went to 2.11 before the freeze, while blue ran
+    assert local_stack.environment(green)["airflow_version"] == "2.11.2"
+    frozen = fingerprint(local_stack.state_dir, blue)  # blue is paused and drained from here on
+    # Killed again while MWAA works on the hop into 3.x (the update issued): resumed, it is watched,
+    # never issued twice.
+    started = []
+    code, events = local_stack.cli_until(
+        *args, "--resume", "--break-lock",
+        stop_when=lambda e: (started.append(e) if e.get("event") == "hop.started" else False)
+        or (bool(started) and str(e.get("event")).startswith("watch.")),
+    )  # fmt: skip
+    assert code == -9 and started and started[0]["to"] == TO, local_stack.last_stderr
+    # Go-live's gate: the busy workload's dataset DAGs (unpaused on blue) do not import on 3.x.
+    stopped = local_stack.cli(*args, "--resume", "--break-lock", "--json")
+    assert stopped.returncode == 1, stopped.stderr[-3000:]
+    assert any(e.get("event") == "hop.resumed" for e in _events(stopped.stdout))
+    assert busy.PRODUCER_DAG in stopped.stderr and busy.CONSUMER_DAG in stopped.stderr, stopped.stderr[-3000:]
+    assert "--accept-import-errors" in stopped.stderr and "the freeze holds" in stopped.stderr
+    assert not any(not p for d, p in _paused(blue).items() if d in unpaused_before)  # still frozen
+    routing = json.loads(boto3.client("ssm").get_parameter(Name="/mwaa/cut3/active")["Parameter"]["Value"])
+    assert routing["name"] == blue
+    result = local_stack.cli(*args, "--resume", "--accept-import-errors", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _events(result.stdout)[-1]
+    assert report["passes"] == 2 and report["history_carried"] is True
+    # The freeze: pass 2 and the hop into 3.x — not the clone, pass 1 or the hop to 2.11.
     freeze_steps = report["freeze_steps_s"]
-    assert {"create-target", "backup-p1", "restore-p1", "go-live"} <= set(freeze_steps), freeze_steps
-    print(f"\nsingle-pass freeze window: {report['freeze_window_s']} s; steps: {json.dumps(freeze_steps)}")
+    assert "freeze-hop-2-3.3.1" in freeze_steps and "restore-p2" in freeze_steps, freeze_steps
+    assert not {"create-target", "backup-p1", "restore-p1", "target-hop-1-2.11.2"} & set(freeze_steps)
+    print(f"\ntwo-pass 2 → 3 freeze window: {report['freeze_window_s']} s; steps: {json.dumps(freeze_steps)}")
     assert local_stack.environment(green)["airflow_version"] == TO
     # Blue is frozen since the pause: green must carry every row of it (green has run since).
-    frozen = fingerprint(local_stack.state_dir, blue)
     live = fingerprint(local_stack.state_dir, green)
     (tmp_path_factory.getbasetemp() / "cut3-fingerprints.json").write_text(json.dumps([frozen, live]))
     problems = carried(frozen, live, ignore=ACROSS_MAJOR)

@@ -1229,7 +1229,7 @@ def test_500_dags_a_pause_killed_half_way_resumes_with_what_is_still_unpaused(ws
 
 # -- 2 → 3 in two passes: the major hop inside the freeze (issue 24) --------------------------------------
 
-MAJOR = flow(history=True, two_pass=True, hops=["2.11.2", "3.3.1"], freeze_hops=1)
+MAJOR = flow(history=True, two_pass=True, hops=["2.11.2", "3.3.1"], freeze_hops=1, rehearsal=True)
 
 
 def _assert_live_on_3(ws, world: World) -> None:
@@ -1326,7 +1326,7 @@ def test_a_dag_that_fails_to_import_on_the_target_stops_go_live_until_fixed_or_a
             }
         )
         with pytest.raises(CutoverError) as caught:
-            _run(ws, world, to="3.3.1")
+            _run(ws, world, to="3.3.1", no_rehearsal=True)
         assert "report_daily: ImportError: no Dataset" in caught.value.message
         assert "--accept-import-errors" in (caught.value.hint or "")
         # the freeze holds: nothing of it is given back, the target not live
@@ -1335,6 +1335,7 @@ def test_a_dag_that_fails_to_import_on_the_target_stops_go_live_until_fixed_or_a
         # still failing: --resume stops at the same gate; accepted: goes live
         with pytest.raises(CutoverError):
             _run(ws, world, resume=True, to="3.3.1")
+        assert Step.REHEARSAL_CREATE not in _steps(_journal(ws))  # --no-rehearsal kept by the resume
         if way_on == "fixed":  # the DAG file fixed in the shared folder: the gate passes
             target_errors.clear()
             _run(ws, world, resume=True, to="3.3.1")
@@ -1347,3 +1348,76 @@ def test_a_dag_that_fails_to_import_on_the_target_stops_go_live_until_fixed_or_a
         _assert_live_on_3(ws, world)
     finally:
         FakeMwaa.update_environment = original  # type: ignore[method-assign]
+
+
+def test_an_import_error_is_matched_to_its_dag_by_file_as_airflow_2_and_3_name_it() -> None:
+    from mwaa_iac.workflows.cutover.target import import_failures
+
+    files = {"a": "/usr/local/airflow/dags/team/a.py", "b": "/usr/local/airflow/dags/b.py"}
+    errors = [
+        {"filename": "team/a.py", "stack_trace": "Traceback\n  ...\nModuleNotFoundError: x"},  # 3.2+
+        {"filename": "/usr/local/airflow/dags/other/b.py", "stack_trace": "SyntaxError"},  # not b.py
+    ]
+    assert import_failures(errors, files) == {"a": "ModuleNotFoundError: x"}
+    absolute = [{"filename": "/usr/local/airflow/dags/b.py", "stack_trace": ""}]  # 2.x, 3.0
+    assert import_failures(absolute, files) == {"b": "import error"}
+
+
+def test_the_rehearsal_upgrades_a_third_environment_and_is_deleted_before_the_freeze(ws, world) -> None:
+    events: list[dict[str, Any]] = []
+    emit = world.emit
+    world.emit = lambda e: (events.append(e), emit(e))[1]  # type: ignore[method-assign]
+    _run(ws, world, to="3.3.1")
+    journal = _journal(ws)
+    rehearsal = "analytics-rehearsal"
+    created = [c for c in world.changes if c[:3] == ("mwaa", "create", rehearsal)]
+    assert created == [("mwaa", "create", rehearsal, "2.11.2")]  # at the target's version before the freeze
+    assert ("mwaa", "update", rehearsal, "3.3.1") in world.changes
+    assert ("mwaa", "delete", rehearsal) in world.changes and rehearsal not in world.envs
+    # all of it before anything was paused
+    assert _steps(journal).index(Step.FREEZE_GATE) < _steps(journal).index(Step.PAUSE_SOURCE)
+    estimate = next(e for e in events if e.get("event") == "freeze.estimate")
+    assert estimate["seconds"] == journal.data(Step.FREEZE_GATE)["result"]["estimate_s"]
+    assert journal.data(Step.REHEARSAL_HOP)["result"]["hops"][0]["to"] == "3.3.1"
+    _assert_live_on_3(ws, world)
+
+
+@pytest.mark.parametrize("way_on", ["fixed", "accepted"])
+def test_a_dag_failing_in_the_rehearsal_stops_before_the_freeze_with_nothing_paused(
+    ws, world, way_on
+) -> None:
+    original = FakeMwaa.update_environment
+
+    def update(self, name: str, **fields: Any) -> str:
+        arn = original(self, name, **fields)
+        if fields["AirflowVersion"] == "3.3.1":
+            self._env(name).airflow.import_errors = errors
+        return arn
+
+    errors = [{"filename": "report_daily.py", "stack_trace": "ImportError: no Dataset"}]  # 3.2+: relative
+    FakeMwaa.update_environment = update  # type: ignore[method-assign]
+    try:
+        with pytest.raises(CutoverError) as caught:
+            _run(ws, world, to="3.3.1")
+        assert "report_daily: ImportError: no Dataset" in caught.value.message
+        assert "nothing is paused" in (caught.value.hint or "")
+        assert (
+            world.envs[SOURCE].airflow.paused() == USER_DAGS and _journal(ws).state(Step.PAUSE_SOURCE) is None
+        )
+        if way_on == "fixed":
+            errors.clear()
+            _run(ws, world, resume=True, to="3.3.1")  # checked again: the rehearsal check reruns
+        else:
+            _run(ws, world, resume=True, to="3.3.1", accept_import_errors=True)
+        _assert_live_on_3(ws, world)
+    finally:
+        FakeMwaa.update_environment = original  # type: ignore[method-assign]
+
+
+def test_max_freeze_minutes_below_the_rehearsal_estimate_refuses_the_freeze(ws, world) -> None:
+    with pytest.raises(CutoverError, match="more than --max-freeze-minutes") as caught:
+        _run(ws, world, to="3.3.1", max_freeze_minutes=0.01)
+    assert "nothing is paused" in (caught.value.hint or "")
+    assert world.envs[SOURCE].airflow.paused() == USER_DAGS
+    _run(ws, world, resume=True, to="3.3.1", max_freeze_minutes=600)
+    _assert_live_on_3(ws, world)

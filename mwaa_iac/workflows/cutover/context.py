@@ -42,6 +42,11 @@ class CutoverOptions(UpgradeOptions):
     import_error_grace_seconds: float = 60.0
     # Go-live even when DAGs recorded unpaused on the source fail to import on the target.
     accept_import_errors: bool = False
+    # The rehearsal of a freeze that holds an upgrade into 3.x (workflows/cutover/rehearsal.py).
+    no_rehearsal: bool = False
+    keep_rehearsal: bool = False
+    rehearsal_dag: str | None = None  # a DAG run on the rehearsal after its upgrade
+    max_freeze_minutes: float | None = None  # the freeze gate refuses a longer estimated freeze
     probe_timeout_seconds: float = 900.0
     # After go-live: how long no DR DAG record may come back on the new live colour (its DAG folder
     # sync, 30 s on MWAA, and a parse in progress) before retire-dr-dags is done.

@@ -33,6 +33,7 @@ from mwaa_iac.workflows.cutover.context import JOURNAL, Context
 from mwaa_iac.workflows.cutover.copy import Copy, RunAgainFrom
 from mwaa_iac.workflows.cutover.freeze import Freeze
 from mwaa_iac.workflows.cutover.plan import Planning
+from mwaa_iac.workflows.cutover.rehearsal import Rehearsal
 from mwaa_iac.workflows.cutover.target import Target
 from mwaa_iac.workflows.journal import Journal, holding_lock, open_journal
 from mwaa_iac.workflows.preflight import PreflightError
@@ -50,6 +51,7 @@ class Cutover:
         self.copy = Copy(self.ctx)
         self.freeze = Freeze(self.ctx)
         self.abort = Abort(self.ctx, self.freeze)
+        self.rehearsal = Rehearsal(self.ctx, [])  # the freeze's upgrades: set by the walk
 
     # What callers and tests set or read on a cutover: the context's.
     journal = property(lambda self: self.ctx.opened, lambda self, value: setattr(self.ctx, "opened", value))
@@ -112,6 +114,7 @@ class Cutover:
                 "source_color": str(ctx.source_color),
                 "single_pass": ctx.options.single_pass,
                 "no_history": ctx.options.no_history,
+                "no_rehearsal": ctx.options.no_rehearsal,
             },
             resume=ctx.options.resume,
         )
@@ -123,6 +126,7 @@ class Cutover:
                 engine=params.get("engine", ctx.options.engine),
                 single_pass=bool(params.get("single_pass", ctx.options.single_pass)),
                 no_history=bool(params.get("no_history", ctx.options.no_history)),
+                no_rehearsal=bool(params.get("no_rehearsal", ctx.options.no_rehearsal)),
             )
             # The deployment record may have moved on (go-live done): use the journal's colours.
             source_color = Color(journal.params["source_color"])
@@ -198,8 +202,13 @@ class Cutover:
         hops = [Hop(HopKind(k), f, t, r) for k, f, t, r in plan["hops"] if k == str(HopKind.IN_PLACE)]
         freeze_hops = plan.get("freeze_hops", 0) if two_pass else 0
         steps = flow(
-            history=history, two_pass=two_pass, hops=[h.to_version for h in hops], freeze_hops=freeze_hops
+            history=history,
+            two_pass=two_pass,
+            hops=[h.to_version for h in hops],
+            freeze_hops=freeze_hops,
+            rehearsal=bool(plan.get("rehearsal")),
         )
+        self.rehearsal = Rehearsal(self.ctx, hops[len(hops) - freeze_hops :] if freeze_hops else [])
         actions, own = self._actions(plan, hops), self._self_journaled(hops, freeze_hops)
         index = 0
         while index < len(steps):
@@ -241,6 +250,17 @@ class Cutover:
             Step.GO_LIVE: freeze.go_live,
             Step.RETIRE_DR_DAGS: copy.retire_dr_dags,
         }
+        rehearsal = self.rehearsal
+        actions.update(
+            {
+                Step.REHEARSAL_CREATE: rehearsal.create,
+                Step.REHEARSAL_RESTORE: rehearsal.restore,
+                Step.REHEARSAL_HOP: rehearsal.hop,
+                Step.REHEARSAL_CHECK: rehearsal.check,
+                Step.REHEARSAL_DELETE: rehearsal.delete,
+                Step.FREEZE_GATE: rehearsal.gate,
+            }
+        )
         for label in (PASS_1, PASS_2):
             backup, verify_backup, restore, verify_restore = COPY_STEPS[label]
             actions[backup] = lambda label=label: copy.backup(label)

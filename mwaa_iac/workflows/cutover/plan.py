@@ -101,6 +101,7 @@ class Planning:
             "history": bool(plan.history_carried),
             "two_pass": two_pass,
             "freeze_hops": plan.freeze_hops if two_pass else 0,
+            "rehearsal": bool(two_pass and plan.freeze_hops and not self.ctx.options.no_rehearsal),
         }
         if plan.history_carried:
             result["probe"] = self.probe_source(dr.factory_for(plan.from_version))

@@ -22,6 +22,7 @@ from mwaa_iac.workflows.cutover.abort import aborted_steps, freeze_begun, give_b
 from mwaa_iac.workflows.cutover.context import JOURNAL, Emit
 from mwaa_iac.workflows.cutover.copy import remove_tool_records
 from mwaa_iac.workflows.cutover.freeze import hold, point_routing, wait_for_executing
+from mwaa_iac.workflows.cutover.rehearsal import REHEARSAL_TAG, rehearsal_name
 from mwaa_iac.workflows.dr_runs import CutoverError, remove_dr_files
 from mwaa_iac.workflows.journal import Journal, holding_lock
 from mwaa_iac.workflows.state import StateStore
@@ -219,6 +220,11 @@ def cleanup(
             if watch is not None:
                 watch(old_name)
             result["retired"] = old_name
+        rehearsal = rehearsal_name(config)
+        if mwaa.exists(rehearsal) and REHEARSAL_TAG in (mwaa.get_environment(rehearsal).get("Tags") or {}):
+            mwaa.delete_environment(rehearsal)  # only an environment the tool tagged as its rehearsal
+            emit(event(EventKind.CLEANUP_DELETING, environment=rehearsal))
+            result["rehearsal_deleted"] = rehearsal
         result["dag_files_removed"] = remove_dr_files(
             s3, config.source.bucket_name, config.source.dag_s3_path
         )

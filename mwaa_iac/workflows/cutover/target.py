@@ -190,26 +190,7 @@ class Target:
         files: dict[str, str] = recorded.get("files", {})
         since = self._upgraded_in_freeze_at()
         version = ctx.mwaa.get_environment(ctx.target).get("AirflowVersion", ctx.to_version)
-        api = ctx.api(ctx.target)
-        start = ctx.clock()
-        while True:
-            errors = import_failures(api.import_errors(), files)
-            listed = {d["dag_id"]: d for d in api.list_dags()}
-            unparsed = [d for d in dags if d not in errors and not parsed_since(listed.get(d), since)]
-            waited = round(ctx.clock() - start, 1)
-            if not unparsed or waited > ctx.options.dag_timeout_seconds:
-                break
-            ctx.emit(
-                event(
-                    EventKind.TARGET_PARSING,
-                    environment=ctx.target,
-                    waiting_for=unparsed[:5],
-                    count=len(unparsed),
-                    waited_s=waited,
-                )
-            )
-            ctx.sleep(ctx.options.run_poll_seconds)
-        failing = {d: errors[d] for d in dags if d in errors}
+        failing, unparsed, waited = wait_for_parse(ctx, ctx.api(ctx.target), ctx.target, dags, files, since)
         result = {"dags": len(dags), "failing": failing, "unparsed": unparsed, "waited_s": waited}
         if not failing and not unparsed:
             ctx.emit(event(EventKind.TARGET_CHECKED, environment=ctx.target, dags=len(dags), waited_s=waited))
@@ -244,29 +225,65 @@ class Target:
         return done[-1]["at"] if done else None
 
 
+def wait_for_parse(
+    ctx: Context, api: Any, environment: str, dags: list[str], files: dict[str, str], since: float | None
+) -> tuple[dict[str, str], list[str], float]:
+    """Wait (up to the DAG timeout) until each of ``dags`` is parsed on ``api``'s environment (after
+    ``since``, when given) or its file is in the import errors: ``(failing: {dag_id: error},
+    unparsed, seconds waited)``."""
+    start = ctx.clock()
+    while True:
+        errors = import_failures(api.import_errors(), files)
+        listed = {d["dag_id"]: d for d in api.list_dags()}
+        unparsed = [d for d in dags if d not in errors and not parsed_since(listed.get(d), since)]
+        waited = round(ctx.clock() - start, 1)
+        if not unparsed or waited > ctx.options.dag_timeout_seconds:
+            return {d: errors[d] for d in dags if d in errors}, unparsed, waited
+        ctx.emit(
+            event(
+                EventKind.TARGET_PARSING,
+                environment=environment,
+                waiting_for=unparsed[:5],
+                count=len(unparsed),
+                waited_s=waited,
+            )
+        )
+        ctx.sleep(ctx.options.run_poll_seconds)
+
+
 def import_failures(errors: list[dict[str, Any]], files: dict[str, str]) -> dict[str, str]:
     """The recorded DAGs whose file is in Airflow's importErrors: ``{dag_id: last line of the error}``.
     ``files``: each DAG's file as the source has it (its ``fileloc``); an error's ``filename`` is the
-    absolute path, or (Airflow 3.2+) the path relative to the DAG folder: compared below it."""
+    target's absolute path, or (Airflow 3.2+) the path relative to the DAG folder."""
     failing: dict[str, str] = {}
-    by_file = {dag_relative(str(e.get("filename", ""))): e for e in errors}
     for dag_id, fileloc in files.items():
-        error = by_file.get(dag_relative(fileloc))
+        error = next((e for e in errors if same_dag_file(fileloc, str(e.get("filename", "")))), None)
         if error is not None:
             lines = str(error.get("stack_trace", "")).strip().splitlines()
             failing[dag_id] = (lines[-1] if lines else "import error")[:300]
     return failing
 
 
+def same_dag_file(fileloc: str, filename: str) -> bool:
+    """Whether the source's ``fileloc`` and the target's import error ``filename`` name one file of
+    the DAG folder (both absolute: compared below the folder, ``.../dags/``; a relative one: as the
+    end of the other)."""
+    if not filename:
+        return False
+    if filename.startswith("/"):
+        return dag_relative(fileloc) == dag_relative(filename)
+    return fileloc == filename or fileloc.endswith("/" + filename)
+
+
 def dag_relative(path: str) -> str:
-    """A DAG file's path below the DAG folder (``.../dags/a/b.py`` → ``a/b.py``); a relative path as it is."""
+    """A DAG file's path below the DAG folder (``.../dags/a/b.py`` → ``a/b.py``)."""
     marker = "/dags/"
     return path.split(marker, 1)[1] if marker in path else path.lstrip("/")
 
 
 def parsed_since(dag: dict[str, Any] | None, since: float | None) -> bool:
     """Whether the target lists ``dag`` as active and (after an upgrade at ``since``) parsed it since."""
-    if dag is None or dag.get("is_active") is False:
+    if dag is None or dag.get("is_active") is False or dag.get("is_stale") is True:  # 2.x, 3.x
         return False
     if since is None:
         return True
