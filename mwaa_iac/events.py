@@ -185,7 +185,13 @@ DECLARED: dict[EventKind, Declared] = {
             "in_flight_policy",
             "catchup_without_history",
             "sizing",
+            "rehearsal",
+            "choices",
         ),
+        notes={
+            "rehearsal": "whether a rehearsal runs before the freeze (2 → 3)",
+            "choices": "every way side by side: in place, single pass, two passes, no history",
+        },
         summary=True,
     ),
     K.CUTOVER_LIVE: Declared(

@@ -182,8 +182,10 @@ def cutover(
             "cutover",
             "Continue?",
             warning=f"Cutover of {name} to {to or config.airflow_version} on the "
-            f"{config.active_color.other} colour; DAGs pause on {name} during the freeze.",
-            hint="rerun with --yes (or --dry-run first)",
+            f"{config.active_color.other} colour; DAGs pause on {name} "
+            + _freeze_text(config.active_version, to or config.airflow_version, options)
+            + ".",
+            hint="rerun with --yes (or --dry-run first: it shows every way side by side)",
         )
     try:
         report = workflow.run()
@@ -204,6 +206,16 @@ def cutover(
             ui.out.print(f"  {hop['kind']} {hop['from_version']} → {hop['to_version']}: {hop['reason']}")
         for note in report["notes"]:
             ui.out.print(f"  [muted]{note}[/]")
+        if report.get("rehearsal"):
+            ui.out.print(
+                "  rehearsal: before the freeze, a temporary third environment is restored from pass 1 and "
+                "upgraded as the freeze will upgrade the target; its time is the freeze estimate "
+                "(--max-freeze-minutes), the DAGs failing on it stop the cutover with nothing paused"
+            )
+        from mwaa_iac.cli.versions import print_choices
+        from mwaa_iac.core.choices import Choice
+
+        print_choices([Choice(**c) for c in report.get("choices") or []])
         for line in report.get("mwaa_dr_delivery") or []:
             ui.out.print(f"  {line}")
         for item in report.get("catchup_without_history") or []:
@@ -231,6 +243,25 @@ def cutover(
         if "target" not in report:
             return
     print_cutover_report(report, env)
+
+
+def _freeze_text(source: str, target: str, options) -> str:
+    """How long the DAGs pause, for the confirmation (the plan from the recorded versions)."""
+    from mwaa_iac.core.planner import Strategy, plan_path
+
+    plan = plan_path(source, target, Strategy.CUTOVER, options.today, history=not options.no_history)
+    if not plan.allowed:
+        return "during the freeze"
+    if not plan.history_carried:
+        return "only around go-live"
+    if not plan.two_pass or options.single_pass:
+        return "from before the clone until go-live (the creation, the copy and every upgrade: hours on MWAA)"
+    if plan.freeze_hops:
+        return (
+            f"for the freeze: pass 2 and the upgrade {', '.join(plan.freeze_hop_texts())} (up to ~2 h on "
+            "AWS; the rehearsal measures it before anything pauses)"
+        )
+    return "only for the freeze: pass 2, what changed since pass 1 (minutes)"
 
 
 def print_cutover_report(report: dict, env: str) -> None:

@@ -77,6 +77,22 @@ def _print_path(plan: PathPlan) -> None:
             ui.err.print(f"  [warning]hint:[/] {hint}")
 
 
+def print_choices(ways: list) -> None:
+    """The ways side by side (core.choices), the recommended one marked, the figure's source once."""
+    from mwaa_iac.core.choices import SOURCE_NOTE
+
+    if not ways:
+        return
+    ui.out.print("  [key]ways[/] (scheduling stop on MWAA):")
+    for way in ways:
+        mark = "[success]★[/]" if way.recommended else ("·" if way.allowed else "[muted]✗[/]")
+        text = way.scheduling_stop if way.allowed else f"not possible: {way.detail}"
+        ui.out.print(f"   {mark} [key]{way.name}[/]: {text}")
+        if way.recommended:
+            ui.out.print(f"      [muted]recommended: {way.why}[/]")
+    ui.out.print(f"  [muted]{SOURCE_NOTE}[/]")
+
+
 @versions_app.command("path")
 def versions_path(
     from_version: Annotated[str, typer.Option("--from", help="Current Airflow version.")],
@@ -90,13 +106,19 @@ def versions_path(
     json_out: JsonOpt = False,
     today: TodayOpt = None,
 ) -> None:
-    """Plan the hops from one Airflow version to another (exit 1 when the path is refused)."""
+    """Plan the hops from one Airflow version to another, and show every way side by side (in place,
+    one pass, two passes, no history) with the scheduling stop each costs on MWAA (exit 1 when the
+    path is refused)."""
+    from mwaa_iac.core.choices import choices
     from mwaa_iac.core.planner import plan_path
 
-    plan = plan_path(from_version, to_version, strategy, parse_today(today), history=not no_history)
+    day = parse_today(today)
+    plan = plan_path(from_version, to_version, strategy, day, history=not no_history)
+    ways = choices(from_version, to_version, day) if plan.allowed else []
     if json_out:
-        ui.emit_json(plan.to_dict())
+        ui.emit_json({**plan.to_dict(), "choices": [c.to_dict() for c in ways]})
     else:
         _print_path(plan)
+        print_choices(ways)
     if not plan.allowed:
         raise typer.Exit(ExitCode.FAILED)

@@ -10,10 +10,11 @@ values; the busy workload's dataset DAGs do not import in 3.x, as a user's would
   run and the history before it stay.
 - 3.0.6 and 3.2.1 environments are created through CreateEnvironment beside it and run a DAG.
 - ``cut3``: blue at 2.9.2; ``mwaa-iac cutover --to 3.3.1`` in two passes: green created at 2.9.2,
-  pass 1, green upgraded to 2.11.2 while blue runs; the freeze: pass 2 into 2.11.2, green's hop to
-  3.3.1 (killed before it and inside it, resumed), go-live's gate stopping on the dataset DAGs that
-  do not import on 3.x, ``--accept-import-errors``; green carries blue's frozen history; ``rollback``
-  gives scheduling back to blue.
+  pass 1, green upgraded to 2.11.2 while blue runs; the rehearsal (a third environment from pass 1,
+  upgraded to 3.3.1) names the dataset DAGs that do not import on 3.x and the freeze gate stops with
+  nothing paused; ``--max-freeze-minutes`` below its estimate refuses; ``--accept-import-errors``:
+  the freeze: pass 2 into 2.11.2, green's hop to 3.3.1 (killed before it and inside it, resumed),
+  go-live; green carries blue's frozen history; ``rollback`` gives scheduling back to blue.
 """
 
 from __future__ import annotations
@@ -210,35 +211,52 @@ def test_two_pass_cutover_2_9_to_3_3_freezes_for_the_delta_and_one_hop_then_roll
         "cutover", "--env", "cut3", "--root", str(setup.root), "--to", TO, "--engine", "api", "--yes",
         "--poll-interval", "1", "--run-poll", "1", "--health-minutes", "0",
     )  # fmt: skip
+    # The rehearsal (a third environment restored from pass 1 at 2.11.2 and upgraded to 3.3.1 before
+    # the freeze) finds the busy workload's dataset DAGs failing on 3.x: the freeze gate stops with
+    # nothing paused, the estimate printed.
+    gate = local_stack.cli(*args, "--json")
+    assert gate.returncode == 1, gate.stderr[-3000:]
+    events = _events(gate.stdout)
+    assert busy.PRODUCER_DAG in gate.stderr and busy.CONSUMER_DAG in gate.stderr, gate.stderr[-3000:]
+    assert "nothing is paused" in gate.stderr
+    checked = next(e for e in events if e.get("event") == "rehearsal.checked")
+    assert {busy.PRODUCER_DAG, busy.CONSUMER_DAG} <= set(checked["failing"]), checked
+    assert not [h for h in checked["history"] if not h.startswith(("xcom", "log", "task_fail"))], checked
+    estimate = next(e for e in events if e.get("event") == "freeze.estimate")
+    assert estimate["upgrade_s"] > 0, estimate
+    print(f"\nrehearsal: upgrade {estimate['upgrade_s']} s, parse {estimate['parse_s']} s")
+    assert {d for d, p in _paused(blue).items() if not p} == unpaused_before  # nothing paused
+    assert [e["to"] for e in events if e.get("event") == "hop.done"] == ["2.11.2"]  # green, before
+    # A limit below the estimate refuses the freeze, still with nothing paused.
+    limit = local_stack.cli(
+        *args, "--resume", "--accept-import-errors", "--max-freeze-minutes", str(estimate["seconds"] / 120)
+    )
+    assert limit.returncode == 1 and "more than --max-freeze-minutes" in limit.stderr, limit.stderr[-2000:]
+    assert {d for d, p in _paused(blue).items() if not p} == unpaused_before
+    accept = ("--resume", "--break-lock", "--accept-import-errors")
     # Killed between the delta (pass 2 verified, into green at 2.11.2) and the freeze's hop into 3.x.
     code, events = local_stack.cli_until(
-        *args, stop_when=lambda e: e.get("event") == "step.done" and e.get("step") == "verify-restore-p2"
-    )
+        *args, *accept,
+        stop_when=lambda e: e.get("event") == "step.done" and e.get("step") == "verify-restore-p2",
+    )  # fmt: skip
     assert code == -9, local_stack.last_stderr
-    hops = [e["to"] for e in events if e.get("event") == "hop.done"]
-    assert hops == ["2.11.2"], hops  # green went to 2.11 before the freeze, while blue ran
+    assert any(e.get("event") == "rehearsal.deleted" for e in events)
     assert local_stack.environment(green)["airflow_version"] == "2.11.2"
     frozen = fingerprint(local_stack.state_dir, blue)  # blue is paused and drained from here on
     # Killed again while MWAA works on the hop into 3.x (the update issued): resumed, it is watched,
     # never issued twice.
     started = []
     code, events = local_stack.cli_until(
-        *args, "--resume", "--break-lock",
+        *args, *accept,
         stop_when=lambda e: (started.append(e) if e.get("event") == "hop.started" else False)
         or (bool(started) and str(e.get("event")).startswith("watch.")),
     )  # fmt: skip
     assert code == -9 and started and started[0]["to"] == TO, local_stack.last_stderr
-    # Go-live's gate: the busy workload's dataset DAGs (unpaused on blue) do not import on 3.x.
-    stopped = local_stack.cli(*args, "--resume", "--break-lock", "--json")
-    assert stopped.returncode == 1, stopped.stderr[-3000:]
-    assert any(e.get("event") == "hop.resumed" for e in _events(stopped.stdout))
-    assert busy.PRODUCER_DAG in stopped.stderr and busy.CONSUMER_DAG in stopped.stderr, stopped.stderr[-3000:]
-    assert "--accept-import-errors" in stopped.stderr and "the freeze holds" in stopped.stderr
-    assert not any(not p for d, p in _paused(blue).items() if d in unpaused_before)  # still frozen
-    routing = json.loads(boto3.client("ssm").get_parameter(Name="/mwaa/cut3/active")["Parameter"]["Value"])
-    assert routing["name"] == blue
-    result = local_stack.cli(*args, "--resume", "--accept-import-errors", "--json")
+    result = local_stack.cli(*args, *accept, "--json")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert any(e.get("event") == "hop.resumed" for e in _events(result.stdout))
+    accepted = next(e for e in _events(result.stdout) if e.get("event") == "target.import_errors_accepted")
+    assert {busy.PRODUCER_DAG, busy.CONSUMER_DAG} <= set(accepted["failing"]), accepted
     report = _events(result.stdout)[-1]
     assert report["passes"] == 2 and report["history_carried"] is True
     # The freeze: pass 2 and the hop into 3.x — not the clone, pass 1 or the hop to 2.11.

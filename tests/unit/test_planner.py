@@ -170,3 +170,22 @@ def test_a_cutover_from_2_4_cannot_carry_history_even_while_it_is_supported() ->
     without = plan_path("2.4.3", "2.10.3", Strategy.CUTOVER, before_end_of_support, history=False)
     assert without.allowed and without.history_carried is False
     assert plan_path("2.5.1", "2.10.3", Strategy.CUTOVER, before_end_of_support).history_carried
+
+
+def test_the_ways_side_by_side_recommend_two_passes_and_name_the_aws_figure() -> None:
+    from mwaa_iac.core.choices import SOURCE_NOTE, choices
+
+    ways = {c.name: c for c in choices("2.9.2", "3.3.1", TODAY)}
+    assert list(ways) == ["in-place", "single-pass", "two-pass", "no-history"]
+    assert [c.name for c in ways.values() if c.recommended] == ["two-pass"]
+    assert "2.11.2 → 3.3.1" in ways["two-pass"].scheduling_stop
+    assert "2 in-place upgrades" in ways["in-place"].scheduling_stop  # via 2.11.2
+    assert "creation, the full copy and 2 in-place upgrades" in ways["single-pass"].scheduling_stop
+    assert not ways["no-history"].history
+    # never "only for the freeze window" where the freeze holds an upgrade
+    assert all("freeze window" not in c.scheduling_stop for c in ways.values())
+    assert "two hours" in SOURCE_NOTE
+    # from 3.x the copy cannot read the source: in place is recommended, the cutovers say why not
+    from3 = {c.name: c for c in choices("3.0.6", "3.3.1", TODAY)}
+    assert from3["in-place"].recommended and not from3["two-pass"].allowed
+    assert "does not support Airflow 3.0.6" in from3["two-pass"].detail

@@ -9,6 +9,7 @@ from mwaa_iac.adapters.airflow_api import has_schedule
 from mwaa_iac.adapters.dr_bundle import load_bundle
 from mwaa_iac.adapters.mwaa import MwaaApiError
 from mwaa_iac.core import dr
+from mwaa_iac.core.choices import choices
 from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import ready_for_update
 from mwaa_iac.errors import MwaaIacError
@@ -186,6 +187,10 @@ class Planning:
             "in_flight_policy": self.in_flight_policy(bool(plan.history_carried)),
             "catchup_without_history": self.catchup_without_history(),
             "sizing": self.sizing(plan, two_pass),
+            "rehearsal": bool(two_pass and plan.freeze_hops and not self.ctx.options.no_rehearsal),
+            "choices": [
+                c.to_dict() for c in choices(plan.from_version, self.ctx.to_version, self.ctx.today())
+            ],
         }
 
     def sizing(self, plan: PathPlan, two_pass: bool) -> dict[str, Any]:
