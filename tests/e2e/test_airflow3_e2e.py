@@ -282,7 +282,9 @@ def test_two_pass_cutover_2_9_to_3_3_freezes_for_the_delta_and_one_hop_then_roll
 
     back = local_stack.cli("rollback", "--env", "cut3", "--root", str(setup.root), "--yes", "--json")
     assert back.returncode == 0, back.stderr[-3000:]
-    assert _events(back.stdout)[-1]["history_copied_back"] is False
+    summary = _events(back.stdout)[-1]
+    assert summary["history_copied_back"] is False
+    assert "etl_orders/on-green" in summary["runs_not_copied_back"], summary  # made on 3.3.1: listed
     assert all(_paused(green)[d] for d in BUSINESS_DAGS)
     assert not any(_paused(blue)[d] for d in BUSINESS_DAGS if d in unpaused_before)
     routing = json.loads(boto3.client("ssm").get_parameter(Name="/mwaa/cut3/active")["Parameter"]["Value"])

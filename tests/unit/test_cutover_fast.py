@@ -258,6 +258,14 @@ class FakeAirflow:
         if match := re.fullmatch(r"/dags/([^/~]+)/details", path):
             dag = self.dags.get(match.group(1))
             return (200, {**dag, "catchup": True}) if dag else (404, {"detail": "not found"})
+        if method == "GET" and path == "/dags/~/dagRuns":  # runs started since (rollback lists them)
+            since = datetime.fromisoformat(query["start_date_gte"])
+            found = [
+                {"dag_id": d, "dag_run_id": r, **run}
+                for (d, r), run in self.runs.items()
+                if run.get("start_date") and datetime.fromisoformat(run["start_date"]) >= since
+            ]
+            return 200, {"dag_runs": found, "total_entries": len(found)}
         if match := re.fullmatch(r"/dags/([^/~]+)/dagRuns", path):
             dag_id = match.group(1)
             if method == "POST":
@@ -1046,10 +1054,13 @@ def test_an_abort_that_cannot_unpause_the_source_says_so_and_resume_pauses_again
 
 def test_rollback_gives_scheduling_back_to_the_source(ws, world) -> None:
     _run(ws, world)
+    made = datetime.now(UTC).isoformat()  # a run the new colour made after go-live
+    world.envs[TARGET].airflow.runs[("etl_orders", "on-green")] = {"state": "success", "start_date": made}
     store = LocalStore(ws.work_dir)
     mwaa = FakeMwaa(world)
     result = rollback(ws, ws.load(), mwaa, FakeRouting(world), lambda e: None, store)  # type: ignore[arg-type]
     assert result["active"] == SOURCE and result["left_paused"] == {}
+    assert result["runs_not_copied_back"] == ["etl_orders/on-green"] and "(1: " in result["warning"]
     assert world.envs[SOURCE].airflow.paused() == USER_DAGS
     assert world.envs[TARGET].airflow.paused() == dict.fromkeys(USER_DAGS, True)
     assert world.routing[-1] == SOURCE and ws.load().deployment.active_color is Color.BLUE

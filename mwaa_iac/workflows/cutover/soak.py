@@ -91,6 +91,8 @@ def rollback(
         if not journal.finished:
             journal.end("rolled-back", by="rollback")
         left = {d: v["new_latest"] for d, v in decisions.items() if v["policy"] == "left_paused"}
+        went_live = journal.data(Step.GO_LIVE).get("result", {}).get("unpaused_at")
+        not_back = runs_since(new_api, went_live) if went_live else []
         result: dict[str, Any] = {
             "active": old_name,
             "paused_on": new_name,
@@ -109,7 +111,9 @@ def rollback(
                 "left_paused": f"{new_name} ran scheduled intervals after {old_name}'s latest: unpausing "
                 f"would run them again on {old_name}",
             },
-            "warning": f"runs made on {new_name} since the cutover are not copied back",
+            "warning": f"runs made on {new_name} since the cutover are not copied back "
+            f"({len(not_back)}{'+' if len(not_back) >= RUNS_LISTED else ''}: runs_not_copied_back)",
+            "runs_not_copied_back": not_back,
         }
         if left:
             result["hint"] = (
@@ -121,6 +125,36 @@ def rollback(
 
 
 ROLLBACK_POLICIES = ("unpaused", "unpaused_latest_only", "left_paused")
+RUNS_LISTED = 200  # runs_not_copied_back lists at most this many
+
+
+def runs_since(api: AirflowApi, since: float) -> list[str]:
+    """``dag_id/run_id`` of the user's runs that started on ``api``'s environment at or after
+    ``since`` (epoch seconds): what a rollback leaves behind. Unreadable: an empty list."""
+    from datetime import UTC, datetime
+
+    start = datetime.fromtimestamp(since, UTC).isoformat()
+    runs: list[str] = []
+    try:
+        page = api.request(
+            "GET", "/dags/~/dagRuns", query={"start_date_gte": start, "limit": 100, "order_by": "start_date"}
+        )
+        offset = 0
+        while True:
+            batch = page.get("dag_runs", [])
+            runs += [
+                f"{r['dag_id']}/{r['dag_run_id']}" for r in batch if r["dag_id"] not in dr.MWAA_IAC_DAG_IDS
+            ]
+            offset += len(batch)
+            if not batch or offset >= page.get("total_entries", 0) or len(runs) >= RUNS_LISTED:
+                return runs[:RUNS_LISTED]
+            page = api.request(
+                "GET",
+                "/dags/~/dagRuns",
+                query={"start_date_gte": start, "limit": 100, "offset": offset, "order_by": "start_date"},
+            )
+    except MwaaIacError:
+        return runs
 
 
 def rollback_policy(dag_id: str, new_api: AirflowApi, old_api: AirflowApi) -> dict[str, Any]:
