@@ -19,6 +19,7 @@ from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
 from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
 from mwaa_iac.core.engines import DEFAULT_ENGINE
+from mwaa_iac.core.major_changes import major_changes
 from mwaa_iac.core.planner import Hop, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Observation, Outcome, ready_for_update
 from mwaa_iac.errors import EnvironmentUnavailableError, MwaaIacError, UsageError
@@ -238,6 +239,8 @@ class Upgrade:
             why is None,
             why or f"{observation.status}, last update {observation.last_update_status}",
         )
+        for change in major_changes(current, self.target, self.mwaa.get_environment(self.name)):
+            check(f"2 → 3: {change.name}", True, f"warning: {change.detail}")
         check("engine", *self._engine_check())
         check("requirements", *self._requirements_check(plan))
         check("lock", True, f"held by this upgrade ({self.store.where(LOCK_NAME)})")

@@ -189,3 +189,19 @@ def test_the_ways_side_by_side_recommend_two_passes_and_name_the_aws_figure() ->
     from3 = {c.name: c for c in choices("3.0.6", "3.3.1", TODAY)}
     assert from3["in-place"].recommended and not from3["two-pass"].allowed
     assert "does not support Airflow 3.0.6" in from3["two-pass"].detail
+
+
+def test_what_a_2_to_3_move_changes_beyond_dag_code() -> None:
+    from mwaa_iac.core.major_changes import major_changes
+
+    environment = {
+        "PluginsS3Path": "plugins.zip",
+        "AirflowConfigurationOptions": {"scheduler.dag_dir_list_interval": "30", "core.check_slas": "False"},
+    }
+    changes = {c.name: c.detail for c in major_changes("2.10.3", "3.3.1", environment)}
+    assert list(changes) == ["python", "plugins", "configuration", "rest-api", "metadata-database"]
+    assert "scheduler.dag_dir_list_interval → dag_processor.refresh_interval" in changes["configuration"]
+    assert "core.check_slas (SLAs were removed" in changes["configuration"]
+    assert "plugins.zip" in changes["plugins"]
+    assert major_changes("2.9.2", "2.10.3", environment) == []  # only a move into 3.x
+    assert "configuration" not in {c.name for c in major_changes("2.10.3", "3.3.1", {})}

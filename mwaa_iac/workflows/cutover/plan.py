@@ -10,6 +10,7 @@ from mwaa_iac.adapters.dr_bundle import load_bundle
 from mwaa_iac.adapters.mwaa import MwaaApiError
 from mwaa_iac.core import dr
 from mwaa_iac.core.choices import choices
+from mwaa_iac.core.major_changes import major_changes
 from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import ready_for_update
 from mwaa_iac.errors import MwaaIacError
@@ -53,6 +54,10 @@ class Planning:
             )
         why = ready_for_update(observation)
         check("source ready", why is None, why or observation.status)
+        for change in major_changes(
+            current, self.ctx.to_version, self.ctx.mwaa.get_environment(self.ctx.source)
+        ):
+            check(f"2 → 3: {change.name}", True, f"warning: {change.detail}")
         check("engine", *self.engine_check())
         if plan.allowed:
             for item in self.requirements_checks(plan):
