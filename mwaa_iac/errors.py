@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     BUG = 4  # an unexpected internal error (a bug in mwaa-iac); rerun with --debug
     LOCKED = 5  # another workflow holds the environment's lock
     REFUSED = 6  # a precondition refused the command before it changed anything (the live colour)
+    RUNNING = 7  # `status`: a cutover or upgrade is running (its lock is held): wait
+    INTERRUPTED = 8  # `status`: a cutover or upgrade stopped part-way: `--resume` continues it
 
 
 class MwaaIacError(Exception):
