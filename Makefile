@@ -23,13 +23,17 @@ $(BIN)/mwaa-iac: pyproject.toml
 test: setup lint docs-build schema-lint unit tf-test scan ## Everything CI runs (about 27-32 min on 2 cores: real Airflow end to end)
 
 # The quick loop: lint + the tests that need neither the local stack nor Terraform (under 2 minutes).
-check: setup lint ## Lint + fast tests (no local stack, no Terraform), under 2 minutes
+check: setup lint ## Lint, types + fast tests (no local stack, no Terraform), under 2 minutes
 	$(BIN)/pytest -q -m "not local and not slow and not terraform" tests/unit tests/integration
 
-lint: setup ## ruff check, ruff format --check, terraform fmt --check
+lint: setup typecheck ## ruff check, ruff format --check, terraform fmt --check, the type check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mwaa-iac tf fmt --check modules environments
+
+# mypy over mwaa_iac/ ([tool.mypy] in pyproject.toml: strict for the pure core and the event contract).
+typecheck: setup ## mypy over the package (strict for mwaa_iac/core, events, errors)
+	$(BIN)/mypy
 
 # The documentation site (docs/, mkdocs.yml). Its reference pages (the CLI, the --json events, mwaa.yaml)
 # are generated from the code at build time by the hook docs/gen_ref.py; --strict fails on a broken

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -124,7 +125,7 @@ class LiveColourError(MwaaIacError):
 
     exit_code = ExitCode.REFUSED
 
-    def __init__(self, message: str, *, claims: list[dict], hint: str | None = None) -> None:
+    def __init__(self, message: str, *, claims: list[dict[str, Any]], hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.claims = claims
 

@@ -223,7 +223,7 @@ def find_uv() -> str | None:
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     try:
-        import uv  # type: ignore[import-not-found]
+        import uv
 
         return str(uv.find_uv_bin())
     except Exception:
