@@ -280,3 +280,29 @@ def test_every_verdict_has_an_exit_code_and_a_style() -> None:
     from mwaa_iac.cli.status import _STYLE
 
     assert set(EXIT_CODES) == set(_STYLE) == {str(v) for v in Verdict}
+
+
+def test_an_interrupted_upgrade_says_its_hop_and_the_resume_command() -> None:
+    entries = [
+        _entry(0, "begin", workflow="upgrade"),
+        _entry(1, "started", "preflight"),
+        _entry(2, "done", "preflight", **{"from": "2.9.2", "hops": ["2.10.3", "2.11.2"]}),
+        _entry(3, "done", "backup", location="s3://b/p"),
+        _entry(4, "started", "hop-1-2.10.3", from_version="2.9.2"),
+        _entry(5, "started", "hop-1-2.10.3", note=True, update_issued=True),
+    ]
+    record = JournalRecord("upgrade", "u1", {"to": "2.11.2", "env": "a"}, entries)
+    claims = [Claim(RECORD, Color.BLUE, "x"), Claim(ROUTING, Color.BLUE, "y"), Claim(JOURNAL, None, "none")]
+    colours = [
+        ColourView(Color.BLUE, "a-blue", "2.9.2", True, "UPDATING", "2.9.2"),
+        ColourView(Color.GREEN, "a-green", None, False),
+    ]
+    found = overview("a", claims, colours, [record], None, now=10, record_color=Color.BLUE)
+    (view,) = found.workflows
+    assert found.verdict is Verdict.INTERRUPTED and view.current_step == "hop-1-2.10.3"
+    assert view.resume == (
+        "continues hop-1-2.10.3, which had started (an UpdateEnvironment already issued is watched, "
+        "not issued again)"
+    )
+    assert view.frozen_s is None and view.stage is None
+    assert found.next_command == "mwaa-iac upgrade --resume --env a --to 2.11.2"
