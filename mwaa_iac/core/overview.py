@@ -102,6 +102,7 @@ class WorkflowView:
     resume: str  # what --resume would do, in words
     aborted: bool = False  # an aborted freeze gave scheduling back; --resume freezes again
     where: str = ""
+    rolled_back: bool = False  # a cutover that went live and was rolled back (`mwaa-iac rollback`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +118,7 @@ class WorkflowView:
             "frozen_since": self.frozen_since,
             "frozen_s": None if self.frozen_s is None else round(self.frozen_s, 1),
             "freeze_aborted": self.aborted,
+            "rolled_back": self.rolled_back,
             "resume": self.resume,
             "journal": self.where,
         }
@@ -259,6 +261,7 @@ def workflow_view(
         resume=_resume_text(record, end, nxt, current, aborted, since, source, target),
         aborted=aborted and end is None,
         where=record.where,
+        rolled_back=record.workflow == CUTOVER and step_state(entries, Step.ROLLBACK) == "done",
     )
 
 
@@ -433,6 +436,15 @@ def _decide(
             )
     if active is not None and not active.exists:
         notes.append(f"{active.name} (the live colour) does not exist")
+    rolled_back = next((v for v in views if v.rolled_back), None)
+    if other is not None and other.exists and rolled_back is not None and live is not other.color:
+        return (
+            Verdict.SETTLED,
+            f"{live} is live on every source; {other.name} ({other.version}) is the target of cutover "
+            f"{rolled_back.run_id}, rolled back",
+            f"mwaa-iac cleanup --env {env}  # deletes {other.name}; then cut over again when ready",
+            notes,
+        )
     if other is not None and other.exists:
         return (
             Verdict.SETTLED,

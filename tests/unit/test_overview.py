@@ -135,6 +135,18 @@ def test_after_the_cutover_green_is_live_and_the_next_command_is_cleanup(ws, wor
     assert "mwaa-iac rollback --env demo" in found.next_command
 
 
+def test_after_a_rollback_blue_is_live_and_the_next_command_deletes_the_rolled_back_target(ws, world) -> None:
+    from mwaa_iac.workflows.cutover import rollback
+
+    _run(ws, world)
+    rollback(ws, ws.load(), FakeMwaa(world), FakeRouting(world), lambda e: None, LocalStore(ws.work_dir))  # type: ignore[arg-type]
+    found = _status(ws, world)
+    assert found.verdict is Verdict.SETTLED and found.live is Color.BLUE
+    assert found.workflows[0].rolled_back
+    assert "rolled back" in found.reason
+    assert found.next_command.startswith(f"mwaa-iac cleanup --env demo  # deletes {TARGET}")
+
+
 def test_the_record_reverted_after_go_live_is_flagged_with_the_fix(ws, world) -> None:
     _run(ws, world)
     write_deployment(ws.config_file, Deployment(active_color=Color.BLUE, blue="2.9.2", green=None))
