@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV     := $(shell command -v uv 2>/dev/null)
 
-.PHONY: help setup test check lint fmt unit tf-test scan schema-lint clean demo demo-down bench bench-startup
+.PHONY: help setup test check lint typecheck fmt unit tf-test scan schema-lint clean demo demo-down bench bench-startup \
+	docs docs-build docs-ref
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -19,16 +20,32 @@ $(BIN)/mwaa-iac: pyproject.toml
 	@touch $@
 
 # Lint, unit + integration tests, the offline `terraform test` suite, the IaC scanner.
-test: setup lint schema-lint unit tf-test scan ## Everything CI runs (about 27-32 min on 2 cores: real Airflow end to end)
+test: setup lint docs-build schema-lint unit tf-test scan ## Everything CI runs (about 27-32 min on 2 cores: real Airflow end to end)
 
 # The quick loop: lint + the tests that need neither the local stack nor Terraform (under 2 minutes).
-check: setup lint ## Lint + fast tests (no local stack, no Terraform), under 2 minutes
+check: setup lint ## Lint, types + fast tests (no local stack, no Terraform), under 2 minutes
 	$(BIN)/pytest -q -m "not local and not slow and not terraform" tests/unit tests/integration
 
-lint: setup ## ruff check, ruff format --check, terraform fmt --check
+lint: setup typecheck ## ruff check, ruff format --check, terraform fmt --check, the type check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mwaa-iac tf fmt --check modules environments
+
+# mypy over mwaa_iac/ ([tool.mypy] in pyproject.toml: strict for the pure core and the event contract).
+typecheck: setup ## mypy over the package (strict for mwaa_iac/core, events, errors)
+	$(BIN)/mypy
+
+# The documentation site (docs/, mkdocs.yml). Its reference pages (the CLI, the --json events, mwaa.yaml)
+# are generated from the code at build time by the hook docs/gen_ref.py; --strict fails on a broken
+# link or anchor.
+docs-build: setup ## Build the documentation site strictly into site/ (broken links fail)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs: setup ## Serve the documentation site at http://127.0.0.1:8000, rebuilt on change
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+docs-ref: setup ## Write the generated reference pages to site-ref/ (to read them without building)
+	$(BIN)/python docs/gen_ref.py --out site-ref
 
 # Two workers, each with its own local stack; a test module stays on one worker (its deployment is
 # module-scoped). The end-to-end modules mostly wait on Airflow (about 40 % of the 2 cores idle with one
@@ -77,4 +94,4 @@ fmt: setup ## Format Python and Terraform, apply ruff's fixes
 	$(BIN)/mwaa-iac tf fmt modules environments
 
 clean: ## Remove the virtualenvs and caches
-	rm -rf $(VENV) $(SCAN_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .pytest_cache .ruff_cache .mypy_cache site site-ref

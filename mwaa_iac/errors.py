@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -22,6 +23,8 @@ class ExitCode(IntEnum):
     BUG = 4  # an unexpected internal error (a bug in mwaa-iac); rerun with --debug
     LOCKED = 5  # another workflow holds the environment's lock
     REFUSED = 6  # a precondition refused the command before it changed anything (the live colour)
+    RUNNING = 7  # `status`: a cutover or upgrade is running (its lock is held): wait
+    INTERRUPTED = 8  # `status`: a cutover or upgrade stopped part-way: `--resume` continues it
 
 
 class MwaaIacError(Exception):
@@ -122,7 +125,7 @@ class LiveColourError(MwaaIacError):
 
     exit_code = ExitCode.REFUSED
 
-    def __init__(self, message: str, *, claims: list[dict], hint: str | None = None) -> None:
+    def __init__(self, message: str, *, claims: list[dict[str, Any]], hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.claims = claims
 

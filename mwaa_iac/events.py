@@ -117,7 +117,7 @@ K = EventKind
 @dataclass(frozen=True)
 class Declared:
     """What a kind says and the fields it carries: ``required`` in every event of the kind,
-    ``optional`` in some; ``notes`` says a word about a field (the README shows it); ``instead``:
+    ``optional`` in some; ``notes`` says a word about a field (the documentation shows it); ``instead``:
     another shape, exactly these fields (e.g. a summary of a run that did nothing); ``summary``: a
     long-running command's JSON lines end with it."""
 
@@ -138,7 +138,7 @@ class Declared:
             raise ValueError(f"{self.description!r}: a field is declared twice, named 'event' or unknown")
 
     def fields_text(self) -> str:
-        """The fields as the README lists them: ``a, b (note); optional: c; or instead: d``."""
+        """The fields as the documentation lists them: ``a, b (note); optional: c; or instead: d``."""
 
         def names(group: tuple[str, ...]) -> str:
             return ", ".join(f"{n} ({self.notes[n]})" if n in self.notes else n for n in group)
@@ -585,7 +585,7 @@ def event(kind: EventKind, fields: Mapping[str, Any] | None = None, /, **more: A
 
 
 def markdown_table() -> str:
-    """The README's event table: kind, description, fields."""
+    """The documentation site's event table (docs/reference/events.md): kind, description, fields."""
     rows = ["| event | what it says | fields |", "|---|---|---|"]
     for kind in EventKind:
         declared = DECLARED[kind]

@@ -293,6 +293,8 @@ class AirflowApi:
             result.patterns.append(group.pattern)
             for dag in self._patch_pattern(group.pattern, paused):
                 dag_id = dag.get("dag_id")
+                if not isinstance(dag_id, str):  # Airflow lists each DAG it updated by its id
+                    continue
                 if dag_id in selected:
                     done.add(dag_id)
                     continue
@@ -475,9 +477,8 @@ class AirflowApi:
                 return None
 
     def _runs_newest_first(self, dag_id: str, offset: int) -> dict:
-        orders = ("-execution_date", "-logical_date")  # Airflow 2 names it execution_date, 3 logical_date
-        if self.api_v2:
-            orders = ("-logical_date",)
+        # Airflow 2 names it execution_date, 3 logical_date
+        orders: tuple[str, ...] = ("-logical_date",) if self.api_v2 else ("-execution_date", "-logical_date")
         for number, order in enumerate(orders):
             try:
                 if len(f"/dags/{dag_id}/dagRuns") > MAX_PATH:  # the batch endpoint takes the id in the body

@@ -4,7 +4,7 @@ import check (``checks/dags.py``); below both, so neither reaches up the layers 
 ``ensure_venv("2.10.3")`` returns a :class:`Venv` with what MWAA's image has for that version and
 nothing more, building it on first use: ``apache-airflow[postgres]`` (psycopg2) and the Amazon
 provider, under Airflow's constraints for the version (MWAA builds its image from them and installs
-the Amazon provider; see "Local stack" in the README). Anything else, mwaa-dr included, reaches an
+the Amazon provider; see docs/local-stack.md). Anything else, mwaa-dr included, reaches an
 environment only through its requirements.txt (installed at create/update, see
 ``local/runtime/airflow.py``), as on MWAA:
 
@@ -223,7 +223,7 @@ def find_uv() -> str | None:
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     try:
-        import uv  # type: ignore[import-not-found]
+        import uv
 
         return str(uv.find_uv_bin())
     except Exception:

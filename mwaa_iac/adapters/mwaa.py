@@ -7,6 +7,7 @@ AWS_ENDPOINT_URL_MWAA, ...): the same code talks to AWS and to the local stack.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import botocore.exceptions
@@ -82,7 +83,7 @@ def observe(environment: dict[str, Any]) -> Observation:
         airflow_version=environment.get("AirflowVersion"),
         last_update_status=last.get("Status"),
         last_update_error=error_text,
-        last_update_created_at=created.timestamp() if hasattr(created, "timestamp") else None,
+        last_update_created_at=created.timestamp() if isinstance(created, datetime) else None,
     )
 
 

@@ -352,8 +352,9 @@ def _run_child(
         errors="replace",
     )
     assert process.stdout is not None and process.stderr is not None
+    stderr_pipe = process.stderr
     stderr_chunks: list[str] = []
-    stderr_reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
+    stderr_reader = threading.Thread(target=lambda: stderr_chunks.append(stderr_pipe.read()), daemon=True)
     stderr_reader.start()
     stdout_lines: list[str] = []
     try:

@@ -484,7 +484,7 @@ def run_resolver(
     text = _clean_output(output)
     lowered = text.lower()
     if any(marker in lowered for marker in _NO_SOLUTION):
-        names = {canonicalize_name(i.requirement.name) for i in named if i.requirement is not None}
+        names: set[str] = {canonicalize_name(i.requirement.name) for i in named if i.requirement is not None}
         names |= _names_in_constraints(constraints)
         mentioned = tuple(sorted(n for n in names if _mentions(lowered, n)))
         return ResolverOutcome(tool, False, text, mentioned)
@@ -508,7 +508,7 @@ def _names_in_constraints(path: Path) -> set[str]:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError):
         return set()
-    names = set()
+    names: set[str] = set()
     for line in text.splitlines():
         match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==", line)
         if match:

@@ -2,7 +2,7 @@
 
 - ``root``: the app, its global options and the one error-to-exit-code mapper (:func:`main`);
 - ``console``: the only consoles; ``options``: every shared option; ``progress``: workflow events;
-- commands: ``report`` (report, cost, check), ``doctor``, ``terraform`` (render, plan, apply, tf),
+- commands: ``status``, ``report`` (report, cost, check), ``doctor``, ``terraform`` (render, plan, apply, tf),
   ``upgrade``, ``cutover`` (cutover, rollback, cleanup), ``dr`` (backup, restore), ``versions``,
   ``local`` (the local stack and `local demo`).
 
@@ -17,11 +17,12 @@ from mwaa_iac.cli.root import app, main, run
 
 
 def _mount() -> None:
-    from mwaa_iac.cli import cutover, doctor, dr, local, report, terraform, upgrade, versions
+    from mwaa_iac.cli import cutover, doctor, dr, local, report, status, terraform, upgrade, versions
 
     for name, command in (
         ("report", report.report),
         ("cost", report.cost),
+        ("status", status.status),
         ("doctor", doctor.doctor),
         ("render", terraform.render),
         ("plan", terraform.plan),

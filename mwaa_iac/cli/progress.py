@@ -3,8 +3,13 @@ stderr plus a live status on a terminal. What each kind prints is ``mwaa_iac.cli
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.event_text import duration, format_event, status_text, stops_status
+
+if TYPE_CHECKING:
+    from rich.status import Status
 
 __all__ = ["Progress", "duration"]
 
@@ -14,7 +19,7 @@ class Progress:
 
     def __init__(self, json_lines: bool) -> None:
         self.json_lines = json_lines
-        self.status = None
+        self.status: Status | None = None
 
     def __call__(self, event: dict) -> None:
         if self.json_lines:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from mwaa_iac.errors import UsageError
 
@@ -68,7 +69,7 @@ class AirflowVersion:
         """Whether MWAA still accepts new environments and upgrades *to* this version on ``today``."""
         return self.end_of_support is None or today < self.end_of_support
 
-    def to_dict(self, today: date | None = None) -> dict:
+    def to_dict(self, today: date | None = None) -> dict[str, Any]:
         data = asdict(self)
         data["available"] = self.available.isoformat()
         data["end_of_support"] = self.end_of_support.isoformat() if self.end_of_support else None

@@ -44,7 +44,11 @@ class Color(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # A docstring under a field is its description in the JSON schema (the generated mwaa.yaml
+    # reference of the documentation site).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, use_attribute_docstrings=True
+    )
 
 
 def _check_version(value: str) -> str:
@@ -82,9 +86,13 @@ class Source(_Model):
         description="ARN of the versioned S3 bucket holding DAGs, e.g. arn:aws:s3:::my-bucket"
     )
     dag_s3_path: str = "dags"
+    """DAG folder, relative to the bucket."""
     requirements_s3_path: str | None = None
+    """requirements.txt, relative to the bucket (optional)."""
     plugins_s3_path: str | None = None
+    """plugins.zip, relative to the bucket (optional)."""
     startup_script_s3_path: str | None = None
+    """Startup script, relative to the bucket (optional)."""
 
     @field_validator("bucket_arn")
     @classmethod
@@ -109,7 +117,9 @@ class Source(_Model):
 
 class LogModule(_Model):
     enabled: bool = True
+    """Send this module's logs to CloudWatch."""
     log_level: str = "INFO"
+    """CRITICAL, ERROR, WARNING, INFO or DEBUG."""
 
     @field_validator("log_level")
     @classmethod
@@ -121,10 +131,15 @@ class LogModule(_Model):
 
 class Logging(_Model):
     dag_processing: LogModule = LogModule(log_level="INFO")
+    """DAG processing logs."""
     scheduler: LogModule = LogModule(log_level="INFO")
+    """Scheduler logs."""
     task: LogModule = LogModule(log_level="INFO")
+    """Task logs."""
     webserver: LogModule = LogModule(log_level="WARNING")
+    """Web server logs."""
     worker: LogModule = LogModule(log_level="WARNING")
+    """Worker logs."""
 
 
 def _bucket_name(value: str) -> str:
@@ -140,7 +155,10 @@ class DisasterRecovery(_Model):
         description="S3 bucket for mwaa-dr backups: private and encrypted (holds secrets)."
     )
     retention_days: int = Field(30, ge=1, le=3650)
+    """How long `cleanup --backups` keeps backups."""
     path_prefix: str = "mwaa-dr"
+    """Key prefix for backups (objects under `<path_prefix>/<name>/`; the execution roles may use
+    that prefix)."""
     require_kms: bool = Field(
         False, description="Require SSE-KMS (or DSSE-KMS) default encryption on the backup bucket."
     )
@@ -161,6 +179,7 @@ class StateLocation(_Model):
         description="S3 bucket for journals and the lock (objects under <s3_prefix>/<name>/)."
     )
     s3_prefix: str = "mwaa-iac/state"
+    """Key prefix; objects go under `<prefix>/<name>/`."""
 
     _bucket = field_validator("s3_bucket")(lambda value: _bucket_name(value))
 
@@ -168,7 +187,10 @@ class StateLocation(_Model):
 class Routing(_Model):
     ssm_parameter_name: str = Field(description="SSM parameter that names the active environment.")
     route53_zone_id: str | None = None
+    """Optional Route 53 zone of a CNAME to the active web server's host name (set both or neither).
+    DNS only: MWAA's TLS certificate and web login work only under the environment's own host name."""
     route53_record_name: str | None = None
+    """The CNAME's record name (with `route53_zone_id`)."""
 
     @field_validator("ssm_parameter_name")
     @classmethod
@@ -192,8 +214,11 @@ class Deployment(_Model):
     to adopt an environment that already exists."""
 
     active_color: Color = Color.BLUE
+    """Maintained by mwaa-iac: the active colour."""
     blue: str | None = None
+    """The version blue runs (null: not deployed). Edit by hand only to adopt an existing environment."""
     green: str | None = None
+    """The version green runs (null: not deployed). Edit by hand only to adopt an existing environment."""
 
     @field_validator("blue", "green")
     @classmethod
@@ -209,36 +234,60 @@ class EnvironmentConfig(_Model):
 
     name: str = Field(description="Base name; environments become <name>-blue and <name>-green.")
     region: str
+    """AWS region, e.g. `us-east-1`."""
     airflow_version: str = Field(
         description="Desired Airflow version: the knob a GitOps pull request changes."
     )
     strategy: Strategy = Strategy.AUTO
+    """`auto`, `in-place` or `cutover`. `auto` picks a cutover when mwaa-dr can carry history (short
+    freeze), in place otherwise."""
     environment_class: str = "mw1.small"
+    """`mw1.micro`, `mw1.small`, `mw1.medium`, `mw1.large`, `mw1.xlarge`, `mw1.2xlarge`."""
     schedulers: int = 2
+    """2-5 (exactly 1 for `mw1.micro`)."""
     min_workers: int = Field(1, ge=1, le=25)
+    """1-25, at most `max_workers` (1 for `mw1.micro`)."""
     max_workers: int = Field(10, ge=1, le=25)
+    """1-25 (1 for `mw1.micro`)."""
     min_webservers: int = Field(2, ge=1, le=5)
+    """1-5, at most `max_webservers` (1 for `mw1.micro`)."""
     max_webservers: int = Field(2, ge=1, le=5)
+    """1-5 (1 for `mw1.micro`)."""
     network: Network
+    """The environments' VPC networking."""
     source: Source
+    """Where the DAGs, requirements, plugins and startup script are."""
     execution_role_arn: str | None = None
+    """Use this role; without it the module creates a least-privilege role per environment."""
     kms_key: str | None = None
+    """Customer managed key (create-only)."""
     webserver_access_mode: str = "PRIVATE_ONLY"
+    """`PRIVATE_ONLY` or `PUBLIC_ONLY`."""
     endpoint_management: str = "SERVICE"
+    """`SERVICE` or `CUSTOMER` (create-only)."""
     weekly_maintenance_window_start: str | None = None
+    """e.g. `SUN:03:00` (minutes `00` or `30`)."""
     worker_replacement_strategy: str = "GRACEFUL"
+    """`GRACEFUL` (running tasks may finish, up to 12 h) or `FORCED`."""
     airflow_configuration_options: dict[str, str] = Field(default_factory=dict)
+    """`section.key: "value"` pairs, e.g. `core.default_timezone: utc`."""
     logging: Logging = Logging()
+    """CloudWatch logging per Airflow module."""
     tags: dict[str, str] = Field(default_factory=dict)
+    """Tags for every resource (`mwaa-iac:deployment: <name>` is added)."""
     dr: DisasterRecovery
+    """mwaa-dr backups."""
     routing: Routing
+    """The routing that names the active environment."""
     state: StateLocation | None = Field(
         None,
         description="Journals and the lock in S3 (conditional writes); "
         "unset: local files under .mwaa-iac/<env>/.",
     )
     soak_hours: int = Field(24, ge=0, le=24 * 90)
+    """How long both colours run after a cutover before cleanup."""
     deployment: Deployment = Deployment()
+    """What is deployed now (maintained by mwaa-iac)."""
 
     @field_validator("name")
     @classmethod

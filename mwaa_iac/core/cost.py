@@ -12,6 +12,7 @@ A figure that is not in the price book is never guessed: :class:`MissingPriceErr
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -376,7 +377,9 @@ _TYPE_ITEMS = {
 }
 
 
-def figures_from_price_list(price_list: list[str | dict], region: str, as_of: str) -> list[PriceFigure]:
+def figures_from_price_list(
+    price_list: Sequence[str | dict[str, Any]], region: str, as_of: str
+) -> list[PriceFigure]:
     """Turn the ``PriceList`` entries of ``pricing:GetProducts`` (service code ``AmazonMWAA``) into
     figures. Products this version does not recognise are skipped, never guessed."""
     figures: list[PriceFigure] = []
@@ -400,6 +403,8 @@ def figures_from_price_list(price_list: list[str | dict], region: str, as_of: st
             unit_text = "hour"
             if item is None or cls is None or not unit.lower().startswith("hr"):
                 continue
+        if item is None:  # a storage price always names its item; the check is for the type checker
+            continue
         figures.append(
             PriceFigure(region, item, cls, usd, unit_text, "AWS Price List API (pricing:GetProducts)", as_of)
         )

@@ -24,6 +24,7 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from mwaa_iac.core import constants_block
 from mwaa_iac.core.catalog import load_catalog
@@ -261,7 +262,7 @@ class ManifestError(ValueError):
     """A backup's manifest is missing, of another format, or lacks a table."""
 
 
-def manifest_counts(manifest: dict) -> dict[str, int]:
+def manifest_counts(manifest: dict[str, Any]) -> dict[str, int]:
     """Rows per table of a backup manifest; ManifestError when it is not a complete backup."""
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
@@ -275,7 +276,7 @@ def manifest_counts(manifest: dict) -> dict[str, int]:
     return {name: int(entry.get("rows", 0)) for name, entry in sorted(tables.items())}
 
 
-def manifest_copy(manifest: dict) -> dict:
+def manifest_copy(manifest: dict[str, Any]) -> dict[str, Any]:
     """How a backup copied: ``mode`` (delta or full), the ``base`` backup of a delta, the DAGs it
     carries ``whole``, rows in the backup per table (``copied``), and why a delta was not taken
     (``fallback``). Backups of earlier releases are full."""
@@ -292,7 +293,7 @@ def manifest_copy(manifest: dict) -> dict:
     }
 
 
-def restore_problems(manifest_rows: dict[str, int], result: dict) -> list[str]:
+def restore_problems(manifest_rows: dict[str, int], result: dict[str, Any]) -> list[str]:
     """What a restore's result (the restore run's note) says went wrong, compared with the backup's
     manifest: [] when the restore committed and every verified table has the backup's rows."""
     if not result:

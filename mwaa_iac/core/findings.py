@@ -7,6 +7,7 @@ renders them (✓ / ✗ / !). Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Finding:
     def text(self) -> str:
         return f"{self.name}: {self.detail}" + (f" (fix: {self.fix})" if self.fix and not self.ok else "")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "check": self.name,
             "ok": self.ok,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from mwaa_iac.core.config import Color, EnvironmentConfig
 from mwaa_iac.errors import UsageError
@@ -92,7 +93,7 @@ class Slot:
     # requirements.txt/plugins.zip/startup script than the one it runs, and a clone runs its source's.
     object_versions: tuple[tuple[str, str], ...] = ()
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "enabled": self.enabled,
             "airflow_version": self.airflow_version,

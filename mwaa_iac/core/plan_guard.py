@@ -691,7 +691,9 @@ def _type_from_address(address: str) -> str:
 
 def _split_address(address: str) -> list[str]:
     """Split on dots outside brackets (for_each keys may contain dots)."""
-    parts, depth, current, quoted = [], 0, [], False
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quoted = 0, False
     for char in address:
         if char == '"':
             quoted = not quoted

@@ -95,9 +95,8 @@ def condition_blockers(condition: Mapping[str, Any] | None, context: Mapping[str
 def _statements(document: Mapping[str, Any] | str | None) -> list[dict[str, Any]]:
     if document is None:
         return []
-    if isinstance(document, str):
-        document = json.loads(document)
-    return [dict(s) for s in _list(document.get("Statement"))]
+    parsed: Mapping[str, Any] = json.loads(document) if isinstance(document, str) else document
+    return [dict(s) for s in _list(parsed.get("Statement"))]
 
 
 def _covers(statement: Mapping[str, Any], key: str, value: str, *, case: bool) -> bool:

@@ -37,7 +37,8 @@ LIST_PAGE = 100  # DAGs per page when the freeze records which DAGs to pause
 _PAUSE, _DRAIN, _GO_LIVE = "pause-source", "drain-source", "go-live"
 _BACKUP_PREFIXES = ("backup", "verify-backup")
 # The tables a copy fills from the backup (the registry's copied ones), in the registry's order.
-COPIED_TABLES: tuple[str, ...] = _registry.copied_tables()
+# (The registry runs inside Airflow on Python 3.10 and is not annotated: its answer is a tuple of names.)
+COPIED_TABLES: tuple[str, ...] = tuple(_registry.copied_tables())  # type: ignore[no-untyped-call]
 
 
 def uncounted(counted: Iterable[str]) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Outcome(StrEnum):
@@ -30,7 +31,7 @@ class Observation:
     last_update_error: str | None = None  # "ErrorCode: ErrorMessage"
     last_update_created_at: float | None = None  # LastUpdate.CreatedAt, epoch seconds
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "airflow_version": self.airflow_version,

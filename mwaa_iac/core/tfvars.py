@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from typing import Any
 
 import jinja2
 
@@ -28,7 +29,7 @@ def default_template() -> str:
     return resources.files("mwaa_iac.templates").joinpath("blue-green.tfvars.json.j2").read_text("utf-8")
 
 
-def template_context(config: EnvironmentConfig, layout: PhaseLayout) -> dict:
+def template_context(config: EnvironmentConfig, layout: PhaseLayout) -> dict[str, Any]:
     """What a template sees: ``config`` (the model), ``layout`` and plain dicts for nested values."""
     return {
         "config": config,

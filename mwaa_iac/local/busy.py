@@ -532,7 +532,7 @@ def start_in_flight(
     """Start work that will be in flight: a deferrable sensor deferred for ``defer_seconds`` (resumed
     by the triggerer), a task sleeping ``sleep_seconds``, a task failing into its retry wait. Call
     :func:`wait_in_flight` to wait until they are there. Run ids are ``<label>-defer`` etc."""
-    tasks = (
+    tasks: tuple[tuple[str, str, str, str, dict[str, int]], ...] = (
         (
             DEFERRED_DAG,
             f"{label}-defer",

@@ -16,6 +16,7 @@ import hashlib
 import json
 import sys
 import types
+from typing import Any
 
 DATASET_CLASSES = ("Dataset", "Asset")
 
@@ -75,7 +76,9 @@ class Table:
             self.states[name] = norm(values["state"])
 
     def result(self):
-        rows, fields, seen = {}, {}, {}
+        rows: dict[str, Any] = {}
+        fields: dict[str, Any] = {}
+        seen: dict[Any, Any] = {}
         for key, hashed in sorted(self.rows, key=lambda r: (r[0], digest(r[1]))):
             seen[key] = seen.get(key, 0) + 1
             name = key if seen[key] == 1 else f"{key} #{seen[key]}"  # no unique key (log, task_fail)
@@ -220,7 +223,7 @@ class Reader:
     def log(self):
         from sqlalchemy import select
 
-        logs = {}
+        logs: dict[Any, Any] = {}
         table = self.m.Log.__table__
         for dag_id, event in self.session.execute(select(table.c.dag_id, table.c.event)):
             if dag_id in self.exclude_dags:
@@ -291,7 +294,7 @@ class Reader:
     def dag_run_ids(self):
         from sqlalchemy import select
 
-        run_ids = {}
+        run_ids: dict[Any, Any] = {}
         table = self.m.DagRun.__table__
         for dag_id, run_id in self.session.execute(select(table.c.dag_id, table.c.run_id)):
             if dag_id not in self.exclude_dags:
@@ -304,7 +307,7 @@ class Reader:
     def trigger(self):
         from sqlalchemy import select
 
-        triggers = {}
+        triggers: dict[Any, Any] = {}
         for (classpath,) in self.session.execute(select(self.m.Trigger.__table__.c.classpath)):
             triggers[classpath] = triggers.get(classpath, 0) + 1
         trigger_table = self.table(["count"])
@@ -338,14 +341,13 @@ def models():
     """This Airflow version's models, under Airflow 2's names."""
     import airflow  # configures the ORM from the environment's variables
 
+    TaskFail: Any = None  # Airflow 3.0 dropped the task_fail table
     if int(airflow.__version__.split(".")[0]) >= 3:
         from airflow.models import Connection, DagModel, DagRun, Log, Pool, TaskInstance, Variable
         from airflow.models.asset import AssetDagRunQueue as DatasetDagRunQueue
         from airflow.models.asset import AssetEvent as DatasetEvent
         from airflow.models.asset import AssetModel as DatasetModel
         from airflow.models.xcom import XComModel as XCom
-
-        TaskFail = None  # Airflow 3.0 dropped the task_fail table
     else:
         from airflow.models import (
             Connection,
@@ -353,12 +355,14 @@ def models():
             DagRun,
             Log,
             Pool,
-            TaskFail,
             TaskInstance,
             Variable,
             XCom,
         )
+        from airflow.models import TaskFail as TaskFail2
         from airflow.models.dataset import DatasetDagRunQueue, DatasetEvent, DatasetModel
+
+        TaskFail = TaskFail2
     from airflow.models.taskmap import TaskMap
     from airflow.models.trigger import Trigger
 

@@ -1010,22 +1010,21 @@ class MwaaBackend:
         kind = fault.replace("-", "_")
         if kind != "stretch" and not environment:
             raise AdminError(f"fault {fault!r} needs an environment name")
+        name = environment or ""  # every kind but stretch has one (checked above)
         with self._lock:
             if kind == "fail_create":
-                self.faults.fail_create[environment] = (
-                    message or "Injected fault: environment creation failed"
-                )
+                self.faults.fail_create[name] = message or "Injected fault: environment creation failed"
             elif kind == "fail_update":
                 text = message or "Injected fault: environment update failed"
-                self.faults.fail_update[environment] = (text, bool(fail_rollback))
+                self.faults.fail_update[name] = (text, bool(fail_rollback))
             elif kind == "fail_rollback":
                 text = message or "Injected fault: environment update failed and its rollback failed too"
-                self.faults.fail_update[environment] = (text, True)
+                self.faults.fail_update[name] = (text, True)
             elif kind == "throttle":
                 number = 1 if count is None else int(count)
                 if number < 1:
                     raise AdminError("throttle count must be at least 1")
-                self.faults.throttle[environment] = self.faults.throttle.get(environment, 0) + number
+                self.faults.throttle[name] = self.faults.throttle.get(name, 0) + number
             elif kind == "stretch":
                 value = float(seconds if seconds is not None else 0.0)
                 if value < 0:
@@ -1042,7 +1041,7 @@ class MwaaBackend:
                     "throttle, kill_scheduler, stretch"
                 )
         if kind == "kill_scheduler":
-            self.kill_scheduler(environment)
+            self.kill_scheduler(name)
         return self.faults.snapshot()
 
     def clear_faults(self, environment: str | None = None) -> dict[str, Any]:

@@ -30,7 +30,7 @@ HOST = "127.0.0.1"
 
 # Settings an environment always gets, before its airflow_configuration_options. Scheduling and
 # parsing use Apache Airflow's defaults, which MWAA keeps unless AirflowConfigurationOptions change
-# them (README "Local stack" lists the numbers): a new DAG file is listed within
+# them (docs/local-stack.md lists the numbers): a new DAG file is listed within
 # dag_dir_list_interval (300 s), a changed one re-parsed within min_file_process_interval (30 s).
 # Written with 2.x names; a family that moved a setting translates it (AirflowFamily.renamed).
 DEFAULT_AIRFLOW_CONFIG = {
