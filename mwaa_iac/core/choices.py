@@ -5,13 +5,14 @@ recommended and why (`versions path`, the cutover's dry run and its confirmation
 The only duration AWS documents for these operations is that an environment "can be unavailable
 for up to two hours" during an in-place version update (docs/design.md §2): that is the figure used
 per in-place hop. Creating an environment and copying the metadata are not bounded by AWS; they are
-named, not estimated, and local-stack figures are never mixed in here (README "Benchmarks").
+named, not estimated, and local-stack figures are never mixed in here (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
+from typing import Any
 
 from mwaa_iac.core.catalog import Catalog
 from mwaa_iac.core.planner import HopKind, PathPlan, Strategy, plan_path
@@ -35,7 +36,7 @@ class Choice:
     recommended: bool = False
     why: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

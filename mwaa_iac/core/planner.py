@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import Any
 
 from mwaa_iac.core.catalog import AirflowVersion, Catalog, load_catalog, parse_version
 
@@ -35,7 +36,7 @@ class Hop:
     to_version: str
     reason: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["kind"] = str(self.kind)
         return data
@@ -67,7 +68,7 @@ class PathPlan:
     def is_noop(self) -> bool:
         return self.allowed and not self.hops
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "from": self.from_version,
             "to": self.to_version,
@@ -152,7 +153,7 @@ def _in_place_path(
             previous[nxt.version] = current
             if nxt.version == target.version:
                 chain = [nxt]
-                back = current
+                back: AirflowVersion | None = current
                 while back is not None and back.version != source.version:
                     chain.append(back)
                     back = previous[back.version]
@@ -326,7 +327,11 @@ def plan_path(
     catalog = catalog or load_catalog()
     today = today or date.today()
     requested = Strategy(strategy)
-    base = {"from_version": from_version, "to_version": to_version, "requested_strategy": requested}
+    base: dict[str, Any] = {
+        "from_version": from_version,
+        "to_version": to_version,
+        "requested_strategy": requested,
+    }
 
     unknown: list[str] = []
     for label, text in (("source", from_version), ("target", to_version)):

@@ -119,7 +119,7 @@ SCHEDULE = (
 class Table:
     """What the copy does with one table.
 
-    ``fate``: COPIED, REBUILT or NOT_COPIED, and ``why`` (README's "Not copied" table is rendered from
+    ``fate``: COPIED, REBUILT or NOT_COPIED, and ``why`` (docs/limits.md's "Not copied" table is rendered from
     the ones not copied). ``parents``: the tables its foreign keys point to (the restore writes parents
     first and clears children first). ``key``: the columns that name a row (its natural key, never a
     surrogate id: the fingerprint and the restore's MISSING/UPDATE use it). ``table``: the real table
@@ -542,7 +542,7 @@ def not_copied():
 
 
 def not_copied_markdown():
-    """README's "Not copied" table (tests/unit/test_copy_registry.py checks README against it)."""
+    """docs/limits.md's "Not copied" table (tests/unit/test_copy_registry.py checks the page against it)."""
     lines = ["| table | | why |", "|---|---|---|"]
     lines += [f"| `{name}` | {fate} | {why.replace('|', '/')} |" for name, fate, why in not_copied()]
     return lines

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from mwaa_iac.core import dr
@@ -262,11 +263,12 @@ class Cutover:
             }
         )
         for label in (PASS_1, PASS_2):
-            backup, verify_backup, restore, verify_restore = COPY_STEPS[label]
-            actions[backup] = lambda label=label: copy.backup(label)
-            actions[verify_backup] = lambda label=label: copy.verify_backup(label)
-            actions[restore] = lambda label=label: copy.restore(label)
-            actions[verify_restore] = lambda label=label: copy.verify_restore(label)
+            for step, act in zip(
+                COPY_STEPS[label],
+                (copy.backup, copy.verify_backup, copy.restore, copy.verify_restore),
+                strict=True,
+            ):
+                actions[step] = partial(act, label)
         return actions
 
     def _self_journaled(self, hops: list[Hop], freeze_hops: int) -> dict[str, Callable[[], Any]]:
@@ -275,9 +277,7 @@ class Cutover:
         own: dict[str, Callable[[], Any]] = {}
         for index, hop in enumerate(hops, 1):
             prefix = FREEZE_HOP_PREFIX if index > len(hops) - freeze_hops else HOP_PREFIX
-            own[hop_step(index, hop.to_version, prefix)] = lambda index=index, hop=hop, prefix=prefix: (
-                self.target.hop(index, hop, prefix)
-            )
+            own[hop_step(index, hop.to_version, prefix)] = partial(self.target.hop, index, hop, prefix)
         return own
 
     # -- report ------------------------------------------------------------------------------------

@@ -215,8 +215,8 @@ class Planning:
         )
 
     def in_flight_policy(self, history: bool) -> list[str]:
-        """What the freeze does with work in flight on the source (README: In-flight work during the
-        freeze)."""
+        """What the freeze does with work in flight on the source (docs/guides/cutover.md: In-flight
+        work during the freeze)."""
         minutes = self.ctx.options.drain_timeout_seconds / 60
         source, target = self.ctx.source, self.ctx.target
         lines = [
