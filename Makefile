@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV     := $(shell command -v uv 2>/dev/null)
 
-.PHONY: help setup test check lint typecheck fmt unit tf-test scan schema-lint clean demo demo-down bench bench-startup \
+.PHONY: help setup test check lint typecheck fmt unit tf-test scan schema-lint clean demo demo-down bench bench-major bench-startup \
 	docs docs-build docs-ref
 .DEFAULT_GOAL := help
 
@@ -81,6 +81,9 @@ demo: setup ## The main job on the local stack: blue 2.9.2 with history, cutover
 # instances (bench/out/); one size: `.venv/bin/python bench/freeze_bench.py --sizes 3k`.
 bench: setup ## Freeze window vs raw copy vs in-place upgrade (bench/out/)
 	$(BIN)/python bench/freeze_bench.py
+
+bench-major: setup ## The 2 → 3 cutover's freeze, single pass beside two passes (bench/out/major.json)
+	$(BIN)/python bench/major_bench.py
 
 bench-startup: setup ## Wall time of `mwaa-iac --help` and `versions path` over several runs
 	$(BIN)/python bench/startup_bench.py
