@@ -115,9 +115,21 @@ def test_upgrade(monkeypatch, capsys, workspace_root: Path) -> None:
 
     class FakeUpgrade:
         def __init__(
-            self, ws, config, options, mwaa, cloudwatch, *, emit, backup_hook, requirements_check, routing
+            self,
+            ws,
+            config,
+            options,
+            mwaa,
+            cloudwatch,
+            *,
+            emit,
+            backup_hook,
+            requirements_check,
+            routing,
+            hazard_scan,
         ):
             seen.update(options=options, backup_hook=backup_hook, requirements_check=requirements_check)
+            seen.update(hazard_scan=hazard_scan)
             self.emit = emit
 
         def run(self):
@@ -132,6 +144,7 @@ def test_upgrade(monkeypatch, capsys, workspace_root: Path) -> None:
     assert events[1] == WATCH
     assert seen["options"].engine == "api" and seen["options"].constraints == "c.txt"
     assert callable(seen["backup_hook"]) and callable(seen["requirements_check"])
+    assert callable(seen["hazard_scan"])
 
 
 PLAN = {
