@@ -264,3 +264,41 @@ def test_apply_refused_by_the_guard_says_so_last(monkeypatch, capsys, workspace_
     assert code == 1
     assert json_lines(capsys.readouterr().out) == [{"event": "apply.summary", **PLAN_DICT, "applied": False}]
     assert applied == []
+
+
+def test_cutover_dry_run_text_shows_the_migration_hazards(monkeypatch, capsys, workspace_root: Path) -> None:
+    import mwaa_iac.workflows.cutover as cutover
+
+    hazards = {
+        "scanned": True,
+        "environment": "analytics-blue",
+        "estimate_minutes": 0.1,
+        "findings": [
+            {"name": "nan-json-xcom", "count": 2, "blocking": True, "accepted": True, "fix": "delete them"},
+            {"name": "pickled-xcom", "count": 1, "blocking": False, "accepted": False, "fix": "[re-push]"},
+        ],
+        "db_clean_dag": "/tmp/db_clean.py",
+    }
+
+    class FakeCutover:
+        def __init__(self, ws, config, options, *clients, emit):
+            self.requirements_check = None
+
+        def catchup_without_history(self):
+            return []
+
+        def run(self):
+            return {
+                "source": "analytics-blue",
+                "target": "analytics-green",
+                **PLAN,
+                "migration_hazards": hazards,
+            }
+
+    monkeypatch.setattr(cutover, "Cutover", FakeCutover)
+    code = main(["cutover", "--env", "demo", "--root", str(workspace_root), "--engine", "api", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "migration hazards (2 → 3, scanned on analytics-blue): 2" in out
+    assert "nan-json-xcom: 2 row(s) (fix: delete them)" in out and "(fix: [re-push])" in out
+    assert "`airflow db clean` DAG written to /tmp/db_clean.py" in out

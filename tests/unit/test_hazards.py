@@ -334,3 +334,11 @@ def test_an_earlier_failed_check_skips_the_scan(monkeypatch, config) -> None:
 def test_an_unknown_accepted_name_fails(monkeypatch, config) -> None:
     result, _, _ = _run(monkeypatch, config, {"scan": _scan()}, accepted=("nan",))
     assert [c.name for c in result.checks if not c.ok] == ["accept-hazard"]
+
+
+def test_the_accept_hazard_help_names_every_hazard() -> None:
+    from mwaa_iac.cli import options
+
+    help_text = options.AcceptHazardOpt.__metadata__[0].help
+    listed = help_text.split("names: ")[1].rstrip(").").split(", ")
+    assert tuple(listed) == hazards.NAMES
