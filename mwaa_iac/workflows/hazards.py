@@ -54,12 +54,6 @@ class HazardScan:
             "db_clean_dag": self.db_clean_dag,
         }
 
-    def lines(self) -> list[str]:
-        """The findings for people (the upgrade's dry-run notes)."""
-        if self.assessment is None:
-            return []
-        return [c.detail if c.name == CHECK_PREFIX + "s" else f"{c.name}: {c.detail}" for c in self.checks]
-
 
 def needs_scan(plan: PathPlan) -> bool:
     """A path whose in-place hops take Airflow 2 data through Airflow 3's migration."""
@@ -188,15 +182,16 @@ def scanner(
     *,
     cloudwatch: Any = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> Callable[[PathPlan, str], HazardScan]:
-    """``scan(plan, environment)`` for `upgrade`'s preflight (``options``: UpgradeOptions, with
-    ``accept_hazards``, ``db_clean_dag``, ``poll_interval``, ``today``)."""
+) -> Callable[[PathPlan, str, Callable[[str, bool, str], None]], HazardScan]:
+    """``scan(plan, environment, check)`` for `upgrade`'s preflight: scans, and calls ``check(name,
+    ok, detail)`` for each of its checks (``options``: UpgradeOptions, with ``accept_hazards``,
+    ``db_clean_dag``, ``poll_interval``, ``today``)."""
     from mwaa_iac.adapters.airflow_api import AirflowApi
 
-    def scan(plan: PathPlan, environment: str) -> HazardScan:
+    def scan(plan: PathPlan, environment: str, check: Callable[[str, bool, str], None]) -> HazardScan:
         timing = DrTiming(run_poll_seconds=min(5.0, options.poll_interval))
         runner = DagRunner(AirflowApi(mwaa, environment, sleep=sleep), timing, emit, sleep)
-        return scan_hazards(
+        result = scan_hazards(
             plan,
             environment=environment,
             config=config,
@@ -208,5 +203,8 @@ def scanner(
             today=options.today,
             cloudwatch=cloudwatch,
         )
+        for item in result.checks:
+            check(item.name, item.ok, item.detail)
+        return result
 
     return scan

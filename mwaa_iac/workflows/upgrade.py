@@ -112,8 +112,7 @@ class Upgrade:
     # adapters.routing.Routing: with it, an upgrade of the active colour first checks that routing
     # and the last cutover agree that it is the live one (workflows.live); the CLI always passes it
     routing: Any = None
-    hazard_scan: Callable[[PathPlan, str], Any] | None = None  # workflows.hazards.scanner (2 → 3)
-    hazards: Any = field(default=None, init=False)  # the last preflight's HazardScan
+    hazard_scan: Callable[..., Any] | None = None  # workflows.hazards.scanner (2 → 3 paths)
 
     @property
     def slot(self) -> Color:
@@ -199,7 +198,6 @@ class Upgrade:
             summary.hops = [h.to_dict() for h in plan.hops]
             if plan.hops:
                 summary.notes.append(self._backup_note(plan.from_version))
-            summary.notes += self.hazards.lines() if self.hazards is not None else []
             return summary
         assert journal is not None
         summary.backup = self._backup(journal, plan.from_version)
@@ -248,10 +246,8 @@ class Upgrade:
             check(f"2 → 3: {change.name}", True, f"warning: {change.detail}")
         check("engine", *self._engine_check())
         check("requirements", *self._requirements_check(plan))
-        if self.hazard_scan is not None and all(c.ok for c in checks):
-            self.hazards = self.hazard_scan(plan, self.name)  # nothing scanned unless 2 → 3
-            for item in self.hazards.checks:
-                check(item.name, item.ok, item.detail)
+        if self.hazard_scan is not None and all(c.ok for c in checks):  # nothing scanned unless 2 → 3
+            self.hazard_scan(plan, self.name, check)
         check("lock", True, f"held by this upgrade ({self.store.where(LOCK_NAME)})")
         return plan, checks
 
