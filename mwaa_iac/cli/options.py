@@ -117,6 +117,7 @@ AcceptHazardOpt = Annotated[
         help="Go on although the 2 → 3 migration-hazard preflight found this hazard (repeatable; names: "
         "nan-json-xcom, nul-json-xcom, xcom-over-256mb, null-dag-version-before-3.2.1, pickled-xcom, "
         "pickled-dag-run-conf, long-migration, hazard-scan).",
+        metavar="NAME",
         show_default=False,
     ),
 ]
@@ -126,6 +127,7 @@ DbCleanDagOpt = Annotated[
         "--write-db-clean-dag",
         help="Write a DAG file that runs `airflow db clean` with a cutoff (a dry run unless its run conf "
         "says otherwise) to PATH, for you to upload: trims history before a 2 → 3 migration.",
+        metavar="PATH",
         show_default=False,
     ),
 ]
