@@ -28,6 +28,7 @@ STRICT_ENV = "MWAA_IAC_STRICT_EVENTS"  # set (non-empty): an event that drifts f
 class EventKind(StrEnum):
     # preflight and steps
     PREFLIGHT_CHECK = "preflight.check"
+    PREFLIGHT_HAZARDS = "preflight.hazards"
     STEP_STARTED = "step.started"
     STEP_DONE = "step.done"
     # cutover
@@ -165,6 +166,18 @@ _REST_CALLS = "REST requests it took"
 
 DECLARED: dict[EventKind, Declared] = {
     K.PREFLIGHT_CHECK: Declared("one preflight check passed or failed", ("check", "ok", "detail")),
+    K.PREFLIGHT_HAZARDS: Declared(
+        "a 2 → 3 path's migration hazards, scanned on the source (counts and ids, never values)",
+        ("environment", "target", "rows", "estimate_minutes", "findings", "blocking"),
+        ("db_clean_dag",),
+        notes={
+            "rows": "per table",
+            "estimate_minutes": "the migration's UUID step",
+            "findings": "name, blocking, accepted, count, runs, ids, detail, fix",
+            "blocking": "names that fail the preflight",
+            "db_clean_dag": "--write-db-clean-dag's file",
+        },
+    ),
     K.STEP_STARTED: Declared("a cutover step started", ("step",)),
     K.STEP_DONE: Declared("a cutover step finished (recorded in the journal)", ("step", "elapsed_s")),
     K.CUTOVER_RESUME: Declared("`cutover --resume` continues a recorded run", ("run_id",)),
@@ -187,10 +200,12 @@ DECLARED: dict[EventKind, Declared] = {
             "sizing",
             "rehearsal",
             "choices",
+            "migration_hazards",
         ),
         notes={
             "rehearsal": "whether a rehearsal runs before the freeze (2 → 3)",
             "choices": "every way side by side: in place, single pass, two passes, no history",
+            "migration_hazards": "2 → 3: the preflight's scan of the source (preflight.hazards)",
         },
         summary=True,
     ),

@@ -9,9 +9,11 @@ from rich.markup import escape
 
 from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import (
+    AcceptHazardOpt,
     BreakGlassOpt,
     BreakLockOpt,
     ConstraintsOpt,
+    DbCleanDagOpt,
     EngineOpt,
     EnvOpt,
     HealthMinutesOpt,
@@ -112,6 +114,8 @@ def cutover(
     health_minutes: HealthMinutesOpt = 3,
     constraints: ConstraintsOpt = None,
     skip_requirements_check: SkipRequirementsOpt = False,
+    accept_hazard: AcceptHazardOpt = None,
+    write_db_clean_dag: DbCleanDagOpt = None,
     break_lock: BreakLockOpt = False,
     terraform_bin: TfBinOpt = None,
     root: RootOpt = None,
@@ -151,6 +155,8 @@ def cutover(
         run_poll_seconds=run_poll,
         constraints=constraints,
         skip_requirements_check=skip_requirements_check,
+        accept_hazards=tuple(accept_hazard or ()),
+        db_clean_dag=str(write_db_clean_dag) if write_db_clean_dag else None,
     )
     progress = Progress(json_out)
     workflow = Cutover(
@@ -227,6 +233,19 @@ def cutover(
             ui.out.print("  in-flight work during the freeze:")
             for line in report["in_flight_policy"]:
                 ui.out.print(f"    - {line}")
+        hazards = report.get("migration_hazards") or {}
+        if hazards.get("scanned"):
+            ui.out.print(
+                f"  migration hazards (2 → 3, scanned on {hazards['environment']}): "
+                f"{len(hazards['findings']) or 'none'}; the migration's UUID step about "
+                f"{hazards['estimate_minutes']} min"
+            )
+            for item in hazards["findings"]:
+                style = "muted" if item["accepted"] else ("failure" if item["blocking"] else "warning")
+                fix = escape(item["fix"])
+                ui.out.print(f"    [{style}]{item['name']}: {item['count']} row(s)[/] (fix: {fix})")
+        if hazards.get("db_clean_dag"):
+            ui.out.print(f"  `airflow db clean` DAG written to {hazards['db_clean_dag']}")
         if report.get("sizing"):
             from mwaa_iac.report.render import sizing_text
 

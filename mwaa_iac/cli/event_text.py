@@ -196,6 +196,19 @@ def _preflight_check(e: dict) -> str:
     return f"{mark} {e['check']}: {e['detail']}"
 
 
+@_line(K.PREFLIGHT_HAZARDS)
+def _preflight_hazards(e: dict) -> str:
+    rows = e["rows"].get("task_instance", 0)
+    text = (
+        f"[muted]migration-hazard scan of {e['environment']}: {len(e['findings'])} finding(s) in "
+        f"{rows:,} task instances; Airflow 3's UUID step about {e['estimate_minutes']} min[/]"
+    )
+    if e.get("db_clean_dag"):
+        where = escape(e["db_clean_dag"])
+        text += f"\n  `airflow db clean` DAG written to {where}: upload it, run it, then retry"
+    return text
+
+
 @_status(K.WATCH_STATUS, K.WATCH_POLL, K.WATCH_POLL_ERROR)
 def _watch_live(e: dict) -> str:
     return _live(e.get("status"), e)

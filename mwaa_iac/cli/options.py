@@ -110,6 +110,27 @@ ConstraintsOpt = Annotated[
         show_default=False,
     ),
 ]
+AcceptHazardOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--accept-hazard",
+        help="Go on although the 2 → 3 migration-hazard preflight found this hazard (repeatable; names: "
+        "nan-json-xcom, nul-json-xcom, xcom-over-256mb, null-dag-version-before-3.2.1, pickled-xcom, "
+        "pickled-dag-run-conf, long-migration, hazard-scan).",
+        metavar="NAME",
+        show_default=False,
+    ),
+]
+DbCleanDagOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--write-db-clean-dag",
+        help="Write a DAG file that runs `airflow db clean` with a cutoff (a dry run unless its run conf "
+        "says otherwise) to PATH, for you to upload: trims history before a 2 → 3 migration.",
+        metavar="PATH",
+        show_default=False,
+    ),
+]
 PhaseOpt = Annotated[str, typer.Option("--phase", "-p", help=PHASES_HELP)]
 VersionOpt = Annotated[
     str | None,

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from mwaa_iac.cli import console as ui
 from mwaa_iac.cli.options import (
+    AcceptHazardOpt,
     BreakLockOpt,
     ConstraintsOpt,
+    DbCleanDagOpt,
     EngineOpt,
     EnvOpt,
     HealthMinutesOpt,
@@ -41,6 +44,8 @@ def upgrade(
     no_backup: Annotated[bool, typer.Option("--no-backup", help="Skip the mwaa-dr safety backup.")] = False,
     constraints: ConstraintsOpt = None,
     skip_requirements_check: SkipRequirementsOpt = False,
+    accept_hazard: AcceptHazardOpt = None,
+    write_db_clean_dag: DbCleanDagOpt = None,
     poll_interval: PollOpt = 15.0,
     budget_minutes: Annotated[
         float,
@@ -58,6 +63,8 @@ def upgrade(
     from mwaa_iac.adapters.cloudwatch import CloudWatch
     from mwaa_iac.adapters.mwaa import MwaaClient
     from mwaa_iac.adapters.routing import Routing
+    from mwaa_iac.adapters.storage import S3
+    from mwaa_iac.workflows.hazards import scanner
     from mwaa_iac.workflows.hooks import safety_backup_hook
     from mwaa_iac.workflows.preflight import requirements_check_for
     from mwaa_iac.workflows.upgrade import Upgrade, UpgradeOptions
@@ -91,17 +98,19 @@ def upgrade(
         )
     progress = Progress(json_out)
     mwaa = MwaaClient(config.region)
+    cloudwatch = CloudWatch(config.region)
 
     workflow = Upgrade(
         ws,
         config,
         options,
         mwaa,
-        CloudWatch(config.region),
+        cloudwatch,
         emit=progress,
         backup_hook=safety_backup_hook(config, mwaa, progress, poll_interval=poll_interval),
         requirements_check=requirements_check_for(config, options.constraints),
         routing=Routing(config.region),
+        hazard_scan=scanner(config, mwaa, S3(config.region), progress, options, cloudwatch=cloudwatch),
     )
     with progress:
         summary = workflow.run()
@@ -114,7 +123,7 @@ def upgrade(
         for hop in summary.hops:
             ui.out.print(f"  {hop['kind']} {hop['from_version']} → {hop['to_version']}: {hop['reason']}")
         for note in summary.notes:
-            ui.out.print(f"  {note}")
+            ui.out.print(f"  {escape(note)}")
         return
     ui.out.print(
         f"[success]{summary.environment} upgraded {summary.from_version} → {summary.to_version}[/] "

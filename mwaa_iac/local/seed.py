@@ -67,6 +67,10 @@ with DAG({dag_id!r}, schedule=None, start_date=datetime(2024, 1, 1), catchup=Fal
     first >> [EmptyOperator(task_id=f"t{{index:02d}}") for index in range(1, {tasks})]
 '''
 
+# The migration-hazard seeding DAG (mwaa_iac/local/airflow_side/mwaa_iac_hazards.py): see seed_hazards.
+HAZARDS_DAG_ID = "mwaa_iac_hazards"
+HAZARDS_DAG_FILE = "mwaa_iac_hazards.py"
+
 # The seeding DAG: mwaa_iac/local/airflow_side/mwaa_iac_seed.py, uploaded as it is (its run conf:
 # :func:`seed_conf`).
 SEED_DAG_FILE = "mwaa_iac_seed.py"
@@ -185,3 +189,36 @@ def run_seed(
     if plan.bulk_dags:
         api.set_paused_many(list(plan.bulk_dags), False)
     return json.loads(api.get_variable_value("mwaa_iac_seed") or "{}")
+
+
+def seed_hazards(
+    api: AirflowApi,
+    s3: S3,
+    bucket: str,
+    dag_path: str,
+    *,
+    dag_id: str = BUSINESS_DAGS[0],
+    run_id: str = "hazards-1",
+    sync: Callable[[], Any] | None = None,
+    timeout: float = 600.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, tuple[str, str]]:
+    """Write one row of each migration hazard a test can seed (core/hazards.py: a NaN and a NUL JSON
+    XCom, a pickled XCom, a 4 KB XCom, a pickled run conf JSON cannot hold) on runs of ``dag_id``
+    (seeded, at least 5 runs) through the DAG mwaa_iac_hazards; returns each hazard's (dag_id,
+    run_id). Over 256 MB is not seeded: a test lowers the scan's limit below 4 KB instead."""
+    key = f"{dag_path.strip('/')}/{SEED_FOLDER}/{HAZARDS_DAG_FILE}"
+    s3.put_text(bucket, key, airflow_side.source(HAZARDS_DAG_FILE))
+    if sync is not None:
+        sync()
+    wait_for_dags(api, [HAZARDS_DAG_ID], sleep=sleep)
+    api.set_paused(HAZARDS_DAG_ID, False)
+    api.trigger(HAZARDS_DAG_ID, run_id, {"dag_id": dag_id})
+    deadline = time.monotonic() + timeout
+    while (state := api.get_run(HAZARDS_DAG_ID, run_id).get("state")) != "success":
+        if state == "failed" or time.monotonic() > deadline:
+            raise RuntimeError(f"{HAZARDS_DAG_ID} run {run_id} ended {state}")
+        sleep(2.0)
+    api.set_paused(HAZARDS_DAG_ID, True)
+    placed = json.loads(api.get_variable_value("mwaa_iac_hazards") or "{}")
+    return {name: (pair[0], pair[1]) for name, pair in placed.items()}

@@ -151,16 +151,22 @@ def probe(
     role: str,
     bucket: str | None = None,
     cloudwatch: Any = None,
+    scan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Check that the environment's scheduler runs (Airflow's health and, with ``cloudwatch``, the
     SchedulerHeartbeat metric: :func:`~mwaa_iac.workflows.dr_runs.check_scheduler` raises
     SchedulerDownError at once when it does not), then run the preflight probe (its DAG file
     already deployed) with a run id of its own; it writes and deletes an object under the
-    deployment's prefix in ``bucket`` (default: the DR bucket)."""
+    deployment's prefix in ``bucket`` (default: the DR bucket). With ``scan`` (core.hazards.scan_conf)
+    it also scans the database for migration hazards (the answer's parts: ``run_probe``)."""
     check_scheduler(runner.api, runner.emit, role=role, cloudwatch=cloudwatch, now=runner.wall)
     probe_id = uuid.uuid4().hex[:8]
     file = dr.render_probe_dag(factory, config.name)
-    conf = dr.probe_conf(bucket or config.dr.backup_bucket, config.dr.path_prefix, config.name, probe_id)
+    conf: dict[str, Any] = dr.probe_conf(
+        bucket or config.dr.backup_bucket, config.dr.path_prefix, config.name, probe_id
+    )
+    if scan is not None:
+        conf["scan"] = scan
     return run_probe(runner, file, dr.run_id("probe", probe_id, "x"), conf, role=role)
 
 

@@ -385,14 +385,16 @@ def run_probe(
     runner: DagRunner,
     probe: dr.DagFile,
     run_id: str,
-    conf: dict[str, str],
+    conf: dict[str, Any],
     *,
     role: str,
 ) -> dict[str, Any]:
     """Trigger the probe DAG (already deployed) and wait for it; ``role`` says what the environment
     is about to do ("the backups", "the restores"). Raises :class:`ProbeError` saying what to fix:
     Airflow's import error when the DAG file did not import, the S3 error when the write failed.
-    Only the probe DAG is unpaused (to run) and paused again, whatever the outcome."""
+    With ``conf["scan"]`` the result also holds the scan's answer (``scan``, or ``scan_key`` and
+    ``scan_sha256`` when the probe wrote it to the bucket, or ``scan_error``). Only the probe DAG is
+    unpaused (to run) and paused again, whatever the outcome."""
     api = runner.api
     name = api.environment
     uri = f"s3://{conf['bucket']}/{conf['key']}"
@@ -434,7 +436,9 @@ def run_probe(
             event(EventKind.PROBE_WARNING, environment=name, detail=f"{uri} not deleted: {note['deleted']}")
         )
     runner.emit(event(EventKind.PROBE_DONE, **result))
-    return result
+    # the migration-hazard scan's answer (conf["scan"]), never in the event
+    scanned = {k: note[k] for k in ("scan", "scan_key", "scan_sha256", "scan_error") if k in note}
+    return {**result, **scanned}
 
 
 def _probe_note(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, Any]:

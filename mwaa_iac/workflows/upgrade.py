@@ -53,6 +53,8 @@ class UpgradeOptions:
     budget_seconds: float = DEFAULT_BUDGET
     health_minutes: int = 3
     health_timeout_seconds: float | None = None
+    accept_hazards: tuple[str, ...] = ()  # --accept-hazard: core.hazards names that do not block
+    db_clean_dag: str | None = None  # --write-db-clean-dag: where the `airflow db clean` DAG is written
     break_lock: bool = False
     terraform_bin: str | None = None
     today: date | None = None
@@ -110,6 +112,7 @@ class Upgrade:
     # adapters.routing.Routing: with it, an upgrade of the active colour first checks that routing
     # and the last cutover agree that it is the live one (workflows.live); the CLI always passes it
     routing: Any = None
+    hazard_scan: Callable[..., Any] | None = None  # workflows.hazards.scanner (2 → 3 paths)
 
     @property
     def slot(self) -> Color:
@@ -243,6 +246,8 @@ class Upgrade:
             check(f"2 → 3: {change.name}", True, f"warning: {change.detail}")
         check("engine", *self._engine_check())
         check("requirements", *self._requirements_check(plan))
+        if self.hazard_scan is not None and all(c.ok for c in checks):  # nothing scanned unless 2 → 3
+            self.hazard_scan(plan, self.name, check)
         check("lock", True, f"held by this upgrade ({self.store.where(LOCK_NAME)})")
         return plan, checks
 

@@ -115,9 +115,21 @@ def test_upgrade(monkeypatch, capsys, workspace_root: Path) -> None:
 
     class FakeUpgrade:
         def __init__(
-            self, ws, config, options, mwaa, cloudwatch, *, emit, backup_hook, requirements_check, routing
+            self,
+            ws,
+            config,
+            options,
+            mwaa,
+            cloudwatch,
+            *,
+            emit,
+            backup_hook,
+            requirements_check,
+            routing,
+            hazard_scan,
         ):
             seen.update(options=options, backup_hook=backup_hook, requirements_check=requirements_check)
+            seen.update(hazard_scan=hazard_scan)
             self.emit = emit
 
         def run(self):
@@ -132,6 +144,7 @@ def test_upgrade(monkeypatch, capsys, workspace_root: Path) -> None:
     assert events[1] == WATCH
     assert seen["options"].engine == "api" and seen["options"].constraints == "c.txt"
     assert callable(seen["backup_hook"]) and callable(seen["requirements_check"])
+    assert callable(seen["hazard_scan"])
 
 
 PLAN = {
@@ -251,3 +264,41 @@ def test_apply_refused_by_the_guard_says_so_last(monkeypatch, capsys, workspace_
     assert code == 1
     assert json_lines(capsys.readouterr().out) == [{"event": "apply.summary", **PLAN_DICT, "applied": False}]
     assert applied == []
+
+
+def test_cutover_dry_run_text_shows_the_migration_hazards(monkeypatch, capsys, workspace_root: Path) -> None:
+    import mwaa_iac.workflows.cutover as cutover
+
+    hazards = {
+        "scanned": True,
+        "environment": "analytics-blue",
+        "estimate_minutes": 0.1,
+        "findings": [
+            {"name": "nan-json-xcom", "count": 2, "blocking": True, "accepted": True, "fix": "delete them"},
+            {"name": "pickled-xcom", "count": 1, "blocking": False, "accepted": False, "fix": "[re-push]"},
+        ],
+        "db_clean_dag": "/tmp/db_clean.py",
+    }
+
+    class FakeCutover:
+        def __init__(self, ws, config, options, *clients, emit):
+            self.requirements_check = None
+
+        def catchup_without_history(self):
+            return []
+
+        def run(self):
+            return {
+                "source": "analytics-blue",
+                "target": "analytics-green",
+                **PLAN,
+                "migration_hazards": hazards,
+            }
+
+    monkeypatch.setattr(cutover, "Cutover", FakeCutover)
+    code = main(["cutover", "--env", "demo", "--root", str(workspace_root), "--engine", "api", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "migration hazards (2 → 3, scanned on analytics-blue): 2" in out
+    assert "nan-json-xcom: 2 row(s) (fix: delete them)" in out and "(fix: [re-push])" in out
+    assert "`airflow db clean` DAG written to /tmp/db_clean.py" in out

@@ -25,7 +25,7 @@ import pytest
 from mwaa_iac.adapters.iam import RoleDocuments
 from mwaa_iac.adapters.mwaa import EnvironmentNotFoundError, observe
 from mwaa_iac.adapters.storage import S3
-from mwaa_iac.core import dr
+from mwaa_iac.core import dr, hazards
 from mwaa_iac.core.config import Color
 from mwaa_iac.core.cutover_steps import (
     COPY_STEPS,
@@ -133,6 +133,7 @@ class FakeAirflow:
         self.variables: dict[str, str] = {}  # other variables the tool sets (the hold)
         self.runs: dict[tuple[str, str], dict[str, Any]] = {}
         self.tis: list[dict[str, Any]] = []
+        self.hazards: dict[str, Any] = {}  # what the probe's migration-hazard scan finds (core/hazards.py)
         self.refuse_pause = False  # pausing a user DAG answers 403
         self.refuse_unpause = False  # unpausing a user DAG answers 403
         self.max_page = 100  # Airflow's [api] maximum_page_limit
@@ -315,6 +316,9 @@ class FakeAirflow:
                 "mwaa_dr": f"/usr/local/airflow/dags/{dr.VENDOR_FOLDER}/mwaa_dr",
                 "deleted": True,
             }
+            if conf.get("scan"):  # a 2 → 3 path's migration-hazard scan: a database without hazards
+                rows = {"task_instance": len(self.history), "dag_run": len(self.history)}
+                note["scan"] = {"version": hazards.SCAN_VERSION, "rows": rows, "found": self.hazards}
             run.update(state="success", note=json.dumps(note))
         elif dag_id == dr.BACKUP_DAG_ID:
             tables = {t: {"rows": 1} for t in dr.REQUIRED_TABLES} | {"dag_run": {"rows": len(self.history)}}
@@ -1432,3 +1436,29 @@ def test_max_freeze_minutes_below_the_rehearsal_estimate_refuses_the_freeze(ws, 
     assert world.envs[SOURCE].airflow.paused() == USER_DAGS
     _run(ws, world, resume=True, to="3.3.1", max_freeze_minutes=600)
     _assert_live_on_3(ws, world)
+
+
+def test_a_blocking_migration_hazard_stops_a_cutover_into_3_before_anything_changes(ws, world) -> None:
+    """The preflight scans the source (the probe DAG): a NaN JSON XCom would fail Airflow 3's
+    migration inside the freeze, so nothing is created or paused; named by --accept-hazard, it goes on."""
+    found = {"count": 2, "runs": 1, "ids": [["etl_orders", "scheduled__2026-11-01"]]}
+    world.envs[SOURCE].airflow.hazards = {"nan-json-xcom": found}
+    with pytest.raises(PreflightError) as caught:
+        _run(ws, world, to="3.3.1")
+    assert "migration hazard nan-json-xcom: 2 rows" in caught.value.message
+    assert "etl_orders/scheduled__2026-11-01" in caught.value.message
+    assert _outcome(_journal(ws)) == "preflight-failed"
+    # only the probe ran (its DAG unpaused to run, then paused): no environment, no user DAG touched
+    touched = [c for c in world.changes if c[0] == "mwaa" or c[1] in ("pause", "unpause", "set-variable")]
+    assert {c[2] for c in touched} == {dr.PROBE_DAG_ID}
+    assert world.envs[SOURCE].airflow.paused() == USER_DAGS
+    _run(ws, world, to="3.3.1", accept_hazards=("nan-json-xcom",))
+    _assert_live_on_3(ws, world)
+
+
+def test_a_cutover_within_airflow_2_does_not_scan_for_migration_hazards(ws, world) -> None:
+    world.envs[SOURCE].airflow.hazards = {
+        "nan-json-xcom": {"count": 1, "runs": 1, "ids": [["etl_orders", "r"]]}
+    }
+    report = _run(ws, world, dry_run=True)  # 2.9.2 → 2.10.3: Airflow 3's migration never runs
+    assert report["migration_hazards"]["scanned"] is False and world.changes == []

@@ -8,11 +8,20 @@ boto3, with the environment's execution role), on a worker. Its result goes into
 (read over the REST API; a task log is not reachable within MWAA's 64-character path limit).
 Run-specific values (bucket, key) come in the run's conf: workers sync the DAG folder on their own,
 so the file carries none.
+
+With ``scan`` in the run's conf (a 2 → 3 path: mwaa_iac/core/hazards.py), the probe also scans the
+metadata database for what Airflow 3's migration trips over: rows per table, JSON XComs holding
+NaN/Infinity or a \\u0000 escape, XComs over the size limit (by length: no value is read for it),
+pickled XComs (the pickle protocol header, byte 0x80, as the migration tests it) and pickled run
+confs JSON cannot represent. Only counts and (dag_id, run_id) ids leave the database, never a value;
+an answer longer than the run's note goes to the DR bucket (private, encrypted) under ``scan.key``.
 """
 
+import hashlib
 import importlib
 import json
 import os
+import pickle
 import sys
 from datetime import datetime
 
@@ -36,6 +45,23 @@ _module, _name = FACTORY.split(":")
 Factory = getattr(importlib.import_module(_module), _name)
 
 NOTE_LIMIT = 1000  # dag_run_note.content
+SCAN_VERSION = 1  # mwaa_iac/core/hazards.py reads this format
+PARSE_LIMIT = 64 * 1024 * 1024  # a candidate XCom larger than this is not parsed here: counted as found
+BATCH = 500
+SCAN_TABLES = (
+    "task_instance",
+    "task_instance_history",
+    "dag_run",
+    "xcom",
+    "log",
+    "job",
+    "task_fail",
+    "task_reschedule",
+    "rendered_task_instance_fields",
+)
+FIRST_BYTE = "CASE WHEN octet_length(x.value) > 0 THEN get_byte(x.value, 0) END"
+PICKLED = f"x.value IS NOT NULL AND {FIRST_BYTE} = 128"
+NOT_PICKLED = f"x.value IS NOT NULL AND COALESCE({FIRST_BYTE}, 0) <> 128"
 
 
 def _report(context, result):
@@ -55,6 +81,160 @@ def _report(context, result):
             session.commit()
     except Exception as exc:  # Airflow < 2.5 has no notes: the task state still tells
         print(f"mwaa-iac probe: cannot record the result in the run's note: {exc}")
+
+
+class _Found:
+    """One category's rows: the count, the distinct (dag_id, run_id) pairs, the first ``limit`` of them."""
+
+    def __init__(self, limit):
+        self.limit, self.count, self.pairs = limit, 0, set()
+
+    def add(self, dag_id, run_id):
+        self.count += 1
+        self.pairs.add((dag_id, run_id))
+
+    def answer(self):
+        ids = sorted(self.pairs, key=lambda p: (p[0], p[1] or ""))[: self.limit]
+        return {"count": self.count, "runs": len(self.pairs), "ids": [list(p) for p in ids]}
+
+
+def _grouped(session, text, where, params, limit, table="xcom"):
+    count, runs = session.execute(
+        text(f"SELECT count(*), count(DISTINCT (x.dag_id, x.run_id)) FROM {table} x WHERE {where}"), params
+    ).one()
+    ids = session.execute(
+        text(f"SELECT DISTINCT x.dag_id, x.run_id FROM {table} x WHERE {where} ORDER BY 1, 2 LIMIT :limit"),
+        {**params, "limit": limit},
+    ).all()
+    return {"count": count, "runs": runs, "ids": [[d, r] for d, r in ids]}
+
+
+def _json_problems(raw):
+    """(NaN/Infinity, NUL) in one JSON XCom's bytes; both True when it cannot be parsed here."""
+    if len(raw) > PARSE_LIMIT:
+        return True, False
+    constants = []
+    try:
+        value = json.loads(bytes(raw).decode("utf-8"), parse_constant=lambda name: constants.append(name))
+    except ValueError:
+        return False, False  # not JSON the migration can cast either, but not what this scan looks for
+    stack, nul = [value], False
+    while stack and not nul:
+        item = stack.pop()
+        if isinstance(item, str):
+            nul = "\x00" in item
+        elif isinstance(item, dict):
+            nul = any("\x00" in k for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return bool(constants), nul
+
+
+def _conf_converts(raw):
+    try:
+        json.dumps(pickle.loads(bytes(raw)), allow_nan=False)
+    except Exception:
+        return False
+    return True
+
+
+def scan(ask):
+    """The migration hazards of this environment's database: counts and ids only (module docstring)."""
+    from airflow.settings import Session
+    from sqlalchemy import text
+
+    limit = int(ask.get("max_ids", 10))
+    params = {"limit_bytes": int(ask.get("xcom_limit", 256 * 1024 * 1024))}
+    with Session() as session:
+        rows = {}
+        for table in SCAN_TABLES:
+            if session.execute(text("SELECT to_regclass(:t)"), {"t": table}).scalar() is not None:
+                rows[table] = session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+        found = {
+            "xcom-over-256mb": _grouped(
+                session, text, "x.value IS NOT NULL AND octet_length(x.value) > :limit_bytes", params, limit
+            ),
+            "pickled-xcom": _grouped(session, text, PICKLED, params, limit),
+        }
+        nan, nul = _Found(limit), _Found(limit)
+        last = (-1, "", -2, "")
+        while True:
+            batch = session.execute(
+                text(
+                    "SELECT x.dag_run_id, x.task_id, x.map_index, x.key, x.dag_id, x.run_id, x.value "
+                    "FROM xcom x "
+                    f"WHERE {NOT_PICKLED} AND octet_length(x.value) <= :limit_bytes "
+                    "AND (x.dag_run_id, x.task_id, x.map_index, x.key) > (:a, :b, :c, :d) "
+                    "AND (position(:nan IN x.value) > 0 OR position(:inf IN x.value) > 0 "
+                    "OR position(:nul IN x.value) > 0) "
+                    "ORDER BY x.dag_run_id, x.task_id, x.map_index, x.key LIMIT :batch"
+                ),
+                {
+                    **params,
+                    "a": last[0],
+                    "b": last[1],
+                    "c": last[2],
+                    "d": last[3],
+                    "nan": b"NaN",
+                    "inf": b"Infinity",
+                    "nul": b"\\u0000",
+                    "batch": BATCH,
+                },
+            ).all()
+            for row in batch:
+                has_constant, has_nul = _json_problems(row[6])
+                if has_constant:
+                    nan.add(row[4], row[5])
+                if has_nul:
+                    nul.add(row[4], row[5])
+            if len(batch) < BATCH:
+                break
+            last = tuple(batch[-1][:4])
+        confs, after = _Found(limit), -1
+        while True:
+            batch = session.execute(
+                text(
+                    "SELECT id, dag_id, run_id, conf FROM dag_run WHERE id > :after AND conf IS NOT NULL "
+                    # an empty dict pickles to 5 or 6 bytes
+                    "AND octet_length(conf) > 8 ORDER BY id LIMIT :batch"
+                ),
+                {"after": after, "batch": BATCH},
+            ).all()
+            for row in batch:
+                if not _conf_converts(row[3]):
+                    confs.add(row[1], row[2])
+            if len(batch) < BATCH:
+                break
+            after = batch[-1][0]
+        found["nan-json-xcom"] = nan.answer()
+        found["nul-json-xcom"] = nul.answer()
+        found["pickled-dag-run-conf"] = confs.answer()
+        total = rows.get("task_instance", 0)
+        top = session.execute(
+            text(
+                "SELECT dag_id, count(*) FROM task_instance GROUP BY dag_id ORDER BY 2 DESC, 1 LIMIT :limit"
+            ),
+            {"limit": limit},
+        ).all()
+        dags = session.execute(text("SELECT count(DISTINCT dag_id) FROM task_instance")).scalar()
+        found["task-instances"] = {"count": total, "runs": dags, "ids": [[d, None] for d, _ in top]}
+    return {"version": SCAN_VERSION, "rows": rows, "found": found, "xcom_limit": params["limit_bytes"]}
+
+
+def _scan_result(conf, result):
+    """The scan's answer in the note when it fits, else written to the DR bucket (``scan.key``) and
+    named in the note with its hash."""
+    import smart_open
+
+    answer = scan(conf["scan"])
+    if len(json.dumps({**result, "ok": True, "scan": answer}, sort_keys=True)) <= NOTE_LIMIT:
+        return {"scan": answer}
+    body = json.dumps(answer, sort_keys=True).encode("utf-8")
+    uri = f"s3://{conf['bucket']}/{conf['scan']['key']}"
+    with smart_open.open(uri, "wb") as out:
+        out.write(body)
+    return {"scan_key": conf["scan"]["key"], "scan_sha256": hashlib.sha256(body).hexdigest()}
 
 
 def probe(**context):
@@ -86,6 +266,12 @@ def probe(**context):
         result["deleted"] = True
     except Exception as exc:  # mwaa-dr itself never deletes: not a reason to stop
         result["deleted"] = f"{type(exc).__name__}: {exc}"[:300]
+    if conf.get("scan"):
+        try:
+            result.update(_scan_result(conf, result))
+        except Exception as exc:  # the answer is missing: mwaa-iac reports the scan as failed
+            error = f"{type(exc).__name__}: {exc}".split("\n")[0][:300]  # never a value: the first line
+            result["scan_error"] = error
     _report(context, {**result, "ok": True})
 
 

@@ -20,6 +20,7 @@ from mwaa_iac.workflows.backup import probe, probe_runner
 from mwaa_iac.workflows.cutover.context import Context
 from mwaa_iac.workflows.cutover.target import Target
 from mwaa_iac.workflows.dr_runs import CutoverError, deploy_dr_files
+from mwaa_iac.workflows.hazards import scan_hazards
 from mwaa_iac.workflows.journal import LOCK_NAME
 from mwaa_iac.workflows.preflight import Check, PreflightError
 
@@ -92,6 +93,22 @@ class Planning:
                     not finding.failed,
                     detail,
                 )
+        # 2 → 3: what Airflow 3's migration trips over, scanned on the source (workflows/hazards.py)
+        self.hazards = scan_hazards(
+            plan,
+            environment=self.ctx.source,
+            config=self.ctx.config,
+            runner=probe_runner(self.ctx.runner(self.ctx.source), self.ctx.options),
+            s3=self.ctx.s3,
+            emit=self.ctx.emit,
+            accepted=self.ctx.options.accept_hazards,
+            db_clean_dag=self.ctx.options.db_clean_dag,
+            today=self.ctx.today(),
+            cloudwatch=self.ctx.cloudwatch,
+            run=all(c.ok for c in checks),
+        )
+        for item in self.hazards.checks:
+            check(item.name, item.ok, item.detail)
         check("lock", True, f"held by this cutover ({self.ctx.store.where(LOCK_NAME)})")
         return plan, checks
 
@@ -196,6 +213,7 @@ class Planning:
             "choices": [
                 c.to_dict() for c in choices(plan.from_version, self.ctx.to_version, self.ctx.today())
             ],
+            "migration_hazards": self.hazards.report() if getattr(self, "hazards", None) else None,
         }
 
     def sizing(self, plan: PathPlan, two_pass: bool) -> dict[str, Any]:
