@@ -228,7 +228,7 @@ def estimate_minutes(rows: Mapping[str, int]) -> float:
     if millions <= 0:
         return 0.0
     a, b = _fit()
-    return a * millions**b
+    return float(a * millions**b)
 
 
 def _fit() -> tuple[float, float]:

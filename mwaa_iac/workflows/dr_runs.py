@@ -437,8 +437,7 @@ def run_probe(
         )
     runner.emit(event(EventKind.PROBE_DONE, **result))
     # the migration-hazard scan's answer (conf["scan"]), never in the event
-    scanned = {k: note[k] for k in ("scan", "scan_key", "scan_sha256", "scan_error") if k in note}
-    return {**result, **scanned}
+    return {**result, **{k: note[k] for k in ("scan", "scan_key", "scan_sha256", "scan_error") if k in note}}
 
 
 def _probe_note(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, Any]:
