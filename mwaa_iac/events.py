@@ -230,9 +230,10 @@ DECLARED: dict[EventKind, Declared] = {
             "steps_s",
             "routing",
         ),
-        ("record_synced",),
+        ("record_synced", "timeline"),
         notes={
             "record_synced": "when --resume wrote the record again",
+            "timeline": "where the timeline (an SVG, the freeze shaded) was written, beside the journal",
             "skipped": "`local demo`: why nothing ran",
         },
         instead=("skipped",),

@@ -252,6 +252,12 @@ def cutover(
             ui.out.print("  sizing:")
             for item in sizing_text(report["sizing"], indent=4):
                 ui.out.print(item)
+            from mwaa_iac.core.timeline import planned_gantt
+
+            gantt = planned_gantt(report["sizing"], f"planned cutover of {report['source']}")
+            if gantt:
+                ui.out.print("  planned timeline (Mermaid; paste into a pull request or mermaid.live):")
+                ui.out.print(escape(gantt), markup=False)
         return
     if "record_synced" in report:
         synced = report["record_synced"]

@@ -16,6 +16,7 @@ from rich.padding import Padding
 from rich.table import Table
 
 from mwaa_iac.core.sizing import format_span
+from mwaa_iac.core.timeline import planned_gantt
 
 COMMENT_MARKER = "<!-- mwaa-iac-report env={env} -->"
 """First line of the Markdown report: lets a CI job find and update its own comment."""
@@ -528,6 +529,9 @@ def _sizing_markdown(section: dict[str, Any]) -> list[str]:
         body += [f"- ⚠️ {_text(e)}" for e in section["errors"]]
     body.append("")
     body += [f"- {_text(a)}" for a in section["assumptions"]]
+    gantt = planned_gantt(section, "planned cutover (high end of each estimate)")
+    if gantt:
+        body += ["", "```mermaid", gantt, "```"]
     return _details(f"Sizing of <code>{section['environment']}</code>: {_text(section['summary'])}", body)
 
 

@@ -1263,6 +1263,11 @@ def test_two_passes_into_3_upgrade_to_2_11_before_the_freeze_and_to_3_inside_it(
     assert _steps(journal) == MAJOR
     _assert_live_on_3(ws, world)
     assert report["passes"] == 2
+    # the timeline beside the journal: every step drawn, the freeze shaded
+    picture = LocalStore(ws.work_dir).read("cutover.timeline.svg")
+    assert picture is not None and report["timeline"].endswith("cutover.timeline.svg")
+    assert all(f'data-step="{step}"' in picture for step in MAJOR if step not in PARENT)
+    assert 'class="freeze"' in picture
     freeze = list(report["freeze_steps_s"])
     # the freeze: pause, drain, pass 2 into 2.11.2, the hop to 3.3.1, the gate, go-live — no clone
     assert freeze[0] == Step.PAUSE_SOURCE and "freeze-hop-2-3.3.1" in freeze

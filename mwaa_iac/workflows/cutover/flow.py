@@ -11,7 +11,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from mwaa_iac.core import dr
+from mwaa_iac.core import dr, timeline
 from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.core.config import Color, Deployment
 from mwaa_iac.core.cutover_steps import (
@@ -27,6 +27,7 @@ from mwaa_iac.core.cutover_steps import (
 )
 from mwaa_iac.core.live import Role
 from mwaa_iac.core.planner import Hop, HopKind
+from mwaa_iac.errors import MwaaIacError
 from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows import live
 from mwaa_iac.workflows.cutover.abort import Abort
@@ -39,6 +40,8 @@ from mwaa_iac.workflows.cutover.target import Target
 from mwaa_iac.workflows.journal import Journal, holding_lock, open_journal
 from mwaa_iac.workflows.preflight import PreflightError
 from mwaa_iac.workspace import write_deployment
+
+TIMELINE = "cutover.timeline.svg"  # beside the journal, in the same store
 
 
 class Cutover:
@@ -99,6 +102,7 @@ class Cutover:
                 self.abort(exc)
                 raise
             ctx.journal.end("succeeded", report=report)
+            report = {**report, **self._write_timeline()}
             ctx.emit(event(EventKind.CUTOVER_SUMMARY, **report))
             return report
 
@@ -281,6 +285,24 @@ class Cutover:
         return own
 
     # -- report ------------------------------------------------------------------------------------
+
+    def _write_timeline(self) -> dict[str, Any]:
+        """The journal's steps as an SVG beside it (the freeze shaded); {} when it cannot be written
+        (the cutover succeeded all the same)."""
+        ctx = self.ctx
+        paused = ctx.result(Step.PAUSE_SOURCE).get("freeze_started")
+        unpaused = ctx.result(Step.GO_LIVE).get("unpaused_at")
+        picture = timeline.svg(
+            timeline.bars(ctx.journal.entries),
+            (paused, unpaused) if paused and unpaused else None,
+            f"{ctx.source} → {ctx.target} (Airflow {ctx.to_version}), cutover {ctx.journal.run_id}",
+        )
+        try:
+            ctx.store.delete(TIMELINE)
+            ctx.store.create(TIMELINE, picture)
+        except MwaaIacError:
+            return {}
+        return {"timeline": ctx.store.where(TIMELINE)}
 
     def report(self, history: bool, two_pass: bool) -> dict[str, Any]:
         ctx = self.ctx
