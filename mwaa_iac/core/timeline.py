@@ -93,8 +93,10 @@ def svg(items: Sequence[Bar], freeze: tuple[float, float] | None, title: str) ->
             f'<rect class="freeze" x="{left:.1f}" y="{top - 18}" width="{max(right - left, 1):.1f}" '
             f'height="{row_h * len(items) + 18}" fill="#f5b7b1" fill-opacity="0.45"/>'
         )
+        # the label reads from the band's left edge, or ends at its right edge near the chart's end
+        anchor, at = ("end", right) if left > label_w + chart_w * 0.6 else ("start", left + 4)
         parts.append(
-            f'<text x="{left + 4:.1f}" y="{top - 5}" fill="#922b21" font-weight="bold">'
+            f'<text x="{at:.1f}" y="{top - 5}" text-anchor="{anchor}" fill="#922b21" font-weight="bold">'
             f"freeze {_duration(freeze[1] - freeze[0])} (DAGs paused on the source)</text>"
         )
     for row, bar in enumerate(items):
