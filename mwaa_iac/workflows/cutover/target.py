@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from mwaa_iac.core.cutover_steps import HOP_PREFIX, Step, is_freeze_hop
+from mwaa_iac.core.cutover_steps import HOP_PREFIX, Step, is_hop_step
 from mwaa_iac.core.findings import Finding
 from mwaa_iac.core.planner import Hop
 from mwaa_iac.core.status import Outcome
@@ -180,15 +180,16 @@ class Target:
 
     def check_imports(self) -> dict[str, Any]:
         """Before go-live: every DAG recorded unpaused on the source is parsed by the target, and
-        none of their files fails to import there (Airflow's importErrors). After an upgrade inside
-        the freeze (into 3.x) the target's DAG processor has parsed every file again first: a DAG
-        counts once its ``last_parsed_time`` is after that upgrade. Waits up to the DAG timeout for
-        the parse; refuses go-live on a failing or unparsed DAG unless --accept-import-errors."""
+        none of their files fails to import there (Airflow's importErrors). After an upgrade (into
+        3.x inside the freeze, or a single pass's) the target's DAG processor has parsed every file
+        again first: a DAG counts once its ``last_parsed_time`` is after the target's last upgrade.
+        Waits up to the DAG timeout for the parse; refuses go-live on a failing or unparsed DAG
+        unless --accept-import-errors."""
         ctx = self.ctx
         recorded = ctx.result(Step.RECORD_DAGS)
         dags: list[str] = recorded.get("dags", [])
         files: dict[str, str] = recorded.get("files", {})
-        since = self._upgraded_in_freeze_at()
+        since = self._last_upgrade_at()
         version = ctx.mwaa.get_environment(ctx.target).get("AirflowVersion", ctx.to_version)
         failing, unparsed, waited = wait_for_parse(ctx, ctx.api(ctx.target), ctx.target, dags, files, since)
         result = {"dags": len(dags), "failing": failing, "unparsed": unparsed, "waited_s": waited}
@@ -218,10 +219,12 @@ class Target:
             "--accept-import-errors to go live with them failing",
         )
 
-    def _upgraded_in_freeze_at(self) -> float | None:
-        """When the last upgrade inside the freeze finished (journal time), or None."""
+    def _last_upgrade_at(self) -> float | None:
+        """When the target's last in-place upgrade finished (journal time), or None: its DAG
+        processor must have parsed each DAG since (a single pass and two passes into 3.x upgrade it
+        inside the freeze)."""
         journal = self.ctx.journal
-        done = [e for e in journal.entries if is_freeze_hop(e.get("step", "")) and e.get("event") == "done"]
+        done = [e for e in journal.entries if is_hop_step(e.get("step", "")) and e.get("event") == "done"]
         return done[-1]["at"] if done else None
 
 
