@@ -581,6 +581,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in document["goals"]:
         print(f"- {line}")
     print(f"AWS in-place unavailability for context: {AWS_IN_PLACE}")
+    from charts import write_charts  # bench/ is the script's directory
+
+    for path in write_charts(document, out.parent):
+        print(f"chart: {path}")
     return 0
 
 
