@@ -78,6 +78,12 @@ def exit_on_error(exc: MwaaIacError) -> typer.Exit:
     return typer.Exit(ExitCode.FAILED)
 
 
+AWS_HINT = (
+    "check the credentials, region and endpoint settings (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL; "
+    "for the local stack: `. .mwaa-iac/local/env.sh`)"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: runs the app and maps errors to exit codes (see the README's table).
     Typer/Click handle usage errors themselves (message + exit code 2)."""
@@ -99,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         ui.err.print("[warning]interrupted[/]")
         return 130
     except Exception as exc:
+        if type(exc).__module__.startswith("botocore."):
+            # An AWS problem no adapter turned into an error of ours (no credentials, no region, an
+            # unreachable endpoint): the user's to fix, not a bug.
+            from mwaa_iac.adapters.aws import explain
+
+            report_error(MwaaIacError(f"AWS: {explain(exc)}", hint=AWS_HINT))
+            return int(ExitCode.FAILED)
         if _state["debug"]:
             traceback.print_exc()
         else:

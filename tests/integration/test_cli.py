@@ -127,3 +127,15 @@ def test_sigterm_unwinds_and_exits_143_as_the_readme_says(monkeypatch) -> None:
         signal.signal(signal.SIGTERM, previous)
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
     assert "| 143 | terminated (SIGTERM" in readme and "answered no" in readme
+
+
+def test_no_aws_credentials_is_a_clear_error_not_a_bug(workspace_root: Path, tmp_path: Path) -> None:
+    """An AWS problem that reaches the entry point (here: no credentials at all) says what to fix
+    and exits 1, never "internal error ... a bug" (exit 4)."""
+    env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": ""}  # empty: none
+    env.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
+    result = run("status", "--env", "demo", "--root", str(workspace_root), env=env)
+    assert result.returncode == 1, result.stderr
+    assert "no AWS credentials found" in result.stderr and "internal error" not in result.stderr
+    assert "hint:" in result.stderr
