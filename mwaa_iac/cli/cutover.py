@@ -302,6 +302,8 @@ def print_cutover_report(report: dict, env: str) -> None:
         names = escape(", ".join(report["may_run_twice"]))
         ui.out.print(f"  [warning]may run twice (--force-drain): {names}[/]")
     ui.out.print(f"  routing: {report['routing']} → {report['target']}")
+    if report.get("timeline"):
+        ui.out.print(f"  timeline: {report['timeline']}")
     ui.out.print(
         f"  after the soak period: mwaa-iac cleanup --env {env}; to go back: mwaa-iac rollback --env {env}"
     )
