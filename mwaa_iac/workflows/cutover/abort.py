@@ -159,7 +159,10 @@ class Abort:
     def held_text(self) -> str:
         """A failure after the target's upgrade inside the freeze: the freeze holds."""
         ctx = self.ctx
-        version = ctx.mwaa.get_environment(ctx.target).get("AirflowVersion", ctx.to_version)
+        try:  # the hint must not fail in its turn (the original error is what the user needs)
+            version = ctx.mwaa.get_environment(ctx.target).get("AirflowVersion", ctx.to_version)
+        except MwaaIacError:
+            version = ctx.to_version
         return (
             f"state: the freeze holds: {ctx.source}'s DAGs stay paused; {ctx.target} runs Airflow {version} "
             f"with {ctx.source}'s history up to the freeze and is not live (a copy cannot be taken into "
