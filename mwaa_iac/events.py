@@ -74,6 +74,9 @@ class EventKind(StrEnum):
     FREEZE_DRAIN_FORCED = "freeze.drain_forced"
     FREEZE_HELD = "freeze.held"
     FREEZE_ESTIMATE = "freeze.estimate"
+    COPIER_ARMED = "copier.armed"
+    COPIER_NOT_ARMED = "copier.not_armed"
+    COPIER_FALLBACK = "copier.fallback"
     REHEARSAL_CREATING = "rehearsal.creating"
     REHEARSAL_HOP = "rehearsal.hop"
     REHEARSAL_HOP_DONE = "rehearsal.hop_done"
@@ -230,9 +233,11 @@ DECLARED: dict[EventKind, Declared] = {
             "steps_s",
             "routing",
         ),
-        ("record_synced", "timeline"),
+        ("record_synced", "timeline", "armed_copy"),
         notes={
             "record_synced": "when --resume wrote the record again",
+            "armed_copy": "whether pass 2's copiers were armed before the freeze and which copied "
+            "(armed, reason, backup, restore, went_after_s: go signal written → the backup going)",
             "timeline": "where the timeline (an SVG, the freeze shaded) was written, beside the journal",
             "skipped": "`local demo`: why nothing ran",
         },
@@ -326,6 +331,18 @@ DECLARED: dict[EventKind, Declared] = {
     ),
     K.TARGET_ROLE_CREATED: Declared(
         "an execution role was created for the new colour", ("role", "environment")
+    ),
+    K.COPIER_ARMED: Declared(
+        "a copier of pass 2 runs before the freeze, waiting for its go signal",
+        ("environment", "dag_id", "run_id", "go", "started_after_s"),
+        notes={"started_after_s": "seconds from its trigger to a worker running it"},
+    ),
+    K.COPIER_NOT_ARMED: Declared(
+        "pass 2's copiers are not armed (told to cancel): the freeze triggers its runs", ("reason",)
+    ),
+    K.COPIER_FALLBACK: Declared(
+        "an armed copier did nothing (its deadline passed, or it was cancelled): its run is triggered",
+        ("dag_id", "environment", "reason"),
     ),
     K.FREEZE_RECORDED: Declared("the source's unpaused DAGs were recorded", ("dags",)),
     K.FREEZE_PAUSED: Declared(

@@ -109,6 +109,23 @@ def cutover(
             "(queued, running, restarting); runs still running are copied as they are.",
         ),
     ] = 10.0,
+    no_armed_copy: Annotated[
+        bool,
+        typer.Option(
+            "--no-armed-copy",
+            help="Trigger pass 2's backup and restore inside the freeze (each then waits for a scheduler "
+            "loop, a queue and a worker) instead of starting them before it, waiting for a go signal "
+            "(each holds one worker slot per colour until the freeze).",
+        ),
+    ] = False,
+    arm_minutes: Annotated[
+        float,
+        typer.Option(
+            "--arm-minutes",
+            help="How long pass 2's armed copiers may take to get a worker before the freeze; past it "
+            "the freeze triggers its runs (slower, never wrong).",
+        ),
+    ] = 5.0,
     poll_interval: PollOpt = 15.0,
     run_poll: RunPollOpt = 5.0,
     health_minutes: HealthMinutesOpt = 3,
@@ -152,6 +169,8 @@ def cutover(
         max_freeze_minutes=max_freeze_minutes,
         force_drain=force_drain,
         drain_timeout_seconds=drain_minutes * 60,
+        armed_copy=not no_armed_copy,
+        arm_timeout_seconds=arm_minutes * 60,
         run_poll_seconds=run_poll,
         constraints=constraints,
         skip_requirements_check=skip_requirements_check,

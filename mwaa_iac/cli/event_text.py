@@ -258,6 +258,27 @@ def _pending_endpoints(e: dict) -> str:
     )
 
 
+@_line(K.COPIER_ARMED)
+def _copier_armed(e: dict) -> str:
+    return (
+        f"armed {e['dag_id']} on {e['environment']} (running after {duration(e['started_after_s'])}; "
+        "it copies when the freeze tells it to)"
+    )
+
+
+@_line(K.COPIER_NOT_ARMED)
+def _copier_not_armed(e: dict) -> str:
+    return f"[warning]pass 2's copiers are not armed ({e['reason']}): the freeze triggers its runs[/]"
+
+
+@_line(K.COPIER_FALLBACK)
+def _copier_fallback(e: dict) -> str:
+    return (
+        f"[warning]the armed {e['dag_id']} on {e['environment']} did nothing ({e['reason']}): "
+        "triggering it[/]"
+    )
+
+
 @_line(K.FREEZE_RECORDED)
 def _freeze_recorded(e: dict) -> str:
     return f"recorded {len(e['dags'])} unpaused DAG(s) on the source"

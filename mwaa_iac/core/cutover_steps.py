@@ -36,6 +36,8 @@ class Step(StrEnum):
     REHEARSAL_CHECK = "rehearsal-check"  # the history arrived; the DAGs' import errors on 3.x
     FREEZE_GATE = "freeze-gate"  # refuses the freeze: import errors, or longer than --max-freeze-minutes
     REHEARSAL_DELETE = "rehearsal-delete"  # deleted once the gate passed (unless --keep-rehearsal)
+    # Pass 2's backup and restore started before the freeze, waiting for their go signal (dr.go_key)
+    ARM_COPIERS = "arm-copiers"
     RECORD_DAGS = "record-dags"
     PAUSE_SOURCE = "pause-source"
     DRAIN_SOURCE = "drain-source"
@@ -115,6 +117,7 @@ STAGES: dict[Step, Stage] = {
             Step.PARSE_DR_P2,
             Step.CLEANUP_TARGET_P2,
             *REHEARSAL_STEPS,
+            Step.ARM_COPIERS,
         )
     },
     **{step: Stage.FREEZE for step in (*FREEZE_STEPS, *P2_FREEZE_STEPS, Step.CHECK_TARGET, Step.GO_LIVE)},
@@ -152,6 +155,7 @@ def redone_after_abort(name: str) -> bool:
     return (
         name in FREEZE_STEPS
         or name in P2_FREEZE_STEPS
+        or name == Step.ARM_COPIERS
         or name == Step.CHECK_TARGET
         or is_freeze_hop(name)
         or name.startswith(LEGACY_FREEZE_PREFIXES)
@@ -186,7 +190,7 @@ def flow(
         steps += [Step.DEPLOY_DR_P2, Step.PARSE_DR_P2]
         if rehearsal and freeze_hops:
             steps += REHEARSAL_STEPS
-        steps += [*FREEZE_STEPS, *COPY_STEPS[PASS_2]]
+        steps += [Step.ARM_COPIERS, *FREEZE_STEPS, *COPY_STEPS[PASS_2]]
         steps += [hop_step(i, v, FREEZE_HOP_PREFIX) for i, v in enumerate(hops[before:], before + 1)]
     if not history:
         steps += FREEZE_STEPS  # nothing froze yet: pause the source right before go-live

@@ -248,6 +248,49 @@ def copy_conf(bucket: str, prefix: str, since: str | None = None) -> dict[str, s
     return conf
 
 
+# -- copiers armed before the freeze (docs/design.md §11) ------------------------------------------
+# Pass 2's backup (on the source) and restore (on the target) are triggered before the freeze with
+# ``go`` in their conf: the task starts (a worker slot, before anything is paused) and polls the go
+# object; the freeze then only writes it. The restore's go names the backup's prefix, and the restore
+# waits for that backup's manifest. An armed run that is not told to go by ``deadline`` (epoch
+# seconds), or is told to cancel, does nothing and says so in its note (``armed.skipped``).
+GO_POLL_SECONDS = 0.25
+
+
+def go_key(pass_prefix: str, run_id: str) -> str:
+    """Where the go signal of the armed run ``run_id`` is written: beside the pass's backups."""
+    return f"{pass_prefix.strip('/')}-go/{run_id}.json"
+
+
+def armed_conf(bucket: str, go: str, deadline: float, *, wait_for_manifest: bool = False) -> dict[str, Any]:
+    """Run conf of an armed copier: wait for ``s3://<bucket>/<go>`` until ``deadline``; a restore
+    also waits for the manifest of the backup its go signal names."""
+    conf: dict[str, Any] = {"bucket": bucket, "go": go, "deadline": round(deadline, 3)}
+    conf["go_poll"] = GO_POLL_SECONDS
+    if wait_for_manifest:
+        conf["wait_for_manifest"] = True
+    return conf
+
+
+def go_signal(prefix: str, since: str | None = None) -> dict[str, str]:
+    """What the go object says: the backup's prefix (and the delta's base, for the backup)."""
+    signal = {"prefix": prefix}
+    if since:
+        signal["since"] = since
+    return signal
+
+
+CANCEL_SIGNAL: dict[str, Any] = {"cancel": True}
+
+
+def armed_skipped(note: dict[str, Any]) -> str | None:
+    """Why an armed run did nothing (``expired``, ``cancelled``), from its note; None when it copied."""
+    armed = note.get("armed")
+    if isinstance(armed, dict) and armed.get("skipped"):
+        return str(armed["skipped"])
+    return None
+
+
 def restore_marker(value: str | None) -> str | None:
     """The backup prefix a target's restore marker variable names (None: none, or unreadable)."""
     try:

@@ -852,8 +852,71 @@ def _open(uri, mode):
     return smart_open.open(uri, mode)
 
 
+# -- an armed run: started before the freeze, it waits for its go signal -----------------------------
+
+ARMED = "mwaa_iac_armed_conf"  # the context key holding an armed run's conf with its go signal on top
+
+
+def _conf(context):
+    """The run's conf; an armed run's with what its go signal said on top."""
+    armed = context.get(ARMED) if hasattr(context, "get") else None
+    return armed if armed is not None else (context["dag_run"].conf or {})
+
+
+def _s3_client():
+    import boto3
+
+    return boto3.client("s3")
+
+
+def _s3_read(client, bucket, key, head=False):
+    """The object's bytes (``b""`` for ``head``), or None when there is none."""
+    try:
+        if head:
+            client.head_object(Bucket=bucket, Key=key)
+            return b""
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+
+
+def _armed(context, sleep=time.sleep, clock=time.time):
+    """An armed run (its conf names ``go``): poll ``s3://<bucket>/<go>`` every ``go_poll`` seconds
+    until it appears (a restore: and the manifest of the backup it names) or ``deadline`` (epoch
+    seconds) passes. Returns None for a run that is not armed, ``{"skipped": "expired"}`` or
+    ``{"skipped": "cancelled"}`` for one that must do nothing, else what it waited (the conf to run
+    with is then in the context)."""
+    conf = dict(context["dag_run"].conf or {})
+    if not conf.get("go"):
+        return None
+    bucket, go = conf["bucket"], conf["go"]
+    deadline = float(conf.get("deadline") or 0)
+    poll = max(0.05, float(conf.get("go_poll") or 0.25))
+    client = _s3_client()
+    started = clock()
+    print(f"mwaa-iac: armed: waiting for s3://{bucket}/{go} (until {deadline:.0f})")
+    while True:
+        raw = _s3_read(client, bucket, go)
+        signal = json.loads(raw) if raw else None
+        if signal is not None and signal.get("cancel"):
+            return {"skipped": "cancelled", "waited_s": round(clock() - started, 1)}
+        if signal is not None and signal.get("prefix"):
+            manifest = f"{str(signal['prefix']).strip('/')}/manifest.json"
+            if not conf.get("wait_for_manifest") or _s3_read(client, bucket, manifest, head=True) is not None:
+                break
+        if clock() > deadline:
+            return {"skipped": "expired", "waited_s": round(clock() - started, 1)}
+        sleep(poll)
+    context[ARMED] = {**conf, **{k: signal[k] for k in ("prefix", "since") if signal.get(k)}}
+    print(f"mwaa-iac: armed: going, {signal}")
+    return {"waited_s": round(clock() - started, 1), "went_at": round(clock(), 3), "prefix": signal["prefix"]}
+
+
 def _location(factory, context):
-    conf = context["dag_run"].conf or {}
+    conf = _conf(context)
     bucket = conf.get("bucket")
     if not bucket:
         raise ValueError("the run's conf names no bucket")
@@ -869,7 +932,7 @@ def _note(context, result):
     text = json.dumps(result, sort_keys=True, default=str)
     print(f"mwaa-iac: {text}")
     if len(text) > NOTE_LIMIT:
-        keep = ("ok", "error", "mode", "fallback", "delta_refused", "hold")
+        keep = ("ok", "error", "mode", "fallback", "delta_refused", "hold", "armed", "prefix")
         short = {k: result[k] for k in keep if k in result}
         short["truncated"] = True
         text = json.dumps(short, sort_keys=True, default=str)[:NOTE_LIMIT]
@@ -973,7 +1036,7 @@ def _begin(session):
 
 
 def _bucket_root(context):
-    conf = context["dag_run"].conf or {}
+    conf = _conf(context)
     return f"s3://{conf.get('bucket')}"
 
 
@@ -1067,10 +1130,16 @@ def backup(factory, context, own_dags):
     a delta against that backup where it can be computed safely; any unexpected error of the delta
     path makes it a full one, in the same snapshot, that says why (``fallback``)."""
     try:
+        armed = _armed(context)
+        if armed is not None and armed.get("skipped"):
+            _note(context, {"ok": True, "armed": armed})
+            return armed
         # The source gets the hold trigger now (inert until go-live moves the hold variable here).
         hold = _with_session(install_hold)
         result = _backup(factory, context, own_dags)
         result["hold"] = hold
+        if armed is not None:
+            result["armed"] = armed
     except Exception as exc:
         _note(context, {"ok": False, "error": describe_error(exc)[:800]})
         raise _reduced(exc) from None
@@ -1084,7 +1153,7 @@ def _backup(factory, context, own_dags):
 
     started = time.monotonic()
     base = _location(factory, context)
-    since = (context["dag_run"].conf or {}).get("since")
+    since = _conf(context).get("since")
     with Session() as session:
         _begin(session)
         snapshot, now_xmax = current_snapshot(session)
@@ -1448,6 +1517,10 @@ def restore(factory, context, own_dags):
     started = time.monotonic()
     delta = False
     try:
+        armed = _armed(context)
+        if armed is not None and armed.get("skipped"):
+            _note(context, {"ok": True, "armed": armed})
+            return armed
         base = _location(factory, context)
         manifest = _read_manifest(base)
         delta = manifest.get("mode") == "delta"
@@ -1469,7 +1542,9 @@ def restore(factory, context, own_dags):
             raise (exc if isinstance(exc, DeltaRefused) else DeltaRefused(error)) from None
         _note(context, {"ok": False, "error": error[:800]})
         raise _reduced(exc) from None
-    result.update(paused=paused, seconds=round(time.monotonic() - started, 1))
+    result.update(paused=paused, seconds=round(time.monotonic() - started, 1), prefix=prefix)
+    if armed is not None:
+        result["armed"] = armed
     _note(context, result)
     return result
 

@@ -29,14 +29,8 @@ from mwaa_iac.core.catalog import parse_version
 from mwaa_iac.core.config import EnvironmentConfig
 from mwaa_iac.errors import UsageError
 from mwaa_iac.events import EventKind, event
-from mwaa_iac.workflows.dr_runs import (
-    CutoverError,
-    DagRunner,
-    DeltaRefused,
-    check_scheduler,
-    deploy_dr_files,
-    run_probe,
-)
+from mwaa_iac.workflows.dr_probe import check_scheduler, run_probe
+from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, DeltaRefused, deploy_dr_files
 
 BACKUP_INFO = "mwaa-iac-backup.json"  # mwaa-iac backup's record beside the DAG's manifest.json
 
@@ -90,16 +84,20 @@ def safe_error(error: Any) -> str:
     return text[:cut].rstrip() + (" [details withheld: they may quote values]" if cut < len(text) else "")
 
 
-def restore_result(api: AirflowApi, run_id: str) -> dict[str, Any]:
-    """What the restore run recorded in its note (counts, reset task instances, or its error; an
-    error never with the values a database error quotes)."""
+def run_note(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, Any]:
+    """What a DR run recorded in its note ({} when none can be read)."""
     try:
-        note = api.get_run(dr.RESTORE_DAG_ID, run_id).get("note")
+        note = api.get_run(dag_id, run_id).get("note")
         value = json.loads(note) if note else {}
     except (AirflowApiError, ValueError):
         return {}
-    if not isinstance(value, dict):
-        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def restore_result(api: AirflowApi, run_id: str) -> dict[str, Any]:
+    """What the restore run recorded in its note (counts, reset task instances, or its error; an
+    error never with the values a database error quotes)."""
+    value = run_note(api, dr.RESTORE_DAG_ID, run_id)
     if value.get("error"):
         value["error"] = safe_error(value["error"])
     return value
@@ -122,10 +120,16 @@ def verify_restore(target: str, rows: dict[str, int], result: dict[str, Any]) ->
     }
 
 
-def run_restore(runner: DagRunner, run_id: str, marker: str, conf: dict[str, Any], **kwargs: Any) -> dict:
-    """Run the restore DAG; on failure, the error the restore recorded (e.g. which table differs)."""
+def run_restore(
+    runner: DagRunner, run_id: str, marker: str, conf: dict[str, Any], *, started: bool = False, **kwargs: Any
+) -> dict:
+    """Run the restore DAG (``started``: wait for the run ``run_id`` already started, until its task
+    succeeds); on failure, the error the restore recorded (e.g. which table differs)."""
     try:
-        runner.run(dr.RESTORE_DAG_ID, run_id, marker, conf, **kwargs)
+        if started:
+            runner.wait(dr.RESTORE_DAG_ID, run_id, by_task=True, **kwargs)
+        else:
+            runner.run(dr.RESTORE_DAG_ID, run_id, marker, conf, **kwargs)
     except CutoverError as exc:
         note = restore_result(runner.api, run_id)
         error = note.get("error")
@@ -154,7 +158,7 @@ def probe(
     scan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Check that the environment's scheduler runs (Airflow's health and, with ``cloudwatch``, the
-    SchedulerHeartbeat metric: :func:`~mwaa_iac.workflows.dr_runs.check_scheduler` raises
+    SchedulerHeartbeat metric: :func:`~mwaa_iac.workflows.dr_probe.check_scheduler` raises
     SchedulerDownError at once when it does not), then run the preflight probe (its DAG file
     already deployed) with a run id of its own; it writes and deletes an object under the
     deployment's prefix in ``bucket`` (default: the DR bucket). With ``scan`` (core.hazards.scan_conf)

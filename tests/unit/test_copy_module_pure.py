@@ -223,3 +223,74 @@ def test_a_table_added_to_the_registry_is_backed_up_cleared_and_restored_from_it
         '"state") SELECT s."dag_id", s."run_id", s."task_id", s."map_index", s."try_number", s."state" '
         "FROM mwaa_iac_stage_task_instance_history s"
     )
+
+
+class _Run:
+    def __init__(self, conf):
+        self.conf = conf
+
+
+class _NoKey(Exception):
+    def __init__(self):
+        super().__init__("NoSuchKey")
+        self.response = {"Error": {"Code": "NoSuchKey"}}
+
+
+class _Bucket:
+    """An S3 client's get_object/head_object over a dict; ``appear``: keys written at a poll."""
+
+    def __init__(self, objects, appear=None):
+        self.objects, self.appear, self.polls = dict(objects), dict(appear or {}), 0
+
+    def get_object(self, Bucket, Key):
+        self.polls += 1
+        self.objects.update(self.appear.pop(self.polls, {}))
+        if (Bucket, Key) not in self.objects:
+            raise _NoKey()
+        data = self.objects[(Bucket, Key)]
+        return {"Body": type("Body", (), {"read": lambda self: data})()}
+
+    def head_object(self, Bucket, Key):
+        if (Bucket, Key) not in self.objects:
+            raise _NoKey()
+
+
+def _armed(conf, bucket, now=1000.0):
+    clock = [now]
+    original = copy._s3_client
+    copy._s3_client = lambda: bucket
+    try:
+        context = {"dag_run": _Run(conf)}
+        result = copy._armed(
+            context, sleep=lambda s: clock.__setitem__(0, clock[0] + s), clock=lambda: clock[0]
+        )
+    finally:
+        copy._s3_client = original
+    return result, context
+
+
+def test_an_armed_copier_goes_with_its_signals_prefix_and_a_restore_waits_for_that_manifest() -> None:
+    conf = {"bucket": "b", "prefix": "p/armed", "go": "p-go/r.json", "deadline": 2000, "go_poll": 0.5}
+    go = {("b", "p-go/r.json"): b'{"prefix": "p/p2", "since": "p/p1"}'}
+    result, context = _armed(conf, _Bucket({}, appear={3: go}))
+    assert result["prefix"] == "p/p2" and result["waited_s"] == 1.0  # two polls of 0.5 s before it
+    assert copy._conf(context)["prefix"] == "p/p2" and copy._conf(context)["since"] == "p/p1"
+    assert copy._location(type("F", (), {"path_prefix": "x"})(), context) == "s3://b/p/p2"
+    # A restore also waits until the backup it is told of wrote its manifest.
+    waiting = {**conf, "wait_for_manifest": True}
+    bucket = _Bucket(go, appear={4: {("b", "p/p2/manifest.json"): b"{}"}})
+    result, context = _armed(waiting, bucket)
+    assert result["waited_s"] == 1.5 and copy._conf(context)["prefix"] == "p/p2"
+    assert "since" not in copy._conf({"dag_run": _Run(conf)})  # an unarmed read: its own conf
+
+
+def test_an_armed_copier_cancelled_or_past_its_deadline_does_nothing() -> None:
+    conf = {"bucket": "b", "go": "p-go/r.json", "deadline": 1010, "go_poll": 1}
+    result, context = _armed(conf, _Bucket({}))
+    assert result == {"skipped": "expired", "waited_s": 11.0} and copy.ARMED not in context
+    cancel = {("b", "p-go/r.json"): b'{"cancel": true}'}
+    assert _armed(conf, _Bucket(cancel))[0] == {"skipped": "cancelled", "waited_s": 0.0}
+    # A manifest that never comes: the restore gives up at its deadline too.
+    waiting = {**conf, "wait_for_manifest": True}
+    assert _armed(waiting, _Bucket({("b", "p-go/r.json"): b'{"prefix": "p/p2"}'}))[0]["skipped"] == "expired"
+    assert _armed({"bucket": "b", "prefix": "p"}, _Bucket({}))[0] is None  # not armed: runs at once

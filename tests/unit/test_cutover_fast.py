@@ -84,6 +84,8 @@ class World:
         self.fail_in: str | None = None
         self.kill = False  # fail_in kills the process instead of failing the step
         self.restore_fails: str | None = None  # every restore run fails with this error
+        self.armed_expire = False  # armed copiers find their deadline passed (they do nothing)
+        self.armed_queued = False  # no worker starts an armed copier (its task stays queued)
         self.refuse_delta: str | None = None  # a delta restore is refused with this reason (once)
         self.failed: list[str] = []
         self.roles: dict[str, RoleDocuments] = {}
@@ -297,19 +299,49 @@ class FakeAirflow:
             if method == "DELETE":
                 del self.runs[(match.group(1), match.group(2))]
                 return 204, None
-            if run["state"] == "queued":
+            if run["state"] in ("queued", "running"):
                 self._execute(run)
             return 200, run
         if match := re.fullmatch(r"/dags/([^/~]+)/dagRuns/([^/]+)/taskInstances", path):
             run = self.runs[(match.group(1), match.group(2))]
-            state = "failed" if run["state"] == "failed" else "success"
-            return 200, {"task_instances": [{"task_id": "all_tables", "state": state}]}
+            if run["state"] in ("queued", "running"):
+                self._execute(run)
+            return 200, {"task_instances": [{"task_id": "all_tables", "state": run["state"]}]}
         raise AssertionError(f"unexpected {method} {path} on {self.name}")
 
+    def _go(self, run: dict[str, Any]) -> dict[str, Any] | None:
+        """An armed run (its conf names ``go``): the conf it runs with once its go signal is there
+        (a restore: and the manifest it names); None while it waits (it runs: a worker holds it).
+        Cancelled, or past its deadline (``world.armed_expire``), it does nothing and says so."""
+        conf = run["conf"]
+        if not conf.get("go"):
+            return conf
+        if self.world.armed_queued and run["state"] == "queued":
+            return None
+        raw = self.world.objects.get((conf["bucket"], conf["go"]))
+        signal = json.loads(raw) if raw else None
+        skipped = "cancelled" if signal and signal.get("cancel") else None
+        if skipped is None and self.world.armed_expire:
+            skipped = "expired"
+        if skipped:
+            run.update(state="success", note=json.dumps({"ok": True, "armed": {"skipped": skipped}}))
+            return None
+        if signal is None or (
+            conf.get("wait_for_manifest")
+            and (conf["bucket"], f"{signal['prefix']}/{dr.MANIFEST}") not in self.world.objects
+        ):
+            run["state"] = "running"
+            return None
+        return {**conf, **{k: signal[k] for k in ("prefix", "since") if signal.get(k)}}
+
     def _execute(self, run: dict[str, Any]) -> None:
-        """What the DR DAG's task does, at once."""
-        dag_id, conf = run["dag_id"], run["conf"]
-        assert conf.get(dr.MARKER_CONF) == self.dags[dag_id]["description"]  # the version asked for
+        """What the DR DAG's task does, at once (an armed one once its go signal is there)."""
+        dag_id = run["dag_id"]
+        assert run["conf"].get(dr.MARKER_CONF) == self.dags[dag_id]["description"]  # the version asked for
+        conf = self._go(run)
+        if conf is None:
+            return
+        run["ran_with"] = conf
         if dag_id == dr.PROBE_DAG_ID:
             note = {
                 "ok": True,
@@ -358,7 +390,8 @@ class FakeAirflow:
             for dag in self.dags.values():  # the restore pauses every DAG
                 dag["is_paused"] = True
             tables = {t: 1 for t in dr.REQUIRED_TABLES} | {"dag_run": len(self.history)}
-            run.update(state="success", note=json.dumps({"ok": True, "tables": tables, "reset": []}))
+            note = {"ok": True, "tables": tables, "reset": [], "prefix": conf["prefix"]}
+            run.update(state="success", note=json.dumps(note))
         else:
             raise AssertionError(f"unexpected run of {dag_id}")
 
@@ -739,7 +772,114 @@ def test_a_run_made_on_the_source_between_the_passes_reaches_the_target(ws, worl
 
 def _backup_confs(world: World) -> list[dict[str, Any]]:
     runs = world.envs[SOURCE].airflow.runs
-    return [run["conf"] for (dag_id, _), run in runs.items() if dag_id == dr.BACKUP_DAG_ID]
+    return [
+        run["ran_with"]
+        for (dag_id, _), run in runs.items()
+        if dag_id == dr.BACKUP_DAG_ID and "ran_with" in run
+    ]
+
+
+def _freeze_triggers(world: World) -> list[tuple]:
+    """DAG runs triggered inside the freeze that went live (its first pause on the source to the
+    first unpause on the target)."""
+    changes = world.changes
+    end = next(i for i, c in enumerate(changes) if c[:2] == (TARGET, "unpause") and c[2] in LIVE)
+    unpaused = [i for i, c in enumerate(changes[:end]) if c[:2] == (SOURCE, "unpause") and c[2] in LIVE]
+    after = unpaused[-1] if unpaused else 0  # an aborted freeze gave scheduling back there
+    start = next(
+        i for i, c in enumerate(changes) if i > after and c[:2] == (SOURCE, "pause") and c[2] in LIVE
+    )
+    return [c for c in changes[start:end] if c[1] == "trigger"]
+
+
+def _events(world: World) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    emit = world.emit
+    world.emit = lambda e: (events.append(e), emit(e))[1]  # type: ignore[method-assign]
+    return events
+
+
+def test_pass_two_copiers_are_armed_before_the_freeze_and_only_told_to_go_inside_it(ws, world) -> None:
+    events = _events(world)
+    report = _run(ws, world)
+    _assert_live_on_target(ws, world)
+    # Nothing is triggered inside the freeze: the backup and the restore were running, waiting.
+    assert _freeze_triggers(world) == []
+    armed = [e for e in events if e.get("event") == "copier.armed"]
+    assert [(e["environment"], e["dag_id"]) for e in armed] == [
+        (SOURCE, dr.BACKUP_DAG_ID),
+        (TARGET, dr.RESTORE_DAG_ID),
+    ]
+    backup = _journal(ws).data(Step.BACKUP_P2)["result"]
+    assert backup["armed"] is True and backup["run_id"] == armed[0]["run_id"]
+    restore = _journal(ws).data(Step.RESTORE_P2)["result"]
+    assert restore["armed"] is True and restore["run_id"] == armed[1]["run_id"]
+    assert report["pass2"]["mode"] == "delta"
+    ran = world.envs[TARGET].airflow.runs[(dr.RESTORE_DAG_ID, restore["run_id"])]["ran_with"]
+    assert ran["prefix"] == backup["prefix"]  # the target restored pass 2's backup
+
+
+def test_copiers_past_their_deadline_fall_back_to_runs_triggered_in_the_freeze(ws, world) -> None:
+    # Armed, then stopped before the freeze (the record of the unpaused DAGs failed) and resumed
+    # after the copiers' deadline: they did nothing, and the freeze triggers the runs as before.
+    world.fail_in = Step.RECORD_DAGS
+    with pytest.raises(Injected):
+        _run(ws, world)
+    assert _journal(ws).data(Step.ARM_COPIERS)["result"]["armed"] is True
+    events = _events(world)
+    world.armed_expire = True
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+    fallbacks = [(e["environment"], e["reason"]) for e in events if e.get("event") == "copier.fallback"]
+    assert fallbacks == [(SOURCE, "expired"), (TARGET, "expired")]
+    triggered = [(c[0], c[2]) for c in _freeze_triggers(world)]
+    assert triggered == [(SOURCE, dr.BACKUP_DAG_ID), (TARGET, dr.RESTORE_DAG_ID)]
+    restore = _journal(ws).data(Step.RESTORE_P2)["result"]["run_id"]
+    ran = world.envs[TARGET].airflow.runs[(dr.RESTORE_DAG_ID, restore)]["ran_with"]
+    assert ran["prefix"] == _journal(ws).data(Step.BACKUP_P2)["result"]["prefix"]
+
+
+def test_copiers_no_worker_starts_are_cancelled_and_the_freeze_triggers_its_runs(ws, world) -> None:
+    events = _events(world)
+    world.armed_queued = True
+    _run(ws, world, arm_timeout_seconds=60)
+    _assert_live_on_target(ws, world)
+    (not_armed,) = [e for e in events if e.get("event") == "copier.not_armed"]
+    assert "not started by a worker within 60 s" in not_armed["reason"]
+    armed = _journal(ws).data(Step.ARM_COPIERS)["result"]
+    assert armed["armed"] is False
+    for copier in armed["cancelled"].values():  # told to do nothing, should a worker start it later
+        assert json.loads(world.objects[(DR_BUCKET, copier["go"])]) == dr.CANCEL_SIGNAL
+    assert len(_freeze_triggers(world)) == 2
+
+
+def test_an_aborted_freeze_cancels_the_armed_copiers_and_resume_arms_new_ones(ws, world) -> None:
+    world.fail_in = Step.VERIFY_BACKUP_P2
+    with pytest.raises(Injected):
+        _run(ws, world)
+    first = _journal(ws).data(Step.ARM_COPIERS)["result"]
+    # The backup went; the restore, waiting for the manifest, is told to cancel by the abort.
+    assert json.loads(world.objects[(DR_BUCKET, first["restore"]["go"])]) == dr.CANCEL_SIGNAL
+    assert world.envs[SOURCE].airflow.paused()["etl_orders"] is False  # scheduling given back
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+    second = _journal(ws).data(Step.ARM_COPIERS)["result"]
+    assert second["armed"] and second["backup"]["run_id"] != first["backup"]["run_id"]
+    assert _journal(ws).data(Step.RESTORE_P2)["result"]["run_id"] == second["restore"]["run_id"]
+    assert _freeze_triggers(world) == []
+
+
+def test_killed_after_the_go_signal_resume_triggers_the_backup_again_and_restores_it(ws, world) -> None:
+    world.fail_in, world.kill = Step.VERIFY_BACKUP_P2, True
+    with pytest.raises(Killed):
+        _run(ws, world)
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+    journal = _journal(ws)
+    assert (
+        journal.data(Step.RESTORE_P2)["result"]["prefix"] == journal.data(Step.BACKUP_P2)["result"]["prefix"]
+    )
+    assert world.envs[TARGET].airflow.history == world.envs[SOURCE].airflow.history
 
 
 def test_pass_two_is_a_delta_against_the_backup_the_target_holds(ws, world) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from mwaa_iac.adapters.airflow_api import AirflowApiError
 from mwaa_iac.core import dr
-from mwaa_iac.workflows.dr_runs import DagRunner, ProbeError, run_probe
+from mwaa_iac.workflows.dr_probe import run_probe
+from mwaa_iac.workflows.dr_runs import DagRunner, ProbeError
 
 PROBE = dr.render_probe_dag("DRFactory_2_9", "a")
 CONF = dr.probe_conf("dr-bucket", "mwaa-dr", "a", "1a2b3c4d")

@@ -121,7 +121,7 @@ def test_an_aborted_freeze_says_resume_freezes_again(ws, world) -> None:
     found = _status(ws, world)
     (view,) = found.workflows
     assert found.verdict is Verdict.INTERRUPTED and view.aborted and view.frozen_s is None
-    assert view.next_step == Step.RECORD_DAGS
+    assert view.next_step == Step.ARM_COPIERS  # pass 2's copiers are armed again, then the freeze
     assert view.resume.startswith(f"pauses {SOURCE} again and takes a fresh backup")
 
 

@@ -18,13 +18,8 @@ from mwaa_iac.adapters.cloudwatch import HEARTBEAT_WINDOW_MINUTES, heartbeat_pro
 from mwaa_iac.cli.event_text import format_event, status_text
 from mwaa_iac.core import dr
 from mwaa_iac.events import EventKind
-from mwaa_iac.workflows.dr_runs import (
-    HEALTH_EVERY_SECONDS,
-    CutoverError,
-    DagRunner,
-    SchedulerDownError,
-    check_scheduler,
-)
+from mwaa_iac.workflows.dr_probe import check_scheduler
+from mwaa_iac.workflows.dr_runs import HEALTH_EVERY_SECONDS, CutoverError, DagRunner, SchedulerDownError
 
 NOW = datetime(2026, 12, 3, 10, 0, 0, tzinfo=UTC)
 

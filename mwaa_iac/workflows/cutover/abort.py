@@ -19,6 +19,7 @@ from mwaa_iac.core.cutover_steps import (
 from mwaa_iac.errors import MwaaIacError
 from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.cutover.context import Context
+from mwaa_iac.workflows.cutover.copy import Copy
 from mwaa_iac.workflows.cutover.freeze import Freeze, hold
 from mwaa_iac.workflows.journal import Journal
 from mwaa_iac.workflows.preflight import PreflightError
@@ -73,6 +74,7 @@ class Abort:
                 f"on {ctx.source}",
             )
             return
+        Copy(ctx).cancel_armed()  # copiers that have not gone do nothing; --resume arms again
         steps = aborted_steps(journal, keep_recorded=bool(undo.get("failed_on")))
         for step in steps:
             journal.note(step, aborted=True)

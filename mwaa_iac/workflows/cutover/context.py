@@ -48,6 +48,11 @@ class CutoverOptions(UpgradeOptions):
     rehearsal_dag: str | None = None  # a DAG run on the rehearsal after its upgrade
     max_freeze_minutes: float | None = None  # the freeze gate refuses a longer estimated freeze
     probe_timeout_seconds: float = 900.0
+    # Pass 2's copiers started before the freeze (arm-copiers): how long a worker may take to start
+    # them, and how long they wait for their go signal beyond the drain's timeout.
+    armed_copy: bool = True
+    arm_timeout_seconds: float = 300.0
+    armed_wait_seconds: float = 1800.0
     # After go-live: how long no DR DAG record may come back on the new live colour (its DAG folder
     # sync, 30 s on MWAA, and a parse in progress) before retire-dr-dags is done.
     retire_settle_seconds: float = 60.0

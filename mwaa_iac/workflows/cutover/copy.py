@@ -4,13 +4,16 @@ retirement of the DR DAGs after go-live (docs/design.md §2, §7)."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError
 from mwaa_iac.core import dr
 from mwaa_iac.core.cutover_steps import COPY_STEPS, DEPLOY_STEP, PASS_2, Step
+from mwaa_iac.errors import MwaaIacError
 from mwaa_iac.events import EventKind, event
-from mwaa_iac.workflows.backup import read_manifest, run_restore, verify_restore
+from mwaa_iac.workflows.backup import read_manifest, run_note, run_restore, verify_restore
 from mwaa_iac.workflows.cutover.context import Context, Emit
 from mwaa_iac.workflows.dr_runs import DeltaRefused, deploy_dr_files, remove_dr_files
 
@@ -83,6 +86,135 @@ class Copy:
                 quiet_since, again = ctx.clock(), again + 1
         return {"removed": removed, **result, "deleted_again": again}
 
+    # -- copiers armed before the freeze (dr.go_key) ------------------------------------------------
+
+    def arm(self) -> dict[str, Any]:
+        """Trigger pass 2's backup on the source and its restore on the target before the freeze,
+        each waiting for its go signal, and wait (up to --arm-minutes) until a worker runs both:
+        inside the freeze, neither then waits for a scheduler loop, a queue or a free worker. Not
+        armed (each is told to cancel; the freeze triggers its runs as before) when one does not
+        start in time, or with --no-armed-copy."""
+        ctx = self.ctx
+        if not ctx.options.armed_copy:
+            return {"armed": False, "reason": "--no-armed-copy"}
+        attempt = ctx.journal.attempts(Step.ARM_COPIERS) - 1
+        markers = self._markers(PASS_2)
+        bucket = ctx.config.dr.backup_bucket
+        deadline = time.time() + ctx.options.drain_timeout_seconds + ctx.options.armed_wait_seconds
+        copiers: dict[str, dict[str, Any]] = {}
+        for role, environment, dag_id in (
+            ("backup", ctx.source, dr.BACKUP_DAG_ID),
+            ("restore", ctx.target, dr.RESTORE_DAG_ID),
+        ):
+            run_id = dr.run_id(dag_id, ctx.journal.run_id, f"{PASS_2}g{attempt}")
+            go = dr.go_key(self.prefix(PASS_2), run_id)
+            copiers[role] = {"environment": environment, "dag_id": dag_id, "run_id": run_id, "go": go}
+            conf = dr.armed_conf(bucket, go, deadline, wait_for_manifest=role == "restore")
+            try:
+                ctx.runner(environment).start(dag_id, run_id, markers[dag_id], conf)
+            except BaseException:
+                self._cancel(copiers)  # what was triggered does nothing (a resume arms again)
+                raise
+        started, waiting = ctx.clock(), dict(copiers)
+        while waiting:
+            for role, copier in list(waiting.items()):
+                state = ctx.runner(copier["environment"]).task_state(copier["dag_id"], copier["run_id"])
+                if state == "running":
+                    copier["started_after_s"] = round(ctx.clock() - started, 2)
+                    ctx.emit(event(EventKind.COPIER_ARMED, **copier))
+                    del waiting[role]
+                elif state in ("success", "failed", "upstream_failed", "skipped"):
+                    waiting.clear()  # ended before its go: not armed
+                    copiers[role]["ended"] = state
+            if not waiting:
+                break
+            if ctx.clock() - started > ctx.options.arm_timeout_seconds:
+                break
+            ctx.sleep(min(ctx.options.run_poll_seconds, 2.0))
+        late = [c for c in copiers.values() if "started_after_s" not in c]
+        if late:
+            self._cancel(copiers)
+            reason = "; ".join(
+                f"{c['dag_id']} on {c['environment']} "
+                + (f"ended ({c['ended']})" if c.get("ended") else f"not started by a worker within "
+                   f"{ctx.options.arm_timeout_seconds:.0f} s")
+                for c in late
+            )  # fmt: skip
+            ctx.emit(event(EventKind.COPIER_NOT_ARMED, reason=reason))
+            return {"armed": False, "reason": reason, "cancelled": copiers}
+        return {"armed": True, "deadline": deadline, **copiers}
+
+    def _signal(self, copiers: dict[str, dict[str, Any]], signal: dict[str, Any]) -> None:
+        for copier in copiers.values():
+            self.ctx.s3.put_text(self.ctx.config.dr.backup_bucket, copier["go"], json.dumps(signal))
+
+    def _armed(self, role: str, step: Step, used_key: str) -> dict[str, Any] | None:
+        """The armed copier ``role`` of the last arm-copiers, unless an earlier attempt of ``step``
+        used it (its run id is noted under ``used_key``) or the cutover is not armed."""
+        armed = self.ctx.result(Step.ARM_COPIERS)
+        copier = armed.get(role) if armed.get("armed") else None
+        if copier is None or self.ctx.journal.data(step).get(used_key) == copier["run_id"]:
+            return None
+        return copier
+
+    def cancel_armed(self) -> None:
+        """Tell the armed copiers that have not gone yet to do nothing (best effort: one that is
+        not told ends at its deadline)."""
+        armed = self.ctx.result(Step.ARM_COPIERS)
+        self._cancel({r: armed[r] for r in ("backup", "restore") if armed.get("armed") and r in armed})
+
+    def _cancel(self, copiers: dict[str, dict[str, Any]]) -> None:
+        try:
+            self._signal(copiers, dr.CANCEL_SIGNAL)
+        except MwaaIacError as exc:
+            reason = f"could not be told to cancel: {exc.message}"
+            self.ctx.emit(event(EventKind.COPIER_NOT_ARMED, reason=reason))
+
+    def _fallback(self, copier: dict[str, Any], reason: str) -> None:
+        fields = {"dag_id": copier["dag_id"], "environment": copier["environment"], "reason": reason}
+        self.ctx.emit(event(EventKind.COPIER_FALLBACK, **fields))
+
+    def _armed_backup(self, step: Step, prefix: str, since: str | None) -> dict[str, Any] | None:
+        """Pass 2's backup by its armed copier: its go signal (and the restore's, naming this
+        prefix) written, its task waited for. None when there is none to use, or it did nothing
+        (expired, cancelled): the backup is then triggered."""
+        ctx = self.ctx
+        copier = self._armed("backup", step, "armed_go")
+        restore = self._armed("restore", COPY_STEPS[PASS_2][2], "armed_used")
+        if copier is None:
+            return None
+        ctx.journal.note(step, armed_go=copier["run_id"])
+        bucket = ctx.config.dr.backup_bucket
+        went = time.time()
+        ctx.s3.put_text(bucket, copier["go"], json.dumps(dr.go_signal(prefix, since)))
+        if restore is not None:
+            # The restore waits for this backup's manifest and starts the moment it is written.
+            ctx.s3.put_text(bucket, restore["go"], json.dumps(dr.go_signal(prefix)))
+            ctx.journal.note(step, restore_go=prefix)
+        run = ctx.runner(ctx.source).wait(copier["dag_id"], copier["run_id"], backoff=False, by_task=True)
+        note = run_note(ctx.api(ctx.source), copier["dag_id"], copier["run_id"])
+        skipped = dr.armed_skipped(note)
+        if skipped:
+            self._fallback(copier, skipped)
+            return None
+        return {**run, "armed": True, "went_after_s": _after(note, went)}
+
+    def _armed_restore(self, step: Step, prefix: str) -> dict[str, Any] | None:
+        """Pass 2's restore by its armed copier, told to go with ``prefix`` by the backup step; None
+        when there is none to use or it did nothing (the restore is then triggered)."""
+        ctx = self.ctx
+        copier = self._armed("restore", step, "armed_used")
+        if copier is None or ctx.journal.data(COPY_STEPS[PASS_2][0]).get("restore_go") != prefix:
+            return None
+        ctx.journal.note(step, armed_used=copier["run_id"])
+        outcome = run_restore(ctx.runner(ctx.target), copier["run_id"], "", {}, backoff=False, started=True)
+        skipped = dr.armed_skipped(outcome)
+        if skipped or outcome.get("prefix") not in (None, prefix):
+            reason = skipped or f"it restored {outcome.get('prefix')}, not {prefix}"
+            self._fallback(copier, reason)
+            return None
+        return {**outcome, "run_id": copier["run_id"], "armed": True}
+
     def _markers(self, label: str) -> dict[str, str]:
         return self.ctx.result(DEPLOY_STEP[label]).get("markers", {})
 
@@ -102,6 +234,10 @@ class Copy:
         attempt = ctx.journal.attempts(step) - 1  # this attempt's "started" is recorded
         prefix = self.prefix(label) + (f"-a{attempt}" if attempt > 0 else "")
         since = self.delta_base() if label == PASS_2 else None
+        if label == PASS_2:
+            armed = self._armed_backup(step, prefix, since)
+            if armed is not None:
+                return {**armed, "prefix": prefix, "since": since}
         conf = dr.copy_conf(ctx.config.dr.backup_bucket, prefix, since)
         run = ctx.runner(ctx.source).run(
             dr.BACKUP_DAG_ID,
@@ -174,6 +310,10 @@ class Copy:
         ctx = self.ctx
         attempt = ctx.journal.attempts(COPY_STEPS[label][2]) - 1
         prefix = ctx.result(COPY_STEPS[label][0])["prefix"]
+        armed = self._armed_restore(COPY_STEPS[label][2], prefix) if label == PASS_2 else None
+        if armed is not None:
+            self._hold_warning(armed)
+            return armed
         conf = dr.copy_conf(ctx.config.dr.backup_bucket, prefix)
         run_id = self._run_id(dr.RESTORE_DAG_ID, label, attempt)
         outcome = run_restore(
@@ -183,6 +323,11 @@ class Copy:
             conf,
             backoff=not self._source_paused(),
         )
+        self._hold_warning(outcome)
+        return {**outcome, "run_id": run_id}
+
+    def _hold_warning(self, outcome: dict[str, Any]) -> None:
+        ctx = self.ctx
         hold = str(outcome.get("hold") or "")
         if hold.startswith("not installed"):
             ctx.emit(
@@ -193,7 +338,6 @@ class Copy:
                     f"folder is scheduled on {ctx.target} too",
                 )
             )
-        return {**outcome, "run_id": run_id}
 
     def verify_restore(self, label: str) -> dict[str, Any]:
         """The target's rows against the backup's (a failure: see :meth:`failed`)."""
@@ -214,6 +358,20 @@ class Copy:
             if step == verify_restore_step:
                 self.ctx.journal.note(restore_step, redo=True)
 
+    def armed_report(self) -> dict[str, Any]:
+        """Whether pass 2's copiers were armed before the freeze, and which of them copied (a
+        copier that did nothing was replaced by a run triggered in the freeze)."""
+        ctx = self.ctx
+        armed = ctx.result(Step.ARM_COPIERS)
+        backup, restore = ctx.result(COPY_STEPS[PASS_2][0]), ctx.result(COPY_STEPS[PASS_2][2])
+        return {
+            "armed": bool(armed.get("armed")),
+            "reason": armed.get("reason"),
+            "backup": bool(backup.get("armed")),
+            "restore": bool(restore.get("armed")),
+            "went_after_s": backup.get("went_after_s"),
+        }
+
     def pass2_copy(self) -> dict[str, Any]:
         """What pass 2 copied: delta or full (and why), rows per table in its backup."""
         journal = self.ctx.journal
@@ -226,6 +384,13 @@ class Copy:
         elif recorded.get("full_reason") and copy["mode"] == "full":
             copy["fallback"] = recorded["full_reason"]
         return copy
+
+
+def _after(note: dict[str, Any], went: float) -> float | None:
+    """Seconds from the go signal written to the copier going (None when its note does not say)."""
+    armed = note.get("armed")
+    at = armed.get("went_at") if isinstance(armed, dict) else None
+    return round(float(at) - went, 2) if isinstance(at, int | float) else None
 
 
 def remove_tool_records(api: AirflowApi, emit: Emit) -> dict[str, Any]:

@@ -248,6 +248,7 @@ class Cutover:
             # Pass 2's DAG files are deployed and parsed before the freeze: parsing is not frozen time.
             Step.DEPLOY_DR_P2: lambda: copy.deploy_dr_dags(factory, PASS_2),
             Step.PARSE_DR_P2: copy.wait_for_p2_dags,
+            Step.ARM_COPIERS: copy.arm,
             Step.RECORD_DAGS: freeze.record_unpaused,
             Step.PAUSE_SOURCE: freeze.pause_source,
             Step.DRAIN_SOURCE: freeze.drain,
@@ -334,6 +335,7 @@ class Cutover:
             "freeze_steps_s": freeze_steps,
             "rows_copied": ctx.result(last_copy).get("tables", {}) if history else {},
             "pass2": self.copy.pass2_copy() if two_pass and history else None,
+            "armed_copy": self.copy.armed_report() if two_pass and history else None,
             "may_run_twice": sorted(
                 set(ctx.result(Step.DRAIN_SOURCE).get("may_run_twice", []))
                 | set(journal.data(Step.GO_LIVE).get("may_run_twice", []))
