@@ -70,10 +70,20 @@ def up_command(
     stretch: Annotated[
         float, typer.Option("--stretch", help="Minimum seconds in each transitional status.")
     ] = 0.0,
+    mwaa_latency: Annotated[
+        bool,
+        typer.Option(
+            "--mwaa-latency",
+            help="Model MWAA's wait before a queued task starts on Airflow 2.x environments: 5 s with a "
+            "free worker slot, 90 s more beyond one mw1.small worker's 5 tasks (a worker added); "
+            "MWAA_IAC_LOCAL_TASK_START_S, _SCALE_UP_S and _WARM_SLOTS set other figures.",
+        ),
+    ] = False,
     as_json: LocalJsonOpt = False,
 ) -> None:
     """Start the local stack (or report that it is already up) and print the variables to export."""
     from mwaa_iac.local import stack
+    from mwaa_iac.local.runtime.launch import MWAA_LATENCY
 
     if stretch < 0:
         raise UsageError("--stretch must not be negative")
@@ -84,6 +94,7 @@ def up_command(
         persist_aws=persist_aws,
         venv_cache=venv_cache,
         stretch=stretch,
+        task_latency=dict(MWAA_LATENCY) if mwaa_latency else None,
     )
     if as_json:
         _print_json(info.to_dict())

@@ -404,8 +404,11 @@ def up(
     heartbeat_interval: float = 15.0,
     sync_interval: float = MWAA_SYNC_INTERVAL,
     python: str = sys.executable,
+    task_latency: dict[str, str] | None = None,
 ) -> StackInfo:
-    """Start moto and the MWAA emulator (idempotent: returns ``already_running=True`` when up)."""
+    """Start moto and the MWAA emulator (idempotent: returns ``already_running=True`` when up).
+    ``task_latency``: the variables of MWAA's task start latency model (``launch.MWAA_LATENCY``)
+    for the environments the emulator starts."""
     require_local_extra()
     directory = resolve_state_dir(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -428,7 +431,7 @@ def up(
     def save_pids() -> None:
         _write_atomic(directory / "pids.json", json.dumps(pids, indent=2, sort_keys=True) + "\n")
 
-    base_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    base_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", **(task_latency or {})}
     if persist_aws:
         compact_recording(directory / RECORDING)
     try:

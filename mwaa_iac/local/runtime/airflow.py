@@ -64,7 +64,7 @@ from mwaa_iac.local.runtime.families import (
     family_of,
     migrate_command,
 )
-from mwaa_iac.local.runtime.launch import aws_config_file, process_env, write_worker_launcher
+from mwaa_iac.local.runtime.launch import aws_config_file, process_env, task_latency, write_worker_launcher
 from mwaa_iac.local.runtime.postgres import PostgresCluster, PostgresError, database_name, socket_dir_for
 from mwaa_iac.local.runtime.requirements import RequirementsFailed, install_requirements, prune_requirements
 from mwaa_iac.local.runtime.rest import INVOKE_TIMEOUT, RestClient
@@ -330,7 +330,7 @@ class AirflowRuntime(ComponentSupervision):
         (home / "logs").mkdir(parents=True, exist_ok=True)
         airflow = [str(venv.python), "-m", "airflow"]
         family = family_of(venv.airflow_version)
-        write_worker_launcher(home, venv)
+        write_worker_launcher(home, venv, task_latency())
         if family.admin == "password-file":  # the admin user's password for the auth manager (this user only)
             write_private_json(home / PASSWORDS_FILE, {state.admin_user: state.admin_password})
         base_env = self._startup_env(spec, self._process_env(state, spec, venv, state.requirements_dir))
