@@ -52,6 +52,7 @@ from mwaa_iac.adapters.routing import Routing  # noqa: E402
 from mwaa_iac.adapters.storage import S3  # noqa: E402
 from mwaa_iac.local import busy, stack  # noqa: E402
 from mwaa_iac.local.demo import observation_or_deleted, prepare  # noqa: E402
+from mwaa_iac.local.runtime.launch import MWAA_LATENCY, TASK_START_VAR  # noqa: E402
 from mwaa_iac.local.runtime.postgres import PostgresCluster, database_name  # noqa: E402
 from mwaa_iac.local.seed import SEED_DAG_ID, SeedPlan  # noqa: E402
 from mwaa_iac.workflows.cutover import Cutover, CutoverOptions  # noqa: E402
@@ -72,6 +73,9 @@ GOAL_FREEZE_S = 12.0  # freeze window at 1,000,000 task instances
 GOAL_FLAT_S = 2.0  # ... within this of the freeze at 3,000
 GOAL_RATIO = 1.0  # freeze / raw full copy at 1,000,000, below this
 GOAL_PAUSE_S = 3.0  # pause + unpause of the 500 DAGs
+# Issue 25's: with MWAA's task start latency modelled, the freeze grows by at most one queue-to-start
+# delay over the same size without it (--baseline: that run's freeze.json).
+GOAL_LATENCY_DELAYS = 1
 
 # The tables the cutover's copy carries (mwaa_iac/dr_runtime/mwaa_iac_copy.py).
 COPIED_TABLES = (
@@ -332,20 +336,27 @@ def seed_size(state_dir: Path, size: str) -> tuple[Any, str, dict[str, Any]]:
     return setup, name, seeding
 
 
-def run_size(state_dir: Path, size: str, *, seed_only: bool = False) -> dict[str, Any]:
+def run_size(state_dir: Path, size: str, *, seed_only: bool = False, armed: bool = True) -> dict[str, Any]:
     load_before = load_average()
     setup, name, seeding = seed_size(state_dir, size)
     green = f"{name}-green"
     try:
         if seed_only:
             return {"size": size, "task_instances": SIZES[size], "dags": DAG_COUNT, **seeding}
-        return measure(state_dir, size, setup, name, seeding, load_before)
+        return measure(state_dir, size, setup, name, seeding, load_before, armed=armed)
     finally:
         delete_environments([setup.source, green])
 
 
 def measure(
-    state_dir: Path, size: str, setup: Any, name: str, seeding: dict[str, Any], load_before: float
+    state_dir: Path,
+    size: str,
+    setup: Any,
+    name: str,
+    seeding: dict[str, Any],
+    load_before: float,
+    *,
+    armed: bool = True,
 ) -> dict[str, Any]:
     ws = open_workspace(name, setup.root)
     config = ws.load()
@@ -356,6 +367,7 @@ def measure(
         run_poll_seconds=1.0,
         health_minutes=0,
         dag_timeout_seconds=900,
+        armed_copy=armed,
     )
     activity = Activity(
         AirflowApi(MwaaClient("us-east-1"), setup.source),
@@ -383,7 +395,11 @@ def measure(
     floor = dag_run_floor(f"{name}-green", config.source.bucket_name, options)
     steps: dict[str, float] = report["freeze_steps_s"]
     dr_steps = ("backup", "cleanup", "restore")
-    dr_runs = sum(1 for step in steps if step.split("-")[0] in dr_steps)
+    armed_copy = report.get("armed_copy") or {}
+    # DR runs triggered inside the freeze (an armed copier was running before it)
+    dr_runs = sum(
+        1 for step in steps if step.split("-")[0] in dr_steps and not armed_copy.get(step.split("-")[0])
+    )
     hop = next((e for e in events if e.get("event") == "hop.done"), {})
     in_place_s = hop.get("elapsed_s")
     create = next(
@@ -419,6 +435,7 @@ def measure(
         "freeze_over_raw": round(freeze / raw_s, 2) if freeze and raw_s else None,
         "dag_run_floor_s": round(floor, 2),
         "dr_dag_runs_in_freeze": dr_runs,
+        "armed_copy": armed_copy,
         "freeze_floor_s": round(dr_runs * floor, 1),
         "in_place_upgrade_s": in_place_s,
         "in_place_over_freeze": round(in_place_s / freeze, 2) if freeze and in_place_s else None,
@@ -445,6 +462,32 @@ STEP_LABELS = {
 
 def steps_text(steps: dict[str, float]) -> str:
     return ", ".join(f"{STEP_LABELS.get(k, k)} {v:.1f}" for k, v in steps.items())
+
+
+def latency_goal(document: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
+    """Issue 25: with the latency model on, the freeze grows by at most one queue-to-start delay
+    over the same size measured without it (``baseline``: that run's document)."""
+    latency = document.get("mwaa_latency")
+    if not latency:
+        return []
+    delay = float(latency[TASK_START_VAR])
+    if baseline is None:
+        goal = f"the freeze grows by <= {GOAL_LATENCY_DELAYS} queue-to-start delay ({delay:g} s)"
+        return [f"with MWAA's latency model, {goal}: not measured (no --baseline run without the model)"]
+    runs = baseline.get("results", [])
+    before = {r["size"]: r["freeze_window_s"] for r in runs if r.get("freeze_window_s")}
+    out = []
+    for r in document["results"]:
+        if r.get("freeze_window_s") is None or r["size"] not in before:
+            continue
+        growth = round(r["freeze_window_s"] - before[r["size"]], 1)
+        met = growth <= GOAL_LATENCY_DELAYS * delay
+        out.append(
+            f"{r['size']}: with MWAA's latency model the freeze grows by <= {GOAL_LATENCY_DELAYS} "
+            f"queue-to-start delay ({delay:g} s): {'met' if met else 'not met'} ({before[r['size']]} s "
+            f"-> {r['freeze_window_s']} s: {growth:+} s; baseline {baseline.get('date')})"
+        )
+    return out
 
 
 def goals(results: list[dict[str, Any]]) -> list[str]:
@@ -532,20 +575,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", default=str(REPO / "bench" / "out" / "stack"))
     parser.add_argument("--seed-only", action="store_true", help="time the seeding alone (no cutover)")
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "freeze.json"))
+    parser.add_argument(
+        "--mwaa-latency",
+        action="store_true",
+        help="model MWAA's wait before a queued task starts (mwaa-iac local up --mwaa-latency)",
+    )
+    parser.add_argument(
+        "--no-armed-copy", action="store_true", help="trigger pass 2's runs inside the freeze (as before)"
+    )
+    parser.add_argument("--baseline", default=None, help="freeze.json of the same sizes without the model")
     args = parser.parse_args(argv)
     sizes = [canonical(s) for s in args.sizes.split(",") if s.strip()]
     state_dir = Path(args.state_dir)
     # a SIGTERM stops the stack too (the finally below), as Ctrl-C does
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     stack.down(state_dir, remove_state=True)
-    stack.up(state_dir, heartbeat_interval=15)
+    latency = dict(MWAA_LATENCY) if args.mwaa_latency else None
+    stack.up(state_dir, heartbeat_interval=15, task_latency=latency)
     os.environ.update(stack.load_env(state_dir))
     started = datetime.now(UTC)
     results = []
     try:
         for size in sizes:
             print(f"{size}:", flush=True)
-            results.append(run_size(state_dir, size, seed_only=args.seed_only))
+            results.append(run_size(state_dir, size, seed_only=args.seed_only, armed=not args.no_armed_copy))
             print(json.dumps(results[-1], indent=2), flush=True)
     finally:
         stack.down(state_dir, remove_state=True)
@@ -557,6 +610,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "dags_paused": next((r["dags_paused"] for r in results if r.get("dags_paused")), DAG_COUNT),
         "seed_only": args.seed_only,
+        "mwaa_latency": latency,
+        "armed_copy": not args.no_armed_copy,
         "results": results,
     }
     if args.seed_only:
@@ -569,7 +624,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {r['seed_task_s']} s |"
             )
         return 0
-    document["goals"] = goals(results)
+    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    document["goals"] = goals(results) + latency_goal(document, baseline)
     out.write_text(json.dumps(document, indent=2))
     print(
         f"\n{started.date()}, {machine()}, one run per size; activity between the passes: "
@@ -577,7 +633,11 @@ def main(argv: list[str] | None = None) -> int:
         "one old run deleted\n"
     )
     print("\n".join(table(results)))
-    print("\nGoals (issue 14):")
+    print(
+        f"\nMWAA's task start latency model: {latency or 'off'}; pass 2's copiers "
+        f"{'armed before the freeze' if not args.no_armed_copy else 'triggered inside the freeze'}"
+    )
+    print("\nGoals (issues 14 and 25):")
     for line in document["goals"]:
         print(f"- {line}")
     print(f"AWS in-place unavailability for context: {AWS_IN_PLACE}")
