@@ -251,7 +251,12 @@ class DagRunner:
                 return {"run_id": run_id, "elapsed_s": round(self.clock() - start, 2)}
             # A task still at work says the run's state (one call a poll); otherwise the run's.
             working = task in ("running", "queued", "scheduled", "up_for_retry", "up_for_reschedule")
-            state = "running" if working else self.api.get_run(dag_id, run_id).get("state")
+            if working:
+                state = "running"
+            elif task in ("failed", "upstream_failed"):
+                state = "failed"  # its worker says so; the run's state waits for a scheduler loop
+            else:
+                state = self.api.get_run(dag_id, run_id).get("state")
             if state == "success":
                 if not by_task:
                     self.api.set_paused(dag_id, True)

@@ -384,16 +384,29 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
         if killed_after[-1] == Step.HEALTH_TARGET:
             # Between the passes blue keeps scheduling, and its history changes: pass 2 carries it.
             _change_history_between_passes(blue)
+        if killed_after[-1] == Step.DRAIN_SOURCE and not aborted:
+            # Inside the freeze, before the go: pass 2's armed copiers are told to cancel (as an
+            # aborted freeze tells them). Each does nothing, and the freeze triggers its runs instead.
+            bucket = f"{NAME}-mwaa-dr-backups"
+            listed = boto3.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])
+            go_keys = [o["Key"] for o in listed if "-go/" in o["Key"]]
+            assert go_keys == [], go_keys  # none written before the freeze reaches backup-p2
+            armed = {e["environment"]: e["go"] for e in seen if e["event"] == "copier.armed"}
+            cancel = json.dumps(dr.CANCEL_SIGNAL).encode()
+            for key in armed.values():
+                boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=cancel)
+            time.sleep(3)  # each polls its signal every 0.25 s
         if killed_after[-1] == Step.VERIFY_BACKUP_P2 and not aborted:
-            # Inside the freeze, pass 2's backup loses its manifest: the restore fails before it
-            # knows it holds a delta (a delta's own failures fall back to a full copy in the same
-            # freeze instead), changes nothing on green, and the abort unpauses the recorded DAGs on
-            # blue, which goes on scheduling.
+            # Inside the freeze, pass 2's backup loses its manifest: the restore (triggered: its armed
+            # copier was cancelled) fails before it knows it holds a delta (a delta's own failures fall
+            # back to a full copy in the same freeze instead), changes nothing on green, and the
+            # abort unpauses the recorded DAGs on blue, which goes on scheduling.
             aborted = True
             prefix = next(e for e in events if e.get("event") == "dr.backup_verified")["prefix"]
             boto3.client("s3").delete_object(Bucket=f"{NAME}-mwaa-dr-backups", Key=f"{prefix}/{dr.MANIFEST}")
             failed = _cutover(local_stack, deployment, "--resume", "--break-lock")
             assert failed.returncode == 1 and "restore_metadata" in failed.stderr, failed.stderr[-2000:]
+            assert "did nothing (cancelled)" in failed.stdout + failed.stderr
             assert {
                 d for d, paused in _paused(blue).items() if not paused and not _tool_dag(d)
             } == live_before
@@ -405,8 +418,13 @@ def test_cutover_killed_at_step_boundaries_resumes_to_a_complete_copy(
         extra = ("--resume", "--break-lock")
     # Every boundary up to go-live was hit, each step ran once; after the abort, the freeze and pass
     # 2's copy ran again from the start.
-    freeze = FLOW.index(Step.RECORD_DAGS)
+    freeze = FLOW.index(Step.ARM_COPIERS)  # an aborted freeze arms pass 2's copiers again
     assert killed_after == FLOW[: FLOW.index(Step.VERIFY_BACKUP_P2) + 1] + FLOW[freeze:-1]
+    # Pass 2's backup and restore ran as copiers armed before the freeze; the cancelled ones fell
+    # back to triggered runs (the backup's in a killed run, the restore's in the failed one).
+    assert [e["environment"] for e in seen if e["event"] == "copier.armed"] == [blue, green] * 2
+    fallbacks = [(e["environment"], e["reason"]) for e in seen if e["event"] == "copier.fallback"]
+    assert fallbacks == [(blue, "cancelled")], fallbacks
     assert JOURNAL_KEY in {
         o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=STATE_BUCKET)["Contents"]
     }
