@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError
+from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.storage import BUCKET_FIX, S3
 from mwaa_iac.core import dr
@@ -30,7 +30,7 @@ from mwaa_iac.core.config import EnvironmentConfig
 from mwaa_iac.errors import UsageError
 from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.dr_probe import check_scheduler, run_probe
-from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, DeltaRefused, deploy_dr_files
+from mwaa_iac.workflows.dr_runs import CutoverError, DagRunner, DeltaRefused, deploy_dr_files, run_note
 
 BACKUP_INFO = "mwaa-iac-backup.json"  # mwaa-iac backup's record beside the DAG's manifest.json
 
@@ -82,16 +82,6 @@ def safe_error(error: Any) -> str:
     text = str(error)
     cut = min((i for i in (text.find(m) for m in _VALUE_MARKERS) if i >= 0), default=len(text))
     return text[:cut].rstrip() + (" [details withheld: they may quote values]" if cut < len(text) else "")
-
-
-def run_note(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, Any]:
-    """What a DR run recorded in its note ({} when none can be read)."""
-    try:
-        note = api.get_run(dag_id, run_id).get("note")
-        value = json.loads(note) if note else {}
-    except (AirflowApiError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def restore_result(api: AirflowApi, run_id: str) -> dict[str, Any]:

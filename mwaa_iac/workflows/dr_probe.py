@@ -5,12 +5,11 @@ environment whose scheduler is down would only wait)."""
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from mwaa_iac.adapters.airflow_api import AirflowApi, AirflowApiError, SchedulerHealth, scheduler_health
+from mwaa_iac.adapters.airflow_api import AirflowApi, SchedulerHealth, scheduler_health
 from mwaa_iac.adapters.cloudwatch import HEARTBEAT_WINDOW_MINUTES, heartbeat_problem
 from mwaa_iac.core import dr
 from mwaa_iac.errors import MwaaIacError
@@ -21,6 +20,7 @@ from mwaa_iac.workflows.dr_runs import (
     DagRunner,
     ProbeError,
     SchedulerDownError,
+    run_note,
 )
 
 
@@ -140,7 +140,7 @@ def run_probe(
             hint=f"{exc.hint}; nothing was changed",
         ) from exc
     except CutoverError as exc:
-        note = _probe_note(api, probe.dag_id, run_id)
+        note = run_note(api, probe.dag_id, run_id)
         if note.get("stage") == "s3":
             raise ProbeError(
                 f"preflight probe: {name} cannot write {uri} (the DR bucket) for {role}: {note.get('error')}",
@@ -155,7 +155,7 @@ def run_probe(
     finally:
         with contextlib.suppress(MwaaIacError):
             api.set_paused(probe.dag_id, True)
-    note = _probe_note(api, probe.dag_id, run_id)
+    note = run_note(api, probe.dag_id, run_id)
     result = {
         "environment": name,
         "run_id": run_id,
@@ -171,12 +171,3 @@ def run_probe(
     runner.emit(event(EventKind.PROBE_DONE, **result))
     # the migration-hazard scan's answer (conf["scan"]), never in the event
     return {**result, **{k: note[k] for k in ("scan", "scan_key", "scan_sha256", "scan_error") if k in note}}
-
-
-def _probe_note(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, Any]:
-    try:
-        note = api.get_run(dag_id, run_id).get("note")
-        value = json.loads(note) if note else {}
-    except (AirflowApiError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -12,6 +12,7 @@ and the scheduler check before it are in ``workflows/dr_probe.py``.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -251,6 +252,7 @@ class DagRunner:
                 return {"run_id": run_id, "elapsed_s": round(self.clock() - start, 2)}
             # A task still at work says the run's state (one call a poll); otherwise the run's.
             working = task in ("running", "queued", "scheduled", "up_for_retry", "up_for_reschedule")
+            state: str | None
             if working:
                 state = "running"
             elif task in ("failed", "upstream_failed"):
@@ -294,6 +296,16 @@ class DagRunner:
             self.sleep(delay)
             if backoff:
                 delay = min(delay * 1.5, 5 * self.options.run_poll_seconds, 30.0)
+
+
+def run_note(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, Any]:
+    """What a DR run recorded in its note ({} when none can be read)."""
+    try:
+        note = api.get_run(dag_id, run_id).get("note")
+        value = json.loads(note) if note else {}
+    except (AirflowApiError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 # -- the DAG folder ---------------------------------------------------------------------------------

@@ -54,8 +54,9 @@ def test_a_task_waits_before_it_starts_and_longer_beyond_the_warm_slots(home: Pa
     write_worker_launcher(home, venv, (0.6, 1.2, 1))
     waited, out = _launch(home, "tasks", "run", "d", "t", "r", "--local")
     assert waited >= 0.6 and out == f"{home / 'worker' / 'dags'} tasks run d t r --local"
-    waited, _ = _launch(home, "tasks", "run", "d", "t", "r", "--raw")  # the task's own child: no wait
-    assert waited < 0.6
+    slots = set((home / "worker" / "slots").iterdir())
+    _, out = _launch(home, "tasks", "run", "d", "t", "r", "--raw")  # the task's own child: no slot, no wait
+    assert out.endswith("--raw") and set((home / "worker" / "slots").iterdir()) == slots
     # One slot is taken by a live process (this test's): the next task waits for a worker too.
     (home / "worker" / "slots" / str(os.getpid())).touch()
     waited, _ = _launch(home, "tasks", "run", "d", "t2", "r", "--local")

@@ -13,9 +13,9 @@ from mwaa_iac.core import dr
 from mwaa_iac.core.cutover_steps import COPY_STEPS, DEPLOY_STEP, PASS_2, Step
 from mwaa_iac.errors import MwaaIacError
 from mwaa_iac.events import EventKind, event
-from mwaa_iac.workflows.backup import read_manifest, run_note, run_restore, verify_restore
+from mwaa_iac.workflows.backup import read_manifest, run_restore, verify_restore
 from mwaa_iac.workflows.cutover.context import Context, Emit
-from mwaa_iac.workflows.dr_runs import DeltaRefused, deploy_dr_files, remove_dr_files
+from mwaa_iac.workflows.dr_runs import DeltaRefused, deploy_dr_files, remove_dr_files, run_note
 
 COPY_FIELDS = ("mode", "base", "copied", "whole", "fallback")  # how pass 2 copied (the report's pass2)
 
