@@ -8,8 +8,15 @@ difference, ``--accept-import-errors``: the busy workload's dataset DAGs do not 
 reports the freeze window (DAGs paused on blue → unpaused on green) with each step inside it, the
 steps before it, and for two passes the rehearsal's upgrade and parse (the freeze estimate).
 
-Usage: ``python bench/major_bench.py [--modes single,two] [--runs 20]``. Prints a Markdown table and
-writes ``bench/out/major.json``. The environments of a mode are deleted before the next one starts.
+``--task-instances N`` adds about N task instances of history to blue besides the busy workload (which
+stays: its DAGs, runs and in-flight DAGs are all there): ``SeedPlan.bulk_dags`` (``--bulk-dags`` DAG
+files of seed.py's benchmark kind, schedule None, unpaused) and ``bulk_task_instances`` N spread over
+them, each with its XCom and log row, one run seeded through the models and the rest copied by SQL
+(``mwaa_iac/local/seed.py``, as ``bench/freeze_bench.py`` seeds its sizes).
+
+Usage: ``python bench/major_bench.py [--modes single,two] [--runs 20] [--task-instances 100000]``.
+Prints a Markdown table and writes ``bench/out/major.json``. The environments of a mode are deleted
+before the next one starts.
 """
 
 from __future__ import annotations
@@ -40,23 +47,40 @@ TO = "3.3.1"
 MODES = {"single": ("--single-pass",), "two": ()}
 
 
-def run_mode(state_dir: Path, mode: str, runs: int) -> dict[str, Any]:
+def basic_plan(runs: int, task_instances: int = 0, bulk_dags: int = 10) -> SeedPlan:
+    """The busy workload's synthetic history: ``runs`` per example DAG and, with ``task_instances``,
+    that many more over ``bulk_dags`` benchmark DAGs (seed.py's bulk kind)."""
+    if not task_instances:
+        return SeedPlan(runs=runs)
+    return SeedPlan(
+        runs=runs,
+        bulk_dags=tuple(f"bench_2to3_{i:02d}" for i in range(bulk_dags)),
+        bulk_task_instances=task_instances,
+    )
+
+
+def run_mode(
+    state_dir: Path, mode: str, runs: int, task_instances: int = 0, bulk_dags: int = 10
+) -> dict[str, Any]:
     name = f"m{mode}"
     root = state_dir / f"bench-{mode}"
     admin = stack.admin(state_dir)
     start = time.perf_counter()
+    plan = basic_plan(runs, task_instances, bulk_dags)
     setup = prepare(
         root,
         name=name,
         from_version="2.9.2",
         to_version=TO,
-        plan=SeedPlan(runs=runs),
-        busy=BusyProfile(basic=SeedPlan(runs=runs)),
+        plan=plan,
+        busy=BusyProfile(basic=plan),
         poll=1.0,
         sync=lambda env: admin.sync(env),
         progress=lambda t: print(f"  {t}", flush=True),
     )
-    print(f"  prepared in {time.perf_counter() - start:.0f} s", flush=True)
+    prepared = time.perf_counter() - start
+    seeded = (setup.seeded or {}).get("basic", {})
+    print(f"  prepared in {prepared:.0f} s; blue's tables: {seeded}", flush=True)
     command = [
         sys.executable, "-m", "mwaa_iac.cli", "--no-color", "cutover", "--env", name, "--root", str(root),
         "--to", TO, "--engine", "api", "--yes", "--json", "--poll-interval", "1", "--run-poll", "1",
@@ -73,6 +97,10 @@ def run_mode(state_dir: Path, mode: str, runs: int) -> dict[str, Any]:
         return {
             "mode": mode,
             "runs_per_dag": runs,
+            "bulk_task_instances": task_instances,
+            "bulk_dags": len(plan.bulk_dags),
+            "prepare_s": round(prepared, 1),
+            "blue_counts": seeded,
             "cutover_s": round(time.perf_counter() - began, 1),
             "freeze_window_s": report["freeze_window_s"],
             "freeze_steps_s": report["freeze_steps_s"],
@@ -87,14 +115,16 @@ def run_mode(state_dir: Path, mode: str, runs: int) -> dict[str, Any]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["| cutover 2.9.2 → 3.3.1 | freeze window | steps inside the freeze (s) | before the freeze |",
-             "|---|---|---|---|"]  # fmt: skip
+    lines = ["| cutover 2.9.2 → 3.3.1 | task instances | freeze window | steps inside the freeze (s) "
+             "| before the freeze |", "|---|---|---|---|---|"]  # fmt: skip
     for r in results:
+        tis = r.get("blue_counts", {}).get("task_instance")
+        size = f"{tis:,}" if tis else "?"
         inside = ", ".join(f"{k} {v:.1f}" for k, v in r["freeze_steps_s"].items())
         before = {k: v for k, v in r["steps_s"].items() if k not in r["freeze_steps_s"]}
         outside = ", ".join(f"{k} {v:.1f}" for k, v in before.items() if v >= 1)
         label = "single pass" if r["mode"] == "single" else "two passes via 2.11.2"
-        lines.append(f"| {label} | **{r['freeze_window_s']} s** | {inside} | {outside} |")
+        lines.append(f"| {label} | {size} | **{r['freeze_window_s']} s** | {inside} | {outside} |")
     return "\n".join(lines)
 
 
@@ -102,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="single,two")
     parser.add_argument("--runs", type=int, default=20, help="seeded runs per example DAG (the demo: 100)")
+    parser.add_argument(
+        "--task-instances",
+        type=int,
+        default=0,
+        help="task instances of bulk history besides the busy workload",
+    )
+    parser.add_argument("--bulk-dags", type=int, default=10, help="DAGs the bulk history is spread over")
     parser.add_argument("--state-dir", default=str(REPO / "bench" / "out" / "stack-major"))
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "major.json"))
     args = parser.parse_args(argv)
@@ -115,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
             print(f"{mode}:", flush=True)
-            results.append(run_mode(state_dir, mode, args.runs))
+            results.append(run_mode(state_dir, mode, args.runs, args.task_instances, args.bulk_dags))
             print(json.dumps(results[-1], indent=2), flush=True)
     finally:
         stack.down(state_dir, remove_state=True)

@@ -123,7 +123,7 @@ class BusyProfile:
             ids.append(LONG_DAG)
         ids += IN_FLIGHT_DAGS
         if self.basic is not None:
-            ids += [*self.basic.dags, SEED_DAG_ID]
+            ids += [*self.basic.dags, *self.basic.bulk_dags, SEED_DAG_ID]
         return ids
 
 
@@ -444,6 +444,8 @@ def seed_busy(
                 api.set_paused(SEED_DAG_ID, True)
                 for dag_id in business:  # business DAGs are live on the source; each runs its last hour
                     set_paused(api, dag_id, False)
+                if profile.basic.bulk_dags:  # live too, as seed.run_seed leaves them (schedule None)
+                    api.set_paused_many(list(profile.basic.bulk_dags), False)
                 expect += [_Expect(dag_id, 1) for dag_id in business]
                 business_live = True
         if not second_production and any(r["dag_id"] == CONSUMER_DAG for r in runs):

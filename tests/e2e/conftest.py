@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.adapters.mwaa import MwaaClient
-from mwaa_iac.local.busy import BusyProfile
+from mwaa_iac.local.busy import DEFERRED_DAG, RETRY_WAIT_DAG, BusyProfile
 from mwaa_iac.local.demo import DemoSetup, prepare
 from mwaa_iac.local.fingerprint import run_in_environment
 from mwaa_iac.local.seed import SeedPlan
@@ -138,3 +139,57 @@ def scheduler_jobs(stack: LocalStack, name: str) -> list[tuple[int, float, float
     result = run_in_environment(stack.state_dir, name, _SCHEDULER_JOBS)
     assert result.returncode == 0, result.stderr[-2000:]
     return [tuple(row) for row in json.loads(result.stdout.strip().splitlines()[-1])]
+
+
+def wait_run(
+    name: str,
+    dag_id: str,
+    run_id: str,
+    states: tuple[str, ...] = ("success", "failed"),
+    timeout: float = 420.0,
+    poll: float = 3.0,
+) -> str:
+    """The state of run ``dag_id``/``run_id`` on ``name`` once it is one of ``states`` (or at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = api(name).get_run(dag_id, run_id)["state"]
+        if state in states or time.monotonic() > deadline:
+            return state
+        time.sleep(poll)
+
+
+# -- work in flight at the freeze (busy.start_in_flight): nothing runs twice ------------------------
+
+
+def in_flight_unfinished(label: str) -> set[str]:
+    """Fingerprint keys of the task instances of ``busy.start_in_flight(label=label)`` that have not
+    finished when the source pauses (the deferred sensor, the task after it, the task waiting for its
+    retry); the long task finishes on the source during the drain."""
+    return {
+        f"{DEFERRED_DAG} | {label}-defer | wait_for_window | -1",
+        f"{DEFERRED_DAG} | {label}-defer | after_window | -1",
+        f"{RETRY_WAIT_DAG} | {label}-retry | call_flaky_service | -1",
+    }
+
+
+def task_fields(fp: dict) -> dict[str, dict]:
+    """A fingerprint's task instances: key → hash per column."""
+    return fp["tables"]["task_instance"]["fields"]
+
+
+def changed_task_instances(before: dict, after: dict) -> set[str]:
+    """Keys of ``before``'s task instances that ``after`` lacks or holds with another value in a
+    column both fingerprints have (a fingerprint across Airflow 2 → 3 compares the same columns)."""
+    old, new = task_fields(before), task_fields(after)
+    changed = set()
+    for key, fields in old.items():
+        other = new.get(key)
+        if other is None or any(other[c] != v for c, v in fields.items() if c in other):
+            changed.add(key)
+    return changed
+
+
+def retried_task_instances(before: dict, after: dict) -> set[str]:
+    """Keys of ``before``'s task instances whose try number is not the same in ``after`` (ran again)."""
+    old, new = task_fields(before), task_fields(after)
+    return {k for k, fields in old.items() if new.get(k, {}).get("try_number") != fields.get("try_number")}

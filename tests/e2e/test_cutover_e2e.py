@@ -32,7 +32,18 @@ from mwaa_iac.local.demo import DemoSetup
 from mwaa_iac.local.fingerprint import compare, fingerprint, run_in_environment
 from mwaa_iac.workspace import load_config
 from tests.conftest import LocalStack
-from tests.e2e.conftest import api, heartbeat_gaps, make_deployment, run_ids, scheduler_job, total
+from tests.e2e.conftest import (
+    api,
+    changed_task_instances,
+    heartbeat_gaps,
+    in_flight_unfinished,
+    make_deployment,
+    retried_task_instances,
+    run_ids,
+    scheduler_job,
+    total,
+    wait_run,
+)
 
 pytestmark = pytest.mark.local
 NAME = "cut"
@@ -652,19 +663,6 @@ def test_cleanup_retires_the_inactive_colour(local_stack: LocalStack, deployment
     assert S3("us-east-1").list_keys(f"{NAME}-mwaa-dr-backups", "mwaa-dr/") and data["backups_deleted"] == 0
 
 
-def _task_fields(fp: dict) -> dict[str, dict]:
-    return fp["tables"]["task_instance"]["fields"]
-
-
-def _wait_run(env: str, dag_id: str, run_id: str, states: tuple[str, ...], timeout: float = 420) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        state = api(env).get_run(dag_id, run_id)["state"]
-        if state in states or time.monotonic() > deadline:
-            return state
-        time.sleep(3)
-
-
 def test_cutover_with_work_in_flight_completes(local_stack: LocalStack, deployment: DemoSetup) -> None:
     """After the cleanup, blue is the active colour again: a second cutover, with a deferrable
     sensor waiting, a long task running and a task waiting for its retry on blue when it pauses. The
@@ -715,24 +713,13 @@ def test_cutover_with_work_in_flight_completes(local_stack: LocalStack, deployme
     # Every in-flight run completes on green: the deferred sensor resumes there (its trigger runs on
     # green's triggerer), the retry happens there (and fails again, by design), the run whose task
     # finished during the drain is finished by green's scheduler.
-    assert _wait_run(green, busy.LONG_TASK_DAG, "fl-long", ("success", "failed")) == "success"
-    assert _wait_run(green, busy.DEFERRED_DAG, "fl-defer", ("success", "failed")) == "success"
-    assert _wait_run(green, busy.RETRY_WAIT_DAG, "fl-retry", ("success", "failed")) == "failed"
+    assert wait_run(green, busy.LONG_TASK_DAG, "fl-long") == "success"
+    assert wait_run(green, busy.DEFERRED_DAG, "fl-defer") == "success"
+    assert wait_run(green, busy.RETRY_WAIT_DAG, "fl-retry") == "failed"
     # Nothing ran twice: every task instance of blue's frozen history is unchanged on green except
     # the in-flight ones that had not finished; blue ran nothing after the freeze.
-    in_flight = {
-        f"{busy.DEFERRED_DAG} | fl-defer | wait_for_window | -1",
-        f"{busy.DEFERRED_DAG} | fl-defer | after_window | -1",
-        f"{busy.RETRY_WAIT_DAG} | fl-retry | call_flaky_service | -1",
-    }
-    after_green = _task_fields(fingerprint(local_stack.state_dir, green))
-    changed = {k for k, fields in _task_fields(frozen).items() if after_green.get(k) != fields}
+    in_flight = in_flight_unfinished("fl")
+    changed = changed_task_instances(frozen, fingerprint(local_stack.state_dir, green))
     assert changed <= in_flight, sorted(changed - in_flight)[:5]
-    after_blue = _task_fields(fingerprint(local_stack.state_dir, blue))
-    ran_on_blue = {
-        k
-        for k, fields in _task_fields(frozen).items()
-        if after_blue.get(k, {}).get("try_number") != fields.get("try_number")
-    }
-    assert ran_on_blue == set()
+    assert retried_task_instances(frozen, fingerprint(local_stack.state_dir, blue)) == set()
     _blue_never_restarted(local_stack, deployment)
