@@ -869,6 +869,19 @@ def test_an_aborted_freeze_cancels_the_armed_copiers_and_resume_arms_new_ones(ws
     assert _freeze_triggers(world) == []
 
 
+def test_copiers_of_an_arming_killed_midway_are_cancelled_when_resume_arms_again(ws, world) -> None:
+    world.fail_in, world.kill = Step.ARM_COPIERS, True  # killed at its first call (a trigger)
+    with pytest.raises(Killed):
+        _run(ws, world)
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+    journal = _journal(ws)
+    used = journal.data(Step.ARM_COPIERS)["result"]
+    assert used["backup"]["run_id"].endswith("p2g1") and _freeze_triggers(world) == []
+    earlier = used["backup"]["go"].replace("p2g1", "p2g0")  # the killed arming's backup copier
+    assert json.loads(world.objects[(DR_BUCKET, earlier)]) == dr.CANCEL_SIGNAL
+
+
 def test_killed_after_the_go_signal_resume_triggers_the_backup_again_and_restores_it(ws, world) -> None:
     world.fail_in, world.kill = Step.VERIFY_BACKUP_P2, True
     with pytest.raises(Killed):

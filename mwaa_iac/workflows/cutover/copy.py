@@ -101,14 +101,11 @@ class Copy:
         markers = self._markers(PASS_2)
         bucket = ctx.config.dr.backup_bucket
         deadline = time.time() + ctx.options.drain_timeout_seconds + ctx.options.armed_wait_seconds
-        copiers: dict[str, dict[str, Any]] = {}
-        for role, environment, dag_id in (
-            ("backup", ctx.source, dr.BACKUP_DAG_ID),
-            ("restore", ctx.target, dr.RESTORE_DAG_ID),
-        ):
-            run_id = dr.run_id(dag_id, ctx.journal.run_id, f"{PASS_2}g{attempt}")
-            go = dr.go_key(self.prefix(PASS_2), run_id)
-            copiers[role] = {"environment": environment, "dag_id": dag_id, "run_id": run_id, "go": go}
+        # Copiers of an earlier attempt (killed while arming, or an aborted freeze) do nothing.
+        self._cancel({f"{r}{n}": c for n in range(attempt) for r, c in self._copiers(n).items()})
+        copiers = self._copiers(attempt)
+        for role, copier in copiers.items():
+            environment, dag_id, run_id, go = (copier[k] for k in ("environment", "dag_id", "run_id", "go"))
             conf = dr.armed_conf(bucket, go, deadline, wait_for_manifest=role == "restore")
             try:
                 ctx.runner(environment).start(dag_id, run_id, markers[dag_id], conf)
@@ -143,6 +140,19 @@ class Copy:
             ctx.emit(event(EventKind.COPIER_NOT_ARMED, reason=reason))
             return {"armed": False, "reason": reason, "cancelled": copiers}
         return {"armed": True, "deadline": deadline, **copiers}
+
+    def _copiers(self, attempt: int) -> dict[str, dict[str, Any]]:
+        """The copiers of the ``attempt``-th arming (0-based): where each runs and its go signal."""
+        ctx = self.ctx
+        copiers = {}
+        for role, environment, dag_id in (
+            ("backup", ctx.source, dr.BACKUP_DAG_ID),
+            ("restore", ctx.target, dr.RESTORE_DAG_ID),
+        ):
+            run_id = dr.run_id(dag_id, ctx.journal.run_id, f"{PASS_2}g{attempt}")
+            go = dr.go_key(self.prefix(PASS_2), run_id)
+            copiers[role] = {"environment": environment, "dag_id": dag_id, "run_id": run_id, "go": go}
+        return copiers
 
     def _signal(self, copiers: dict[str, dict[str, Any]], signal: dict[str, Any]) -> None:
         for copier in copiers.values():
