@@ -86,6 +86,9 @@ class EventKind(StrEnum):
     FREEZE_ABORTED = "freeze.aborted"
     FREEZE_ABORT_FAILED = "freeze.abort_failed"
     FREEZE_TARGET_DRAINED = "freeze.target_drained"
+    IN_FLIGHT_WAITING = "in_flight.waiting"
+    IN_FLIGHT_RESUMED = "in_flight.resumed"
+    IN_FLIGHT_NOT_RESUMED = "in_flight.not_resumed"
     # mwaa-dr: DAG files, runs, copies
     DR_VENDOR = "dr.vendor"
     DR_DEPLOYED = "dr.deployed"
@@ -233,9 +236,12 @@ DECLARED: dict[EventKind, Declared] = {
             "steps_s",
             "routing",
         ),
-        ("record_synced", "timeline", "armed_copy"),
+        ("record_synced", "timeline", "armed_copy", "in_flight"),
         notes={
             "record_synced": "when --resume wrote the record again",
+            "in_flight": "into 3.x with history: the runs in flight at the freeze that Airflow's 2 → 3 "
+            "migration left unable to finish (runs), the task instances put on the latest version "
+            "(cleared), and any not resumed (not_resumed, reason)",
             "armed_copy": "whether pass 2's copiers were armed before the freeze and which copied "
             "(armed, reason, backup, restore, went_after_s: go signal written → the backup going)",
             "timeline": "where the timeline (an SVG, the freeze shaded) was written, beside the journal",
@@ -411,6 +417,20 @@ DECLARED: dict[EventKind, Declared] = {
         "an undone go-live waited for the task instances the target had started",
         ("environment", "waited_s", "may_run_twice"),
         notes={"may_run_twice": "still executing at the timeout"},
+    ),
+    K.IN_FLIGHT_WAITING: Declared(
+        "runs in flight at the freeze wait for the 3.x target's scheduler to examine them",
+        ("environment", "runs", "waited_s"),
+    ),
+    K.IN_FLIGHT_RESUMED: Declared(
+        "task instances of a run in flight at the freeze, left without a DAG version by Airflow's "
+        "2 → 3 migration, were cleared onto the latest version: the run finishes on the target",
+        ("environment", "dag_id", "run_id", "task_instances"),
+    ),
+    K.IN_FLIGHT_NOT_RESUMED: Declared(
+        "runs in flight at the freeze that cannot finish on the 3.x target without a hand (clear "
+        "their tasks there)",
+        ("environment", "runs", "reason"),
     ),
     K.DR_VENDOR: Declared(
         "mwaa-dr was delivered in the DAG folder", ("vendor", "versions", "uploaded", "unchanged", "removed")

@@ -429,22 +429,65 @@ class AirflowApi:
         return found
 
     def _task_instances(self, query: dict[str, Any], states: tuple[str, ...]) -> list[dict]:
+        path = "/dags/~/dagRuns/~/taskInstances"
+        return self._paged(path, "task_instances", query, ti_key, lambda ti: ti.get("state") in states)
+
+    def _paged(
+        self,
+        path: str,
+        key: str,
+        query: dict[str, Any],
+        identity: Callable[[dict], Any],
+        keep: Callable[[dict], bool] = lambda item: True,
+    ) -> list[dict]:
+        """The items of a listing that ``keep`` takes (``limit``/``offset`` until ``total_entries``);
+        an item seen twice while paging (states change meanwhile) is listed once."""
         found: list[dict] = []
-        seen: set[tuple] = set()
+        seen: set[Any] = set()
         offset = 0
         while True:
-            page = self.request(
-                "GET", "/dags/~/dagRuns/~/taskInstances", query={**query, "limit": PAGE, "offset": offset}
-            )
-            batch = page.get("task_instances", [])
-            for ti in batch:
-                key = (ti.get("dag_id"), ti.get("dag_run_id"), ti.get("task_id"), ti.get("map_index", -1))
-                if ti.get("state") in states and key not in seen:
-                    seen.add(key)
-                    found.append(ti)
+            page = self.request("GET", path, query={**query, "limit": PAGE, "offset": offset})
+            batch = page.get(key, [])
+            for item in batch:
+                if keep(item) and identity(item) not in seen:
+                    seen.add(identity(item))
+                    found.append(item)
             offset += len(batch)
             if not batch or offset >= page.get("total_entries", 0):
                 return found
+
+    def runs_in_states(self, states: Sequence[str]) -> list[dict]:
+        """Runs of every DAG whose state is one of ``states`` (``GET /dags/~/dagRuns``, paged)."""
+        wanted = tuple(states)
+        return self._paged(
+            "/dags/~/dagRuns",
+            "dag_runs",
+            {"state": list(wanted)},
+            lambda run: (run.get("dag_id"), run.get("dag_run_id")),
+            lambda run: run.get("state") in wanted,
+        )
+
+    def run_task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        """Every task instance of one run (mapped ones one by one)."""
+        return self._paged(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances", {}, ti_key)
+
+    def clear_onto_latest_version(
+        self, dag_id: str, run_id: str, tasks: Sequence[tuple[str, int]]
+    ) -> list[dict]:
+        """Airflow 3.2+: clear ``tasks`` (``(task_id, map_index)``) of one run onto the DAG's latest
+        version (``POST /dags/{dag_id}/clearTaskInstances`` with ``run_on_latest_version``): each
+        gets no state and the latest ``dag_version_id``; the run's state is left as it is. Returns
+        the cleared task instances as Airflow answers them."""
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": [[task, index] if index >= 0 else task for task, index in tasks],
+            "only_failed": False,
+            "only_running": False,
+            "reset_dag_runs": False,
+            "run_on_latest_version": True,
+        }
+        return self.request("POST", f"/dags/{dag_id}/clearTaskInstances", body=body).get("task_instances", [])
 
     # -- scheduling -------------------------------------------------------------------------------
 
@@ -549,6 +592,11 @@ class AirflowApi:
     def delete_variable(self, key: str) -> bool:
         """Delete a variable; False when it did not exist."""
         return self._found("DELETE", f"/variables/{key}")
+
+
+def ti_key(ti: dict) -> tuple[Any, ...]:
+    """A task instance's identity: DAG, run, task, map index."""
+    return (ti.get("dag_id"), ti.get("dag_run_id"), ti.get("task_id"), ti.get("map_index", -1))
 
 
 def dag_is_active(dag: dict) -> bool:

@@ -83,6 +83,7 @@ SILENT: frozenset[EventKind] = frozenset(
         K.TERRAFORM_APPLY_FAILED,
         K.TERRAFORM_REFRESHED,
         K.FREEZE_DRAINING,
+        K.IN_FLIGHT_WAITING,
         K.DR_DEPLOYED,
         K.DR_WAITING_FOR_DAG,
         K.DR_TRIGGERED,
@@ -326,6 +327,28 @@ def _freeze_target_drained(e: dict) -> str:
         names = escape(", ".join(e["may_run_twice"]))
         return f"[warning]{e['environment']} still executes (may run twice): {names}[/]"
     return f"{e['environment']}: the task instances it started finished ({e['waited_s']} s)"
+
+
+@_status(K.IN_FLIGHT_WAITING)
+def _in_flight_waiting(e: dict) -> str:
+    return (
+        f"{len(e['runs'])} run(s) in flight at the freeze wait for {e['environment']}'s scheduler "
+        f"({duration(e['waited_s'])})"
+    )
+
+
+@_line(K.IN_FLIGHT_RESUMED)
+def _in_flight_resumed(e: dict) -> str:
+    names = escape(", ".join(e["task_instances"]))
+    return f"{e['dag_id']}/{e['run_id']}: put on the DAG's latest version so that it runs on: {names}"
+
+
+@_line(K.IN_FLIGHT_NOT_RESUMED)
+def _in_flight_not_resumed(e: dict) -> str:
+    return (
+        f"[warning]{len(e['runs'])} run(s) in flight at the freeze will not finish on {e['environment']} "
+        f"({e['reason']}): clear their unfinished tasks there: {escape(', '.join(e['runs'][:10]))}[/]"
+    )
 
 
 @_line(K.LIVE_OVERRIDE)

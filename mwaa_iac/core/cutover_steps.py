@@ -9,8 +9,11 @@ the steps in for a given plan.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from typing import Any
+
+from mwaa_iac.core.planner import HopKind
 
 
 class Step(StrEnum):
@@ -47,6 +50,9 @@ class Step(StrEnum):
     VERIFY_RESTORE_P2 = "verify-restore-p2"
     CHECK_TARGET = "check-target"  # the recorded DAGs parsed on the target, none failing to import
     GO_LIVE = "go-live"
+    # After go-live into 3.x with work carried from 2.x: task instances of the runs in flight at the
+    # freeze that Airflow 3's scheduler cannot enqueue (no dag_version_id) are put on the latest version
+    RESUME_IN_FLIGHT = "resume-in-flight"
     RETIRE_DR_DAGS = "retire-dr-dags"
     ROLLBACK = "rollback"  # journaled by `mwaa-iac rollback` after go-live (started, then done)
 
@@ -121,6 +127,7 @@ STAGES: dict[Step, Stage] = {
         )
     },
     **{step: Stage.FREEZE for step in (*FREEZE_STEPS, *P2_FREEZE_STEPS, Step.CHECK_TARGET, Step.GO_LIVE)},
+    Step.RESUME_IN_FLIGHT: Stage.AFTER,
     Step.RETIRE_DR_DAGS: Stage.AFTER,
     Step.ROLLBACK: Stage.AFTER,
 }
@@ -169,11 +176,13 @@ def flow(
     hops: Sequence[str] = (),
     freeze_hops: int = 0,
     rehearsal: bool = False,
+    into_3: bool = False,
 ) -> list[str]:
     """The steps of a cutover in the order its journal first records them. ``hops``: the versions
     the target is upgraded to in place, in order (none when it is created at the target version);
     the last ``freeze_hops`` of them run inside the freeze, after pass 2 (two passes into 3.x), and
-    ``rehearsal`` rehearses them on a third environment before the freeze."""
+    ``rehearsal`` rehearses them on a third environment before the freeze. ``into_3``: the copied
+    history (runs in flight included) crosses Airflow's 2 → 3 migration on the target."""
     before = len(hops) - (freeze_hops if history and two_pass else 0)
     steps: list[str] = [Step.PREFLIGHT]
     if history:
@@ -194,5 +203,24 @@ def flow(
         steps += [hop_step(i, v, FREEZE_HOP_PREFIX) for i, v in enumerate(hops[before:], before + 1)]
     if not history:
         steps += FREEZE_STEPS  # nothing froze yet: pause the source right before go-live
-    steps += [Step.CHECK_TARGET, Step.GO_LIVE, Step.RETIRE_DR_DAGS]
+    steps += [Step.CHECK_TARGET, Step.GO_LIVE]
+    if history and into_3:
+        steps.append(Step.RESUME_IN_FLIGHT)
+    steps.append(Step.RETIRE_DR_DAGS)
     return [str(s) for s in steps]
+
+
+def flow_for_plan(plan: Mapping[str, Any]) -> list[str]:
+    """:func:`flow` for the plan a cutover's preflight journaled (its ``hops`` as ``[kind, from, to,
+    reason]``; in-place hops are the target's)."""
+    hops = [h[2] for h in plan.get("hops", []) if h and h[0] == HopKind.IN_PLACE]
+    history, two_pass = bool(plan.get("history")), bool(plan.get("two_pass"))
+    source = str(plan.get("source_version") or "")
+    return flow(
+        history=history,
+        two_pass=two_pass,
+        hops=hops,
+        freeze_hops=int(plan.get("freeze_hops") or 0) if two_pass else 0,
+        rehearsal=bool(plan.get("rehearsal")),
+        into_3=bool(hops) and source.startswith("2.") and hops[-1].startswith("3."),
+    )

@@ -20,11 +20,10 @@ from enum import StrEnum
 from typing import Any
 
 from mwaa_iac.core.config import Color
-from mwaa_iac.core.cutover_steps import PARENT, Step, flow, redone_after_abort, stage_of
+from mwaa_iac.core.cutover_steps import PARENT, Step, flow_for_plan, redone_after_abort, stage_of
 from mwaa_iac.core.live import Claim, Role, agreed_live, refusal
 
 CUTOVER, UPGRADE = "cutover", "upgrade"
-IN_PLACE_HOP = "in-place"  # core.planner.HopKind.IN_PLACE, as the cutover's preflight records it
 
 
 class Verdict(StrEnum):
@@ -188,8 +187,7 @@ def cutover_steps(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     plan = step_data(entries, Step.PREFLIGHT).get("result")
     if step_state(entries, Step.PREFLIGHT) != "done" or not isinstance(plan, dict):
         return [str(Step.PREFLIGHT)]
-    hops = [h[2] for h in plan.get("hops", []) if h and h[0] == IN_PLACE_HOP]
-    steps = flow(history=bool(plan.get("history")), two_pass=bool(plan.get("two_pass")), hops=hops)
+    steps = flow_for_plan(plan)
     return [s for s in steps if s not in PARENT]  # a child step runs inside its parent
 
 

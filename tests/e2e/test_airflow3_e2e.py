@@ -342,12 +342,20 @@ def test_two_pass_cutover_2_9_to_3_3_freezes_for_the_delta_and_one_hop_then_roll
     assert wait_run(green, busy.RETRY_WAIT_DAG, "fl-retry") == "failed"
     sensor = _wait_ti(green, flight, (busy.DEFERRED_DAG, "fl-defer", "wait_for_window"))
     assert sensor == "success", _flight_detail(local_stack, green)
-    # The task after the sensor had no state yet when blue paused (a task instance made by 2.9.2):
-    # see the finding asserted at the end of this test.
-    deferred_run = wait_run(green, busy.DEFERRED_DAG, "fl-defer", timeout=120)
+    # The task after the sensor had no state yet when blue paused: a task instance made by 2.9.2,
+    # left without a dag_version_id by Airflow's migration, which 3.3.1's scheduler would queue and
+    # never enqueue (apache/airflow#61813). After go-live the cutover cleared it onto the DAG's latest
+    # version (resume-in-flight): the run finishes on green.
+    resumed = report.get("in_flight") or {}
+    assert f"{busy.DEFERRED_DAG}/fl-defer/after_window" in resumed.get("cleared", []), resumed
+    assert not resumed.get("not_resumed"), resumed
+    deferred_run = wait_run(green, busy.DEFERRED_DAG, "fl-defer", timeout=240)
     detail = _flight_detail(local_stack, green)
     print(f"\n{time.monotonic() - flown:.0f} s after the in-flight start, on {TO}: fl-defer {deferred_run}")
     print(detail)
+    assert deferred_run == "success", detail
+    after = [line for line in detail.splitlines() if "| fl-defer | after_window |" in line]
+    assert after and after[0].split(" | ")[3] == "success" and after[0].endswith("True"), detail
     # Blue is frozen since the pause: green must carry every row of it (green has run since).
     live = fingerprint(local_stack.state_dir, green)
     (tmp_path_factory.getbasetemp() / "cut3-fingerprints.json").write_text(json.dumps([frozen, live]))
@@ -395,16 +403,3 @@ def test_two_pass_cutover_2_9_to_3_3_freezes_for_the_delta_and_one_hop_then_roll
     assert gone.returncode == 0, gone.stderr[-3000:]
     assert _events(gone.stdout)[-1]["retired"] == green
     assert green not in {e["name"] for e in local_stack.admin.environments()}
-    # Known limitation (docs/guides/airflow3.md, found by this test on 2026-12-06): a run in flight at
-    # the freeze does not finish on the 3.x colour when a task instance of it had no state yet. Its
-    # row, made by 2.9.2, keeps dag_version_id NULL through Airflow's migration; 3.3.1's scheduler
-    # backfills dag_version_id only for unfinished task instances (`state IN (NULL, 'scheduled', ...)`
-    # in `_verify_integrity_if_dag_changed`, which never matches a NULL state) and only while no task
-    # instance of the run has the DAG's latest version (the resumed sensor gets it first); it then
-    # queues the task but skips enqueuing it ("does not have a dag_version_id set, cannot be
-    # enqueued", apache/airflow#61813). Asserted as it is, so that a change shows: when this fails
-    # because the run finished, update the guide and assert that it succeeds.
-    stuck = [line for line in detail.splitlines() if "| fl-defer | after_window |" in line]
-    assert deferred_run == "running", detail
-    assert stuck and stuck[0].split(" | ")[3] in ("queued", "scheduled", "None"), detail
-    assert stuck[0].endswith("False"), detail  # no dag_version_id

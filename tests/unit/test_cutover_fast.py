@@ -90,6 +90,9 @@ class World:
         self.failed: list[str] = []
         self.roles: dict[str, RoleDocuments] = {}
         self.user_dags: dict[str, bool] = dict(USER_DAGS)  # the DAG folder's DAGs (paused on the source)
+        # runs of the user's DAGs in flight on the source at the freeze: their task instances (a
+        # restore carries them; on 3.x they have no dag_version until the scheduler or a clear gives one)
+        self.in_flight: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def touch(self, what: str) -> None:
         step = self.fail_in
@@ -144,6 +147,8 @@ class FakeAirflow:
         self.scheduler_down = False  # /health: the scheduler's latest heartbeat is 10 minutes old
         self.bulk_flips: list[tuple[str, bool]] = []  # those made by PATCH /dags (a pattern)
         self.before_patch: Any = None  # called before a PATCH /dags is applied (e.g. a DAG appears)
+        self.in_flight: dict[tuple[str, str], list[dict[str, Any]]] = {}  # restored: World.in_flight
+        self.cleared: list[tuple[str, str, Any]] = []  # clearTaskInstances calls: (dag, run, task_ids)
 
     def _set(self, dag: dict[str, Any], paused: bool) -> None:
         self.world.change(self.name, "pause" if paused else "unpause", dag["dag_id"])
@@ -261,6 +266,22 @@ class FakeAirflow:
         if match := re.fullmatch(r"/dags/([^/~]+)/details", path):
             dag = self.dags.get(match.group(1))
             return (200, {**dag, "catchup": True}) if dag else (404, {"detail": "not found"})
+        if method == "GET" and path == "/dags/~/dagRuns" and "state" in query:  # runs in flight
+            found = [{"dag_id": d, "dag_run_id": r, "state": "running"} for d, r in self.in_flight]
+            return 200, {"dag_runs": found, "total_entries": len(found)}
+        if match := re.fullmatch(r"/dags/([^/~]+)/clearTaskInstances", path):
+            assert body["run_on_latest_version"] is True and not body["dry_run"] and not body["only_failed"]
+            self.world.change(self.name, "clear", match.group(1), body["dag_run_id"])
+            self.cleared.append((match.group(1), body["dag_run_id"], body["task_ids"]))
+            tis = self.in_flight[(match.group(1), body["dag_run_id"])]
+            chosen = [t for t in tis if t["task_id"] in body["task_ids"]]
+            for ti in chosen:
+                ti.update(state=None, dag_version={"version_number": 2})
+            return 200, {"task_instances": chosen, "total_entries": len(chosen)}
+        if (match := re.fullmatch(r"/dags/([^/~]+)/dagRuns/([^/]+)/taskInstances", path)) and (
+            key := (match.group(1), match.group(2))
+        ) in self.in_flight:
+            return 200, self._schedule(key)
         if method == "GET" and path == "/dags/~/dagRuns":  # runs started since (rollback lists them)
             since = datetime.fromisoformat(query["start_date_gte"])
             found = [
@@ -308,6 +329,24 @@ class FakeAirflow:
                 self._execute(run)
             return 200, {"task_instances": [{"task_id": "all_tables", "state": run["state"]}]}
         raise AssertionError(f"unexpected {method} {path} on {self.name}")
+
+    def _schedule(self, key: tuple[str, str]) -> dict[str, Any]:
+        """An in-flight run's task instances as Airflow 3.3.1's scheduler leaves them once its DAG is
+        unpaused: the first time it examines the run it gives the latest version to the unfinished
+        task instances with a state (never to those without one), unless one has it already; a task
+        instance with a version and not deferred then runs (success); one without stays queued."""
+        tis = self.in_flight[key]
+        on_3 = self.world.envs[self.name].version.startswith("3.")
+        if on_3 and not self.dags[key[0]]["is_paused"]:
+            if not any(t.get("dag_version") for t in tis):
+                for ti in tis:
+                    if ti["state"] not in (None, "success", "failed", "skipped", "upstream_failed"):
+                        ti["dag_version"] = {"version_number": 2}
+            for ti in tis:
+                if ti["state"] in (None, "scheduled", "queued", "up_for_retry"):
+                    ti["state"] = "success" if ti.get("dag_version") else "queued"
+        listed = [{"dag_id": key[0], "dag_run_id": key[1], "map_index": -1, **t} for t in tis]
+        return {"task_instances": listed, "total_entries": len(listed)}
 
     def _go(self, run: dict[str, Any]) -> dict[str, Any] | None:
         """An armed run (its conf names ``go``): the conf it runs with once its go signal is there
@@ -385,6 +424,9 @@ class FakeAirflow:
                 run.update(state="failed", note=json.dumps(note))
                 return
             self.history = json.loads(raw)
+            self.in_flight = {
+                k: [{**t, "dag_version": None} for t in v] for k, v in self.world.in_flight.items()
+            }
             self.marker = conf["prefix"]
             self.variables[dr.HOLD_VARIABLE] = f"restored from {conf['prefix']}"  # not live: holds
             for dag in self.dags.values():  # the restore pauses every DAG
@@ -1397,7 +1439,9 @@ def test_500_dags_a_pause_killed_half_way_resumes_with_what_is_still_unpaused(ws
 
 # -- 2 → 3 in two passes: the major hop inside the freeze (issue 24) --------------------------------------
 
-MAJOR = flow(history=True, two_pass=True, hops=["2.11.2", "3.3.1"], freeze_hops=1, rehearsal=True)
+MAJOR = flow(
+    history=True, two_pass=True, hops=["2.11.2", "3.3.1"], freeze_hops=1, rehearsal=True, into_3=True
+)
 
 
 def _assert_live_on_3(ws, world: World) -> None:
@@ -1434,6 +1478,63 @@ def test_two_passes_into_3_upgrade_to_2_11_before_the_freeze_and_to_3_inside_it(
     hop_started = next(e["at"] for e in journal.entries if e.get("step") == "freeze-hop-2-3.3.1")
     restored = next(e["at"] for e in journal.entries if _is_done(e, Step.RESTORE_P2))
     assert restored < hop_started
+
+
+def _in_flight_run() -> list[dict[str, Any]]:
+    return [
+        {"task_id": "extract", "state": "success"},
+        {"task_id": "wait_for_partner", "state": "deferred"},  # resumes on 3.x's triggerer
+        {"task_id": "transform", "state": None},  # no state at the freeze: no dag_version on 3.x
+        {"task_id": "flaky", "state": "up_for_retry"},
+    ]
+
+
+def test_runs_in_flight_at_the_freeze_finish_on_3(ws, world) -> None:
+    """Airflow's 2 → 3 migration leaves the copied task instances without a DAG version; 3.3.1's
+    scheduler gives one to those with a state only: the one without (transform) would stay queued.
+    After go-live it is cleared onto the latest version; nothing else of the run is touched."""
+    world.in_flight = {("etl_orders", "scheduled__2026-12-01"): _in_flight_run()}
+    world.in_flight[("owner_paused", "manual__1")] = [{"task_id": "t", "state": None}]
+    report = _run(ws, world, to="3.3.1")
+    _assert_live_on_3(ws, world)
+    target = world.envs[TARGET].airflow
+    assert target.cleared == [("etl_orders", "scheduled__2026-12-01", ["transform"])]
+    listed = target._schedule(("etl_orders", "scheduled__2026-12-01"))["task_instances"]  # its next loop
+    states = {t["task_id"]: t["state"] for t in listed}
+    assert states == {
+        "extract": "success",
+        "wait_for_partner": "deferred",
+        "transform": "success",
+        "flaky": "success",
+    }
+    assert report["in_flight"]["cleared"] == ["etl_orders/scheduled__2026-12-01/transform"]
+    # a DAG its owner left paused keeps its run as it is (its owner unpauses it)
+    assert target.in_flight[("owner_paused", "manual__1")] == [
+        {"task_id": "t", "state": None, "dag_version": None}
+    ]
+
+
+def test_runs_in_flight_resumed_once_across_a_kill(ws, world) -> None:
+    world.in_flight = {("etl_orders", "scheduled__2026-12-01"): _in_flight_run()}
+    world.fail_in, world.kill = Step.RESUME_IN_FLIGHT, True
+    with pytest.raises(Killed):
+        _run(ws, world, to="3.3.1")
+    report = _run(ws, world, resume=True, to="3.3.1")
+    target = world.envs[TARGET].airflow
+    assert [c[2] for c in target.cleared] == [["transform"]]
+    target._schedule(("etl_orders", "scheduled__2026-12-01"))
+    assert all(
+        t["state"] in ("success", "deferred")
+        for t in target.in_flight[("etl_orders", "scheduled__2026-12-01")]
+    )
+    assert report["in_flight"]["runs"] in ([], ["etl_orders/scheduled__2026-12-01"])
+
+
+def test_a_cutover_within_2_has_no_in_flight_step(ws, world) -> None:
+    world.in_flight = {("etl_orders", "scheduled__2026-12-01"): _in_flight_run()}
+    report = _run(ws, world)
+    assert Step.RESUME_IN_FLIGHT not in _steps(_journal(ws)) and "in_flight" not in report
+    assert world.envs[TARGET].airflow.cleared == []
 
 
 @pytest.mark.parametrize("step", MAJOR)

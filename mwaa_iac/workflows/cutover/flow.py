@@ -22,7 +22,7 @@ from mwaa_iac.core.cutover_steps import (
     PASS_1,
     PASS_2,
     Step,
-    flow,
+    flow_for_plan,
     hop_step,
 )
 from mwaa_iac.core.live import Role
@@ -34,6 +34,7 @@ from mwaa_iac.workflows.cutover.abort import Abort
 from mwaa_iac.workflows.cutover.context import JOURNAL, Context
 from mwaa_iac.workflows.cutover.copy import Copy, RunAgainFrom
 from mwaa_iac.workflows.cutover.freeze import Freeze
+from mwaa_iac.workflows.cutover.in_flight import InFlight
 from mwaa_iac.workflows.cutover.plan import Planning
 from mwaa_iac.workflows.cutover.rehearsal import Rehearsal
 from mwaa_iac.workflows.cutover.target import Target
@@ -206,13 +207,7 @@ class Cutover:
         history, two_pass = plan["history"], plan["two_pass"]
         hops = [Hop(HopKind(k), f, t, r) for k, f, t, r in plan["hops"] if k == str(HopKind.IN_PLACE)]
         freeze_hops = plan.get("freeze_hops", 0) if two_pass else 0
-        steps = flow(
-            history=history,
-            two_pass=two_pass,
-            hops=[h.to_version for h in hops],
-            freeze_hops=freeze_hops,
-            rehearsal=bool(plan.get("rehearsal")),
-        )
+        steps = flow_for_plan(plan)
         self.rehearsal = Rehearsal(self.ctx, hops[len(hops) - freeze_hops :] if freeze_hops else [])
         actions, own = self._actions(plan, hops), self._self_journaled(hops, freeze_hops)
         index = 0
@@ -254,6 +249,7 @@ class Cutover:
             Step.DRAIN_SOURCE: freeze.drain,
             Step.CHECK_TARGET: target.check_imports,
             Step.GO_LIVE: freeze.go_live,
+            Step.RESUME_IN_FLIGHT: InFlight(self.ctx).resume,
             Step.RETIRE_DR_DAGS: copy.retire_dr_dags,
         }
         rehearsal = self.rehearsal
@@ -336,6 +332,7 @@ class Cutover:
             "rows_copied": ctx.result(last_copy).get("tables", {}) if history else {},
             "pass2": self.copy.pass2_copy() if two_pass and history else None,
             "armed_copy": self.copy.armed_report() if two_pass and history else None,
+            **({"in_flight": in_flight} if (in_flight := ctx.result(Step.RESUME_IN_FLIGHT)) else {}),
             "may_run_twice": sorted(
                 set(ctx.result(Step.DRAIN_SOURCE).get("may_run_twice", []))
                 | set(journal.data(Step.GO_LIVE).get("may_run_twice", []))
