@@ -28,6 +28,7 @@ import botocore.exceptions
 import pytest
 
 from mwaa_iac.adapters.mwaa import MwaaClient
+from mwaa_iac.core.cutover_steps import Step, flow
 from mwaa_iac.local import busy
 from mwaa_iac.local.busy import BusyProfile
 from mwaa_iac.local.demo import DemoSetup, prepare
@@ -265,12 +266,31 @@ def test_two_pass_cutover_2_9_to_3_3_freezes_for_the_delta_and_one_hop_then_roll
     )  # fmt: skip
     # The rehearsal (a third environment restored from pass 1 at 2.11.2 and upgraded to 3.3.1 before
     # the freeze) finds the busy workload's dataset DAGs failing on 3.x: the freeze gate stops with
-    # nothing paused, the estimate printed.
-    gate = local_stack.cli(*args, "--json")
-    assert gate.returncode == 1, gate.stderr[-3000:]
-    events = _events(gate.stdout)
-    assert busy.PRODUCER_DAG in gate.stderr and busy.CONSUMER_DAG in gate.stderr, gate.stderr[-3000:]
-    assert "nothing is paused" in gate.stderr
+    # nothing paused, the estimate printed. On the way there the cutover is killed after every step
+    # in turn (the rehearsal's too) and resumed: each step runs once.
+    before_gate = flow(
+        history=True, two_pass=True, hops=["2.11.2", TO], freeze_hops=1, rehearsal=True, into_3=True
+    )
+    before_gate = before_gate[: before_gate.index(Step.FREEZE_GATE)]
+    killed_after: list[str] = []
+    events = []
+    code, extra = -9, ()
+    while code == -9:
+        assert len(killed_after) <= len(before_gate), killed_after
+        code, seen = local_stack.cli_until(
+            *args, *extra, stop_when=lambda e: e.get("event") == "step.done"
+        )  # fmt: skip
+        events += seen
+        if code == -9:
+            killed_after.append(seen[-1]["step"])
+        extra = ("--resume", "--break-lock")
+    gate_stderr = local_stack.last_stderr
+    assert code == 1, gate_stderr[-3000:]
+    assert sorted(killed_after) == sorted(before_gate), killed_after
+    done = [e["step"] for e in events if e.get("event") == "step.done"]
+    assert sorted(done) == sorted(before_gate), done  # none ran twice
+    assert busy.PRODUCER_DAG in gate_stderr and busy.CONSUMER_DAG in gate_stderr, gate_stderr[-3000:]
+    assert "nothing is paused" in gate_stderr
     checked = next(e for e in events if e.get("event") == "rehearsal.checked")
     assert {busy.PRODUCER_DAG, busy.CONSUMER_DAG} <= set(checked["failing"]), checked
     assert not [h for h in checked["history"] if not h.startswith(("xcom", "log", "task_fail"))], checked
@@ -322,10 +342,16 @@ def test_two_pass_cutover_2_9_to_3_3_freezes_for_the_delta_and_one_hop_then_roll
     )  # fmt: skip
     assert code == -9 and started and started[0]["to"] == TO, local_stack.last_stderr
     print(f"\n{time.monotonic() - flown:.0f} s after the in-flight start: green's hop into {TO} started")
+    # Killed once more right after go-live, before the runs in flight are resumed on 3.3.1.
+    code, went_live = local_stack.cli_until(
+        *args, *accept, stop_when=lambda e: e.get("event") == "step.done" and e.get("step") == "go-live"
+    )  # fmt: skip
+    assert code == -9, local_stack.last_stderr
     result = local_stack.cli(*args, *accept, "--json")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert any(e.get("event") == "hop.resumed" for e in _events(result.stdout))
-    accepted = next(e for e in _events(result.stdout) if e.get("event") == "target.import_errors_accepted")
+    finished = went_live + _events(result.stdout)
+    assert any(e.get("event") == "hop.resumed" for e in finished)
+    accepted = next(e for e in finished if e.get("event") == "target.import_errors_accepted")
     assert {busy.PRODUCER_DAG, busy.CONSUMER_DAG} <= set(accepted["failing"]), accepted
     report = _events(result.stdout)[-1]
     assert report["passes"] == 2 and report["history_carried"] is True
