@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+Emit = Callable[[dict[str, Any]], None]  # a workflow's progress callback: takes each event
 
 STRICT_ENV = "MWAA_IAC_STRICT_EVENTS"  # set (non-empty): an event that drifts from its declaration raises
 
@@ -263,6 +265,11 @@ DECLARED: dict[EventKind, Declared] = {
     K.UPGRADE_SUMMARY: Declared(
         "the in-place upgrade ended (last event)",
         ("environment", "from", "to", "outcome", "dry_run", "hops", "backup", "elapsed_s", "notes"),
+        ("in_flight",),
+        notes={
+            "in_flight": "into 3.x: the runs in flight during the migration that could not finish "
+            "(runs), the task instances put on the latest version (cleared), any not resumed"
+        },
         summary=True,
     ),
     K.HOP_STARTED: Declared("an in-place hop to the next version started", ("index", "from", "to", "reason")),

@@ -599,6 +599,13 @@ def ti_key(ti: dict) -> tuple[Any, ...]:
     return (ti.get("dag_id"), ti.get("dag_run_id"), ti.get("task_id"), ti.get("map_index", -1))
 
 
+def ti_name(ti: dict[str, Any]) -> str:
+    """``dag_id/run_id/task_id``, with ``[map_index]`` for a mapped task instance."""
+    index = ti.get("map_index", -1)
+    suffix = f"[{index}]" if isinstance(index, int) and index >= 0 else ""
+    return f"{ti.get('dag_id')}/{ti.get('dag_run_id')}/{ti.get('task_id')}{suffix}"
+
+
 def dag_is_active(dag: dict) -> bool:
     """Whether a DAG's file is still parsed: ``is_active`` (Airflow 2) or not ``is_stale`` (3)."""
     if "is_stale" in dag:

@@ -24,10 +24,9 @@ from mwaa_iac.core.engines import ENGINE_TAG, Engine, engine_conflict
 from mwaa_iac.core.phase_layout import Phase, PhaseKind
 from mwaa_iac.core.planner import Hop
 from mwaa_iac.errors import UsageError
-from mwaa_iac.events import EventKind, event
+from mwaa_iac.events import Emit, EventKind, event
 from mwaa_iac.workspace import Workspace
 
-Emit = Callable[[dict[str, Any]], None]
 # CreateEnvironment/UpdateEnvironment fields for requirements.txt (RequirementsS3Path[, ...ObjectVersion])
 RequirementsFields = Mapping[str, str]
 

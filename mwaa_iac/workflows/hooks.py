@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from mwaa_iac.events import Emit
+
 if TYPE_CHECKING:
     from mwaa_iac.adapters.mwaa import MwaaClient
     from mwaa_iac.core.config import EnvironmentConfig
     from mwaa_iac.workflows.upgrade import BackupHook
-
-Emit = Callable[[dict], None]
 
 
 def safety_backup_hook(

@@ -10,83 +10,39 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.adapters.cloudwatch import CloudWatch
 from mwaa_iac.adapters.mwaa import MwaaApiError, MwaaClient
+from mwaa_iac.core import dr
 from mwaa_iac.core.catalog import load_catalog
 from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
-from mwaa_iac.core.engines import DEFAULT_ENGINE
 from mwaa_iac.core.major_changes import major_changes
 from mwaa_iac.core.planner import Hop, PathPlan, Strategy, plan_path
 from mwaa_iac.core.status import Observation, Outcome, ready_for_update
 from mwaa_iac.errors import EnvironmentUnavailableError, MwaaIacError, UsageError
-from mwaa_iac.events import EventKind, event
+from mwaa_iac.events import Emit, EventKind, event
 from mwaa_iac.workflows.engine import DeploymentEngine, engine_for, hop_requirements
 from mwaa_iac.workflows.health import HealthGate
+from mwaa_iac.workflows.in_flight import InFlight, crosses_into_3
 from mwaa_iac.workflows.journal import LOCK_NAME, Journal, holding_lock, open_journal
 from mwaa_iac.workflows.preflight import Check, PreflightError
 from mwaa_iac.workflows.state import StateStore, open_state
-from mwaa_iac.workflows.watch import DEFAULT_BUDGET, DEFAULT_INTERVAL, DEFAULT_MAX_INTERVAL, Watcher
+from mwaa_iac.workflows.upgrade_options import UpgradeOptions as UpgradeOptions
+from mwaa_iac.workflows.upgrade_options import UpgradeSummary as UpgradeSummary
+from mwaa_iac.workflows.watch import Watcher
 from mwaa_iac.workspace import Workspace, write_deployment
-
-Emit = Callable[[dict[str, Any]], None]
 
 
 class UpdateFailedError(MwaaIacError):
     """MWAA rolled the update back (UPDATE_FAILED): the environment serves its old version."""
 
 
-@dataclass
-class UpgradeOptions:
-    to: str | None = None
-    engine: str = DEFAULT_ENGINE  # core.engines.Engine
-    dry_run: bool = False
-    resume: bool = False
-    backup: bool = True
-    constraints: str | None = None  # offline constraints file: workflows.preflight.requirements_check_for
-    skip_requirements_check: bool = False
-    poll_interval: float = DEFAULT_INTERVAL
-    max_poll_interval: float = DEFAULT_MAX_INTERVAL
-    budget_seconds: float = DEFAULT_BUDGET
-    health_minutes: int = 3
-    health_timeout_seconds: float | None = None
-    accept_hazards: tuple[str, ...] = ()  # --accept-hazard: core.hazards names that do not block
-    db_clean_dag: str | None = None  # --write-db-clean-dag: where the `airflow db clean` DAG is written
-    break_lock: bool = False
-    terraform_bin: str | None = None
-    today: date | None = None
-
-
-@dataclass
-class UpgradeSummary:
-    environment: str
-    from_version: str
-    to_version: str
-    hops: list[dict[str, Any]] = field(default_factory=list)
-    backup: str | None = None
-    outcome: str = "succeeded"
-    dry_run: bool = False
-    elapsed_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "environment": self.environment,
-            "from": self.from_version,
-            "to": self.to_version,
-            "outcome": self.outcome,
-            "dry_run": self.dry_run,
-            "hops": self.hops,
-            "backup": self.backup,
-            "elapsed_s": round(self.elapsed_s, 1),
-            "notes": self.notes,
-        }
-
-
 JOURNAL = "upgrade.journal.jsonl"
+RESUME_IN_FLIGHT = "resume-in-flight"  # the journal step after a hop into 3.x
 BackupHook = Callable[[str, str], str]  # (environment name, version) -> backup location
 
 
@@ -203,7 +159,15 @@ class Upgrade:
         summary.backup = self._backup(journal, plan.from_version)
         summary.hops = self.run_hops(journal, plan.hops)
         self.health_gate(journal)
+        if plan.hops and crosses_into_3(plan.from_version, plan.hops[-1].to_version):
+            summary.in_flight = self.resume_in_flight(journal)
         return summary
+
+    def resume_in_flight(self, journal: Journal) -> dict[str, Any]:
+        """After the hop into 3.x: the unpaused DAGs' runs in flight during the migration finish."""
+        timeout, poll = self.options.health_timeout_seconds or 600.0, min(5.0, self.options.poll_interval)
+        flight = InFlight(AirflowApi(self.mwaa, self.name), self.emit, self.sleep, self.clock, timeout, poll)
+        return flight.journaled(journal, RESUME_IN_FLIGHT, lambda: self.mwaa.get_environment(self.name))
 
     def run_hops(
         self, journal: Journal, hops: tuple[Hop, ...] | list[Hop], prefix: str = "hop"
@@ -275,7 +239,6 @@ class Upgrade:
         if item is None or not item.dr_factory:
             return f"safety backup: none (mwaa-dr does not support Airflow {version})"
         from mwaa_iac.adapters.dr_bundle import load_bundle
-        from mwaa_iac.core import dr
 
         return (
             f"safety backup with {load_bundle().describe()} delivered in the DAG folder "

@@ -1,10 +1,10 @@
 """Which task instances of a run in flight across Airflow's 2 → 3 migration are cleared onto the
-DAG's latest version, and when (mwaa_iac/workflows/cutover/in_flight.py)."""
+DAG's latest version, and when (mwaa_iac/workflows/in_flight.py)."""
 
 from __future__ import annotations
 
 from mwaa_iac.core.cutover_steps import Step, flow_for_plan
-from mwaa_iac.workflows.cutover.in_flight import examined, needs_version
+from mwaa_iac.workflows.in_flight import examined, needs_version
 
 V = {"version_number": 3}
 

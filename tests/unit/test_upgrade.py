@@ -36,6 +36,36 @@ class FakeMwaa:
         self.rollback_fails = rollback_fails
         self.status = status
         self.exists = True
+        self.client = self  # InvokeRestApi: the environment's Airflow (after a hop into 3.x)
+        # runs in flight during the upgrade: their task instances (dag_version None as migrated)
+        self.in_flight: dict[tuple[str, str], list[dict]] = {}
+        self.cleared: list[tuple[str, str, list]] = []
+
+    def invoke_rest_api(self, Name, Path, Method, QueryParameters=None, Body=None) -> dict:
+        """Airflow 3.3.1's REST API as the upgrade's resume-in-flight uses it; its scheduler gives the
+        latest version to the unfinished task instances with a state, once, when a run is listed."""
+        if Path == "/dags":
+            dags = [
+                {"dag_id": d, "is_paused": False} for d in sorted({k[0] for k in self.in_flight} | {"etl"})
+            ]
+            return {"RestApiResponse": {"dags": dags, "total_entries": len(dags)}}
+        if Path == "/dags/~/dagRuns":
+            runs = [{"dag_id": d, "dag_run_id": r, "state": "running"} for d, r in self.in_flight]
+            return {"RestApiResponse": {"dag_runs": runs, "total_entries": len(runs)}}
+        dag_id, rest = Path.removeprefix("/dags/").split("/", 1)
+        if rest == "clearTaskInstances":
+            assert Body["run_on_latest_version"] is True
+            self.cleared.append((dag_id, Body["dag_run_id"], Body["task_ids"]))
+            for ti in self.in_flight[(dag_id, Body["dag_run_id"])]:
+                if ti["task_id"] in Body["task_ids"]:
+                    ti.update(state=None, dag_version={"version_number": 1})
+            return {"RestApiResponse": {"task_instances": []}}
+        tis = self.in_flight[(dag_id, rest.split("/")[1])]
+        if not any(t.get("dag_version") for t in tis):
+            for ti in tis:
+                if ti["state"] not in (None, "success", "failed"):
+                    ti["dag_version"] = {"version_number": 1}
+        return {"RestApiResponse": {"task_instances": [dict(t) for t in tis], "total_entries": len(tis)}}
 
     def observe(self, name: str) -> Observation:
         if not self.exists:
@@ -119,6 +149,34 @@ def test_two_hop_major_upgrade_records_versions(ws) -> None:
     assert all(c["ok"] and c["detail"].startswith("warning: ") for c in changes.values())
     assert "Python 3.11 → 3.12" in changes["2 → 3: python"]["detail"]
     assert events[-1]["event"] == "upgrade.summary" and events[-1]["event"] in SUMMARY_KINDS  # JSON lines end
+
+
+def test_runs_in_flight_during_the_upgrade_into_3_finish(ws) -> None:
+    """Airflow's migration leaves their task instances without a DAG version; the scheduler gives one
+    to those with a state: the one without (load) is cleared onto the latest version, once, also
+    after a resume."""
+    mwaa = FakeMwaa("2.11.2")
+    mwaa.in_flight[("etl", "scheduled__1")] = [
+        {"task_id": "wait", "state": "deferred", "dag_version": None},
+        {"task_id": "load", "state": None, "dag_version": None},
+        {"task_id": "done_before", "state": "success", "dag_version": None},
+    ]
+    events: list[dict] = []
+    summary = _upgrade(ws, mwaa, events, to="3.3.1").run()
+    assert mwaa.cleared == [("etl", "scheduled__1", ["load"])]
+    assert summary.to_dict()["in_flight"]["cleared"] == ["etl/scheduled__1/load"]
+    assert [e["task_instances"] for e in events if e["event"] == "in_flight.resumed"] == [
+        ["etl/scheduled__1/load"]
+    ]
+    journal = Journal.load(LocalStore(ws.work_dir), "upgrade.journal.jsonl")
+    assert journal.state("resume-in-flight") == "done"
+
+
+def test_an_upgrade_within_2_has_no_in_flight_step(ws) -> None:
+    mwaa = FakeMwaa("2.9.2")
+    mwaa.in_flight[("etl", "scheduled__1")] = [{"task_id": "load", "state": None, "dag_version": None}]
+    summary = _upgrade(ws, mwaa, to="2.10.3").run()
+    assert "in_flight" not in summary.to_dict() and mwaa.cleared == []
 
 
 def test_dry_run_changes_nothing(ws) -> None:

@@ -16,7 +16,7 @@ from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.routing import Routing
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
-from mwaa_iac.events import EventKind, event
+from mwaa_iac.events import Emit, EventKind, event
 from mwaa_iac.workflows.dr_runs import DagRunner
 from mwaa_iac.workflows.engine import DeploymentEngine, engine_for
 from mwaa_iac.workflows.journal import Journal
@@ -24,8 +24,6 @@ from mwaa_iac.workflows.preflight import Check
 from mwaa_iac.workflows.state import StateStore, open_state
 from mwaa_iac.workflows.upgrade import UpgradeOptions
 from mwaa_iac.workspace import Workspace, commit_deployment, prepare_deployment
-
-Emit = Callable[[dict[str, Any]], None]
 
 JOURNAL = "cutover.journal.jsonl"
 

@@ -34,10 +34,10 @@ from mwaa_iac.workflows.cutover.abort import Abort
 from mwaa_iac.workflows.cutover.context import JOURNAL, Context
 from mwaa_iac.workflows.cutover.copy import Copy, RunAgainFrom
 from mwaa_iac.workflows.cutover.freeze import Freeze
-from mwaa_iac.workflows.cutover.in_flight import InFlight
 from mwaa_iac.workflows.cutover.plan import Planning
 from mwaa_iac.workflows.cutover.rehearsal import Rehearsal
 from mwaa_iac.workflows.cutover.target import Target
+from mwaa_iac.workflows.in_flight import InFlight
 from mwaa_iac.workflows.journal import Journal, holding_lock, open_journal
 from mwaa_iac.workflows.preflight import PreflightError
 from mwaa_iac.workspace import write_deployment
@@ -249,7 +249,7 @@ class Cutover:
             Step.DRAIN_SOURCE: freeze.drain,
             Step.CHECK_TARGET: target.check_imports,
             Step.GO_LIVE: freeze.go_live,
-            Step.RESUME_IN_FLIGHT: InFlight(self.ctx).resume,
+            Step.RESUME_IN_FLIGHT: self._resume_in_flight,
             Step.RETIRE_DR_DAGS: copy.retire_dr_dags,
         }
         rehearsal = self.rehearsal
@@ -271,6 +271,22 @@ class Cutover:
             ):
                 actions[step] = partial(act, label)
         return actions
+
+    def _resume_in_flight(self) -> dict[str, Any]:
+        """``resume-in-flight``: the runs of the DAGs go-live unpaused on the 3.x target
+        (workflows/in_flight.py)."""
+        ctx = self.ctx
+        version = ctx.mwaa.get_environment(ctx.target).get("AirflowVersion", ctx.to_version)
+        options = ctx.options
+        flight = InFlight(
+            ctx.api(ctx.target),
+            ctx.emit,
+            ctx.sleep,
+            ctx.clock,
+            options.drain_timeout_seconds,
+            options.run_poll_seconds,
+        )
+        return flight.resume(set(ctx.result(Step.GO_LIVE).get("unpaused", [])), version)
 
     def _self_journaled(self, hops: list[Hop], freeze_hops: int) -> dict[str, Callable[[], Any]]:
         """Steps that journal themselves: the target's in-place hops (the upgrade machinery); the

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mwaa_iac.adapters.airflow_api import AirflowApi
+from mwaa_iac.adapters.airflow_api import AirflowApi, ti_name
 from mwaa_iac.adapters.routing import Routing
 from mwaa_iac.core import dr
 from mwaa_iac.core.config import Color, EnvironmentConfig
@@ -162,13 +162,6 @@ def point_routing(
         zone_id=config.routing.route53_zone_id,
         record_name=config.routing.route53_record_name,
     )
-
-
-def ti_name(ti: dict[str, Any]) -> str:
-    """``dag_id/run_id/task_id``, with ``[map_index]`` for a mapped task instance."""
-    index = ti.get("map_index", -1)
-    suffix = f"[{index}]" if isinstance(index, int) and index >= 0 else ""
-    return f"{ti.get('dag_id')}/{ti.get('dag_run_id')}/{ti.get('task_id')}{suffix}"
 
 
 def hold(retired: AirflowApi, live_api: AirflowApi) -> None:
