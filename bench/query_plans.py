@@ -385,8 +385,10 @@ class Runner:
         if result.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed: {result.stderr[-2000:]}")
 
-    def capture(self, database: str, mode: str, *, prefix: str = "", since: str = "", capture: bool) -> dict:
-        out = self.work / f"{mode}-{prefix.replace('/', '_') or 'drain'}.json"
+    def capture(
+        self, database: str, mode: str, *, prefix: str = "", since: str = "", base: str = "", capture: bool
+    ) -> dict:
+        out = self.work / f"{database}-{mode}-{prefix.replace('/', '_')}.json"
         cmd = [
             str(self.venv / "bin" / "python"),
             str(CAPTURE),
@@ -401,6 +403,8 @@ class Runner:
             prefix,
             "--since",
             since,
+            "--base",
+            base,
             "--own-dags",
             ",".join(MWAA_IAC_DAG_IDS),
             "--out",
@@ -467,17 +471,30 @@ def run_size(server: ScratchServer, runner: Runner, rows: int) -> dict[str, Any]
         "pass 2 backup (captured)",
         lambda: runner.capture(source, "backup", prefix="qp/pass2", since="qp/pass1", capture=True),
     )
+    if backup["result"].get("mode") != "delta" or backup["result"].get("fallback"):
+        raise RuntimeError(f"pass 2 was not a delta: {json.dumps(backup['result'])[:2000]}")
     restore = timed(
         "pass 2 restore (captured)",
         lambda: runner.capture(target, "restore", prefix="qp/pass2", capture=True),
     )
+    whatif = {
+        f"what-if {side}": timed(
+            f"what-if on the {side} (captured)",
+            lambda db=db: runner.capture(db, "whatif", prefix="qp/pass2", base="qp/pass1", capture=True),
+        )
+        for side, db in (("source", source), ("target", target))
+    }
+    if restore["result"].get("mode") != "delta":
+        raise RuntimeError(f"pass 2's restore was not a delta: {json.dumps(restore['result'])[:2000]}")
     return {
         "rows": rows,
         "size": name,
+        "pass2": {k: backup["result"].get(k) for k in ("mode", "fallback", "manifest_rows", "seconds")},
+        "restore": {k: restore["result"].get(k) for k in ("mode", "copied", "deleted_before", "seconds")},
         "tables": sizes,
         "timings_s": timings,
         "pass1": {"seconds": pass1["seconds"], "result": pass1["result"]},
-        "phases": {"drain": drain, "backup": backup, "restore": restore},
+        "phases": {"drain": drain, "backup": backup, "restore": restore, **whatif},
         "databases": (source, target),
     }
 
@@ -497,6 +514,9 @@ def main_table(sql: str) -> str:
     """The first real table a statement names (``FROM x``, ``INTO x``, ``UPDATE x``)."""
     import re
 
+    copy_from = re.match(r"\s*COPY\s+mwaa_iac_stage_([a-z_]+)", sql)
+    if copy_from:
+        return copy_from.group(1)
     for match in re.finditer(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+([a-z_][a-z0-9_]*)", sql, re.IGNORECASE):
         name = match.group(1).lower()
         if name not in ("stdin", "stdout", "only", "lateral", "unnest"):
@@ -534,7 +554,7 @@ def label_of(statement: dict) -> str:
     chain = [c for c in statement["caller"] if c not in ("backup", "restore", "_retrying", "<lambda>")]
     if not chain:
         return "?"
-    if chain[-1] in ("_run", "_copy_out", "_stage", "execute"):
+    if chain[-1] in ("_run", "_copy_out", "execute"):
         chain = chain[:-1] or chain
     return " > ".join(chain[-2:])
 
@@ -561,7 +581,9 @@ def summarise(document: dict, phase: str) -> list[dict]:
                 "table": table,
                 "kind": head,
                 "ms": statement.get("ms"),
-                "plan_ms": round(plan["Execution Time"], 2) if plan else None,
+                "plan_ms": round(plan["Execution Time"] + plan.get("Planning Time", 0.0), 2)
+                if plan
+                else None,
                 "planning_ms": round(plan.get("Planning Time", 0.0), 2) if plan else None,
                 "rows": statement.get("rowcount"),
                 "scans": scans,
@@ -571,8 +593,15 @@ def summarise(document: dict, phase: str) -> list[dict]:
                 "plan_error": statement.get("plan_error"),
                 "sql": sql,
                 "plan": plan,
+                "plan_if_analyzed": statement.get("plan_if_analyzed"),
             }
         )
+        analyzed = statement.get("plan_if_analyzed")
+        if analyzed:
+            rows[-1]["if_analyzed"] = {
+                "plan_ms": round(analyzed["Execution Time"] + analyzed.get("Planning Time", 0.0), 2),
+                "scans": scanned(analyzed["Plan"]),
+            }
     return rows
 
 
@@ -625,11 +654,14 @@ def short_sql(sql: str, limit: int = 600) -> str:
 
 # -- the report -----------------------------------------------------------------------------------
 
-PHASES = ("drain", "backup", "restore")
+PHASES = ("drain", "backup", "restore", "what-if source", "what-if target")
+FREEZE_PHASES = PHASES[:3]
 PHASE_NAMES = {
     "drain": "drain: GET /dags/~/dagRuns/~/taskInstances (source)",
     "backup": "pass 2 backup, a delta (source)",
     "restore": "pass 2 restore (target)",
+    "what-if source": "what-if, source (NOT the module's SQL: for the proposal)",
+    "what-if target": "what-if, target (NOT the module's SQL: for the proposal)",
 }
 
 
@@ -684,7 +716,7 @@ def markdown(result: dict, baseline: dict | None, meta: dict) -> str:
         out += [f"### {PHASE_NAMES[phase]}: {total / 1000:.2f} s of SQL", ""]
         header = (
             "| # | statement | table | scans | history rows read by seq scans | rows "
-            "| ms (EXPLAIN ANALYZE) | ms run |"
+            "| ms plan + exec (EXPLAIN ANALYZE) | ms run |"
         )
         rule = "|---:|---|---|---|---:|---:|---:|---:|"
         if baseline:
@@ -707,7 +739,7 @@ def markdown(result: dict, baseline: dict | None, meta: dict) -> str:
     out += ["## Plans", "", "Statements whose plan ran 1 ms or more, or scanned a history table whole.", ""]
     for phase in PHASES:
         for index, row in enumerate(planned([r for r in rows if r["phase"] == phase]), 1):
-            if row["plan"] is None or (row["plan_ms"] < 1 and not row["history_seq_scan"]):
+            if row["plan"] is None or (row["plan_ms"] < 1 and row["history_rows_read"] < 1000):
                 continue
             out += [
                 f"### {phase} #{index}: {row['label']} ({row['table']}), {row['plan_ms']} ms",
@@ -719,6 +751,15 @@ def markdown(result: dict, baseline: dict | None, meta: dict) -> str:
                 "```",
                 "",
             ]
+            if row.get("plan_if_analyzed"):
+                out += [
+                    "The same statement after `ANALYZE` of its staging table (a what-if, rolled back):",
+                    "",
+                    "```",
+                    *render_plan(row["plan_if_analyzed"]),
+                    "```",
+                    "",
+                ]
     return "\n".join(out) + "\n"
 
 
@@ -727,10 +768,12 @@ def compact(result: dict) -> dict:
     the ones that matter instead)."""
     statements = []
     for row in result["statements"]:
-        entry = {k: v for k, v in row.items() if k not in ("plan", "sql")}
+        entry = {k: v for k, v in row.items() if k not in ("plan", "sql", "plan_if_analyzed")}
         entry["sql"] = short_sql(row["sql"], 400)
-        if row["plan"] is not None and (row["plan_ms"] >= 1 or row["history_seq_scan"]):
+        if row["plan"] is not None and (row["plan_ms"] >= 1 or row["history_rows_read"] >= 1000):
             entry["plan_text"] = render_plan(row["plan"])
+        if row.get("plan_if_analyzed"):
+            entry["plan_if_analyzed_text"] = render_plan(row["plan_if_analyzed"])
         statements.append(entry)
     totals = {
         phase: round(sum(r["ms"] or 0 for r in result["statements"] if r["phase"] == phase) / 1000, 3)
@@ -791,8 +834,9 @@ def main(argv: list[str] | None = None) -> int:
         for rows in sizes:
             result = run_size(server, runner, rows)
             statements = []
+            phases = result.pop("phases")
             for phase in PHASES:
-                statements += summarise(result.pop("phases")[phase], phase)
+                statements += summarise(phases[phase], phase)
             result["statements"] = statements
             if not args.keep:
                 for database in result["databases"]:
