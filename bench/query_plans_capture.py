@@ -45,9 +45,10 @@ def seq_scans_beyond(plan: dict, skipped) -> bool:
     stack = [plan.get("Plan", {})]
     while stack:
         node = stack.pop()
-        if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") not in skipped:
-            if not str(node.get("Relation Name", "")).startswith(("log_template", "dataset")):
-                return True
+        name = str(node.get("Relation Name", ""))
+        small = name.startswith(("log_template", "dataset")) or name in skipped
+        if node.get("Node Type") == "Seq Scan" and not small:
+            return True
         stack += node.get("Plans", [])
     return False
 
