@@ -22,9 +22,15 @@ For each size (``--rows``):
    delta) on the source, and ``restore()`` of it on the target. Each statement is run once under
    ``EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)`` (DML inside a savepoint rolled back), then for real.
 
+Then, for the proposal and clearly apart (``what-if``: NOT the module's SQL), on both databases: per
+delta table the per-DAG counts a delta needs without any hashing (one scan), and the content hash of
+only the DAGs whose rows changed (the module's ``table_hash(only=...)``); and each restore INSERT that
+reads a history table whole, planned again after ``ANALYZE`` of its staging table.
+
 It writes ``bench/out/query-plans-<size>.md`` (per statement: where in the copy module it comes
-from, its plan trimmed to the nodes, a summary table), ``bench/out/query-plans.json`` and, with
-``--results``, a results file beside the other benchmarks'. The scratch server listens on 127.0.0.1 on
+from, its plan trimmed to the nodes, a summary table), ``bench/out/query-plans.json`` (every
+statement) and, with ``--results``, a smaller results file beside the other benchmarks' (the
+statements that matter, the plans of those of 100 ms or more). The scratch server listens on 127.0.0.1 on
 a free port (and a socket in a private temp folder); it and its data are removed at the end (``--keep``
 leaves them for a look).
 
@@ -794,6 +800,42 @@ def compact(result: dict) -> dict:
             "statements": statements}  # fmt: skip
 
 
+def slim(result: dict, baseline: dict | None = None) -> dict:
+    """A size's result for the results file beside the other benchmarks': per phase the seconds of
+    SQL, the statements that planned 1 ms or more or read a history table whole (scans in words),
+    the plan text of those of 100 ms or more, and the rest as a count and a total."""
+    statements, others = [], {}
+    for row in result["statements"]:
+        significant = (row["plan_ms"] or 0) >= 1 or row["history_rows_read"] >= 1000 or (row["ms"] or 0) >= 10
+        if not significant:
+            count, ms = others.get(row["phase"], (0, 0.0))
+            others[row["phase"]] = (count + 1, round(ms + (row["ms"] or 0), 2))
+            continue
+        entry = {
+            k: row[k]
+            for k in ("phase", "key", "label", "table", "rows", "ms", "plan_ms", "history_rows_read")
+        }
+        entry["scans"] = scan_text(row).replace("**", "")
+        if baseline is not None:
+            then = next((r for r in baseline["statements"] if r["key"] == row["key"]), None)
+            entry[f"ms_at_{baseline['size']}"] = then["ms"] if then else None
+        if (row["plan_ms"] or 0) >= 100 and row["plan"] is not None:
+            entry["plan"] = render_plan(row["plan"], width=100)
+        if row.get("if_analyzed"):
+            entry["if_stage_analyzed"] = row["if_analyzed"]["plan_ms"]
+        statements.append(entry)
+    kept = ("rows", "size", "tables", "timings_s", "pass2", "restore")
+    return {
+        **{k: result[k] for k in kept if k in result},
+        "sql_seconds": {
+            phase: round(sum(r["ms"] or 0 for r in result["statements"] if r["phase"] == phase) / 1000, 3)
+            for phase in PHASES
+        },
+        "statements": statements,
+        "other_statements": {phase: {"count": c, "ms": ms} for phase, (c, ms) in others.items()},
+    }
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -869,7 +911,8 @@ def main(argv: list[str] | None = None) -> int:
     document = {**meta, "sizes": [compact(r) for r in results]}
     (args.out_dir / "query-plans.json").write_text(json.dumps(document, indent=1, default=str))
     if args.results:
-        args.results.write_text(json.dumps(document, indent=1, default=str) + "\n")
+        slimmed = {**meta, "sizes": [slim(r, baseline if r is not baseline else None) for r in results]}
+        args.results.write_text(json.dumps(slimmed, indent=1, default=str) + "\n")
         print(f"wrote {args.results}")
     return 0
 
