@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV     := $(shell command -v uv 2>/dev/null)
 
-.PHONY: help setup test check lint typecheck fmt unit tf-test scan schema-lint clean demo demo-down bench bench-major bench-startup \
+.PHONY: help setup test check lint typecheck fmt unit tf-test scan schema-lint clean demo demo-down bench bench-major bench-plans bench-startup \
 	docs docs-build docs-ref
 .DEFAULT_GOAL := help
 
@@ -84,6 +84,9 @@ bench: setup ## Freeze window vs raw copy vs in-place upgrade (bench/out/)
 
 bench-major: setup ## The 2 → 3 cutover's freeze, single pass beside two passes (bench/out/major.json)
 	$(BIN)/python bench/major_bench.py
+
+bench-plans: setup ## The freeze's SQL under EXPLAIN ANALYZE at 3k and 1M task instances (bench/out/query-plans-*.md)
+	$(BIN)/python bench/query_plans.py
 
 bench-startup: setup ## Wall time of `mwaa-iac --help` and `versions path` over several runs
 	$(BIN)/python bench/startup_bench.py

@@ -64,7 +64,6 @@ from mwaa_iac.core.dr import MWAA_IAC_DAG_IDS  # noqa: E402
 from mwaa_iac.local.runtime.postgres import PostgresCluster  # noqa: E402
 
 AIRFLOW_VERSION = "2.10.3"
-DEFAULT_VENV = Path.home() / ".cache" / "mwaa-iac" / "venvs" / "2.10.3-py3.11-mwaa-image-1"
 FACTORY = "mwaa_dr.v_2_10.dr_factory:DRFactory_2_10"
 CAPTURE = REPO / "bench" / "query_plans_capture.py"
 DAG_COUNT = 500
@@ -855,7 +854,12 @@ def main(argv: list[str] | None = None) -> int:
         "backup and restore) on a scratch PostgreSQL with Airflow 2.10.3's schema and a seeded history.",
     )
     parser.add_argument("--rows", default="3000,1000000", help="task instances per size (3000,1m...)")
-    parser.add_argument("--airflow-venv", type=Path, default=DEFAULT_VENV, help="an Airflow 2.10.3 venv")
+    parser.add_argument(
+        "--airflow-venv",
+        type=Path,
+        default=None,
+        help="an Airflow 2.10.3 venv (default: the local stack's, built if missing)",
+    )
     parser.add_argument("--shared-buffers", default="64MB", help="the scratch server's shared_buffers")
     parser.add_argument("--work-mem", default=None, help="the scratch server's work_mem (default: 4MB)")
     parser.add_argument("--out-dir", type=Path, default=REPO / "bench" / "out")
@@ -863,6 +867,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the scratch server's data folder")
     args = parser.parse_args(argv)
     sizes = sorted(parse_rows(args.rows))
+    if args.airflow_venv is None:
+        from mwaa_iac.adapters.airflow_venvs import ensure_venv
+
+        print("the local stack's Airflow 2.10.3 venv (built the first time: several minutes)", flush=True)
+        args.airflow_venv = ensure_venv("2.10.3").path
     if not (args.airflow_venv / "bin" / "airflow").is_file():
         raise SystemExit(f"no Airflow venv at {args.airflow_venv} (mwaa-iac local up builds it)")
     server = ScratchServer(args.shared_buffers, args.work_mem)
