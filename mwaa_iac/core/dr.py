@@ -282,6 +282,28 @@ def go_signal(prefix: str, since: str | None = None) -> dict[str, str]:
 
 CANCEL_SIGNAL: dict[str, Any] = {"cancel": True}
 
+# The armed backup copier also pauses the source's DAGs in its database at the freeze's start
+# (docs/design.md §11): told by a pause signal in its go object, it selects the unpaused DAGs, pauses
+# exactly those and writes a ``log`` row per DAG in ONE transaction, and writes what it recorded to
+# ``paused_key(go)``: first the selection (``state: selected``, before its commit), then ``state:
+# paused`` once committed (or ``failed`` / ``late``: nothing paused). It commits only before the
+# signal's ``until`` (epoch seconds): the freeze waits for its answer until then plus a margin for
+# the two clocks, and only then falls back to pausing over REST, with whatever selection the copier
+# wrote added to the record (never a DAG paused and left unrecorded).
+PAUSE_ANSWER_SECONDS = 10.0
+PAUSE_CLOCK_MARGIN_SECONDS = 2.0
+PAUSE_STATES = ("selected", "paused", "failed", "late")
+
+
+def paused_key(go: str) -> str:
+    """Where the armed backup copier writes the DAGs it paused: beside its go object."""
+    return f"{go.removesuffix('.json')}.paused.json"
+
+
+def pause_signal(key: str, until: float) -> dict[str, Any]:
+    """The go object's content that tells the armed backup copier to pause (and nothing else yet)."""
+    return {"pause": {"key": key, "until": round(until, 3)}}
+
 
 def armed_skipped(note: dict[str, Any]) -> str | None:
     """Why an armed run did nothing (``expired``, ``cancelled``), from its note; None when it copied."""

@@ -165,7 +165,25 @@ class Copy:
         copier = armed.get(role) if armed.get("armed") else None
         if copier is None or self.ctx.journal.data(step).get(used_key) == copier["run_id"]:
             return None
+        if copier["run_id"] in self.ctx.journal.data(Step.RECORD_DAGS).get("copiers_cancelled", []):
+            return None  # the backup's did not answer the freeze's pause signal: both were cancelled
         return copier
+
+    def armed_backup(self) -> dict[str, Any] | None:
+        """The armed backup copier the freeze may still tell to go (and, before that, to pause the
+        source's DAGs): None when the cutover is not armed, pass 2's backup already used it, or its
+        deadline is too close for a pause signal to be answered."""
+        copier = self._armed("backup", COPY_STEPS[PASS_2][0], "armed_go")
+        deadline = float(self.ctx.result(Step.ARM_COPIERS).get("deadline") or 0)
+        if copier is None or time.time() + dr.PAUSE_ANSWER_SECONDS + dr.PAUSE_CLOCK_MARGIN_SECONDS > deadline:
+            return None
+        return copier
+
+    def armed_run_ids(self) -> list[str]:
+        armed = self.ctx.result(Step.ARM_COPIERS)
+        if not armed.get("armed"):
+            return []
+        return [armed[r]["run_id"] for r in ("backup", "restore") if r in armed]
 
     def cancel_armed(self) -> None:
         """Tell the armed copiers that have not gone yet to do nothing (best effort: one that is
