@@ -909,6 +909,8 @@ def _armed(context, sleep=time.sleep, clock=time.time, on_pause=None):
         if signal is not None and signal.get("pause") and on_pause is not None and paused is None:
             paused = on_pause(client, bucket, signal["pause"])
             continue  # the go signal may already be there: read again at once
+        if signal is not None and signal.get("unpause") and conf.get("mode") == "unpause":
+            break
         if signal is not None and signal.get("prefix"):
             manifest = f"{str(signal['prefix']).strip('/')}/manifest.json"
             if not conf.get("wait_for_manifest") or _s3_read(client, bucket, manifest, head=True) is not None:
@@ -916,9 +918,11 @@ def _armed(context, sleep=time.sleep, clock=time.time, on_pause=None):
         if clock() > deadline:
             return {"skipped": "expired", "waited_s": round(clock() - started, 1)}
         sleep(poll)
-    context[ARMED] = {**conf, **{k: signal[k] for k in ("prefix", "since") if signal.get(k)}}
-    print(f"mwaa-iac: armed: going, {signal}")
-    went = {"waited_s": round(clock() - started, 1), "went_at": round(clock(), 3), "prefix": signal["prefix"]}
+    context[ARMED] = {**conf, **{k: signal[k] for k in ("prefix", "since", "unpause") if signal.get(k)}}
+    print(f"mwaa-iac: armed: going, {sorted(signal)}")
+    went = {"waited_s": round(clock() - started, 1), "went_at": round(clock(), 3)}
+    if signal.get("prefix"):
+        went["prefix"] = signal["prefix"]
     if paused is not None:
         went["paused"] = paused
     return went
@@ -1030,6 +1034,69 @@ def _pause_transaction(session_factory, own_dags, client, bucket, key, until, cl
             session.rollback()
             raise
     return rows
+
+
+UNPAUSE_LOG_EXTRA = json.dumps(
+    {"is_paused": False, "origin": "mwaa-iac cutover go-live (armed unpause copier)"}
+)
+
+
+def unpause_dags(own_dags, client, bucket, unpause, clock=time.time):
+    """Unpause, of the DAGs ``unpause["dags"]`` names, those that are paused (never the tool's own),
+    with a ``log`` row each, in ONE transaction committed only while ``until`` has not passed; then
+    write ``state: unpaused`` (``dags``: those it unpaused, ``already``: those found unpaused; a DAG
+    in neither is not in ``dag``) to ``unpause["key"]``. Never raises: a failure rolls back and is
+    written as ``state: failed``, a commit too late as ``state: late`` (nothing unpaused)."""
+    from airflow.settings import Session
+
+    key, until, wanted = str(unpause["key"]), float(unpause["until"]), list(unpause.get("dags") or [])
+    started = clock()
+    try:
+        with Session() as session:
+            try:
+                log_columns = _columns(session, "log")
+                rows = _run(
+                    session,
+                    f"SELECT dag_id, is_paused FROM dag WHERE dag_id = ANY(:ids) AND dag_id {NOT_OWN} "
+                    "ORDER BY dag_id FOR UPDATE",
+                    _own_params(own_dags, ids=wanted),
+                )
+                rows = [tuple(r) for r in rows]
+                changed = [d for d, paused in rows if paused]
+                already = [d for d, paused in rows if not paused]
+                if changed:
+                    _run(
+                        session, "UPDATE dag SET is_paused = false WHERE dag_id = ANY(:ids)", {"ids": changed}
+                    )
+                    params = {
+                        "log_event": PAUSE_LOG_EVENT,
+                        "owner": PAUSE_LOG_OWNER,
+                        "extra": UNPAUSE_LOG_EXTRA,
+                    }
+                    _run(session, pause_log_sql(log_columns), [{**params, "dag_id": d} for d in changed])
+                late = clock() >= until
+                if late:
+                    session.rollback()
+                else:
+                    session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    except Exception as exc:
+        error = describe_error(exc)[:300]
+        print(f"mwaa-iac: armed: unpause failed, nothing unpaused: {error}")
+        _best_effort_put(client, bucket, key, {"state": "failed", "error": error, "dags": []})
+        return {"ok": False, "error": error}
+    if late:
+        print(f"mwaa-iac: armed: unpause not committed, {until:.3f} passed")
+        _best_effort_put(client, bucket, key, {"state": "late", "dags": [], "until": until})
+        return {"ok": False, "late": True}
+    unpaused_at = round(clock(), 3)
+    answer = {"state": "unpaused", "dags": changed, "already": already, "unpaused_at": unpaused_at}
+    _best_effort_put(client, bucket, key, answer)
+    took = round(clock() - started, 3)
+    print(f"mwaa-iac: armed: unpaused {len(changed)} DAG(s) in {took} s")
+    return {"ok": True, "count": len(changed), "unpaused_at": unpaused_at, "took_s": took}
 
 
 def _best_effort_put(client, bucket, key, document):
@@ -1647,6 +1714,11 @@ def restore(factory, context, own_dags):
         if armed is not None and armed.get("skipped"):
             _note(context, {"ok": True, "armed": armed})
             return armed
+        if armed is not None and _conf(context).get("mode") == "unpause":
+            conf = _conf(context)
+            result = unpause_dags(own_dags, _s3_client(), conf["bucket"], conf["unpause"])
+            _note(context, {**result, "armed": armed})
+            return result
         base = _location(factory, context)
         manifest = _read_manifest(base)
         delta = manifest.get("mode") == "delta"

@@ -428,3 +428,57 @@ def test_the_pause_commits_once_and_says_what_it_paused_or_rolls_back() -> None:
     result, answer = _pause(session)
     assert not result["ok"] and session.committed == 0 and session.rolled_back == 1
     assert answer["state"] == "failed" and answer["dags"] == ["etl", "report"]
+
+
+def test_an_armed_unpause_run_goes_on_its_unpause_signal() -> None:
+    conf = {"bucket": "b", "go": "p-go/u.json", "deadline": 2000, "go_poll": 0.5, "mode": "unpause"}
+    signal = b'{"unpause": {"key": "p-go/u.unpaused.json", "until": 1010, "dags": ["a"]}}'
+    result, context = _armed(conf, _Bucket({}, appear={2: {("b", "p-go/u.json"): signal}}))
+    assert result["waited_s"] == 0.5 and "prefix" not in result
+    assert copy._conf(context)["unpause"]["dags"] == ["a"]
+    # a backup (no unpause mode) does not take an unpause signal for its go
+    backup = {k: v for k, v in conf.items() if k != "mode"}
+    assert (
+        _armed({**backup, "deadline": 1001}, _Bucket({("b", "p-go/u.json"): signal}))[0]["skipped"]
+        == "expired"
+    )
+
+
+def _unpause(session, until=1010.0, now=1000.0):
+    import sys
+    import types
+
+    airflow = types.ModuleType("airflow")
+    settings = types.ModuleType("airflow.settings")
+    settings.Session = lambda: session
+    saved = {k: sys.modules.get(k) for k in ("airflow", "airflow.settings")}
+    sys.modules.update({"airflow": airflow, "airflow.settings": settings})
+    original = copy._run
+    copy._run = lambda s, sql, params=None: s.execute(sql, params)
+    puts = _Puts()
+    try:
+        unpause = {"key": "k", "until": until, "dags": ["etl", "gone", "report"]}
+        result = copy.unpause_dags(("backup_metadata",), puts, "b", unpause, clock=lambda: now)
+    finally:
+        copy._run = original
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return result, puts.objects[("b", "k")]
+
+
+def test_the_unpause_changes_only_the_named_dags_that_are_paused_in_one_commit() -> None:
+    session = _PauseSession([("etl", True), ("report", False)])  # "gone" is not in `dag`
+    result, answer = _unpause(session)
+    assert result["ok"] and result["count"] == 1 and session.committed == 1
+    assert answer["state"] == "unpaused" and answer["dags"] == ["etl"] and answer["already"] == ["report"]
+    (select, params) = next((t, p) for t, p in session.statements if t.startswith("SELECT dag_id, is_paused"))
+    assert "dag_id <> ALL(:own_dags)" in select and params["ids"] == ["etl", "gone", "report"]
+    assert [p for t, p in session.statements if t.startswith("UPDATE dag")] == [{"ids": ["etl"]}]
+    (logs,) = [p for t, p in session.statements if t.startswith("INSERT INTO log")]
+    assert [r["dag_id"] for r in logs] == ["etl"] and '"is_paused": false' in logs[0]["extra"]
+    session = _PauseSession([("etl", True)])
+    result, answer = _unpause(session, until=999.0)  # too late: rolled back
+    assert result == {"ok": False, "late": True} and session.committed == 0 and answer["state"] == "late"

@@ -90,6 +90,8 @@ class World:
         # "silent" (no answer), "fail" (its transaction fails: nothing paused).
         self.copier_pause = "pause"
         self.db_pauses: list[tuple[str, list[str]]] = []  # (environment, DAGs) paused by a copier
+        self.copier_unpause = "unpause"  # the armed unpause copier: "unpause" at once, or "silent"
+        self.db_unpauses: list[tuple[str, list[str]]] = []  # (environment, DAGs) unpaused by a copier
         self.stop_at: str | None = None  # the first world call whose text holds this fails (kill: killed)
         self.refuse_delta: str | None = None  # a delta restore is refused with this reason (once)
         self.failed: list[str] = []
@@ -126,6 +128,9 @@ class World:
             signal = json.loads(body)
         except ValueError:
             return
+        if isinstance(signal, dict) and signal.get("unpause"):
+            self._unpause(bucket, key, signal["unpause"])
+            return
         pause = signal.get("pause") if isinstance(signal, dict) else None
         if not pause:
             return
@@ -151,6 +156,28 @@ class World:
                     files = {d: airflow.dags[d]["fileloc"] for d in dags if airflow.dags[d].get("fileloc")}
                     record = {"state": "paused", "dags": dags, "files": files, "paused_at": 1.0e9}
                 self.objects[(conf["bucket"], pause["key"])] = json.dumps(record).encode()
+                return
+
+    def _unpause(self, bucket: str, key: str, unpause: dict[str, Any]) -> None:
+        """The armed unpause copier (a run of the restore DAG, ``mode: unpause``) told to go."""
+        for env in self.envs.values():
+            airflow = env.airflow
+            for run in airflow.runs.values():
+                conf = run["conf"]
+                if conf.get("go") != key or run["state"] != "running" or self.armed_expire:
+                    continue
+                if self.copier_unpause == "silent":
+                    return
+                changed = [d for d in unpause["dags"] if d in airflow.dags and airflow.dags[d]["is_paused"]]
+                already = [
+                    d for d in unpause["dags"] if d in airflow.dags and not airflow.dags[d]["is_paused"]
+                ]
+                for dag_id in changed:
+                    airflow._set(airflow.dags[dag_id], False)
+                self.db_unpauses.append((env.name, changed))
+                answer = {"state": "unpaused", "dags": changed, "already": already, "unpaused_at": 1.0e9}
+                self.objects[(bucket, unpause["key"])] = json.dumps(answer).encode()
+                run.update(state="success", note=json.dumps({"ok": True, "count": len(changed)}))
                 return
 
     def dag_file(self, dag_id: str) -> str | None:
@@ -370,6 +397,9 @@ class FakeAirflow:
             skipped = "expired"
         if skipped:
             run.update(state="success", note=json.dumps({"ok": True, "armed": {"skipped": skipped}}))
+            return None
+        if conf.get("mode") == dr.UNPAUSE_MODE:  # it unpauses when its signal is written (World._unpause)
+            run["state"] = "running"
             return None
         if signal is None or (
             conf.get("wait_for_manifest")
@@ -855,6 +885,7 @@ def test_pass_two_copiers_are_armed_before_the_freeze_and_only_told_to_go_inside
     assert [(e["environment"], e["dag_id"]) for e in armed] == [
         (SOURCE, dr.BACKUP_DAG_ID),
         (TARGET, dr.RESTORE_DAG_ID),
+        (TARGET, dr.RESTORE_DAG_ID),  # the unpause copier (a 2.x target)
     ]
     backup = _journal(ws).data(Step.BACKUP_P2)["result"]
     assert backup["armed"] is True and backup["run_id"] == armed[0]["run_id"]
@@ -1211,7 +1242,9 @@ def test_a_go_live_that_fails_after_routing_is_undone_then_resumed(ws, world) ->
 
 def half_done_unpause(monkeypatch: pytest.MonkeyPatch, world: World, then: Any = None) -> None:
     """The go-live's unpause on the target stops half-way: one DAG unpaused, then the request fails
-    (once); ``then(airflow)`` runs at that moment (e.g. the target starts a task)."""
+    (once); ``then(airflow)`` runs at that moment (e.g. the target starts a task). The armed unpause
+    copier does not answer: go-live unpauses over REST."""
+    world.copier_unpause = "silent"
     handle = FakeAirflow.handle
 
     def failing(
@@ -1795,3 +1828,60 @@ def test_a_dag_the_copier_selected_but_did_not_confirm_is_recorded_by_the_rest_f
     _assert_live_on_target(ws, world)
     recorded = _journal(ws).data(Step.RECORD_DAGS)["result"]
     assert recorded["dags"] == LIVE and "paused_by" not in recorded
+
+
+def test_the_armed_unpause_copier_unpauses_the_recorded_dags_on_a_2_x_target(ws, world) -> None:
+    events = _events(world)
+    report = _run(ws, world)
+    _assert_live_on_target(ws, world)
+    journal = _journal(ws)
+    assert world.db_unpauses == [(TARGET, LIVE)]  # exactly the recorded DAGs, once
+    live = journal.data(Step.GO_LIVE)["result"]
+    assert live["unpaused_by"] == "copier" and live["unpaused_again"] == []
+    assert live["calls"] == 1  # the REST check: one listing of the paused DAGs
+    target = world.envs[TARGET].airflow
+    assert "owner_paused" not in {d for d, paused in target.flips if not paused}
+    assert not [e for e in events if e.get("event") == "copier.fallback"]
+    assert report["armed_copy"]["paused"] is True and report["armed_copy"]["unpaused"] is True
+
+
+def test_an_unpause_copier_that_does_not_answer_falls_back_to_rest(ws, world) -> None:
+    events = _events(world)
+    world.copier_unpause = "silent"
+    _run(ws, world)
+    _assert_live_on_target(ws, world)
+    assert world.db_unpauses == []
+    assert "unpaused_by" not in _journal(ws).data(Step.GO_LIVE)["result"]
+    reasons = [e["reason"] for e in events if e.get("event") == "copier.fallback"]
+    assert reasons == ["unpause over REST: no answer to the unpause signal within 10 s"]
+
+
+def test_a_go_live_killed_after_the_unpause_signal_finds_the_answer_again_on_resume(ws, world) -> None:
+    world.stop_at, world.kill = ".unpaused.json", True  # killed reading the unpause copier's answer
+    with pytest.raises(Killed):
+        _run(ws, world)
+    assert world.db_unpauses == [(TARGET, LIVE)]
+    world.kill = False
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+    assert world.db_unpauses == [(TARGET, LIVE)]  # not signalled again
+    assert _journal(ws).data(Step.GO_LIVE)["result"]["unpaused_by"] == "copier"
+
+
+def test_an_aborted_go_live_after_the_unpause_copier_pauses_the_target_again(ws, world) -> None:
+    world.stop_at = ".unpaused.json"  # reading its answer fails: the half-done go-live is undone
+    with pytest.raises(Injected) as caught:
+        _run(ws, world)
+    assert world.db_unpauses == [(TARGET, LIVE)]
+    assert world.envs[TARGET].airflow.paused() == dict.fromkeys(USER_DAGS, True)
+    assert world.envs[SOURCE].airflow.paused() == USER_DAGS  # scheduling given back, owner's still paused
+    assert "the freeze was aborted" in (caught.value.hint or "")
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+
+
+def test_a_3_x_target_has_no_unpause_copier(ws, world) -> None:
+    _run(ws, world, to="3.3.1")
+    armed = _journal(ws).data(Step.ARM_COPIERS)["result"]
+    assert armed["armed"] and "unpause" not in armed and world.db_unpauses == []
+    assert "unpaused_by" not in _journal(ws).data(Step.GO_LIVE)["result"]

@@ -20,13 +20,13 @@ from mwaa_iac.errors import MwaaIacError
 from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.cutover.context import Context
 from mwaa_iac.workflows.cutover.copy import Copy
-from mwaa_iac.workflows.cutover.freeze import (
-    Freeze,
-    hold,
+from mwaa_iac.workflows.cutover.db_pause import (
     pause_signalled,
     recorded_dags,
     settle_pause_record,
+    wait_out_unpause,
 )
+from mwaa_iac.workflows.cutover.freeze import Freeze, hold
 from mwaa_iac.workflows.journal import Journal
 from mwaa_iac.workflows.preflight import PreflightError
 
@@ -61,6 +61,8 @@ class Abort:
             return
         half_done_go_live = go_live_half_done(journal)
         settle_pause_record(journal, ctx.s3, ctx.config.dr.backup_bucket, ctx.sleep, ctx.clock)
+        if half_done_go_live:
+            wait_out_unpause(journal, ctx.sleep)
         undo = give_back(
             journal,
             ctx.api(ctx.source),

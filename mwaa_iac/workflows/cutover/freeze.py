@@ -4,25 +4,21 @@ deployment record in place (docs/design.md §2, §8)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from mwaa_iac.adapters.airflow_api import AirflowApi
 from mwaa_iac.adapters.routing import Routing
-from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core import dr
 from mwaa_iac.core.config import Color, EnvironmentConfig
 from mwaa_iac.core.cutover_steps import Step
 from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.cutover.context import Context
-from mwaa_iac.workflows.cutover.copy import Copy
+from mwaa_iac.workflows.cutover.db_pause import record_by_copier, unpause_by_copier
 from mwaa_iac.workflows.dr_runs import CutoverError
-from mwaa_iac.workflows.journal import Journal
 
 EXECUTING_STATES = ("queued", "running", "restarting")  # what the drain waits for
-PAUSE_POLL_SECONDS = 0.1  # how often the freeze reads the copier's answer to its pause signal
 LISTING_MAX_AGE_SECONDS = 300.0  # go-live plans with check-target's listing when it is this recent
 
 
@@ -40,7 +36,7 @@ class Freeze:
         over REST (today's path; pause-source then pauses them), and any DAG the copier selected
         is added to the record, so that a late pause can never leave a DAG paused unrecorded."""
         ctx = self.ctx
-        answer = self._record_by_copier()
+        answer = record_by_copier(ctx)
         if answer is not None and answer.get("state") == "paused":
             dags = sorted(answer.get("dags", []))
             ctx.emit(event(EventKind.FREEZE_RECORDED, dags=dags, paused_by="copier"))
@@ -66,52 +62,6 @@ class Freeze:
             d["dag_id"]: d["fileloc"] for d in self._listing if d["dag_id"] in dags and d.get("fileloc")
         }
         return {"dags": dags, "files": files}
-
-    def _record_by_copier(self) -> dict[str, Any] | None:
-        """The armed backup copier's answer to the pause signal (signalled now, or found again on
-        a resume: the journal notes the signal before it is written): ``state`` ``paused`` with the
-        DAGs it paused, else what it selected if anything (``selected``: its commit not confirmed;
-        ``failed``, ``late``, ``none``: nothing paused). None when there is no copier to ask."""
-        ctx = self.ctx
-        journal = ctx.journal
-        bucket = ctx.config.dr.backup_bucket
-        signalled = pause_signalled(journal)
-        if signalled is None:
-            copier = Copy(ctx).armed_backup()
-            if copier is None:
-                if journal.data(Step.RECORD_DAGS).get("pause_signalled"):
-                    journal.note(Step.RECORD_DAGS, pause_signalled=None, copier_record=None)
-                return None
-            until = time.time() + dr.PAUSE_ANSWER_SECONDS
-            signalled = {
-                "run_id": copier["run_id"],
-                "go": copier["go"],
-                "key": dr.paused_key(copier["go"]),
-                "until": round(until, 3),
-            }
-            journal.note(Step.RECORD_DAGS, pause_signalled=signalled, copier_record=None)
-            ctx.s3.put_text(bucket, copier["go"], json.dumps(dr.pause_signal(signalled["key"], until)))
-        answer = await_pause_record(ctx.s3, bucket, signalled, ctx.sleep, ctx.clock)
-        journal.note(Step.RECORD_DAGS, copier_record=copier_record(signalled, answer))
-        if answer["state"] != "paused":
-            reason = {
-                "failed": f"it could not pause: {answer.get('error', '')}",
-                "late": "its pause came too late and was rolled back",
-            }.get(answer["state"], f"no answer to the pause signal within {dr.PAUSE_ANSWER_SECONDS:.0f} s")
-            ctx.emit(
-                event(
-                    EventKind.COPIER_FALLBACK,
-                    dag_id=dr.BACKUP_DAG_ID,
-                    environment=ctx.source,
-                    reason=f"pause over REST: {reason}",
-                )
-            )
-            if answer["state"] in ("none", "selected"):
-                # A copier that does not answer is not told to go either: pass 2 triggers its runs.
-                copy = Copy(ctx)
-                journal.note(Step.RECORD_DAGS, copiers_cancelled=copy.armed_run_ids())
-                copy.cancel_armed()
-        return {**answer, "run_id": signalled["run_id"]}
 
     def pause_source(self) -> dict[str, Any]:
         """Pause the recorded DAGs in a few calls (AirflowApi.set_paused_many: patterns that select
@@ -223,7 +173,11 @@ class Freeze:
         been flipped; the target's executing task instances are waited for). The unpause is planned
         with check-target's listing of the target when this process took it moments before (its
         patterns never select a DAG listed outside the set, and one that appeared since is put back
-        to paused from the PATCH answers), else with a listing of its own."""
+        to paused from the PATCH answers), else with a listing of its own. On a 2.x target with an
+        armed unpause copier, the unpause is done in the target's database instead, in one
+        transaction, in the same place of the order (after routing; the signal noted first), and
+        checked over REST; it falls back to REST when the copier does not answer by its deadline
+        (db_pause.unpause_by_copier)."""
         ctx = self.ctx
         journal = ctx.journal
         dags = ctx.result(Step.RECORD_DAGS).get("dags", [])
@@ -237,11 +191,17 @@ class Freeze:
         journal.note(Step.GO_LIVE, routed=True)  # before: a half-written routing is pointed back too
         point_routing(ctx.routing, ctx.config, ctx.target, ctx.target_color, target_env)
         journal.note(Step.GO_LIVE, unpausing=True)  # from here the target may schedule
-        done = ctx.api(ctx.target).set_paused_many(dags, False, known=self._recent_listing(ctx.target))
+        api = ctx.api(ctx.target)
+        calls = api.calls
+        by_copier = unpause_by_copier(ctx, dags, api)
+        if by_copier is None:
+            api.set_paused_many(dags, False, known=self._recent_listing(ctx.target))
         unpaused_at = time.time()
+        calls = api.calls - calls
         ctx.commit_record(record)
-        ctx.emit(event(EventKind.CUTOVER_LIVE, environment=ctx.target, unpaused=len(dags), calls=done.calls))
-        return {"unpaused": dags, "unpaused_at": unpaused_at, "version": version, "calls": done.calls}
+        ctx.emit(event(EventKind.CUTOVER_LIVE, environment=ctx.target, unpaused=len(dags), calls=calls))
+        result = {"unpaused": dags, "unpaused_at": unpaused_at, "version": version, "calls": calls}
+        return result | (by_copier or {})
 
     def _recent_listing(self, environment: str) -> list[dict[str, Any]] | None:
         taken = self.ctx.listings.pop(environment, None)
@@ -314,83 +274,3 @@ def wait_for_executing(
             return names, waited
         waiting(names, waited)
         sleep(poll_s)
-
-
-# -- the pause by the armed backup copier (dr.pause_signal) -----------------------------------------
-
-
-def pause_signalled(journal: Journal) -> dict[str, Any] | None:
-    """The pause signal the running freeze gave the armed backup copier (noted before it was
-    written), or None: none given, or given to the copier of an earlier arming (an aborted freeze)."""
-    last = next((e for e in reversed(journal.entries) if e.get("step") == Step.RECORD_DAGS), None)
-    if last is None or last.get("data", {}).get("aborted"):
-        return None
-    signalled = journal.data(Step.RECORD_DAGS).get("pause_signalled")
-    armed = journal.data(Step.ARM_COPIERS).get("result") or {}
-    backup = armed.get("backup") if armed.get("armed") else None
-    if not signalled or not backup or backup.get("run_id") != signalled.get("run_id"):
-        return None
-    return dict(signalled)
-
-
-def await_pause_record(
-    s3: S3,
-    bucket: str,
-    signalled: dict[str, Any],
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-) -> dict[str, Any]:
-    """The copier's answer at ``signalled["key"]``: once it says ``paused``, ``failed`` or ``late``;
-    else, when the signal's ``until`` plus the clock margin has passed (the copier no longer
-    commits), what it wrote (``selected``) or ``{"state": "none"}``."""
-    remaining = float(signalled["until"]) + dr.PAUSE_CLOCK_MARGIN_SECONDS - time.time()
-    start = clock()
-    while True:
-        text = s3.get_text(bucket, signalled["key"])
-        answer = json.loads(text) if text else None
-        if isinstance(answer, dict) and answer.get("state") in ("paused", "failed", "late"):
-            return {**answer, "dags": list(answer.get("dags") or [])}
-        if clock() - start >= remaining:
-            if isinstance(answer, dict) and answer.get("state") == "selected":
-                return {**answer, "dags": list(answer.get("dags") or [])}
-            return {"state": "none", "dags": []}
-        sleep(PAUSE_POLL_SECONDS)
-
-
-def copier_record(signalled: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
-    """What the journal keeps of the copier's answer: the DAGs that may be paused by it."""
-    return {
-        "run_id": signalled["run_id"],
-        "state": answer.get("state"),
-        "dags": sorted(answer.get("dags", [])),
-    }
-
-
-def settle_pause_record(
-    journal: Journal,
-    s3: S3,
-    bucket: str,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> None:
-    """Before scheduling is given back: when the freeze signalled the copier to pause and its
-    answer is not in the journal (killed while waiting for it), wait for it (until the signal's
-    deadline) and note it, so that exactly the DAGs it paused are unpaused."""
-    signalled = pause_signalled(journal)
-    if signalled is None or journal.state(Step.RECORD_DAGS) == "done":
-        return
-    noted = journal.data(Step.RECORD_DAGS).get("copier_record") or {}
-    if noted.get("run_id") == signalled["run_id"]:
-        return
-    answer = await_pause_record(s3, bucket, signalled, sleep, clock)
-    journal.note(Step.RECORD_DAGS, copier_record=copier_record(signalled, answer))
-
-
-def recorded_dags(journal: Journal) -> list[str]:
-    """The DAGs the freeze recorded on the source (to unpause when scheduling is given back):
-    record-dags' result, or, while it is unfinished after the copier was signalled to pause, the
-    DAGs the copier paused or may have paused (settle_pause_record notes them)."""
-    data = journal.data(Step.RECORD_DAGS)
-    if journal.state(Step.RECORD_DAGS) != "done" and pause_signalled(journal) is not None:
-        return list((data.get("copier_record") or {}).get("dags", []))
-    return list((data.get("result") or {}).get("dags", []))
