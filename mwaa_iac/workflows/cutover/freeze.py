@@ -15,6 +15,7 @@ from mwaa_iac.core.config import Color, EnvironmentConfig
 from mwaa_iac.core.cutover_steps import Step
 from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.cutover.context import Context
+from mwaa_iac.workflows.cutover.copy import Copy
 from mwaa_iac.workflows.cutover.db_pause import record_by_copier, unpause_by_copier
 from mwaa_iac.workflows.dr_runs import CutoverError
 
@@ -198,6 +199,8 @@ class Freeze:
             api.set_paused_many(dags, False, known=self._recent_listing(ctx.target))
         unpaused_at = time.time()
         calls = api.calls - calls
+        if by_copier is None and ctx.result(Step.ARM_COPIERS).get("armed"):
+            Copy(ctx).cancel_armed()  # an unpause copier not used ends now, not at its deadline
         ctx.commit_record(record)
         ctx.emit(event(EventKind.CUTOVER_LIVE, environment=ctx.target, unpaused=len(dags), calls=calls))
         result = {"unpaused": dags, "unpaused_at": unpaused_at, "version": version, "calls": calls}
