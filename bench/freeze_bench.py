@@ -282,8 +282,8 @@ def seed_task_seconds(name: str) -> float | None:
 
 
 def unpause_seconds(entries: list[dict[str, Any]]) -> float | None:
-    """The go-live step's unpause alone (its start to the journal's ``unpaused_at``; the step then
-    points routing at green and records the deployment)."""
+    """The go-live step up to the unpause (its start to the journal's ``unpaused_at``: the hold
+    moved, routing pointed at green and the DAGs unpaused; the step then records the deployment)."""
     started = next(
         (
             e["at"]
