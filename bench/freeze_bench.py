@@ -282,8 +282,8 @@ def seed_task_seconds(name: str) -> float | None:
 
 
 def unpause_seconds(entries: list[dict[str, Any]]) -> float | None:
-    """The go-live step's unpause alone (its start to the journal's ``unpaused_at``; the step then
-    points routing at green and records the deployment)."""
+    """The go-live step up to the unpause (its start to the journal's ``unpaused_at``: the hold
+    moved, routing pointed at green and the DAGs unpaused; the step then records the deployment)."""
     started = next(
         (
             e["at"]
@@ -410,7 +410,12 @@ def measure(
     pass2 = report.get("pass2") or {}
     copied = pass2.get("copied") or report["rows_copied"]
     rows_p2 = sum(int(v or 0) for v in copied.values())
-    pause_s = steps.get("pause-source", 0.0)
+    # The pause: the pause-source step; when the armed backup copier paused the DAGs in its database
+    # (issue 25), that happened inside record-dags (signal, transaction, its answer read back), and
+    # pause-source only checks it over REST: both steps count then.
+    paused_by = recorded.get("paused_by") or "rest"
+    record_s = report.get("steps_s", {}).get("record-dags")
+    pause_s = round(steps.get("pause-source", 0.0) + ((record_s or 0.0) if paused_by == "copier" else 0.0), 3)
     pause_unpause = round(pause_s + (unpause_s if unpause_s is not None else steps.get("go-live", 0.0)), 2)
     return {
         "size": size,
@@ -428,6 +433,8 @@ def measure(
         "rows_copied": report["rows_copied"],
         "rows_per_s": round(rows_p2 / freeze) if freeze else None,
         "pause_s": pause_s,
+        "paused_by": paused_by,
+        "record_s": record_s,
         "unpause_s": unpause_s,
         "pause_unpause_s": pause_unpause,
         "raw_copy_s": round(raw_s, 2),

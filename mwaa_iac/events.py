@@ -354,14 +354,24 @@ DECLARED: dict[EventKind, Declared] = {
         "pass 2's copiers are not armed (told to cancel): the freeze triggers its runs", ("reason",)
     ),
     K.COPIER_FALLBACK: Declared(
-        "an armed copier did nothing (its deadline passed, or it was cancelled): its run is triggered",
+        "an armed copier did nothing (its deadline passed, or it was cancelled): its run is triggered; "
+        "or the backup's did not pause the source's DAGs: they are recorded and paused over REST",
         ("dag_id", "environment", "reason"),
     ),
-    K.FREEZE_RECORDED: Declared("the source's unpaused DAGs were recorded", ("dags",)),
+    K.FREEZE_RECORDED: Declared(
+        "the source's unpaused DAGs were recorded",
+        ("dags",),
+        ("paused_by",),
+        notes={"paused_by": "copier: the armed backup copier recorded and paused them in one transaction"},
+    ),
     K.FREEZE_PAUSED: Declared(
         "the freeze started: the recorded DAGs are paused on the source",
         ("environment", "count", "calls"),
-        notes={"calls": "REST requests the pause took"},
+        ("paused_by", "paused_again"),
+        notes={
+            "calls": "REST requests the pause took",
+            "paused_again": "paused by the copier, found unpaused by the REST check and paused again",
+        },
     ),
     K.FREEZE_DRAINING: Declared(
         "task instances are still executing on the source",

@@ -256,9 +256,10 @@ class AirflowApi:
 
         Then verified: a DAG outside the set that a pattern reached (the PATCH answers list them:
         created after the listing, or changed since) is set back at once (to its listed state; one
-        not listed is left paused, as Airflow creates DAGs); the DAGs in the other state are listed
-        (``paused`` filter: one page when the change went through) and any DAG of the set among
-        them is set again, one call each. A DAG not in the listing is set with its own call (an
+        not listed is left paused, as Airflow creates DAGs); unless every DAG of the set was shown
+        in the new state by the PATCH answers (as committed), the DAGs in the other state are
+        listed (``paused`` filter: one page when the change went through) and any DAG of the set
+        among them is set again, one call each. A DAG not in the listing is set with its own call (an
         inactive DAG can be), and with ``missing_ok`` one that does not exist is skipped."""
         start = self.calls
         listing = list(known) if known is not None else self.list_dags()
@@ -289,6 +290,7 @@ class AirflowApi:
         paused = result.paused
         plan = bulk_pause.plan_for(state, result.changed, paused, reach_paused=reach_paused)
         selected = set(result.changed)
+        confirmed: set[str] = set()  # DAGs of the set whose answer showed them in the new state
         for group in plan.groups:
             result.patterns.append(group.pattern)
             for dag in self._patch_pattern(group.pattern, paused):
@@ -297,6 +299,8 @@ class AirflowApi:
                     continue
                 if dag_id in selected:
                     done.add(dag_id)
+                    if dag.get("is_paused") is paused:
+                        confirmed.add(dag_id)
                     continue
                 before = state.get(dag_id, True)  # not listed: Airflow creates DAGs paused
                 if before != paused:
@@ -304,7 +308,8 @@ class AirflowApi:
                     result.put_back.append(dag_id)
         result.singles = list(plan.singles)
         for dag_id in plan.singles:
-            self.set_paused(dag_id, paused)
+            if self.set_paused(dag_id, paused):
+                confirmed.add(dag_id)
             done.add(dag_id)
         for dag_id in result.missing:
             try:
@@ -313,7 +318,11 @@ class AirflowApi:
                 if not (missing_ok and exc.status == 404):
                     raise
             done.add(dag_id)
-        if result.changed:
+        # Airflow answers a PATCH with the DAGs it updated as committed (``is_paused`` read back
+        # after the update): a DAG of the set shown in the new state needs no listing to verify
+        # it. A DAG not shown so (a page shifted by a DAG that appeared meanwhile, an answer
+        # without the field) sends the verification to the listing, as before.
+        if result.changed and not set(result.changed) <= confirmed:
             wrong = {d["dag_id"] for d in self.list_dags_in_state(not paused)}
             for dag_id in result.changed:
                 if dag_id in wrong:
@@ -336,13 +345,14 @@ class AirflowApi:
             if not batch or offset >= page.get("total_entries", 0):
                 return updated
 
-    def set_paused(self, dag_id: str, paused: bool) -> None:
-        """Pause or unpause one DAG. A DAG id too long for InvokeRestApi's 64-character path goes
-        through ``PATCH /dags?dag_id_pattern=<id>`` (the id is in the query, not the path), only when
-        that pattern selects no other DAG whose state would change."""
+    def set_paused(self, dag_id: str, paused: bool) -> bool:
+        """Pause or unpause one DAG; True when Airflow's answer shows it in the new state. A DAG id
+        too long for InvokeRestApi's 64-character path goes through ``PATCH
+        /dags?dag_id_pattern=<id>`` (the id is in the query, not the path), only when that pattern
+        selects no other DAG whose state would change."""
         if len(f"/dags/{dag_id}") <= MAX_PATH:
-            self.request("PATCH", f"/dags/{dag_id}", body={"is_paused": paused})
-            return
+            answer = self.request("PATCH", f"/dags/{dag_id}", body={"is_paused": paused})
+            return isinstance(answer, dict) and answer.get("is_paused") is paused
         matches = self._dags_matching(dag_id)
         if not any(d["dag_id"] == dag_id for d in matches):
             raise AirflowApiError(f"DAG {dag_id} not found on {self.environment}", status=404)
@@ -354,12 +364,14 @@ class AirflowApi:
                 f"select it also selects {', '.join(others)}",
                 hint=f"{'pause' if paused else 'unpause'} it in the Airflow UI, or give it a shorter id",
             )
-        self.request(
+        answer = self.request(
             "PATCH",
             "/dags",
             body={"is_paused": paused},
             query={"dag_id_pattern": dag_id, "update_mask": "is_paused"},
         )
+        dags = answer.get("dags", []) if isinstance(answer, dict) else []
+        return any(d.get("dag_id") == dag_id and d.get("is_paused") is paused for d in dags)
 
     # -- runs -------------------------------------------------------------------------------------
 

@@ -262,13 +262,18 @@ def go_key(pass_prefix: str, run_id: str) -> str:
     return f"{pass_prefix.strip('/')}-go/{run_id}.json"
 
 
-def armed_conf(bucket: str, go: str, deadline: float, *, wait_for_manifest: bool = False) -> dict[str, Any]:
+def armed_conf(
+    bucket: str, go: str, deadline: float, *, wait_for_manifest: bool = False, mode: str | None = None
+) -> dict[str, Any]:
     """Run conf of an armed copier: wait for ``s3://<bucket>/<go>`` until ``deadline``; a restore
-    also waits for the manifest of the backup its go signal names."""
+    also waits for the manifest of the backup its go signal names. ``mode`` ``unpause``: a run of
+    the restore DAG that only unpauses the recorded DAGs at go-live (:func:`unpause_signal`)."""
     conf: dict[str, Any] = {"bucket": bucket, "go": go, "deadline": round(deadline, 3)}
     conf["go_poll"] = GO_POLL_SECONDS
     if wait_for_manifest:
         conf["wait_for_manifest"] = True
+    if mode:
+        conf["mode"] = mode
     return conf
 
 
@@ -281,6 +286,46 @@ def go_signal(prefix: str, since: str | None = None) -> dict[str, str]:
 
 
 CANCEL_SIGNAL: dict[str, Any] = {"cancel": True}
+
+# The armed backup copier also pauses the source's DAGs in its database at the freeze's start
+# (docs/design.md §11): told by a pause signal in its go object, it selects the unpaused DAGs, pauses
+# exactly those and writes a ``log`` row per DAG in ONE transaction, and writes what it recorded to
+# ``paused_key(go)``: first the selection (``state: selected``, before its commit), then ``state:
+# paused`` once committed (or ``failed`` / ``late``: nothing paused). It commits only before the
+# signal's ``until`` (epoch seconds): the freeze waits for its answer until then plus a margin for
+# the two clocks, and only then falls back to pausing over REST, with whatever selection the copier
+# wrote added to the record (never a DAG paused and left unrecorded).
+PAUSE_ANSWER_SECONDS = 10.0
+PAUSE_CLOCK_MARGIN_SECONDS = 2.0
+PAUSE_STATES = ("selected", "paused", "failed", "late")
+
+
+def paused_key(go: str) -> str:
+    """Where the armed backup copier writes the DAGs it paused: beside its go object."""
+    return f"{go.removesuffix('.json')}.paused.json"
+
+
+def pause_signal(key: str, until: float) -> dict[str, Any]:
+    """The go object's content that tells the armed backup copier to pause (and nothing else yet)."""
+    return {"pause": {"key": key, "until": round(until, 3)}}
+
+
+# The unpause at go-live, on a 2.x target: a third armed run (the restore DAG's, ``mode: unpause``)
+# waits on the target; go-live's signal names the recorded DAGs, and it unpauses those of them that
+# are paused, with a ``log`` row each, in one transaction committed only before ``until``; its
+# answer (``unpaused``, ``failed``, ``late``) is written to ``unpaused_key(go)``. A 3.x target (its
+# tasks cannot use the database) is unpaused over REST only.
+UNPAUSE_MODE = "unpause"
+
+
+def unpaused_key(go: str) -> str:
+    """Where the armed unpause copier writes the DAGs it unpaused: beside its go object."""
+    return f"{go.removesuffix('.json')}.unpaused.json"
+
+
+def unpause_signal(key: str, until: float, dags: list[str]) -> dict[str, Any]:
+    """The go object's content that tells the armed unpause copier which DAGs to unpause."""
+    return {"unpause": {"key": key, "until": round(until, 3), "dags": sorted(dags)}}
 
 
 def armed_skipped(note: dict[str, Any]) -> str | None:

@@ -883,12 +883,14 @@ def _s3_read(client, bucket, key, head=False):
         raise
 
 
-def _armed(context, sleep=time.sleep, clock=time.time):
+def _armed(context, sleep=time.sleep, clock=time.time, on_pause=None):
     """An armed run (its conf names ``go``): poll ``s3://<bucket>/<go>`` every ``go_poll`` seconds
     until it appears (a restore: and the manifest of the backup it names) or ``deadline`` (epoch
     seconds) passes. Returns None for a run that is not armed, ``{"skipped": "expired"}`` or
     ``{"skipped": "cancelled"}`` for one that must do nothing, else what it waited (the conf to run
-    with is then in the context)."""
+    with is then in the context). A pause signal (``{"pause": {...}}``, before the go signal) is
+    handed to ``on_pause(client, bucket, pause)`` once (the backup's: :func:`pause_dags`), and the
+    run waits on for its go."""
     conf = dict(context["dag_run"].conf or {})
     if not conf.get("go"):
         return None
@@ -897,12 +899,18 @@ def _armed(context, sleep=time.sleep, clock=time.time):
     poll = max(0.05, float(conf.get("go_poll") or 0.25))
     client = _s3_client()
     started = clock()
+    paused = None
     print(f"mwaa-iac: armed: waiting for s3://{bucket}/{go} (until {deadline:.0f})")
     while True:
         raw = _s3_read(client, bucket, go)
         signal = json.loads(raw) if raw else None
         if signal is not None and signal.get("cancel"):
             return {"skipped": "cancelled", "waited_s": round(clock() - started, 1)}
+        if signal is not None and signal.get("pause") and on_pause is not None and paused is None:
+            paused = on_pause(client, bucket, signal["pause"])
+            continue  # the go signal may already be there: read again at once
+        if signal is not None and signal.get("unpause") and conf.get("mode") == "unpause":
+            break
         if signal is not None and signal.get("prefix"):
             manifest = f"{str(signal['prefix']).strip('/')}/manifest.json"
             if not conf.get("wait_for_manifest") or _s3_read(client, bucket, manifest, head=True) is not None:
@@ -910,9 +918,192 @@ def _armed(context, sleep=time.sleep, clock=time.time):
         if clock() > deadline:
             return {"skipped": "expired", "waited_s": round(clock() - started, 1)}
         sleep(poll)
-    context[ARMED] = {**conf, **{k: signal[k] for k in ("prefix", "since") if signal.get(k)}}
-    print(f"mwaa-iac: armed: going, {signal}")
-    return {"waited_s": round(clock() - started, 1), "went_at": round(clock(), 3), "prefix": signal["prefix"]}
+    context[ARMED] = {**conf, **{k: signal[k] for k in ("prefix", "since", "unpause") if signal.get(k)}}
+    print(f"mwaa-iac: armed: going, {sorted(signal)}")
+    went = {"waited_s": round(clock() - started, 1), "went_at": round(clock(), 3)}
+    if signal.get("prefix"):
+        went["prefix"] = signal["prefix"]
+    if paused is not None:
+        went["paused"] = paused
+    return went
+
+
+# -- the freeze's pause, by the armed backup copier ---------------------------------------------------
+
+# What Airflow 2's REST API writes into ``log`` for ``PATCH /dags/<id>`` (its action logging: event
+# ``api.patch_dag``, the DAG's id, the caller as owner, the JSON body as ``extra``); the pause here
+# writes the same kind of row per DAG, with mwaa-iac as the owner and the origin in ``extra``.
+PAUSE_LOG_EVENT = "api.patch_dag"
+PAUSE_LOG_OWNER = "mwaa-iac"
+PAUSE_LOG_EXTRA = json.dumps({"is_paused": True, "origin": "mwaa-iac cutover freeze (armed backup copier)"})
+LOG_COLUMNS = ("dttm", "dag_id", "event", "owner", "owner_display_name", "extra")  # those the pause fills
+
+
+def pause_select_sql(dag_columns):
+    """The DAGs the freeze pauses, as Airflow's REST listing of unpaused DAGs selects them: active,
+    unpaused, not a sub-DAG (Airflow < 3), never the tool's own; locked until the commit."""
+    where = ["is_active", "NOT is_paused", f"dag_id {NOT_OWN}"]
+    if "is_subdag" in dag_columns:
+        where.append("NOT is_subdag")
+    return f"SELECT dag_id, fileloc FROM dag WHERE {' AND '.join(where)} ORDER BY dag_id FOR UPDATE"
+
+
+def pause_log_sql(log_columns):
+    """The ``log`` row written per paused DAG (the columns this Airflow's ``log`` has)."""
+    columns = [c for c in LOG_COLUMNS if c in log_columns]
+    values = dict(
+        zip(LOG_COLUMNS, ("now()", ":dag_id", ":log_event", ":owner", ":owner", ":extra"), strict=True)
+    )
+    return f"INSERT INTO log ({', '.join(columns)}) VALUES ({', '.join(values[c] for c in columns)})"
+
+
+def pause_record(state, rows, **more):
+    """The object the copier writes at ``pause.key``: the DAGs (and their files) it selected."""
+    dags = [r[0] for r in rows]
+    files = {r[0]: r[1] for r in rows if r[1]}
+    return {"state": state, "dags": dags, "files": files, **more}
+
+
+def _columns(session, table):
+    rows = _run(
+        session,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = :table",
+        {"table": table},
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _s3_put(client, bucket, key, document):
+    client.put_object(Bucket=bucket, Key=key, Body=json.dumps(document, sort_keys=True).encode())
+
+
+def pause_dags(own_dags, client, bucket, pause, clock=time.time):
+    """Pause the source's unpaused DAGs in ONE transaction: select them (locked), set ``is_paused``
+    for exactly those, write a ``log`` row per DAG; write the selection to ``s3://<bucket>/<key>``
+    (``state: selected``) before the commit, commit only while ``until`` has not passed, then write
+    ``state: paused`` with ``paused_at``. Never raises: a failure before the commit rolls back and
+    is written as ``state: failed`` (best effort); a failure to write ``paused`` after it leaves
+    ``selected`` in place (the freeze then counts every selected DAG as paused). The run then
+    waits for its go signal as before."""
+    from airflow.settings import Session
+
+    key, until = str(pause["key"]), float(pause["until"])
+    started = clock()
+    selected = []
+    try:
+        rows = _pause_transaction(Session, own_dags, client, bucket, key, until, clock, selected)
+    except Exception as exc:
+        # Rolled back; the selection is kept in the answer all the same (a commit whose outcome
+        # is not known), so that the freeze records every DAG that may be paused.
+        error = describe_error(exc)[:300]
+        print(f"mwaa-iac: armed: pause failed: {error}")
+        _best_effort_put(client, bucket, key, pause_record("failed", selected, error=error))
+        return {"ok": False, "error": error}
+    if rows is None:
+        print(f"mwaa-iac: armed: pause not committed, {until:.3f} passed")
+        _best_effort_put(client, bucket, key, pause_record("late", [], until=until))
+        return {"ok": False, "late": True}
+    paused_at = round(clock(), 3)
+    _best_effort_put(client, bucket, key, pause_record("paused", rows, paused_at=paused_at))
+    took = round(clock() - started, 3)
+    print(f"mwaa-iac: armed: paused {len(rows)} DAG(s) in {took} s")
+    return {"ok": True, "count": len(rows), "paused_at": paused_at, "took_s": took}
+
+
+def _pause_transaction(session_factory, own_dags, client, bucket, key, until, clock, selected):
+    """The pause's transaction: the rows ``(dag_id, fileloc)`` paused (also put in ``selected`` as
+    soon as they are selected), or None when ``until`` passed before the commit (rolled back)."""
+    with session_factory() as session:
+        try:
+            dag_columns = _columns(session, "dag")
+            log_columns = _columns(session, "log")
+            rows = [tuple(r) for r in _run(session, pause_select_sql(dag_columns), _own_params(own_dags))]
+            selected.extend(rows)
+            ids = [r[0] for r in rows]
+            if ids:
+                _run(session, "UPDATE dag SET is_paused = true WHERE dag_id = ANY(:ids)", {"ids": ids})
+                params = {"log_event": PAUSE_LOG_EVENT, "owner": PAUSE_LOG_OWNER, "extra": PAUSE_LOG_EXTRA}
+                _run(session, pause_log_sql(log_columns), [{**params, "dag_id": d} for d in ids])
+            _s3_put(client, bucket, key, pause_record("selected", rows, selected_at=round(clock(), 3)))
+            if clock() >= until:
+                session.rollback()
+                return None
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    return rows
+
+
+UNPAUSE_LOG_EXTRA = json.dumps(
+    {"is_paused": False, "origin": "mwaa-iac cutover go-live (armed unpause copier)"}
+)
+
+
+def unpause_dags(own_dags, client, bucket, unpause, clock=time.time):
+    """Unpause, of the DAGs ``unpause["dags"]`` names, those that are paused (never the tool's own),
+    with a ``log`` row each, in ONE transaction committed only while ``until`` has not passed; then
+    write ``state: unpaused`` (``dags``: those it unpaused, ``already``: those found unpaused; a DAG
+    in neither is not in ``dag``) to ``unpause["key"]``. Never raises: a failure rolls back and is
+    written as ``state: failed``, a commit too late as ``state: late`` (nothing unpaused)."""
+    from airflow.settings import Session
+
+    key, until, wanted = str(unpause["key"]), float(unpause["until"]), list(unpause.get("dags") or [])
+    started = clock()
+    try:
+        with Session() as session:
+            try:
+                log_columns = _columns(session, "log")
+                rows = _run(
+                    session,
+                    f"SELECT dag_id, is_paused FROM dag WHERE dag_id = ANY(:ids) AND dag_id {NOT_OWN} "
+                    "ORDER BY dag_id FOR UPDATE",
+                    _own_params(own_dags, ids=wanted),
+                )
+                rows = [tuple(r) for r in rows]
+                changed = [d for d, paused in rows if paused]
+                already = [d for d, paused in rows if not paused]
+                if changed:
+                    _run(
+                        session, "UPDATE dag SET is_paused = false WHERE dag_id = ANY(:ids)", {"ids": changed}
+                    )
+                    params = {
+                        "log_event": PAUSE_LOG_EVENT,
+                        "owner": PAUSE_LOG_OWNER,
+                        "extra": UNPAUSE_LOG_EXTRA,
+                    }
+                    _run(session, pause_log_sql(log_columns), [{**params, "dag_id": d} for d in changed])
+                late = clock() >= until
+                if late:
+                    session.rollback()
+                else:
+                    session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    except Exception as exc:
+        error = describe_error(exc)[:300]
+        print(f"mwaa-iac: armed: unpause failed, nothing unpaused: {error}")
+        _best_effort_put(client, bucket, key, {"state": "failed", "error": error, "dags": []})
+        return {"ok": False, "error": error}
+    if late:
+        print(f"mwaa-iac: armed: unpause not committed, {until:.3f} passed")
+        _best_effort_put(client, bucket, key, {"state": "late", "dags": [], "until": until})
+        return {"ok": False, "late": True}
+    unpaused_at = round(clock(), 3)
+    answer = {"state": "unpaused", "dags": changed, "already": already, "unpaused_at": unpaused_at}
+    _best_effort_put(client, bucket, key, answer)
+    took = round(clock() - started, 3)
+    print(f"mwaa-iac: armed: unpaused {len(changed)} DAG(s) in {took} s")
+    return {"ok": True, "count": len(changed), "unpaused_at": unpaused_at, "took_s": took}
+
+
+def _best_effort_put(client, bucket, key, document):
+    try:
+        _s3_put(client, bucket, key, document)
+    except Exception as exc:  # the freeze falls back once ``until`` has passed
+        print(f"mwaa-iac: armed: could not write s3://{bucket}/{key}: {type(exc).__name__}")
 
 
 def _location(factory, context):
@@ -1130,7 +1321,9 @@ def backup(factory, context, own_dags):
     a delta against that backup where it can be computed safely; any unexpected error of the delta
     path makes it a full one, in the same snapshot, that says why (``fallback``)."""
     try:
-        armed = _armed(context)
+        armed = _armed(
+            context, on_pause=lambda client, bucket, pause: pause_dags(own_dags, client, bucket, pause)
+        )
         if armed is not None and armed.get("skipped"):
             _note(context, {"ok": True, "armed": armed})
             return armed
@@ -1521,6 +1714,11 @@ def restore(factory, context, own_dags):
         if armed is not None and armed.get("skipped"):
             _note(context, {"ok": True, "armed": armed})
             return armed
+        if armed is not None and _conf(context).get("mode") == "unpause":
+            conf = _conf(context)
+            result = unpause_dags(own_dags, _s3_client(), conf["bucket"], conf["unpause"])
+            _note(context, {**result, "armed": armed})
+            return result
         base = _location(factory, context)
         manifest = _read_manifest(base)
         delta = manifest.get("mode") == "delta"

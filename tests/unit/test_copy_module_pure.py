@@ -294,3 +294,191 @@ def test_an_armed_copier_cancelled_or_past_its_deadline_does_nothing() -> None:
     waiting = {**conf, "wait_for_manifest": True}
     assert _armed(waiting, _Bucket({("b", "p-go/r.json"): b'{"prefix": "p/p2"}'}))[0]["skipped"] == "expired"
     assert _armed({"bucket": "b", "prefix": "p"}, _Bucket({}))[0] is None  # not armed: runs at once
+
+
+def test_an_armed_backup_pauses_once_on_its_pause_signal_then_waits_for_its_go() -> None:
+    conf = {"bucket": "b", "go": "p-go/r.json", "deadline": 2000, "go_poll": 0.5}
+    pause = {("b", "p-go/r.json"): b'{"pause": {"key": "p-go/r.paused.json", "until": 1010}}'}
+    go = {("b", "p-go/r.json"): b'{"prefix": "p/p2"}'}
+    bucket = _Bucket(pause, appear={4: go})
+    calls = []
+    clock = [1000.0]
+    original = copy._s3_client
+    copy._s3_client = lambda: bucket
+    try:
+        context = {"dag_run": _Run(conf)}
+        result = copy._armed(
+            context,
+            sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+            clock=lambda: clock[0],
+            on_pause=lambda client, b, p: calls.append((b, p)) or {"ok": True, "count": 2},
+        )
+    finally:
+        copy._s3_client = original
+    assert calls == [("b", {"key": "p-go/r.paused.json", "until": 1010})]  # once, though read again
+    assert result["prefix"] == "p/p2" and result["paused"] == {"ok": True, "count": 2}
+    # A restore (no on_pause) ignores a pause signal and keeps waiting.
+    assert _armed({**conf, "deadline": 1002}, _Bucket(pause))[0]["skipped"] == "expired"
+
+
+def test_the_pause_selects_what_the_rest_listing_of_unpaused_dags_selects_and_logs_each() -> None:
+    sql = copy.pause_select_sql({"dag_id", "is_paused", "is_active", "is_subdag", "fileloc"})
+    assert "is_active" in sql and "NOT is_paused" in sql and "NOT is_subdag" in sql
+    assert "dag_id <> ALL(:own_dags)" in sql and sql.endswith("FOR UPDATE")
+    assert "is_subdag" not in copy.pause_select_sql({"dag_id", "is_paused", "is_active", "fileloc"})
+    every = {"id", "dttm", "dag_id", "task_id", "event", "owner", "owner_display_name", "extra", "run_id"}
+    log = copy.pause_log_sql(every)
+    assert log.startswith("INSERT INTO log (dttm, dag_id, event, owner, owner_display_name, extra)")
+    assert ":dag_id" in log and "now()" in log
+    # an older Airflow's log without owner_display_name: the columns it has
+    assert "owner_display_name" not in copy.pause_log_sql(every - {"owner_display_name"})
+    assert copy.PAUSE_LOG_EVENT == "api.patch_dag"
+    assert '"is_paused": true' in copy.PAUSE_LOG_EXTRA
+    record = copy.pause_record("paused", [("a", "/dags/a.py"), ("b", None)], paused_at=5.0)
+    assert record == {"state": "paused", "dags": ["a", "b"], "files": {"a": "/dags/a.py"}, "paused_at": 5.0}
+
+
+DAG_COLUMNS = ["dag_id", "is_paused", "is_active", "is_subdag", "fileloc"]
+LOG_COLUMNS = ["dttm", "dag_id", "event", "owner", "owner_display_name", "extra"]
+
+
+class _PauseSession:
+    """A session whose statements are recorded; ``rows``: what the selection returns."""
+
+    def __init__(self, rows, fail_on=None):
+        self.rows, self.fail_on, self.statements, self.committed, self.rolled_back = rows, fail_on, [], 0, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def execute(self, statement, params=None):
+        text = str(statement)
+        self.statements.append((text, params))
+        if self.fail_on and self.fail_on in text:
+            raise RuntimeError("boom")
+        if "information_schema" in text:
+            table = params["table"]
+            names = DAG_COLUMNS if table == "dag" else LOG_COLUMNS
+            return type("R", (), {"fetchall": lambda self: [(n,) for n in names]})()
+        if text.startswith("SELECT dag_id"):
+            return iter(self.rows)
+        return None
+
+    def commit(self):
+        self.committed += 1
+
+    def rollback(self):
+        self.rolled_back += 1
+
+
+class _Puts:
+    def __init__(self):
+        self.objects = {}
+
+    def put_object(self, Bucket, Key, Body):
+        self.objects[(Bucket, Key)] = __import__("json").loads(Body)
+
+
+def _pause(session, until=1010.0, now=1000.0):
+    import sys
+    import types
+
+    airflow = types.ModuleType("airflow")
+    settings = types.ModuleType("airflow.settings")
+    settings.Session = lambda: session
+    saved = {k: sys.modules.get(k) for k in ("airflow", "airflow.settings")}
+    sys.modules.update({"airflow": airflow, "airflow.settings": settings})
+    original = copy._run
+    copy._run = lambda s, sql, params=None: s.execute(sql, params)
+    puts = _Puts()
+    try:
+        result = copy.pause_dags(
+            ("backup_metadata",), puts, "b", {"key": "k", "until": until}, clock=lambda: now
+        )
+    finally:
+        copy._run = original
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return result, puts.objects[("b", "k")]
+
+
+def test_the_pause_commits_once_and_says_what_it_paused_or_rolls_back() -> None:
+    rows = [("etl", "/d/etl.py"), ("report", "/d/report.py")]
+    session = _PauseSession(rows)
+    result, answer = _pause(session)
+    assert result["ok"] and result["count"] == 2 and session.committed == 1
+    assert answer["state"] == "paused" and answer["dags"] == ["etl", "report"]
+    update = [p for t, p in session.statements if t.startswith("UPDATE dag")]
+    assert update == [{"ids": ["etl", "report"]}]  # exactly the selected DAGs
+    (logs,) = [p for t, p in session.statements if t.startswith("INSERT INTO log")]
+    assert [r["dag_id"] for r in logs] == ["etl", "report"] and logs[0]["owner"] == "mwaa-iac"
+    # past its deadline: rolled back, nothing paused, and it says so
+    session = _PauseSession(rows)
+    result, answer = _pause(session, until=999.0)
+    assert result == {"ok": False, "late": True} and session.committed == 0 and session.rolled_back == 1
+    assert answer["state"] == "late" and answer["dags"] == []
+    # a failing statement: rolled back; the selection is in the answer (the freeze records it)
+    session = _PauseSession(rows, fail_on="INSERT INTO log")
+    result, answer = _pause(session)
+    assert not result["ok"] and session.committed == 0 and session.rolled_back == 1
+    assert answer["state"] == "failed" and answer["dags"] == ["etl", "report"]
+
+
+def test_an_armed_unpause_run_goes_on_its_unpause_signal() -> None:
+    conf = {"bucket": "b", "go": "p-go/u.json", "deadline": 2000, "go_poll": 0.5, "mode": "unpause"}
+    signal = b'{"unpause": {"key": "p-go/u.unpaused.json", "until": 1010, "dags": ["a"]}}'
+    result, context = _armed(conf, _Bucket({}, appear={2: {("b", "p-go/u.json"): signal}}))
+    assert result["waited_s"] == 0.5 and "prefix" not in result
+    assert copy._conf(context)["unpause"]["dags"] == ["a"]
+    # a backup (no unpause mode) does not take an unpause signal for its go
+    backup = {k: v for k, v in conf.items() if k != "mode"}
+    assert (
+        _armed({**backup, "deadline": 1001}, _Bucket({("b", "p-go/u.json"): signal}))[0]["skipped"]
+        == "expired"
+    )
+
+
+def _unpause(session, until=1010.0, now=1000.0):
+    import sys
+    import types
+
+    airflow = types.ModuleType("airflow")
+    settings = types.ModuleType("airflow.settings")
+    settings.Session = lambda: session
+    saved = {k: sys.modules.get(k) for k in ("airflow", "airflow.settings")}
+    sys.modules.update({"airflow": airflow, "airflow.settings": settings})
+    original = copy._run
+    copy._run = lambda s, sql, params=None: s.execute(sql, params)
+    puts = _Puts()
+    try:
+        unpause = {"key": "k", "until": until, "dags": ["etl", "gone", "report"]}
+        result = copy.unpause_dags(("backup_metadata",), puts, "b", unpause, clock=lambda: now)
+    finally:
+        copy._run = original
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return result, puts.objects[("b", "k")]
+
+
+def test_the_unpause_changes_only_the_named_dags_that_are_paused_in_one_commit() -> None:
+    session = _PauseSession([("etl", True), ("report", False)])  # "gone" is not in `dag`
+    result, answer = _unpause(session)
+    assert result["ok"] and result["count"] == 1 and session.committed == 1
+    assert answer["state"] == "unpaused" and answer["dags"] == ["etl"] and answer["already"] == ["report"]
+    (select, params) = next((t, p) for t, p in session.statements if t.startswith("SELECT dag_id, is_paused"))
+    assert "dag_id <> ALL(:own_dags)" in select and params["ids"] == ["etl", "gone", "report"]
+    assert [p for t, p in session.statements if t.startswith("UPDATE dag")] == [{"ids": ["etl"]}]
+    (logs,) = [p for t, p in session.statements if t.startswith("INSERT INTO log")]
+    assert [r["dag_id"] for r in logs] == ["etl"] and '"is_paused": false' in logs[0]["extra"]
+    session = _PauseSession([("etl", True)])
+    result, answer = _unpause(session, until=999.0)  # too late: rolled back
+    assert result == {"ok": False, "late": True} and session.committed == 0 and answer["state"] == "late"

@@ -86,6 +86,13 @@ class World:
         self.restore_fails: str | None = None  # every restore run fails with this error
         self.armed_expire = False  # armed copiers find their deadline passed (they do nothing)
         self.armed_queued = False  # no worker starts an armed copier (its task stays queued)
+        # How the armed backup copier answers a pause signal: "pause" (in its database, at once),
+        # "silent" (no answer), "fail" (its transaction fails: nothing paused).
+        self.copier_pause = "pause"
+        self.db_pauses: list[tuple[str, list[str]]] = []  # (environment, DAGs) paused by a copier
+        self.copier_unpause = "unpause"  # the armed unpause copier: "unpause" at once, or "silent"
+        self.db_unpauses: list[tuple[str, list[str]]] = []  # (environment, DAGs) unpaused by a copier
+        self.stop_at: str | None = None  # the first world call whose text holds this fails (kill: killed)
         self.refuse_delta: str | None = None  # a delta restore is refused with this reason (once)
         self.failed: list[str] = []
         self.roles: dict[str, RoleDocuments] = {}
@@ -95,6 +102,11 @@ class World:
         self.in_flight: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def touch(self, what: str) -> None:
+        if self.stop_at is not None and self.stop_at in what:
+            self.stop_at = None
+            if self.kill:
+                raise Killed(what)
+            raise Injected(f"injected failure at {what}")
         step = self.fail_in
         journal = self.cutover.journal if self.cutover is not None else None
         if step is not None and journal is not None and journal.state(step) == "started":
@@ -110,6 +122,66 @@ class World:
 
     def change(self, *item: Any) -> None:
         self.changes.append(item)
+
+    def signalled(self, bucket: str, key: str, body: bytes) -> None:
+        """An object was written: an armed backup copier whose go object now says ``pause``
+        pauses its environment's unpaused DAGs in its database at once (as the copy module's
+        pause_dags does) and writes what it paused beside the go object."""
+        try:
+            signal = json.loads(body)
+        except ValueError:
+            return
+        if isinstance(signal, dict) and signal.get("unpause"):
+            self._unpause(bucket, key, signal["unpause"])
+            return
+        pause = signal.get("pause") if isinstance(signal, dict) else None
+        if not pause:
+            return
+        for env in self.envs.values():
+            airflow = env.airflow
+            for run in airflow.runs.values():
+                conf = run["conf"]
+                if conf.get("go") != key or run["state"] != "running" or self.armed_expire:
+                    continue
+                if self.copier_pause == "silent":
+                    return
+                if self.copier_pause == "fail":
+                    record = {"state": "failed", "error": "OperationalError (SQLSTATE 57014)", "dags": []}
+                else:
+                    dags = sorted(
+                        d
+                        for d, v in airflow.dags.items()
+                        if v.get("is_active", True) and not v["is_paused"] and d not in dr.MWAA_IAC_DAG_IDS
+                    )
+                    for dag_id in dags:
+                        airflow._set(airflow.dags[dag_id], True)
+                    self.db_pauses.append((env.name, dags))
+                    files = {d: airflow.dags[d]["fileloc"] for d in dags if airflow.dags[d].get("fileloc")}
+                    record = {"state": "paused", "dags": dags, "files": files, "paused_at": 1.0e9}
+                self.objects[(conf["bucket"], pause["key"])] = json.dumps(record).encode()
+                return
+
+    def _unpause(self, bucket: str, key: str, unpause: dict[str, Any]) -> None:
+        """The armed unpause copier (a run of the restore DAG, ``mode: unpause``) told to go."""
+        for env in self.envs.values():
+            airflow = env.airflow
+            for run in airflow.runs.values():
+                conf = run["conf"]
+                if conf.get("go") != key or run["state"] != "running" or self.armed_expire:
+                    continue
+                if self.copier_unpause == "silent":
+                    return
+                changed = [d for d in unpause["dags"] if d in airflow.dags and airflow.dags[d]["is_paused"]]
+                already = [
+                    d for d in unpause["dags"] if d in airflow.dags and not airflow.dags[d]["is_paused"]
+                ]
+                for dag_id in changed:
+                    airflow._set(airflow.dags[dag_id], False)
+                self.db_unpauses.append((env.name, changed))
+                answer = {"state": "unpaused", "dags": changed, "already": already, "unpaused_at": 1.0e9}
+                self.objects[(bucket, unpause["key"])] = json.dumps(answer).encode()
+                run.update(state="success", note=json.dumps({"ok": True, "count": len(changed)}))
+                return
 
     def dag_file(self, dag_id: str) -> str | None:
         data = self.objects.get((DAG_BUCKET, dr.dag_key(DAG_PATH, f"{dr.DR_DAG_FOLDER}/{dag_id}.py")))
@@ -365,6 +437,9 @@ class FakeAirflow:
         if skipped:
             run.update(state="success", note=json.dumps({"ok": True, "armed": {"skipped": skipped}}))
             return None
+        if conf.get("mode") == dr.UNPAUSE_MODE:  # it unpauses when its signal is written (World._unpause)
+            run["state"] = "running"
+            return None
         if signal is None or (
             conf.get("wait_for_manifest")
             and (conf["bucket"], f"{signal['prefix']}/{dr.MANIFEST}") not in self.world.objects
@@ -538,6 +613,7 @@ class FakeS3Client:
         self.world.touch(f"PutObject {Key}")
         self.world.change("s3", "put", Bucket, Key)
         self.world.objects[(Bucket, Key)] = Body
+        self.world.signalled(Bucket, Key, Body)
         return {"ETag": f'"{hashlib.md5(Body, usedforsecurity=False).hexdigest()}"'}
 
     def get_object(self, Bucket: str, Key: str, **_: Any) -> dict:
@@ -851,6 +927,7 @@ def test_pass_two_copiers_are_armed_before_the_freeze_and_only_told_to_go_inside
     assert [(e["environment"], e["dag_id"]) for e in armed] == [
         (SOURCE, dr.BACKUP_DAG_ID),
         (TARGET, dr.RESTORE_DAG_ID),
+        (TARGET, dr.RESTORE_DAG_ID),  # the unpause copier (a 2.x target)
     ]
     backup = _journal(ws).data(Step.BACKUP_P2)["result"]
     assert backup["armed"] is True and backup["run_id"] == armed[0]["run_id"]
@@ -862,10 +939,11 @@ def test_pass_two_copiers_are_armed_before_the_freeze_and_only_told_to_go_inside
 
 
 def test_copiers_past_their_deadline_fall_back_to_runs_triggered_in_the_freeze(ws, world) -> None:
-    # Armed, then stopped before the freeze (the record of the unpaused DAGs failed) and resumed
-    # after the copiers' deadline: they did nothing, and the freeze triggers the runs as before.
-    world.fail_in = Step.RECORD_DAGS
-    with pytest.raises(Injected):
+    # Armed, then killed as the freeze began (writing the pause signal) and resumed after the
+    # copiers' deadline: the backup's does not answer the pause, so both are cancelled, the DAGs
+    # are recorded and paused over REST and the freeze triggers the runs as before.
+    world.fail_in, world.kill = Step.RECORD_DAGS, True
+    with pytest.raises(Killed):
         _run(ws, world)
     assert _journal(ws).data(Step.ARM_COPIERS)["result"]["armed"] is True
     events = _events(world)
@@ -873,7 +951,9 @@ def test_copiers_past_their_deadline_fall_back_to_runs_triggered_in_the_freeze(w
     _run(ws, world, resume=True)
     _assert_live_on_target(ws, world)
     fallbacks = [(e["environment"], e["reason"]) for e in events if e.get("event") == "copier.fallback"]
-    assert fallbacks == [(SOURCE, "expired"), (TARGET, "expired")]
+    ((environment, reason),) = fallbacks
+    assert environment == SOURCE and reason.startswith("pause over REST: no answer")
+    assert world.db_pauses == [] and _journal(ws).data(Step.RECORD_DAGS)["result"]["dags"] == LIVE
     triggered = [(c[0], c[2]) for c in _freeze_triggers(world)]
     assert triggered == [(SOURCE, dr.BACKUP_DAG_ID), (TARGET, dr.RESTORE_DAG_ID)]
     restore = _journal(ws).data(Step.RESTORE_P2)["result"]["run_id"]
@@ -1043,7 +1123,13 @@ def _fail_then_resume(ws, world: World, steps: list[str], step: str, **options: 
     done_before = [s for s in steps if _done_count(before, s)]
     # everything before the failed step ran (but the step around it), nothing after it
     assert done_before == [s for s in steps[: steps.index(step)] if s != PARENT.get(step)]
-    frozen = steps.index(step) >= steps.index(Step.PAUSE_SOURCE) and stage_of(step) is not Stage.AFTER
+    # With armed copiers the freeze begins in record-dags (the backup copier is told to pause).
+    begins = (
+        Step.RECORD_DAGS
+        if Step.ARM_COPIERS in steps and options.get("armed_copy", True)
+        else Step.PAUSE_SOURCE
+    )
+    frozen = steps.index(step) >= steps.index(begins) and stage_of(step) is not Stage.AFTER
     if frozen:  # scheduling is given back to the source, the target is not live
         assert world.envs[SOURCE].airflow.paused() == USER_DAGS
         assert "the freeze was aborted" in (caught.value.hint or "")
@@ -1198,7 +1284,9 @@ def test_a_go_live_that_fails_after_routing_is_undone_then_resumed(ws, world) ->
 
 def half_done_unpause(monkeypatch: pytest.MonkeyPatch, world: World, then: Any = None) -> None:
     """The go-live's unpause on the target stops half-way: one DAG unpaused, then the request fails
-    (once); ``then(airflow)`` runs at that moment (e.g. the target starts a task)."""
+    (once); ``then(airflow)`` runs at that moment (e.g. the target starts a task). The armed unpause
+    copier does not answer: go-live unpauses over REST."""
+    world.copier_unpause = "silent"
     handle = FakeAirflow.handle
 
     def failing(
@@ -1391,15 +1479,15 @@ def _step_result(journal: Journal, step: str) -> dict[str, Any]:
 def test_500_dags_are_paused_and_unpaused_in_a_handful_of_calls(ws, world) -> None:
     dags = _many_dags_world(world)
     live = {d for d, paused in dags.items() if not paused}
-    _run(ws, world)
+    _run(ws, world, armed_copy=False)  # the REST path (the fallback of the copier's pause)
     journal = _journal(ws)
     assert _outcome(journal) == "succeeded"
     source, target = world.envs[SOURCE].airflow, world.envs[TARGET].airflow
     # the freeze's pause: the listing that recorded the DAGs is reused; 7 PATCH (3 patterns, one of
-    # 5 pages); one verifying page. One call a DAG would be 462.
-    assert _step_result(journal, Step.PAUSE_SOURCE)["calls"] <= 8
-    # the go-live: the target's listing (6 pages), 11 patterns, one verifying page
-    assert _step_result(journal, Step.GO_LIVE)["calls"] <= 6 + 11 + 1
+    # 5 pages), verified by their answers (no listing). One call a DAG would be 462.
+    assert _step_result(journal, Step.PAUSE_SOURCE)["calls"] == 7
+    # the go-live: check-target's listing of the target reused; its patterns, verified by their answers
+    assert _step_result(journal, Step.GO_LIVE)["calls"] <= 11
     assert source.paused() == dict.fromkeys(dags, True)
     assert target.paused() == {d: d not in live for d in dags}
     for airflow in (source, target):  # an owner-paused DAG was never unpaused, not even for a moment
@@ -1422,12 +1510,12 @@ def test_500_dags_a_pause_killed_half_way_resumes_with_what_is_still_unpaused(ws
 
     source.before_patch = kill_at_the_third
     with pytest.raises(Killed):
-        _run(ws, world)
+        _run(ws, world, armed_copy=False)
     paused_first = {d for d, paused in source.flips if paused and d not in DR_IDS}
     assert paused_first and paused_first < live  # some, not all
     source.before_patch = None
     flips_before = len(source.flips)
-    _run(ws, world, resume=True)
+    _run(ws, world, resume=True, armed_copy=False)
     journal = _journal(ws)
     assert _outcome(journal) == "succeeded"
     again = [d for d, paused in source.flips[flips_before:] if paused and d not in dr.MWAA_IAC_DAG_IDS]
@@ -1721,3 +1809,180 @@ def test_a_cutover_within_airflow_2_does_not_scan_for_migration_hazards(ws, worl
     }
     report = _run(ws, world, dry_run=True)  # 2.9.2 → 2.10.3: Airflow 3's migration never runs
     assert report["migration_hazards"]["scanned"] is False and world.changes == []
+
+
+# -- the freeze's pause by the armed backup copier (issue 25) --------------------------------------
+
+
+def _paused_key(ws) -> str:
+    return _journal(ws).data(Step.RECORD_DAGS)["pause_signalled"]["key"]
+
+
+def test_the_armed_backup_copier_records_and_pauses_the_dags_in_one_transaction(ws, world) -> None:
+    events = _events(world)
+    _run(ws, world)
+    _assert_live_on_target(ws, world)
+    journal = _journal(ws)
+    assert world.db_pauses == [(SOURCE, LIVE)]  # once, the live DAGs only
+    recorded = journal.data(Step.RECORD_DAGS)["result"]
+    assert recorded["dags"] == LIVE and recorded["paused_by"] == "copier"
+    assert recorded["files"] == {d: f"/usr/local/airflow/dags/{d}.py" for d in LIVE}
+    # pause-source only checks over REST: one listing of the unpaused DAGs, nothing to pause again
+    paused = journal.data(Step.PAUSE_SOURCE)["result"]
+    assert paused["paused_by"] == "copier" and paused["calls"] == 1 and paused["paused_again"] == []
+    source = world.envs[SOURCE].airflow
+    assert "owner_paused" not in {d for d, _ in source.flips}  # never touched
+    assert not [f for f in source.bulk_flips if f[0] in LIVE]  # no PATCH paused them
+    assert not [e for e in events if e.get("event") == "copier.fallback"]
+    assert _freeze_triggers(world) == []  # the same copier then did the backup
+
+
+def test_a_copier_that_does_not_answer_the_pause_falls_back_to_rest_and_is_cancelled(ws, world) -> None:
+    events = _events(world)
+    world.copier_pause = "silent"
+    _run(ws, world)
+    _assert_live_on_target(ws, world)
+    journal = _journal(ws)
+    assert world.db_pauses == []
+    assert journal.data(Step.RECORD_DAGS)["result"] == {
+        "dags": LIVE,
+        "files": {d: f"/usr/local/airflow/dags/{d}.py" for d in LIVE},
+    }
+    assert "paused_by" not in journal.data(Step.PAUSE_SOURCE)["result"]  # paused over REST
+    (fallback, *_) = [e for e in events if e.get("event") == "copier.fallback"]
+    assert fallback["reason"].startswith("pause over REST: no answer to the pause signal")
+    # told to cancel: pass 2's runs are triggered in the freeze as without copiers
+    assert [(c[0], c[2]) for c in _freeze_triggers(world)] == [
+        (SOURCE, dr.BACKUP_DAG_ID),
+        (TARGET, dr.RESTORE_DAG_ID),
+    ]
+
+
+def test_a_copier_whose_pause_fails_falls_back_to_rest_and_still_copies(ws, world) -> None:
+    events = _events(world)
+    world.copier_pause = "fail"
+    _run(ws, world)
+    _assert_live_on_target(ws, world)
+    assert "paused_by" not in _journal(ws).data(Step.RECORD_DAGS)["result"]
+    reasons = [e["reason"] for e in events if e.get("event") == "copier.fallback"]
+    assert reasons == ["pause over REST: it could not pause: OperationalError (SQLSTATE 57014)"]
+    assert _freeze_triggers(world) == []  # it answered: still armed, it does the backup
+
+
+def test_a_freeze_killed_after_the_copier_paused_finds_its_record_again_on_resume(ws, world) -> None:
+    world.stop_at, world.kill = ".paused.json", True  # killed reading the copier's answer
+    with pytest.raises(Killed):
+        _run(ws, world)
+    assert world.db_pauses == [(SOURCE, LIVE)]
+    source = world.envs[SOURCE].airflow
+    assert source.paused() == {"etl_orders": True, "report_daily": True, "owner_paused": True}
+    assert _journal(ws).state(Step.RECORD_DAGS) == "started"
+    world.kill = False
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+    journal = _journal(ws)
+    assert world.db_pauses == [(SOURCE, LIVE)]  # not signalled again: the record is the copier's
+    assert journal.data(Step.RECORD_DAGS)["result"]["dags"] == LIVE
+    assert journal.data(Step.PAUSE_SOURCE)["result"]["paused_by"] == "copier"
+
+
+def test_an_abort_after_the_copier_paused_unpauses_exactly_the_recorded_dags(ws, world) -> None:
+    world.fail_in = Step.PAUSE_SOURCE
+    with pytest.raises(Injected) as caught:
+        _run(ws, world)
+    assert world.db_pauses == [(SOURCE, LIVE)]
+    source = world.envs[SOURCE].airflow
+    assert source.paused() == USER_DAGS  # the live DAGs scheduling again, the owner's still paused
+    assert "owner_paused" not in {d for d, _ in source.flips}
+    assert "the freeze was aborted" in (caught.value.hint or "")
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+    assert [e for e, _ in world.db_pauses] == [SOURCE, SOURCE]  # the resume's new copier paused again
+
+
+def test_an_abort_while_reading_the_copiers_answer_settles_it_and_gives_back_those_dags(ws, world) -> None:
+    world.stop_at = ".paused.json"  # the first read of the copier's answer fails: the freeze aborts
+    with pytest.raises(Injected) as caught:
+        _run(ws, world)
+    assert world.db_pauses == [(SOURCE, LIVE)]
+    journal = _journal(ws)
+    assert journal.data(Step.RECORD_DAGS)["copier_record"]["dags"] == LIVE  # read again by the abort
+    assert world.envs[SOURCE].airflow.paused() == USER_DAGS
+    assert "the freeze was aborted" in (caught.value.hint or "")
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+
+
+def test_a_dag_the_copier_selected_but_did_not_confirm_is_recorded_by_the_rest_fallback(ws, world) -> None:
+    # The copier paused and wrote its selection, but its "paused" answer was lost: once the signal's
+    # deadline passed, the REST record (which sees those DAGs paused) adds the selection.
+    original = world.signalled
+
+    def selected_only(bucket: str, key: str, body: bytes) -> None:
+        original(bucket, key, body)
+        for (b, k), data in list(world.objects.items()):
+            if k.endswith(".paused.json") and json.loads(data)["state"] == "paused":
+                world.objects[(b, k)] = json.dumps({**json.loads(data), "state": "selected"}).encode()
+
+    world.signalled = selected_only  # type: ignore[method-assign]
+    _run(ws, world)
+    _assert_live_on_target(ws, world)
+    recorded = _journal(ws).data(Step.RECORD_DAGS)["result"]
+    assert recorded["dags"] == LIVE and "paused_by" not in recorded
+
+
+def test_the_armed_unpause_copier_unpauses_the_recorded_dags_on_a_2_x_target(ws, world) -> None:
+    events = _events(world)
+    report = _run(ws, world)
+    _assert_live_on_target(ws, world)
+    journal = _journal(ws)
+    assert world.db_unpauses == [(TARGET, LIVE)]  # exactly the recorded DAGs, once
+    live = journal.data(Step.GO_LIVE)["result"]
+    assert live["unpaused_by"] == "copier" and live["unpaused_again"] == []
+    assert live["calls"] == 1  # the REST check: one listing of the paused DAGs
+    target = world.envs[TARGET].airflow
+    assert "owner_paused" not in {d for d, paused in target.flips if not paused}
+    assert not [e for e in events if e.get("event") == "copier.fallback"]
+    assert report["armed_copy"]["paused"] is True and report["armed_copy"]["unpaused"] is True
+
+
+def test_an_unpause_copier_that_does_not_answer_falls_back_to_rest(ws, world) -> None:
+    events = _events(world)
+    world.copier_unpause = "silent"
+    _run(ws, world)
+    _assert_live_on_target(ws, world)
+    assert world.db_unpauses == []
+    assert "unpaused_by" not in _journal(ws).data(Step.GO_LIVE)["result"]
+    reasons = [e["reason"] for e in events if e.get("event") == "copier.fallback"]
+    assert reasons == ["unpause over REST: no answer to the unpause signal within 10 s"]
+
+
+def test_a_go_live_killed_after_the_unpause_signal_finds_the_answer_again_on_resume(ws, world) -> None:
+    world.stop_at, world.kill = ".unpaused.json", True  # killed reading the unpause copier's answer
+    with pytest.raises(Killed):
+        _run(ws, world)
+    assert world.db_unpauses == [(TARGET, LIVE)]
+    world.kill = False
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+    assert world.db_unpauses == [(TARGET, LIVE)]  # not signalled again
+    assert _journal(ws).data(Step.GO_LIVE)["result"]["unpaused_by"] == "copier"
+
+
+def test_an_aborted_go_live_after_the_unpause_copier_pauses_the_target_again(ws, world) -> None:
+    world.stop_at = ".unpaused.json"  # reading its answer fails: the half-done go-live is undone
+    with pytest.raises(Injected) as caught:
+        _run(ws, world)
+    assert world.db_unpauses == [(TARGET, LIVE)]
+    assert world.envs[TARGET].airflow.paused() == dict.fromkeys(USER_DAGS, True)
+    assert world.envs[SOURCE].airflow.paused() == USER_DAGS  # scheduling given back, owner's still paused
+    assert "the freeze was aborted" in (caught.value.hint or "")
+    _run(ws, world, resume=True)
+    _assert_live_on_target(ws, world)
+
+
+def test_a_3_x_target_has_no_unpause_copier(ws, world) -> None:
+    _run(ws, world, to="3.3.1")
+    armed = _journal(ws).data(Step.ARM_COPIERS)["result"]
+    assert armed["armed"] and "unpause" not in armed and world.db_unpauses == []
+    assert "unpaused_by" not in _journal(ws).data(Step.GO_LIVE)["result"]

@@ -20,6 +20,12 @@ from mwaa_iac.errors import MwaaIacError
 from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.cutover.context import Context
 from mwaa_iac.workflows.cutover.copy import Copy
+from mwaa_iac.workflows.cutover.db_pause import (
+    pause_signalled,
+    recorded_dags,
+    settle_pause_record,
+    wait_out_unpause,
+)
 from mwaa_iac.workflows.cutover.freeze import Freeze, hold
 from mwaa_iac.workflows.journal import Journal
 from mwaa_iac.workflows.preflight import PreflightError
@@ -54,6 +60,9 @@ class Abort:
             explain(error, self.held_text())
             return
         half_done_go_live = go_live_half_done(journal)
+        settle_pause_record(journal, ctx.s3, ctx.config.dr.backup_bucket, ctx.sleep, ctx.clock)
+        if half_done_go_live:
+            wait_out_unpause(journal, ctx.sleep)
         undo = give_back(
             journal,
             ctx.api(ctx.source),
@@ -193,9 +202,12 @@ def _last(journal: Journal, step: str) -> dict[str, Any] | None:
 
 
 def freeze_begun(journal: Journal) -> bool:
-    """The source's DAGs are (being) paused: pause-source started or done, and not undone since."""
+    """The source's DAGs are (being) paused: pause-source started or done, and not undone since,
+    or the armed backup copier was signalled to pause them (record-dags)."""
     last = _last(journal, Step.PAUSE_SOURCE)
-    return last is not None and not last.get("data", {}).get("aborted")
+    if last is not None and not last.get("data", {}).get("aborted"):
+        return True
+    return pause_signalled(journal) is not None
 
 
 def upgraded_in_freeze(journal: Journal) -> bool:
@@ -235,7 +247,7 @@ def give_back(
     colours never schedule the same DAGs; then the recorded DAGs, and only they, are unpaused on
     the source (those paused before the freeze stay paused). Stops at the first failure:
     ``failed_on`` names the environment and ``error`` says why."""
-    dags = journal.data(Step.RECORD_DAGS).get("result", {}).get("dags", [])
+    dags = recorded_dags(journal)
     result: dict[str, Any] = {
         "dags": dags,
         "repaused_on_target": 0,

@@ -74,6 +74,9 @@ class Context:
     # (requirements path, Airflow version, object version) -> Check; None: no requirements check
     requirements_check: Callable[..., Check] | None = None
     opened: Journal | None = field(default=None, init=False)  # the journal, once the run opened it
+    # The last active DAG listing of each environment taken in this process (environment -> (clock,
+    # listing)): go-live plans its unpause with check-target's instead of listing again.
+    listings: dict[str, tuple[float, list[dict[str, Any]]]] = field(default_factory=dict, init=False)
 
     # -- names -------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from mwaa_iac.workflows.cutover.context import Context, Emit
 from mwaa_iac.workflows.dr_runs import DeltaRefused, deploy_dr_files, remove_dr_files, run_note
 
 COPY_FIELDS = ("mode", "base", "copied", "whole", "fallback")  # how pass 2 copied (the report's pass2)
+UNPAUSE = "unpause"  # the armed copier that unpauses the recorded DAGs on a 2.x target at go-live
 
 
 class RunAgainFrom(Exception):
@@ -106,13 +107,15 @@ class Copy:
         copiers = self._copiers(attempt)
         for role, copier in copiers.items():
             environment, dag_id, run_id, go = (copier[k] for k in ("environment", "dag_id", "run_id", "go"))
-            conf = dr.armed_conf(bucket, go, deadline, wait_for_manifest=role == "restore")
+            mode = dr.UNPAUSE_MODE if role == UNPAUSE else None
+            conf = dr.armed_conf(bucket, go, deadline, wait_for_manifest=role == "restore", mode=mode)
             try:
                 ctx.runner(environment).start(dag_id, run_id, markers[dag_id], conf)
             except BaseException:
                 self._cancel(copiers)  # what was triggered does nothing (a resume arms again)
                 raise
-        started, waiting = ctx.clock(), dict(copiers)
+        # The unpause copier is optional: not waited for (go-live unpauses over REST without it).
+        started, waiting = ctx.clock(), {r: c for r, c in copiers.items() if r != UNPAUSE}
         while waiting:
             for role, copier in list(waiting.items()):
                 state = ctx.runner(copier["environment"]).task_state(copier["dag_id"], copier["run_id"])
@@ -128,7 +131,12 @@ class Copy:
             if ctx.clock() - started > ctx.options.arm_timeout_seconds:
                 break
             ctx.sleep(min(ctx.options.run_poll_seconds, 2.0))
-        late = [c for c in copiers.values() if "started_after_s" not in c]
+        late = [c for r, c in copiers.items() if "started_after_s" not in c and r != UNPAUSE]
+        if not late and UNPAUSE in copiers:
+            copier = copiers[UNPAUSE]
+            if ctx.runner(copier["environment"]).task_state(copier["dag_id"], copier["run_id"]) == "running":
+                copier["started_after_s"] = round(ctx.clock() - started, 2)
+                ctx.emit(event(EventKind.COPIER_ARMED, **copier))
         if late:
             self._cancel(copiers)
             reason = "; ".join(
@@ -145,11 +153,12 @@ class Copy:
         """The copiers of the ``attempt``-th arming (0-based): where each runs and its go signal."""
         ctx = self.ctx
         copiers = {}
-        for role, environment, dag_id in (
-            ("backup", ctx.source, dr.BACKUP_DAG_ID),
-            ("restore", ctx.target, dr.RESTORE_DAG_ID),
-        ):
-            run_id = dr.run_id(dag_id, ctx.journal.run_id, f"{PASS_2}g{attempt}")
+        roles = [("backup", ctx.source, dr.BACKUP_DAG_ID), ("restore", ctx.target, dr.RESTORE_DAG_ID)]
+        if not ctx.to_version.startswith("3"):  # a 2.x target at go-live: its tasks can unpause
+            roles.append((UNPAUSE, ctx.target, dr.RESTORE_DAG_ID))
+        for role, environment, dag_id in roles:
+            tag = "u" if role == UNPAUSE else "g"
+            run_id = dr.run_id(dag_id, ctx.journal.run_id, f"{PASS_2}{tag}{attempt}")
             go = dr.go_key(self.prefix(PASS_2), run_id)
             copiers[role] = {"environment": environment, "dag_id": dag_id, "run_id": run_id, "go": go}
         return copiers
@@ -158,20 +167,34 @@ class Copy:
         for copier in copiers.values():
             self.ctx.s3.put_text(self.ctx.config.dr.backup_bucket, copier["go"], json.dumps(signal))
 
-    def _armed(self, role: str, step: Step, used_key: str) -> dict[str, Any] | None:
+    def armed_role(self, role: str, step: Step, used_key: str) -> dict[str, Any] | None:
         """The armed copier ``role`` of the last arm-copiers, unless an earlier attempt of ``step``
         used it (its run id is noted under ``used_key``) or the cutover is not armed."""
         armed = self.ctx.result(Step.ARM_COPIERS)
         copier = armed.get(role) if armed.get("armed") else None
         if copier is None or self.ctx.journal.data(step).get(used_key) == copier["run_id"]:
             return None
+        if copier["run_id"] in self.ctx.journal.data(Step.RECORD_DAGS).get("copiers_cancelled", []):
+            return None  # the backup's did not answer the freeze's pause signal: both were cancelled
         return copier
+
+    def armed_copier(self, role: str) -> dict[str, Any] | None:
+        """The copier ``role`` of the last arm-copiers when it armed, used or not."""
+        armed = self.ctx.result(Step.ARM_COPIERS)
+        return armed.get(role) if armed.get("armed") else None
+
+    def armed_run_ids(self) -> list[str]:
+        armed = self.ctx.result(Step.ARM_COPIERS)
+        if not armed.get("armed"):
+            return []
+        return [armed[r]["run_id"] for r in ("backup", "restore", UNPAUSE) if r in armed]
 
     def cancel_armed(self) -> None:
         """Tell the armed copiers that have not gone yet to do nothing (best effort: one that is
         not told ends at its deadline)."""
         armed = self.ctx.result(Step.ARM_COPIERS)
-        self._cancel({r: armed[r] for r in ("backup", "restore") if armed.get("armed") and r in armed})
+        roles = ("backup", "restore", UNPAUSE)
+        self._cancel({r: armed[r] for r in roles if armed.get("armed") and r in armed})
 
     def _cancel(self, copiers: dict[str, dict[str, Any]]) -> None:
         try:
@@ -189,8 +212,8 @@ class Copy:
         prefix) written, its task waited for. None when there is none to use, or it did nothing
         (expired, cancelled): the backup is then triggered."""
         ctx = self.ctx
-        copier = self._armed("backup", step, "armed_go")
-        restore = self._armed("restore", COPY_STEPS[PASS_2][2], "armed_used")
+        copier = self.armed_role("backup", step, "armed_go")
+        restore = self.armed_role("restore", COPY_STEPS[PASS_2][2], "armed_used")
         if copier is None:
             return None
         ctx.journal.note(step, armed_go=copier["run_id"])
@@ -213,7 +236,7 @@ class Copy:
         """Pass 2's restore by its armed copier, told to go with ``prefix`` by the backup step; None
         when there is none to use or it did nothing (the restore is then triggered)."""
         ctx = self.ctx
-        copier = self._armed("restore", step, "armed_used")
+        copier = self.armed_role("restore", step, "armed_used")
         if copier is None or ctx.journal.data(COPY_STEPS[PASS_2][0]).get("restore_go") != prefix:
             return None
         ctx.journal.note(step, armed_used=copier["run_id"])
@@ -380,6 +403,8 @@ class Copy:
             "backup": bool(backup.get("armed")),
             "restore": bool(restore.get("armed")),
             "went_after_s": backup.get("went_after_s"),
+            "paused": ctx.result(Step.RECORD_DAGS).get("paused_by") == "copier",
+            "unpaused": ctx.result(Step.GO_LIVE).get("unpaused_by") == "copier",
         }
 
     def pass2_copy(self) -> dict[str, Any]:

@@ -15,9 +15,12 @@ from mwaa_iac.core.config import Color, EnvironmentConfig
 from mwaa_iac.core.cutover_steps import Step
 from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.cutover.context import Context
+from mwaa_iac.workflows.cutover.copy import Copy
+from mwaa_iac.workflows.cutover.db_pause import record_by_copier, unpause_by_copier
 from mwaa_iac.workflows.dr_runs import CutoverError
 
 EXECUTING_STATES = ("queued", "running", "restarting")  # what the drain waits for
+LISTING_MAX_AGE_SECONDS = 300.0  # go-live plans with check-target's listing when it is this recent
 
 
 class Freeze:
@@ -27,25 +30,74 @@ class Freeze:
         self._listing: list[dict[str, Any]] | None = None
 
     def record_unpaused(self) -> dict[str, Any]:
+        """Record the source's unpaused DAGs (and their files). With an armed backup copier, it
+        pauses them too, in the source's database (one transaction: select, pause, a ``log`` row
+        per DAG; dr.pause_signal) and its record is the freeze's: nothing can be unpaused between
+        recording and pausing. Without one, or when it does not answer in time, they are listed
+        over REST (today's path; pause-source then pauses them), and any DAG the copier selected
+        is added to the record, so that a late pause can never leave a DAG paused unrecorded."""
         ctx = self.ctx
+        answer = record_by_copier(ctx)
+        if answer is not None and answer.get("state") == "paused":
+            dags = sorted(answer.get("dags", []))
+            ctx.emit(event(EventKind.FREEZE_RECORDED, dags=dags, paused_by="copier"))
+            return {
+                "dags": dags,
+                "files": {d: f for d, f in (answer.get("files") or {}).items() if d in dags},
+                "paused_by": "copier",
+                "paused_at": answer.get("paused_at"),
+                "copier": answer.get("run_id"),
+            }
+        selected = answer.get("dags", []) if answer is not None else []
         self._listing = ctx.api(ctx.source).list_dags()
-        dags = [
+        unpaused = {
             d["dag_id"]
             for d in self._listing
             if not d.get("is_paused") and d["dag_id"] not in dr.MWAA_IAC_DAG_IDS
-        ]
+        }
+        dags = sorted(unpaused | {d for d in selected if d not in dr.MWAA_IAC_DAG_IDS})
         ctx.emit(event(EventKind.FREEZE_RECORDED, dags=dags))
         # Each DAG's file: go-live's gate finds the target's import errors by it.
-        files = {d["dag_id"]: d["fileloc"] for d in self._listing if d["dag_id"] in dags and d.get("fileloc")}
-        return {"dags": sorted(dags), "files": files}
+        files = {d: f for d, f in ((answer or {}).get("files") or {}).items() if d in dags}
+        files |= {
+            d["dag_id"]: d["fileloc"] for d in self._listing if d["dag_id"] in dags and d.get("fileloc")
+        }
+        return {"dags": dags, "files": files}
 
     def pause_source(self) -> dict[str, Any]:
         """Pause the recorded DAGs in a few calls (AirflowApi.set_paused_many: patterns that select
         only them, verified per DAG); the listing that recorded them is reused when it was taken in
         this process, else (a resume) the source is listed again and only DAGs still unpaused are
-        touched."""
+        touched. When the armed copier paused them (record-dags), it is verified over REST only:
+        the unpaused DAGs are listed and a recorded DAG among them is paused again."""
         ctx = self.ctx
-        dags = ctx.result(Step.RECORD_DAGS)["dags"]
+        recorded = ctx.result(Step.RECORD_DAGS)
+        dags = recorded["dags"]
+        if recorded.get("paused_by") == "copier":
+            api = ctx.api(ctx.source)
+            start = api.calls
+            unpaused = {d["dag_id"] for d in api.list_dags_in_state(False)}
+            again = [d for d in dags if d in unpaused]
+            for dag_id in again:
+                api.set_paused(dag_id, True)
+            calls = api.calls - start
+            ctx.emit(
+                event(
+                    EventKind.FREEZE_PAUSED,
+                    environment=ctx.source,
+                    count=len(dags),
+                    calls=calls,
+                    paused_by="copier",
+                    paused_again=again,
+                )
+            )
+            return {
+                "paused": dags,
+                "freeze_started": recorded.get("paused_at") or time.time(),
+                "calls": calls,
+                "paused_by": "copier",
+                "paused_again": again,
+            }
         started = time.time()
         listing, self._listing = self._listing, None
         done = ctx.api(ctx.source).set_paused_many(dags, True, known=listing)
@@ -119,7 +171,14 @@ class Freeze:
         record rendered and validated, routing written); after it only the record's file is renamed
         into place. Every action is idempotent: a go-live interrupted mid-way is run again whole by
         --resume. A failure of it is undone by the abort (the journal notes when routing may have
-        been flipped; the target's executing task instances are waited for)."""
+        been flipped; the target's executing task instances are waited for). The unpause is planned
+        with check-target's listing of the target when this process took it moments before (its
+        patterns never select a DAG listed outside the set, and one that appeared since is put back
+        to paused from the PATCH answers), else with a listing of its own. On a 2.x target with an
+        armed unpause copier, the unpause is done in the target's database instead, in one
+        transaction, in the same place of the order (after routing; the signal noted first), and
+        checked over REST; it falls back to REST when the copier does not answer by its deadline
+        (db_pause.unpause_by_copier)."""
         ctx = self.ctx
         journal = ctx.journal
         dags = ctx.result(Step.RECORD_DAGS).get("dags", [])
@@ -133,11 +192,25 @@ class Freeze:
         journal.note(Step.GO_LIVE, routed=True)  # before: a half-written routing is pointed back too
         point_routing(ctx.routing, ctx.config, ctx.target, ctx.target_color, target_env)
         journal.note(Step.GO_LIVE, unpausing=True)  # from here the target may schedule
-        done = ctx.api(ctx.target).set_paused_many(dags, False)
+        api = ctx.api(ctx.target)
+        calls = api.calls
+        by_copier = unpause_by_copier(ctx, dags, api)
+        if by_copier is None:
+            api.set_paused_many(dags, False, known=self._recent_listing(ctx.target))
         unpaused_at = time.time()
+        calls = api.calls - calls
+        if by_copier is None and ctx.result(Step.ARM_COPIERS).get("armed"):
+            Copy(ctx).cancel_armed()  # an unpause copier not used ends now, not at its deadline
         ctx.commit_record(record)
-        ctx.emit(event(EventKind.CUTOVER_LIVE, environment=ctx.target, unpaused=len(dags), calls=done.calls))
-        return {"unpaused": dags, "unpaused_at": unpaused_at, "version": version, "calls": done.calls}
+        ctx.emit(event(EventKind.CUTOVER_LIVE, environment=ctx.target, unpaused=len(dags), calls=calls))
+        result = {"unpaused": dags, "unpaused_at": unpaused_at, "version": version, "calls": calls}
+        return result | (by_copier or {})
+
+    def _recent_listing(self, environment: str) -> list[dict[str, Any]] | None:
+        taken = self.ctx.listings.pop(environment, None)
+        if taken is None or self.ctx.clock() - taken[0] > LISTING_MAX_AGE_SECONDS:
+            return None
+        return taken[1]
 
     def route_back(self) -> None:
         """Routing and the deployment record back on the source (undoing a half-done go-live)."""

@@ -21,6 +21,7 @@ from mwaa_iac.workflows import live
 from mwaa_iac.workflows.cutover.abort import aborted_steps, freeze_begun, give_back, go_live_half_done
 from mwaa_iac.workflows.cutover.context import JOURNAL, Emit
 from mwaa_iac.workflows.cutover.copy import remove_tool_records
+from mwaa_iac.workflows.cutover.db_pause import settle_pause_record, wait_out_unpause
 from mwaa_iac.workflows.cutover.freeze import hold, point_routing, wait_for_executing
 from mwaa_iac.workflows.cutover.rehearsal import REHEARSAL_TAG, rehearsal_name
 from mwaa_iac.workflows.dr_runs import CutoverError, remove_dr_files
@@ -213,6 +214,9 @@ def cleanup(
                     ws.config_file, ws.load().deployment.model_copy(update={"active_color": source_color})
                 )
 
+            settle_pause_record(journal, s3, config.dr.backup_bucket)
+            if go_live_half_done(journal):
+                wait_out_unpause(journal)
             undo = give_back(
                 journal,
                 AirflowApi(mwaa, source_name),

@@ -237,7 +237,9 @@ def wait_for_parse(
     start = ctx.clock()
     while True:
         errors = import_failures(api.import_errors(), files)
-        listed = {d["dag_id"]: d for d in api.list_dags()}
+        listing = api.list_dags()
+        ctx.listings[environment] = (ctx.clock(), listing)
+        listed = {d["dag_id"]: d for d in listing}
         unparsed = [d for d in dags if d not in errors and not parsed_since(listed.get(d), since)]
         waited = round(ctx.clock() - start, 1)
         if not unparsed or waited > ctx.options.dag_timeout_seconds:
