@@ -73,11 +73,8 @@ class InFlight:
         """The running runs of ``dag_ids`` (DAGs that schedule) on an environment at ``version``."""
         api = self.api
         runs = [(r["dag_id"], r["dag_run_id"]) for r in api.runs_in_states(IN_FLIGHT_RUN_STATES)]
-        stuck = {
-            key: tis
-            for key in sorted(runs)
-            if key[0] in dag_ids and (tis := [ti for ti in api.run_task_instances(*key) if needs_version(ti)])
-        }
+        listed = {key: api.run_task_instances(*key) for key in sorted(runs) if key[0] in dag_ids}
+        stuck = {key: tis for key, tis in listed.items() if any(needs_version(ti) for ti in tis)}
         result: dict[str, Any] = {"runs": _names(stuck), "cleared": [], "version": version}
         if not stuck:
             return result
@@ -89,10 +86,9 @@ class InFlight:
             self._not_resumed(list(stuck), reason)
             return {**result, "not_resumed": _names(stuck), "reason": reason}
         start = self.clock()
-        waiting = dict(stuck)
+        waiting = dict(stuck)  # each run's task instances as last listed
         while waiting:
-            for key in list(waiting):
-                tis = api.run_task_instances(*key)
+            for key, tis in list(waiting.items()):
                 if not any(needs_version(ti) for ti in tis):
                     del waiting[key]  # resumed meanwhile, or the run ended
                 elif examined(tis):
@@ -110,6 +106,7 @@ class InFlight:
                 )
             )
             self.sleep(self.poll_s)
+            waiting = {key: api.run_task_instances(*key) for key in waiting}
         if waiting:
             reason = f"the scheduler of {api.environment} did not examine them within {self.timeout_s:.0f} s"
             self._not_resumed(list(waiting), reason)

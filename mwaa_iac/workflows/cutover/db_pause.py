@@ -72,10 +72,7 @@ def record_by_copier(ctx: Context) -> dict[str, Any] | None:
     answer = await_pause_record(ctx.s3, bucket, signalled, ctx.sleep, ctx.clock)
     journal.note(Step.RECORD_DAGS, copier_record=copier_record(signalled, answer))
     if answer["state"] != "paused":
-        reason = {
-            "failed": f"it could not pause: {answer.get('error', '')}",
-            "late": "its pause came too late and was rolled back",
-        }.get(answer["state"], f"no answer to the pause signal within {dr.PAUSE_ANSWER_SECONDS:.0f} s")
+        reason = _unanswered("pause", answer)
         ctx.emit(
             event(
                 EventKind.COPIER_FALLBACK,
@@ -124,10 +121,7 @@ def unpause_by_copier(ctx: Context, dags: list[str], api: AirflowApi) -> dict[st
         ctx.s3, ctx.config.dr.backup_bucket, signalled, ctx.sleep, ctx.clock, final=UNPAUSE_ANSWERS
     )
     if answer["state"] != "unpaused":
-        reason = {
-            "failed": f"it could not unpause: {answer.get('error', '')}",
-            "late": "its unpause came too late and was rolled back",
-        }.get(answer["state"], f"no answer to the unpause signal within {dr.PAUSE_ANSWER_SECONDS:.0f} s")
+        reason = _unanswered("unpause", answer)
         ctx.emit(
             event(
                 EventKind.COPIER_FALLBACK,
@@ -149,6 +143,14 @@ def unpause_by_copier(ctx: Context, dags: list[str], api: AirflowApi) -> dict[st
         "unpaused_again": again,
         "copier_unpaused_at": answer.get("unpaused_at"),
     }
+
+
+def _unanswered(verb: str, answer: dict[str, Any]) -> str:
+    """Why a copier's ``verb`` (pause, unpause) is done over REST instead, from its answer."""
+    return {
+        "failed": f"it could not {verb}: {answer.get('error', '')}",
+        "late": f"its {verb} came too late and was rolled back",
+    }.get(answer["state"], f"no answer to the {verb} signal within {dr.PAUSE_ANSWER_SECONDS:.0f} s")
 
 
 def pause_signalled(journal: Journal) -> dict[str, Any] | None:
