@@ -22,10 +22,8 @@ For each size (``--rows``):
    delta) on the source, and ``restore()`` of it on the target. Each statement is run once under
    ``EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)`` (DML inside a savepoint rolled back), then for real.
 
-Then, for the proposal and clearly apart (``what-if``: NOT the module's SQL), on both databases: per
-delta table the per-DAG counts a delta needs without any hashing (one scan), and the content hash of
-only the DAGs whose rows changed (the module's ``table_hash(only=...)``); and each restore INSERT that
-reads a history table whole, planned again after ``ANALYZE`` of its staging table.
+Then, clearly apart (``what-if``: NOT the module's SQL): each restore INSERT that reads a history
+table whole, planned again after ``ANALYZE`` of its staging table.
 
 It writes ``bench/out/query-plans-<size>.md`` (per statement: where in the copy module it comes
 from, its plan trimmed to the nodes, a summary table), ``bench/out/query-plans.json`` (every
@@ -391,9 +389,7 @@ class Runner:
         if result.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed: {result.stderr[-2000:]}")
 
-    def capture(
-        self, database: str, mode: str, *, prefix: str = "", since: str = "", base: str = "", capture: bool
-    ) -> dict:
+    def capture(self, database: str, mode: str, *, prefix: str = "", since: str = "", capture: bool) -> dict:
         out = self.work / f"{database}-{mode}-{prefix.replace('/', '_')}.json"
         cmd = [
             str(self.venv / "bin" / "python"),
@@ -409,8 +405,6 @@ class Runner:
             prefix,
             "--since",
             since,
-            "--base",
-            base,
             "--own-dags",
             ",".join(MWAA_IAC_DAG_IDS),
             "--out",
@@ -468,7 +462,7 @@ def run_size(server: ScratchServer, runner: Runner, rows: int) -> dict[str, Any]
     timed("target copy", lambda: server.psql(f'CREATE DATABASE "{target}" TEMPLATE "{source}"'))
     server.psql(
         "INSERT INTO variable (key, val, is_encrypted) VALUES ('mwaa_iac_restore', "
-        "json_build_object('backup', 'qp/pass1', 'restored_at', now())::text, false)",
+        "json_build_object('backup', 'qp/pass1', 'restored_at', now(), 'xid', txid_current())::text, false)",
         target,
     )
     timed("activity", lambda: server.psql(activity_sql(rows), source))
@@ -483,13 +477,6 @@ def run_size(server: ScratchServer, runner: Runner, rows: int) -> dict[str, Any]
         "pass 2 restore (captured)",
         lambda: runner.capture(target, "restore", prefix="qp/pass2", capture=True),
     )
-    whatif = {
-        f"what-if {side}": timed(
-            f"what-if on the {side} (captured)",
-            lambda db=db: runner.capture(db, "whatif", prefix="qp/pass2", base="qp/pass1", capture=True),
-        )
-        for side, db in (("source", source), ("target", target))
-    }
     if restore["result"].get("mode") != "delta":
         raise RuntimeError(f"pass 2's restore was not a delta: {json.dumps(restore['result'])[:2000]}")
     return {
@@ -500,7 +487,7 @@ def run_size(server: ScratchServer, runner: Runner, rows: int) -> dict[str, Any]
         "tables": sizes,
         "timings_s": timings,
         "pass1": {"seconds": pass1["seconds"], "result": pass1["result"]},
-        "phases": {"drain": drain, "backup": backup, "restore": restore, **whatif},
+        "phases": {"drain": drain, "backup": backup, "restore": restore},
         "databases": (source, target),
     }
 
@@ -663,14 +650,12 @@ def short_sql(sql: str, limit: int = 600) -> str:
 
 # -- the report -----------------------------------------------------------------------------------
 
-PHASES = ("drain", "backup", "restore", "what-if source", "what-if target")
-FREEZE_PHASES = PHASES[:3]
+PHASES = ("drain", "backup", "restore")
+FREEZE_PHASES = PHASES
 PHASE_NAMES = {
     "drain": "drain: GET /dags/~/dagRuns/~/taskInstances (source)",
     "backup": "pass 2 backup, a delta (source)",
     "restore": "pass 2 restore (target)",
-    "what-if source": "what-if, source (NOT the module's SQL: for the proposal)",
-    "what-if target": "what-if, target (NOT the module's SQL: for the proposal)",
 }
 
 

@@ -193,57 +193,9 @@ def drain(readable: list[str]):
     return {"total_entries": page.get("total_entries"), "listed": len(page.get("task_instances", []))}
 
 
-def changed_groups(base: dict, now: dict, table: str) -> set[str]:
-    """The groups (DAG ids) whose rows of ``table`` differ between two manifests."""
-    before = base["tables"].get(table, {}).get("groups", {})
-    after = now["tables"].get(table, {}).get("groups", {})
-    return {g for g in set(before) | set(after) if before.get(g) != after.get(g)}
-
-
-def what_if(copy, recorder: Recorder, store: Path, bucket: str, base: str, now: str, own: tuple) -> dict:
-    """Statements that are NOT the copy module's, for the proposal: per delta table, (1) the per-DAG
-    counts of a delta without any hashing (rows now, rows new since the base, rows that look old but
-    whose transaction id is inside the base snapshot's in-progress window [xmin, xmax): the only rows
-    that can look old without being in the base), one sequential scan; (2) the content hash of only
-    the DAGs whose rows of that table changed (``table_hash(only=...)``, the module's own function)."""
-    from airflow import settings
-
-    read = lambda prefix: json.loads((store / bucket / prefix / "manifest.json").read_text())  # noqa: E731
-    base_manifest, now_manifest = read(base), read(now)
-    snapshot = base_manifest["snapshot"]
-    tables = [t for t in copy.DELTA_TABLES if t in now_manifest["tables"]]
-    changed = {t: changed_groups(base_manifest, now_manifest, t) for t in tables}
-    columns = {t: now_manifest["tables"][t]["columns"] for t in tables}
-    specs = copy.build_specs(columns, own)
-    widened = copy.NEW_SINCE[
-        len("NOT txid_visible_in_snapshot(") : copy.NEW_SINCE.index(", CAST(:base_snapshot")
-    ]
-    window = (
-        f"(NOT ({copy.NEW_SINCE}) AND {widened} >= txid_snapshot_xmin(CAST(:base_snapshot AS txid_snapshot)))"
-    )
-    with settings.Session() as session:
-        copy._begin(session)
-        _, now_xmax = copy.current_snapshot(session)
-        params = copy._own_params(own, base_snapshot=snapshot, now_xmax=now_xmax)
-        for table in tables:
-            spec = specs[table]
-            recorder.tag = "what-if: counts, no hash"
-            sql = (
-                f"SELECT q.mwaa_iac_group, count(*), count(*) FILTER (WHERE {copy.NEW_SINCE}), "
-                f"count(*) FILTER (WHERE {window}) FROM ({copy._grouped(spec, xmin=True)}) q GROUP BY 1"
-            )
-            copy._run(session, sql, params).fetchall()
-            recorder.tag = "what-if: hash of the changed DAGs"
-            copy.table_hash(session, spec, own, only=changed[table])
-        recorder.tag = None
-        session.rollback()
-    return {"changed_dags": {t: len(g) for t, g in changed.items()}}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("backup", "restore", "drain", "whatif"))
-    parser.add_argument("--base", default="", help="whatif: the base backup's prefix")
+    parser.add_argument("mode", choices=("backup", "restore", "drain"))
     parser.add_argument("--copy-module", required=True)
     parser.add_argument("--factory", default="")
     parser.add_argument("--store", type=Path, required=True)
@@ -275,9 +227,7 @@ def main() -> int:
     started = time.perf_counter()
     result: dict = {}
     try:
-        if args.mode == "whatif":
-            result = what_if(copy, recorder, args.store, args.bucket, args.base, args.prefix, own)
-        elif args.mode == "drain":
+        if args.mode == "drain":
             from sqlalchemy import text
 
             with settings.Session() as session:

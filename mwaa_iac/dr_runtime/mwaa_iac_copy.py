@@ -60,7 +60,7 @@ import hashlib
 import json
 import time
 
-FORMAT = 1
+FORMAT = 2  # 2: per-group digests that add up (rows:hi:lo); 1 hashed sorted rows
 RESTORE_MARKER = "mwaa_iac_restore"  # on a target: which backup its copied tables hold, and since when
 # While it exists, every DAG that first appears in this environment is paused at creation (the hold
 # trigger below). mwaa-iac keeps it on the colour that is not live. The name is core.dr.HOLD_VARIABLE.
@@ -564,15 +564,18 @@ def _q(name):
 class Spec:
     """One CSV table: the SELECT that gives its logical rows (the same on both sides: surrogate ids
     replaced by natural keys where the target re-maps them), the columns hashed, the grouping. The
-    SELECT's only parameter is ``:own_dags`` (the tool's DAG ids, a list)."""
+    SELECT's only parameter is ``:own_dags`` (the tool's DAG ids, a list). ``member``: an SQL condition
+    over ``t`` that a row's group is in the list ``:groups`` (written so that the table's dag_id index
+    serves it)."""
 
-    def __init__(self, name, select, columns, hashed, group="''", verify=True):
+    def __init__(self, name, select, columns, hashed, group="''", verify=True, member=None):
         self.name = name
         self.select = select
         self.columns = columns
         self.hashed = hashed
         self.group = group
         self.verify = verify
+        self.member = member or f"{group} = ANY(:groups)"
 
 
 def build_specs(columns, own_dags=()):
@@ -590,9 +593,12 @@ def build_specs(columns, own_dags=()):
         if table.joins:
             select += f" {table.joins}"
         if table.where:
-            select += f" WHERE {table.where}"
+            select += f" WHERE ({table.where})"
         hashed = [c for c in listed if c not in table.unhashed] if table.verify else []
-        specs[table.name] = Spec(table.name, select, listed, hashed, table.group, table.verify)
+        member = None
+        if table.dagless:  # group '' is the rows of no DAG; dag_id = ANY(...) keeps idx_log_dag usable
+            member = "(t.dag_id = ANY(:groups) OR (t.dag_id IS NULL AND '' = ANY(:groups)))"
+        specs[table.name] = Spec(table.name, select, listed, hashed, table.group, table.verify, member)
     return specs
 
 
@@ -659,38 +665,64 @@ def _copy_out(session, cursor, select, params, out):
     cursor.copy_expert(cursor.mogrify(compiled.string, compiled.params), out)
 
 
-def _grouped(spec, xmin=False):
-    """``spec``'s SELECT with its group (and the row's xmin) as extra leading columns."""
-    extra = f"{spec.group} AS mwaa_iac_group, " + ("t.xmin AS mwaa_iac_xmin, " if xmin else "")
-    return spec.select.replace("SELECT ", f"SELECT {extra}", 1)
+def _grouped(spec, xmin=False, where=None):
+    """``spec``'s SELECT with its group (and the row's xmin and ctid) as extra leading columns, and
+    the condition ``where`` (over ``t``) added to its own."""
+    extra = f"{spec.group} AS mwaa_iac_group, " + (
+        "t.xmin AS mwaa_iac_xmin, t.ctid AS mwaa_iac_ctid, " if xmin else ""
+    )
+    select = spec.select.replace("SELECT ", f"SELECT {extra}", 1)
+    if where:
+        select += f" AND ({where})" if " WHERE (" in spec.select else f" WHERE ({where})"
+    return select
 
 
 def _row_hash(spec):
     return "md5(ROW(" + (", ".join(f"q.{_q(c)}" for c in spec.hashed) or "1") + ")::text)"
 
 
-def table_hash(session, spec, own_dags, only=None):
-    """``{"rows": n, "sha256": ..., "groups": {group: "rows:md5"}}`` of ``spec``'s rows in this
-    snapshot (of the groups in ``only``, when given)."""
-    where = "" if only is None else " WHERE q.mwaa_iac_group = ANY(:groups)"
+# A group's digest: "rows:hi:lo", its row count and the sums of the two 60-bit halves of its rows'
+# md5s. It adds up: the digest of a DAG's rows now is the base's plus the new rows' (no sort, no
+# re-reading old rows), and the restore checks what it wrote the same way. A check against copy
+# errors (a row lost, doubled or changed), not against an adversary.
+HALVES = "sum(('x' || substr(h, 1, 15))::bit(60)::bigint), sum(('x' || substr(h, 16, 15))::bit(60)::bigint)"
+DIGEST_SUMS = f"count(*), {HALVES}"
+
+
+def _digest(count, hi, lo):
+    return f"{int(count)}:{int(hi or 0)}:{int(lo or 0)}"
+
+
+def add_digests(*digests):
+    """The digest of the union of disjoint sets of rows (None stands for no rows)."""
+    total = [0, 0, 0]
+    for digest in digests:
+        if digest:
+            for i, part in enumerate(str(digest).split(":")):
+                total[i] += int(part)
+    return _digest(*total)
+
+
+def digests(session, spec, own_dags, where=None, params=None):
+    """``{group: digest}`` of ``spec``'s rows in this snapshot (those matching ``where``, over ``t``)."""
     sql = (
-        f"SELECT g, count(*), md5(string_agg(h, '' ORDER BY h)) FROM ("
-        f"SELECT q.mwaa_iac_group AS g, {_row_hash(spec)} AS h FROM ({_grouped(spec)}) q{where}"
-        f") z GROUP BY g"
+        f"SELECT g, {DIGEST_SUMS} FROM (SELECT q.mwaa_iac_group AS g, {_row_hash(spec)} AS h "
+        f"FROM ({_grouped(spec, where=where)}) q) z GROUP BY g"
     )
-    params = _own_params(own_dags, **({} if only is None else {"groups": sorted(only)}))
-    groups = {}
-    total = 0
-    for group, count, digest in _run(session, sql, params):
-        groups[str(group)] = f"{count}:{digest}"
-        total += count
-    return _summary(total, groups)
+    return {
+        str(group): _digest(count, hi, lo)
+        for group, count, hi, lo in _run(session, sql, _own_params(own_dags, **(params or {})))
+    }
 
 
-def group_counts(session, spec, own_dags):
-    """``{group: rows}`` of ``spec``'s rows in this snapshot (every group)."""
-    sql = f"SELECT q.mwaa_iac_group, count(*) FROM ({_grouped(spec)}) q GROUP BY 1"
-    return {str(group): count for group, count in _run(session, sql, _own_params(own_dags))}
+def table_hash(session, spec, own_dags, only=None):
+    """``{"rows": n, "sha256": ..., "groups": {group: digest}}`` of ``spec``'s rows in this snapshot
+    (of the groups in ``only``, when given)."""
+    if only is None:
+        groups = digests(session, spec, own_dags)
+    else:
+        groups = digests(session, spec, own_dags, spec.member, {"groups": sorted(only)})
+    return _summary(sum(int(v.split(":")[0]) for v in groups.values()), groups)
 
 
 # -- delta ----------------------------------------------------------------------------------------
@@ -708,30 +740,37 @@ def _valid_snapshot(value):
     return isinstance(value, str) and re.fullmatch(r"\d+:\d+:[\d,]*", value) is not None
 
 
-# SQL condition: the row (``q.mwaa_iac_xmin``) was written after the base snapshot (``:base_snapshot``)
-# was taken. xmin is the low 32 bits of a transaction id: widened against this transaction's xmax
-# (``:now_xmax``; rows are never older than 2**31 transactions unless frozen; a frozen one misread as
-# new only makes its DAG copied whole).
-NEW_SINCE = (
-    "NOT txid_visible_in_snapshot(CAST(:now_xmax AS bigint) - mod(mod(CAST(:now_xmax AS bigint), "
-    f"{XID_WRAP}) - q.mwaa_iac_xmin::text::bigint + {XID_WRAP}, {XID_WRAP}), "
-    "CAST(:base_snapshot AS txid_snapshot))"
-)
+def _writer(xmin="q.mwaa_iac_xmin"):
+    """SQL: the 64-bit id of the transaction that wrote the row (``xmin``: its low 32 bits), widened
+    against this transaction's xmax (``:now_xmax``; rows are never older than 2**31 transactions
+    unless frozen; a frozen one misread as new only makes its DAG copied whole, or hashed)."""
+    return (
+        f"(CAST(:now_xmax AS bigint) - mod(mod(CAST(:now_xmax AS bigint), {XID_WRAP}) "
+        f"- {xmin}::text::bigint + {XID_WRAP}, {XID_WRAP}))"
+    )
+
+
+def _new_since(xmin="q.mwaa_iac_xmin"):
+    """SQL condition: the row was written after the base snapshot (``:base_snapshot``) was taken."""
+    return f"NOT txid_visible_in_snapshot({_writer(xmin)}, CAST(:base_snapshot AS txid_snapshot))"
 
 
 def delta_scan(session, spec, own_dags, base_snapshot, now_xmax):
-    """Per group, in one pass over the table: ``(rows now, rows new since the base, "rows:md5" of the
-    rows that look old (None when none), "rows:md5" of every row)``."""
+    """Per group, in one pass over the table and without hashing: ``(rows now, rows new since the
+    base, rows that look old but were written inside the base snapshot's window [xmin, xmax), the
+    ctids of the new rows)``."""
     sql = (
-        "SELECT g, count(*), count(*) FILTER (WHERE n), count(*) FILTER (WHERE NOT n), "
-        "md5(string_agg(h, '' ORDER BY h) FILTER (WHERE NOT n)), md5(string_agg(h, '' ORDER BY h)) "
-        f"FROM (SELECT q.mwaa_iac_group AS g, {_row_hash(spec)} AS h, {NEW_SINCE} AS n "
-        f"FROM ({_grouped(spec, xmin=True)}) q) z GROUP BY g"
+        "SELECT g, count(*), count(*) FILTER (WHERE n), count(*) FILTER (WHERE w AND NOT n), "
+        "array_agg(c::text) FILTER (WHERE n) "
+        f"FROM (SELECT q.mwaa_iac_group AS g, q.mwaa_iac_ctid AS c, {_new_since()} AS n, "
+        f"{_writer()} >= CAST(:base_xmin AS bigint) AS w FROM ({_grouped(spec, xmin=True)}) q) z GROUP BY g"
     )
-    params = _own_params(own_dags, base_snapshot=base_snapshot, now_xmax=now_xmax)
+    params = _own_params(
+        own_dags, base_snapshot=base_snapshot, now_xmax=now_xmax, base_xmin=int(base_snapshot.split(":")[0])
+    )
     return {
-        str(group): (total, new, f"{old}:{old_md5}" if old else None, f"{total}:{all_md5}")
-        for group, total, new, old, old_md5, all_md5 in _run(session, sql, params)
+        str(group): (total, new, doubt, list(ctids or ()))
+        for group, total, new, doubt, ctids in _run(session, sql, params)
     }
 
 
@@ -742,43 +781,41 @@ def base_counts(entry):
     return {str(k): int(str(v).split(":")[0]) for k, v in entry.get("groups", {}).items()}
 
 
-def base_hashes(entry):
-    """``{group: "rows:md5"}`` of every group a manifest's table entry recorded, or None when it did
-    not hash every group (a delta backup of an earlier release hashed the changed DAGs only)."""
-    if entry.get("delta") and not entry.get("all_groups"):
-        return None
-    return {str(k): str(v) for k, v in entry.get("groups", {}).items()}
-
-
-def plan_delta(scans, base, hashes, executing):
-    """Which DAGs (groups) to copy whole: those whose rows now are not the base's plus the new ones,
-    or whose rows that look old are not exactly the base's (same hash: a row updated or deleted since,
-    or written by a subtransaction the base snapshot could not see), and those with task instances
-    that were executing in the base (the restore reset them on the target). ``scans``: ``{table:
-    {group: (now, new, old hash, ...)}}``; ``base``: ``{table: {group: rows}}``; ``hashes``:
-    ``{table: {group: "rows:md5"}}`` of the base. Returns (whole, changed): changed = whole + groups
-    with new rows."""
+def plan_delta(scans, base, executing):
+    """Which DAGs (groups) to copy whole, and which to check. A DAG's rows that look old (visible in
+    the base snapshot) and were written before the snapshot's xmin are all in the base (their writer
+    had committed when it was taken); updates give a row a new xmin and deletions lower the count. So
+    when a DAG's rows now number the base's plus the new ones, its old rows ARE the base's — unless
+    some were written inside the snapshot's window [xmin, xmax): a subtransaction of a transaction
+    still running when the base was taken looks old without being in the base (a deletion beside it
+    balances the count). ``scans``: ``{table: {group: (now, new, in window, ...)}}``; ``base``:
+    ``{table: {group: rows}}``. Returns (whole, check): whole = DAGs whose counts do not add up, or
+    with task instances executing in the base (the restore reset them on the target); check =
+    ``{table: groups}`` whose rows that look old must hash to the base's (else whole)."""
     whole = set(executing)
-    changed = set()
+    check = {}
     for table, groups in scans.items():
         before = base.get(table, {})
-        hashed = hashes.get(table, {})
         for group in set(groups) | set(before):
-            now, new, old = groups.get(group, (0, 0, None))[:3]
-            if now != before.get(group, 0) + new or old != hashed.get(group):
+            now, new, doubt = groups.get(group, (0, 0, 0))[:3]
+            if now != before.get(group, 0) + new:
                 whole.add(group)
-            if new:
-                changed.add(group)
-    return whole, changed | whole
+            elif doubt:
+                check.setdefault(table, set()).add(group)
+    return whole, {t: g - whole for t, g in check.items() if g - whole}
+
+
+CTIDS = "t.ctid = ANY(CAST(:ctids AS tid[]))"
 
 
 def delta_select(spec):
-    """The rows a delta backup exports of ``spec``: new since the base (``:base_snapshot``), or of a
-    DAG copied whole (``:whole``, a list)."""
+    """The rows a delta backup exports of ``spec``: of a DAG copied whole (``:groups``, a list, through
+    the dag_id index), then the new rows of the others (``:ctids``, found by the delta scan in this
+    snapshot: a TID scan, no second pass over the table)."""
     columns = ", ".join(f"q.{_q(c)}" for c in spec.columns)
     return (
-        f"SELECT {columns} FROM ({_grouped(spec, xmin=True)}) q "
-        f"WHERE q.mwaa_iac_group = ANY(:whole) OR {NEW_SINCE}"
+        f"SELECT {columns} FROM ({_grouped(spec, where=spec.member)}) q UNION ALL "
+        f"SELECT {columns} FROM ({_grouped(spec, where=CTIDS)}) q WHERE q.mwaa_iac_group <> ALL(:groups)"
     )
 
 
@@ -1263,16 +1300,49 @@ def _plan_from_base(session, specs, own_dags, since_uri, now_xmax):
         entry = previous["tables"].get(table)
         if entry is None or entry.get("columns") != specs[table].columns:
             return None, f"the {table} table's columns differ from the base backup's"
-        hashes[table] = base_hashes(entry)
-        if hashes[table] is None:
-            return None, f"the base backup did not hash every DAG's {table} rows (an older mwaa-iac made it)"
+        hashes[table] = {str(k): str(v) for k, v in entry.get("groups", {}).items()}
         scans[table] = delta_scan(session, specs[table], own_dags, snapshot, now_xmax)
         base[table] = base_counts(entry)
-    whole, changed = plan_delta(scans, base, hashes, previous.get("executing", []))
-    return {"snapshot": snapshot, "scans": scans, "whole": whole, "changed": changed}, None
+    whole, check = plan_delta(scans, base, previous.get("executing", []))
+    at = {"base_snapshot": snapshot, "now_xmax": now_xmax}
+    for table, groups in sorted(check.items()):
+        spec = specs[table]
+        old = digests(
+            session,
+            spec,
+            own_dags,
+            f"{spec.member} AND NOT {_new_since('t.xmin')}",
+            {"groups": sorted(groups), **at},
+        )
+        whole.update(g for g in groups if old.get(g) != hashes[table].get(g))
+    # Every DAG's digest now: a DAG copied whole hashed (through the dag_id index), the others the
+    # base's plus their new rows' (found by ctid).
+    every, added = {}, {}
+    for table, scan in scans.items():
+        spec = specs[table]
+        ctids = [c for g, (_, new, _, found) in scan.items() if new and g not in whole for c in found]
+        added[table] = digests(session, spec, own_dags, CTIDS, {"ctids": ctids}) if ctids else {}
+        every[table] = (
+            digests(session, spec, own_dags, spec.member, {"groups": sorted(whole)}) if whole else {}
+        )
+        for group, (now, *_) in scan.items():
+            if group not in whole:
+                every[table][group] = add_digests(hashes[table].get(group), added[table].get(group))
+            if int(every[table].get(group, "0").split(":")[0]) != now:
+                raise CopyError(f"{table} [{group}]: {now} rows, the digest counts a different number")
+    changed = whole | {g for scan in scans.values() for g, (_, new, *_) in scan.items() if new}
+    return {
+        "snapshot": snapshot,
+        "scans": scans,
+        "whole": whole,
+        "changed": changed,
+        "checked": {t: sorted(g) for t, g in check.items()},
+        "digests": every,
+        "added": added,
+    }, None
 
 
-def _export(session, base, specs, own_dags, delta, now_xmax):
+def _export(session, base, specs, own_dags, delta):
     """Write every CSV table (of a delta: the history tables in part) and return the manifest's
     entries."""
     tables = {}
@@ -1282,9 +1352,8 @@ def _export(session, base, specs, own_dags, delta, now_xmax):
         partial = delta is not None and name in delta["scans"]
         if partial:
             select = delta_select(spec)
-            params = _own_params(
-                own_dags, whole=sorted(delta["whole"]), base_snapshot=delta["snapshot"], now_xmax=now_xmax
-            )
+            ctids = [c for g, (_, new, _, found) in delta["scans"][name].items() if new for c in found]
+            params = _own_params(own_dags, groups=sorted(delta["whole"]), ctids=ctids)
         else:
             select, params = spec.select, _own_params(own_dags)
         with _open(f"{base}/{name}.csv", "wb") as out:
@@ -1292,13 +1361,13 @@ def _export(session, base, specs, own_dags, delta, now_xmax):
         entry = {"columns": spec.columns, "file": f"{name}.csv"}
         if partial:
             scan = delta["scans"][name]
-            every = {g: hashed for g, (_, _, _, hashed) in scan.items()}
-            entry.update(_summary(sum(now for now, *_ in scan.values()), every))
+            entry.update(_summary(sum(now for now, *_ in scan.values()), delta["digests"][name]))
             entry.update(
                 delta=True,
-                all_groups=True,
                 copied=sum(now if g in delta["whole"] else new for g, (now, new, *_) in scan.items()),
                 counts={g: now for g, (now, *_) in scan.items()},
+                # What the restore writes per DAG not copied whole: the digest of its new rows.
+                added={g: d for g, d in delta["added"][name].items() if g not in delta["whole"]},
             )
         elif spec.verify:
             entry.update(table_hash(session, spec, own_dags))
@@ -1359,7 +1428,7 @@ def _backup(factory, context, own_dags):
             try:
                 delta, fallback = _plan_from_base(session, specs, own_dags, since_uri, now_xmax)
                 if delta is not None:
-                    tables = _export(session, base, specs, own_dags, delta, now_xmax)
+                    tables = _export(session, base, specs, own_dags, delta)
                 savepoint.commit()
             except Exception as exc:
                 savepoint.rollback()
@@ -1367,7 +1436,7 @@ def _backup(factory, context, own_dags):
             if fallback:
                 print(f"mwaa-iac: full backup instead of a delta: {fallback}")
         if tables is None:
-            tables = _export(session, base, specs, own_dags, None, now_xmax)
+            tables = _export(session, base, specs, own_dags, None)
         for name in ORM_TABLES:
             groups = {}
             with _open(f"{base}/{name}.jsonl", "wb") as out:
@@ -1470,8 +1539,8 @@ def _drop_unused_triggers(session, keep=()):
 
 
 def _marker(session):
-    """What the restore marker on this environment says: ``{"backup": prefix, "restored_at": iso}``
-    ({} when there is none or it is not readable)."""
+    """What the restore marker on this environment says: ``{"backup": prefix, "restored_at": iso,
+    "xid": the restore's transaction id}`` ({} when there is none or it is not readable)."""
     from airflow.models import Variable
 
     variable = session.query(Variable).filter(Variable.key == RESTORE_MARKER).one_or_none()
@@ -1485,8 +1554,8 @@ def _marker(session):
 def _write_marker(session, prefix):
     from sqlalchemy import text
 
-    restored_at = session.execute(text("SELECT transaction_timestamp()")).scalar()
-    value = json.dumps({"backup": prefix, "restored_at": restored_at.isoformat()})
+    restored_at, xid = session.execute(text("SELECT transaction_timestamp(), txid_current()")).one()
+    value = json.dumps({"backup": prefix, "restored_at": restored_at.isoformat(), "xid": int(xid)})
     session.execute(text("DELETE FROM variable WHERE key = :k"), {"k": RESTORE_MARKER})
     session.execute(
         text("INSERT INTO variable (key, val, is_encrypted) VALUES (:k, :v, false)"),
@@ -1784,7 +1853,8 @@ def _restore_once(base, prefix, manifest, own_dags):
         held = marker.get("backup")
         if delta and held == prefix:
             # Applied already (a resumed cutover runs the same restore again): verify only.
-            counts = _verify(session, tables, specs, own_dags, delta)
+            written = _writes(session, marker.get("xid"), marker.get("xid"))
+            counts = _verify(session, manifest, specs, own_dags, written)
             session.rollback()
             return {"ok": True, "mode": "delta", "tables": counts, "already": True, "reset": []}
         if delta and held != manifest.get("base"):
@@ -1845,7 +1915,8 @@ def _restore_once(base, prefix, manifest, own_dags):
                     f"GREATEST((SELECT COALESCE(max(id), 0) FROM {name}), 1))",
                 )
         session.flush()
-        counts = _verify(session, tables, specs, own_dags, delta)
+        mine = _run(session, "SELECT txid_current()").scalar()
+        counts = _verify(session, manifest, specs, own_dags, _writes(session, mine, marker.get("xid")))
         reset = [
             f"{dag_id}/{run_id}/{task_id}[{map_index}]"
             for dag_id, run_id, task_id, map_index in _run(
@@ -1870,30 +1941,81 @@ def _restore_once(base, prefix, manifest, own_dags):
     }
 
 
-def _verify(session, tables, specs, own_dags, delta):
-    """Every table's rows on the target against the manifest: counts and content hashes (a delta's
-    history tables: every DAG's count first, then every DAG's hash — or, for a manifest of an earlier
-    release, the changed DAGs' hashes). Returns rows per table; raises (DeltaRefused for a delta)
+def _writes(session, mine, since):
+    """Which transactions wrote what on the target, for :func:`_verify`: ``mine`` (the restore's
+    transaction) and ``since`` (the previous restore's; None: unknown, every other row counts as
+    written since)."""
+    _, xmax = current_snapshot(session)
+    mine = None if mine is None else int(mine)
+    now_xmax = max(xmax, (mine or 0) + 1)  # this transaction's own id can be past its snapshot's xmax
+    return {
+        "mine": -1 if mine is None else mine,
+        "since": -1 if since is None else int(since),
+        "now_xmax": now_xmax,
+    }
+
+
+def written_scan(session, spec, own_dags, written):
+    """Per group of a delta table on the target, in one pass: ``(rows, rows written since the previous
+    restore by another transaction than this restore's, digest of the rows this restore wrote or
+    None)``."""
+    x = _writer()
+    sql = (
+        f"SELECT g, count(*), count(*) FILTER (WHERE d), count(h), {HALVES} "
+        f"FROM (SELECT q.mwaa_iac_group AS g, "
+        f"{x} > CAST(:since AS bigint) AND {x} <> CAST(:mine AS bigint) AS d, "
+        f"CASE WHEN {x} = CAST(:mine AS bigint) THEN {_row_hash(spec)} END AS h "
+        f"FROM ({_grouped(spec, xmin=True)}) q) z GROUP BY g"
+    )
+    return {
+        str(group): (rows, drifted, _digest(count, hi, lo) if count else None)
+        for group, rows, drifted, count, hi, lo in _run(session, sql, _own_params(own_dags, **written))
+    }
+
+
+def _verify_delta(session, name, spec, entry, whole, own_dags, written):
+    """A delta table on the target against the manifest, in proportion to what changed: every DAG's
+    count; the digest of the rows this restore wrote (a DAG copied whole: all its rows; another: its
+    new rows); a DAG that something else wrote to since the previous restore: all its rows. A DAG
+    nothing wrote to holds the rows the previous restore verified. Returns (rows, mismatches)."""
+    scan = written_scan(session, spec, own_dags, written)
+    want = {str(k): int(v) for k, v in entry["counts"].items()}
+    expected, added = entry.get("groups", {}), entry.get("added", {})
+    mismatches, drifted = [], set()
+    for group in sorted(set(scan) | set(want)):
+        rows, drift, mine = scan.get(group, (0, 0, None))
+        if rows != want.get(group, 0):
+            mismatches.append(f"{name} [{group}]: backup {want.get(group, 0)} rows, target {rows} rows")
+            continue
+        wrote = expected.get(group) if group in whole else added.get(group)
+        if mine != wrote:
+            mismatches.append(
+                f"{name} [{group}]: the restore wrote {(mine or '0').split(':')[0]} rows, the backup has "
+                f"{(wrote or '0').split(':')[0]} for it (content hash differs)"
+            )
+        elif drift:
+            drifted.add(group)
+    if drifted:
+        got = table_hash(session, spec, own_dags, only=drifted)
+        if any(got["groups"].get(g) != expected.get(g) for g in drifted):
+            mismatches.append(_first_difference(name, {"groups": {g: expected.get(g) for g in drifted}}, got))
+    return sum(r for r, *_ in scan.values()), mismatches
+
+
+def _verify(session, manifest, specs, own_dags, written):
+    """Every table's rows on the target against the manifest: counts and content digests (a delta's
+    history tables: :func:`_verify_delta`). Returns rows per table; raises (DeltaRefused for a delta)
     naming the first group that differs."""
+    delta = manifest.get("mode") == "delta"
+    whole = set(manifest.get("whole") or ())
     mismatches = []
     counts = {}
-    for name, entry in tables.items():
+    for name, entry in manifest["tables"].items():
         if name in ORM_TABLES:
             got = orm_hash(session, name, own_dags)
         elif name in specs and entry.get("delta"):
-            have = group_counts(session, specs[name], own_dags)
-            want = {str(k): int(v) for k, v in entry["counts"].items()}
-            counts[name] = sum(have.values())
-            if have != want:
-                group = sorted(g for g in set(have) | set(want) if have.get(g) != want.get(g))[0]
-                mismatches.append(
-                    f"{name} [{group}]: backup {want.get(group, 0)} rows, target {have.get(group, 0)} rows"
-                )
-                continue
-            only = None if entry.get("all_groups") else set(entry["groups"])
-            got = table_hash(session, specs[name], own_dags, only=only)
-            if got["sha256"] != entry["sha256"]:
-                mismatches.append(_first_difference(name, entry, got))
+            counts[name], wrong = _verify_delta(session, name, specs[name], entry, whole, own_dags, written)
+            mismatches += wrong
             continue
         elif name in specs and specs[name].verify:
             got = table_hash(session, specs[name], own_dags)

@@ -310,6 +310,43 @@ def test_a_row_a_subtransaction_wrote_during_the_base_backup_is_caught_by_the_ha
     assert "sub_dag" in manifest["whole"]
 
 
+def test_the_delta_restore_catches_a_row_the_target_changed_and_checks_only_what_was_written(
+    stack: CopyStack,
+) -> None:
+    """The delta restore verifies in proportion to what changed: every DAG's count, the rows it wrote,
+    and every row of a DAG that something else wrote to on the target since the previous restore. A
+    row changed there is caught (and nothing is committed); written back with the same values (a new
+    xmin, the same content), the DAG is hashed and passes. A resumed restore only verifies."""
+    first = "SELECT dag_id, run_id, task_id, map_index FROM task_instance ORDER BY 1, 2, 3, 4 LIMIT 1"
+    stack.psql(
+        "dst",
+        "CREATE TABLE drift_keep AS SELECT t.* FROM task_instance t "
+        f"WHERE (dag_id, run_id, task_id, map_index) = ({first})",
+    )
+    key = "(t.dag_id, t.run_id, t.task_id, t.map_index) = (k.dag_id, k.run_id, k.task_id, k.map_index)"
+    stack.psql(
+        "dst", f"UPDATE task_instance t SET hostname = 'changed-on-the-target' FROM drift_keep k WHERE {key}"
+    )
+    backup = stack.backup("src", "p/drift", since="p/delta")
+    manifest = stack.manifest("p/drift")
+    assert manifest["mode"] == "delta", backup.outcome
+    assert stack.psql("dst", "SELECT dag_id FROM drift_keep") not in manifest["whole"]
+    refused = stack.restore("dst", "p/drift")
+    assert not refused.outcome["ok"] and refused.note["delta_refused"] is True
+    assert "task_instance [" in refused.note["error"] and "rows (content hash differs)" in refused.note["error"]
+    assert "the restore wrote" not in refused.note["error"]  # caught as a DAG written since, by its hash
+    marker = stack.psql("dst", "SELECT val FROM variable WHERE key = 'mwaa_iac_restore'")
+    assert json.loads(marker)["backup"] == "p/delta"  # nothing committed
+
+    stack.psql("dst", f"UPDATE task_instance t SET hostname = k.hostname FROM drift_keep k WHERE {key}")
+    stack.psql("dst", "DROP TABLE drift_keep")
+    restored = stack.restore("dst", "p/drift")
+    assert restored.outcome["ok"] and restored.note["mode"] == "delta", restored.outcome
+    _same(stack)
+    again = stack.restore("dst", "p/drift")  # a resumed cutover runs the same restore again
+    assert again.outcome["ok"] and again.note.get("already") is True, again.outcome
+
+
 NEW_DAG = r"""
 import pathlib, sys, tempfile
 

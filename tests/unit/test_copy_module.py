@@ -64,44 +64,45 @@ def test_a_mismatch_names_the_first_differing_group_never_a_value() -> None:
 
 def test_a_dag_with_only_new_rows_is_copied_in_part_and_one_with_updates_or_deletions_whole() -> None:
     base = {"task_instance": {"new_only": 10, "updated": 10, "deleted": 10, "gone": 5, "quiet": 7}}
-    hashes = {"task_instance": {g: f"{n}:h-{g}" for g, n in base["task_instance"].items()}}
     scans = {
         "task_instance": {
-            "new_only": (13, 3, "10:h-new_only"),  # three new rows: 10 + 3, the old ones unchanged
-            "updated": (12, 3, "9:other"),  # one row changed and two new: 12 != 10 + 3
-            "deleted": (9, 0, "9:other"),  # a run deleted (airflow db clean)
-            "quiet": (7, 0, "7:h-quiet"),
-            "brand_new": (4, 4, None),  # a DAG that did not exist at the base
+            "new_only": (13, 3, 0),  # three new rows: 10 + 3, none in the base's window
+            "updated": (12, 3, 0),  # one row changed (a new xmin) and two new: 12 != 10 + 3
+            "deleted": (9, 0, 0),  # a run deleted (airflow db clean)
+            "quiet": (7, 0, 0),
+            "brand_new": (4, 4, 0),  # a DAG that did not exist at the base
         }  # "gone": every row deleted since
     }
-    whole, changed = copy.plan_delta(scans, base, hashes, executing=["was_running"])
+    whole, check = copy.plan_delta(scans, base, executing=["was_running"])
     assert whole == {"updated", "deleted", "gone", "was_running"}
-    assert changed == whole | {"new_only", "brand_new"}  # "quiet" is neither copied nor re-hashed
+    assert check == {}  # "quiet" and "new_only" are neither copied whole nor hashed
 
 
 def test_a_delete_and_an_insert_in_the_same_dag_do_not_cancel_out() -> None:
     # One old row deleted and one new row added: the count is the base's, but new != 0.
-    whole, _ = copy.plan_delta({"log": {"d": (10, 1, "9:x")}}, {"log": {"d": 10}}, {"log": {"d": "10:y"}}, [])
+    whole, _ = copy.plan_delta({"log": {"d": (10, 1, 0)}}, {"log": {"d": 10}}, [])
     assert whole == {"d"}
 
 
-def test_a_row_that_looks_old_but_is_not_the_bases_makes_its_dag_whole_even_when_counts_balance() -> None:
+def test_a_dag_with_rows_written_inside_the_base_window_is_hashed_even_when_counts_balance() -> None:
     # A row written by a subtransaction that was running when the base was taken looks old (its xid
-    # is in no snapshot's list); one base row deleted beside it: 10 = 10 + 0, only the hash tells.
-    scans = {"task_instance": {"d": (10, 0, "10:not-the-base"), "e": (10, 0, "10:base-e")}}
-    whole, changed = copy.plan_delta(
-        scans,
-        {"task_instance": {"d": 10, "e": 10}},
-        {"task_instance": {"d": "10:base-d", "e": "10:base-e"}},
-        [],
+    # is in no snapshot's list) but lies in the base snapshot's window; one base row deleted beside it
+    # balances the count: only the hash of the rows that look old tells. DAG "e" has no row there.
+    scans = {"task_instance": {"d": (10, 0, 1), "e": (10, 0, 0)}, "xcom": {"d": (3, 1, 2)}}
+    whole, check = copy.plan_delta(scans, {"task_instance": {"d": 10, "e": 10}, "xcom": {"d": 1}}, [])
+    assert whole == {"d"}
+    assert check == {}  # "d" is whole already (its xcom counts do not add up): nothing left to hash
+    whole, check = copy.plan_delta(
+        {"task_instance": {"d": (10, 0, 1), "e": (10, 0, 0)}}, {"task_instance": {"d": 10, "e": 10}}, []
     )
-    assert whole == changed == {"d"}
+    assert whole == set() and check == {"task_instance": {"d"}}
 
 
-def test_a_base_that_did_not_hash_every_dag_cannot_be_a_delta_base() -> None:
-    assert copy.base_hashes({"groups": {"a": "3:x"}}) == {"a": "3:x"}  # a full backup hashes every DAG
-    assert copy.base_hashes({"delta": True, "counts": {"a": 3}, "groups": {}}) is None  # an older delta
-    assert copy.base_hashes({"delta": True, "all_groups": True, "groups": {"a": "3:x"}}) == {"a": "3:x"}
+def test_digests_add_up_and_name_their_row_count() -> None:
+    assert copy.add_digests("3:10:20", "2:1:2") == "5:11:22"
+    assert copy.add_digests(None, "2:1:2") == "2:1:2"
+    assert copy.add_digests("7:5:6", None) == "7:5:6"
+    assert copy.base_counts({"groups": {"a": copy.add_digests("3:10:20", "2:1:2")}}) == {"a": 5}
 
 
 def test_the_base_counts_come_from_a_full_or_a_delta_manifest() -> None:
@@ -109,13 +110,19 @@ def test_the_base_counts_come_from_a_full_or_a_delta_manifest() -> None:
     assert copy.base_counts({"counts": {"a": 5}, "groups": {"a": "1:x"}}) == {"a": 5}
 
 
-def test_the_delta_export_selects_new_rows_and_whole_dags_by_xmin_against_bound_parameters() -> None:
+def test_the_delta_export_selects_whole_dags_by_index_and_new_rows_by_ctid_against_bound_parameters() -> None:
     specs = copy.build_specs(COLUMNS, ("backup_metadata",))
     sql = copy.delta_select(specs["task_instance"])
-    assert "t.xmin AS mwaa_iac_xmin" in sql and "CAST(:base_snapshot AS txid_snapshot)" in sql
-    assert "q.mwaa_iac_group = ANY(:whole)" in sql and ":now_xmax" in sql  # values are parameters
+    assert "WHERE (t.dag_id <> ALL(:own_dags)) AND (t.dag_id = ANY(:groups))" in sql  # ti_dag_state serves it
+    assert "AND (t.ctid = ANY(CAST(:ctids AS tid[])))" in sql  # the new rows: a TID scan
+    assert "q.mwaa_iac_group <> ALL(:groups)" in sql  # a DAG copied whole is not exported twice
     assert sql.startswith('SELECT q."dag_id", q."run_id"')  # exactly the spec's columns, in order
-    assert "%" not in sql  # mod(): nothing for the driver's parameter syntax to misread
+    log = copy.delta_select(
+        copy.build_specs({"log": ["dag_id", "event"]})["log"]
+    )  # rows of no DAG are the group '': still through idx_log_dag
+    assert "(t.dag_id = ANY(:groups) OR (t.dag_id IS NULL AND '' = ANY(:groups)))" in log
+    for statement in (sql, log, copy._new_since(), copy._writer()):
+        assert "%" not in statement  # mod(): nothing for the driver's parameter syntax to misread
     assert copy._valid_snapshot("100:120:105,110") and copy._valid_snapshot("7:7:")
     assert not copy._valid_snapshot("1:2:3'; DROP TABLE x; --") and not copy._valid_snapshot(None)
 

@@ -71,7 +71,7 @@ def test_the_copy_modules_lists_derive_from_the_registry() -> None:
 
 def test_no_dag_id_or_group_ever_reaches_sql_text() -> None:
     specs = copy.build_specs(COLUMNS, ODD_DAGS)
-    statements = [s.select for s in specs.values()] + [copy.delta_select(specs["log"]), copy.NEW_SINCE]
+    statements = [s.select for s in specs.values()] + [copy.delta_select(specs["log"]), copy._new_since()]
     statements += [copy._insert_sql(name, spec.columns) or "" for name, spec in specs.items()]
     for sql in statements:
         for odd in ODD_DAGS:
@@ -214,7 +214,7 @@ def test_a_table_added_to_the_registry_is_backed_up_cleared_and_restored_from_it
     assert vars(added) == vars(copy.BY_NAME["task_instance_history"]) | {"why": "earlier tries"}
     spec = copy.build_specs(COLUMNS)["task_instance_history"]
     assert spec.select.startswith('SELECT t."dag_id", t."run_id"') and spec.select.endswith(
-        "FROM task_instance_history t WHERE t.dag_id <> ALL(:own_dags)"
+        "FROM task_instance_history t WHERE (t.dag_id <> ALL(:own_dags))"
     )
     assert spec.hashed == COLUMNS["task_instance_history"] and spec.group == "t.dag_id"
     assert "task_instance_history" in copy.DELTA_TABLES and "task_instance_history" in copy.HISTORY
