@@ -71,7 +71,7 @@ MARKER_CONF = "mwaa_iac_marker"
 # The backup's table of contents, written last by the backup DAG beside the table files: per table its
 # columns, row count and content hash (values hashed inside the environment, never shown).
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # the copy module's FORMAT (2: per-DAG digests that add up)
 # Tables every backup holds (others depend on the Airflow version: task_map, dataset events...).
 REQUIRED_TABLES = ("variable", "connection", "slot_pool", "dag_run", "task_instance", "xcom")
 # The copy module (mwaa_iac/dr_runtime/mwaa_iac_copy.py) delivered beside mwaa-dr in vendor/.
@@ -354,7 +354,12 @@ def manifest_counts(manifest: dict[str, Any]) -> dict[str, int]:
     """Rows per table of a backup manifest; ManifestError when it is not a complete backup."""
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise ManifestError(f"backup manifest format {found!r}, expected {MANIFEST_FORMAT}")
+        hint = (
+            " (an earlier mwaa-iac made this backup: take a new one with this version)"
+            if isinstance(found, int) and found < MANIFEST_FORMAT
+            else ""
+        )
+        raise ManifestError(f"backup manifest format {found!r}, expected {MANIFEST_FORMAT}{hint}")
     tables = manifest.get("tables")
     if not isinstance(tables, dict):
         raise ManifestError("backup manifest lists no tables")

@@ -37,11 +37,13 @@ Delta (pass 2, docs/design.md §7): a backup whose conf names ``since`` (the bac
 exports, of the history tables grouped by DAG (the registry's ``delta`` tables), only the rows written
 after that backup's snapshot (``xmin`` not visible in it) — unless a DAG's rows cannot be accounted for
 that way, then every row of that DAG. A DAG is accounted for when its rows now are the base's plus
-the new ones AND the hash of its rows that look old equals the base backup's hash of that DAG (a row
-written in a subtransaction that was running when the base was taken looks old without being in the
-base: a deletion beside it balances the count, never the hash). The other tables are small and copied
-whole. The restore applies it on top of what the target holds (checked with the marker variable the
-restores write), replaces those DAGs' rows, and verifies every DAG's count and content hash; it
+the new ones and, if it has a row that looks old but was written inside the base snapshot's window
+[xmin, xmax) (a subtransaction of a transaction running when the base was taken looks old without
+being in the base), its rows that look old have the base's digest. Digests add up (count and sums of
+row md5 halves), so unchanged rows are never re-read. The other tables are small and copied whole.
+The restore applies it on top of what the target holds (checked with the marker variable the
+restores write), replaces those DAGs' rows, and verifies every DAG's count, the digest of what it
+wrote, and the digest of every DAG something else wrote to since the previous restore; it
 refuses (``delta_refused``) when it cannot — or when anything unexpected fails — and mwaa-iac then
 copies everything. A backup that cannot compute the delta safely (another Airflow version,
 transaction ids that went backwards, no usable base, any unexpected error of the delta path) is a
@@ -1638,7 +1640,10 @@ def _read_manifest(base):
             f"no complete backup at {base}/ (manifest.json unreadable: {type(exc).__name__}: {exc})"
         ) from exc
     if manifest.get("format") != FORMAT:
-        raise RuntimeError(f"the backup at {base}/ has format {manifest.get('format')}, expected {FORMAT}")
+        raise RuntimeError(
+            f"the backup at {base}/ has format {manifest.get('format')}, expected {FORMAT} "
+            "(a backup made by another mwaa-iac release: take a new one)"
+        )
     return manifest
 
 

@@ -333,8 +333,9 @@ def test_the_delta_restore_catches_a_row_the_target_changed_and_checks_only_what
     assert stack.psql("dst", "SELECT dag_id FROM drift_keep") not in manifest["whole"]
     refused = stack.restore("dst", "p/drift")
     assert not refused.outcome["ok"] and refused.note["delta_refused"] is True
-    assert "task_instance [" in refused.note["error"] and "rows (content hash differs)" in refused.note["error"]
-    assert "the restore wrote" not in refused.note["error"]  # caught as a DAG written since, by its hash
+    error = refused.note["error"]
+    assert "task_instance [" in error and "rows (content hash differs)" in error
+    assert "the restore wrote" not in error  # caught as a DAG written since, by its hash
     marker = stack.psql("dst", "SELECT val FROM variable WHERE key = 'mwaa_iac_restore'")
     assert json.loads(marker)["backup"] == "p/delta"  # nothing committed
 

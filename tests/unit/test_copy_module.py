@@ -151,3 +151,7 @@ def test_a_delta_manifest_says_how_it_copied_and_an_old_one_is_full() -> None:
 
 def test_the_restore_marker_has_one_name_on_both_sides_and_is_never_copied() -> None:
     assert copy.RESTORE_MARKER == dr.RESTORE_MARKER_VARIABLE and copy.RESTORE_MARKER in copy.OWN_VARIABLES
+
+
+def test_the_tool_reads_the_manifest_format_the_copy_module_writes() -> None:
+    assert dr.MANIFEST_FORMAT == copy.FORMAT
