@@ -79,8 +79,11 @@ demo: setup ## The main job on the local stack: blue 2.9.2 with history, cutover
 
 # Freeze window vs raw copy vs in-place upgrade, 500 DAGs, 3,000 / 100,000 / 1,000,000 task
 # instances (bench/out/); one size: `.venv/bin/python bench/freeze_bench.py --sizes 3k`.
-bench: setup ## Freeze window vs raw copy vs in-place upgrade (bench/out/)
-	$(BIN)/python bench/freeze_bench.py
+BENCH_SIZES ?= 3k,100k,1m
+bench: setup ## Freeze window at 3k/100k/1M task instances, without then with MWAA's latency model (bench/out/; hours)
+	$(BIN)/python bench/freeze_bench.py --sizes $(BENCH_SIZES) --out bench/out/freeze.json
+	$(BIN)/python bench/freeze_bench.py --sizes $(BENCH_SIZES) --mwaa-latency \
+		--baseline bench/out/freeze.json --out bench/out/freeze-mwaa-latency.json
 
 bench-major: setup ## The 2 → 3 cutover's freeze, single pass beside two passes (bench/out/major.json)
 	$(BIN)/python bench/major_bench.py

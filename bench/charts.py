@@ -147,10 +147,12 @@ def freeze_steps(document: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def write_charts(document: dict[str, Any], out: Path) -> list[Path]:
+def write_charts(document: dict[str, Any], out: Path, stem: str = "freeze") -> list[Path]:
+    """``<stem>-vs-size.svg`` and ``<stem>-steps.svg`` in ``out`` (the results file's stem: a run with
+    MWAA's latency model does not overwrite the run without it)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, draw in (("freeze-vs-size.svg", freeze_vs_size), ("freeze-steps.svg", freeze_steps)):
+    for name, draw in ((f"{stem}-vs-size.svg", freeze_vs_size), (f"{stem}-steps.svg", freeze_steps)):
         path = out / name
         path.write_text(draw(document) + "\n")
         written.append(path)
@@ -162,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", help="a freeze_bench.py results JSON")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"))
     args = parser.parse_args(argv)
-    for path in write_charts(json.loads(Path(args.results).read_text()), Path(args.out)):
+    results = Path(args.results)
+    stem = "freeze-mwaa-latency" if json.loads(results.read_text()).get("mwaa_latency") else "freeze"
+    for path in write_charts(json.loads(results.read_text()), Path(args.out), stem):
         print(path)
     return 0
 

@@ -650,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"AWS in-place unavailability for context: {AWS_IN_PLACE}")
     from charts import write_charts  # bench/ is the script's directory
 
-    for path in write_charts(document, out.parent):
+    for path in write_charts(document, out.parent, out.stem):
         print(f"chart: {path}")
     return 0
 
