@@ -570,9 +570,10 @@ class Spec:
     over ``t`` that a row's group is in the list ``:groups`` (written so that the table's dag_id index
     serves it)."""
 
-    def __init__(self, name, select, columns, hashed, group="''", verify=True, member=None):
+    def __init__(self, name, select, columns, hashed, group="''", verify=True, member=None, where=False):
         self.name = name
         self.select = select
+        self.where = where  # whether ``select`` ends with a WHERE clause (conditions are ANDed to it)
         self.columns = columns
         self.hashed = hashed
         self.group = group
@@ -600,7 +601,9 @@ def build_specs(columns, own_dags=()):
         member = None
         if table.dagless:  # group '' is the rows of no DAG; dag_id = ANY(...) keeps idx_log_dag usable
             member = "(t.dag_id = ANY(:groups) OR (t.dag_id IS NULL AND '' = ANY(:groups)))"
-        specs[table.name] = Spec(table.name, select, listed, hashed, table.group, table.verify, member)
+        specs[table.name] = Spec(
+            table.name, select, listed, hashed, table.group, table.verify, member, bool(table.where)
+        )
     return specs
 
 
@@ -675,7 +678,7 @@ def _grouped(spec, xmin=False, where=None):
     )
     select = spec.select.replace("SELECT ", f"SELECT {extra}", 1)
     if where:
-        select += f" AND ({where})" if " WHERE (" in spec.select else f" WHERE ({where})"
+        select += f" AND ({where})" if spec.where else f" WHERE ({where})"
     return select
 
 
@@ -745,7 +748,8 @@ def _valid_snapshot(value):
 def _writer(xmin="q.mwaa_iac_xmin"):
     """SQL: the 64-bit id of the transaction that wrote the row (``xmin``: its low 32 bits), widened
     against this transaction's xmax (``:now_xmax``; rows are never older than 2**31 transactions
-    unless frozen; a frozen one misread as new only makes its DAG copied whole, or hashed)."""
+    unless frozen; a frozen one misread as new makes its DAG copied whole or hashed, or the delta
+    refused: slower, never wrong)."""
     return (
         f"(CAST(:now_xmax AS bigint) - mod(mod(CAST(:now_xmax AS bigint), {XID_WRAP}) "
         f"- {xmin}::text::bigint + {XID_WRAP}, {XID_WRAP}))"
@@ -808,6 +812,12 @@ def plan_delta(scans, base, executing):
 
 
 CTIDS = "t.ctid = ANY(CAST(:ctids AS tid[]))"
+
+
+def tid_array(ctids):
+    """``ctids`` (``"(page,item)"`` texts) as ONE array literal for ``:ctids``: psycopg2 would send a
+    list as ARRAY[...] of one literal per item, several times slower to parse at 100,000s of rows."""
+    return "{" + ",".join(f'"{c}"' for c in ctids) + "}"
 
 
 def delta_select(spec):
@@ -1323,7 +1333,7 @@ def _plan_from_base(session, specs, own_dags, since_uri, now_xmax):
     for table, scan in scans.items():
         spec = specs[table]
         ctids = [c for g, (_, new, _, found) in scan.items() if new and g not in whole for c in found]
-        added[table] = digests(session, spec, own_dags, CTIDS, {"ctids": ctids}) if ctids else {}
+        added[table] = digests(session, spec, own_dags, CTIDS, {"ctids": tid_array(ctids)}) if ctids else {}
         every[table] = (
             digests(session, spec, own_dags, spec.member, {"groups": sorted(whole)}) if whole else {}
         )
@@ -1354,8 +1364,11 @@ def _export(session, base, specs, own_dags, delta):
         partial = delta is not None and name in delta["scans"]
         if partial:
             select = delta_select(spec)
-            ctids = [c for g, (_, new, _, found) in delta["scans"][name].items() if new for c in found]
-            params = _own_params(own_dags, groups=sorted(delta["whole"]), ctids=ctids)
+            ctids = [
+                c for g, (_, new, _, found) in delta["scans"][name].items() if new and g not in delta["whole"]
+                for c in found
+            ]  # fmt: skip
+            params = _own_params(own_dags, groups=sorted(delta["whole"]), ctids=tid_array(ctids))
         else:
             select, params = spec.select, _own_params(own_dags)
         with _open(f"{base}/{name}.csv", "wb") as out:
@@ -1510,7 +1523,8 @@ def delete_dag_rows(session, tables, own_dags, only=None):
         any_dag = f"dag_id IS NULL OR {dags}"
     else:
         dags = "dag_id = ANY(:dags)"
-        params = {"dags": sorted(g for g in only if g and g not in own_dags)}
+        params = {"dags": sorted(g for g in only if g not in own_dags)}  # '': log rows of dag_id ''
+
         any_dag = f"dag_id IS NULL OR {dags}" if "" in only else dags
     inspector = inspect(session.connection())
     existing = set(inspector.get_table_names())
@@ -1542,7 +1556,8 @@ def _drop_unused_triggers(session, keep=()):
 
 def _marker(session):
     """What the restore marker on this environment says: ``{"backup": prefix, "restored_at": iso,
-    "xid": the restore's transaction id}`` ({} when there is none or it is not readable)."""
+    "xid": the restore's transaction id, "snapshot": its snapshot}`` ({} when there is none or it is
+    not readable)."""
     from airflow.models import Variable
 
     variable = session.query(Variable).filter(Variable.key == RESTORE_MARKER).one_or_none()
@@ -1556,8 +1571,12 @@ def _marker(session):
 def _write_marker(session, prefix):
     from sqlalchemy import text
 
-    restored_at, xid = session.execute(text("SELECT transaction_timestamp(), txid_current()")).one()
-    value = json.dumps({"backup": prefix, "restored_at": restored_at.isoformat(), "xid": int(xid)})
+    restored_at, xid, snapshot = session.execute(
+        text("SELECT transaction_timestamp(), txid_current(), txid_current_snapshot()::text")
+    ).one()
+    value = json.dumps(
+        {"backup": prefix, "restored_at": restored_at.isoformat(), "xid": int(xid), "snapshot": snapshot}
+    )
     session.execute(text("DELETE FROM variable WHERE key = :k"), {"k": RESTORE_MARKER})
     session.execute(
         text("INSERT INTO variable (key, val, is_encrypted) VALUES (:k, :v, false)"),
@@ -1858,8 +1877,11 @@ def _restore_once(base, prefix, manifest, own_dags):
         held = marker.get("backup")
         if delta and held == prefix:
             # Applied already (a resumed cutover runs the same restore again): verify only.
-            written = _writes(session, marker.get("xid"), marker.get("xid"))
-            counts = _verify(session, manifest, specs, own_dags, written)
+            written = _writes(session, marker.get("xid"), marker)
+            # It reset the task instances executing in the backup after verifying them.
+            counts = _verify(
+                session, manifest, specs, own_dags, written, set(manifest.get("executing") or ())
+            )
             session.rollback()
             return {"ok": True, "mode": "delta", "tables": counts, "already": True, "reset": []}
         if delta and held != manifest.get("base"):
@@ -1921,7 +1943,7 @@ def _restore_once(base, prefix, manifest, own_dags):
                 )
         session.flush()
         mine = _run(session, "SELECT txid_current()").scalar()
-        counts = _verify(session, manifest, specs, own_dags, _writes(session, mine, marker.get("xid")))
+        counts = _verify(session, manifest, specs, own_dags, _writes(session, mine, marker))
         reset = [
             f"{dag_id}/{run_id}/{task_id}[{map_index}]"
             for dag_id, run_id, task_id, map_index in _run(
@@ -1946,29 +1968,34 @@ def _restore_once(base, prefix, manifest, own_dags):
     }
 
 
-def _writes(session, mine, since):
+def _writes(session, mine, previous):
     """Which transactions wrote what on the target, for :func:`_verify`: ``mine`` (the restore's
-    transaction) and ``since`` (the previous restore's; None: unknown, every other row counts as
-    written since)."""
+    transaction id) and the previous restore's marker (its transaction id and snapshot: a row
+    neither written by it nor visible to it was written since; without them, every row not
+    ``mine`` counts as written since)."""
     _, xmax = current_snapshot(session)
     mine = None if mine is None else int(mine)
-    now_xmax = max(xmax, (mine or 0) + 1)  # this transaction's own id can be past its snapshot's xmax
+    snapshot, xid = previous.get("snapshot"), previous.get("xid")
+    known = _valid_snapshot(snapshot) and isinstance(xid, int)
     return {
-        "mine": -1 if mine is None else mine,
-        "since": -1 if since is None else int(since),
-        "now_xmax": now_xmax,
+        "mine": 0 if mine is None else mine,  # 0: no transaction has that id
+        "since_xid": int(xid) if known else 0,
+        "since_snapshot": snapshot if known else "1:1:",  # a snapshot that sees nothing
+        "now_xmax": max(xmax, (mine or 0) + 1),  # this transaction's own id can be past its xmax
     }
 
 
 def written_scan(session, spec, own_dags, written):
     """Per group of a delta table on the target, in one pass: ``(rows, rows written since the previous
     restore by another transaction than this restore's, digest of the rows this restore wrote or
-    None)``."""
+    None)``. Written since: by neither restore and not visible to the previous one (a transaction
+    that got its id before the previous restore began and committed after is caught too)."""
     x = _writer()
     sql = (
         f"SELECT g, count(*), count(*) FILTER (WHERE d), count(h), {HALVES} "
-        f"FROM (SELECT q.mwaa_iac_group AS g, "
-        f"{x} > CAST(:since AS bigint) AND {x} <> CAST(:mine AS bigint) AS d, "
+        f"FROM (SELECT q.mwaa_iac_group AS g, {x} <> CAST(:mine AS bigint) "
+        f"AND {x} <> CAST(:since_xid AS bigint) "
+        f"AND NOT txid_visible_in_snapshot({x}, CAST(:since_snapshot AS txid_snapshot)) AS d, "
         f"CASE WHEN {x} = CAST(:mine AS bigint) THEN {_row_hash(spec)} END AS h "
         f"FROM ({_grouped(spec, xmin=True)}) q) z GROUP BY g"
     )
@@ -1978,11 +2005,13 @@ def written_scan(session, spec, own_dags, written):
     }
 
 
-def _verify_delta(session, name, spec, entry, whole, own_dags, written):
+def _verify_delta(session, name, spec, entry, whole, own_dags, written, reset=()):
     """A delta table on the target against the manifest, in proportion to what changed: every DAG's
     count; the digest of the rows this restore wrote (a DAG copied whole: all its rows; another: its
     new rows); a DAG that something else wrote to since the previous restore: all its rows. A DAG
-    nothing wrote to holds the rows the previous restore verified. Returns (rows, mismatches)."""
+    nothing wrote to holds the rows the previous restore verified. ``reset``: DAGs whose task
+    instances the restore reset after verifying (a restore verified again: their digest is not the
+    backup's, their counts are). Returns (rows, mismatches)."""
     scan = written_scan(session, spec, own_dags, written)
     want = {str(k): int(v) for k, v in entry["counts"].items()}
     expected, added = entry.get("groups", {}), entry.get("added", {})
@@ -1993,7 +2022,7 @@ def _verify_delta(session, name, spec, entry, whole, own_dags, written):
             mismatches.append(f"{name} [{group}]: backup {want.get(group, 0)} rows, target {rows} rows")
             continue
         wrote = expected.get(group) if group in whole else added.get(group)
-        if mine != wrote:
+        if mine != wrote and not (name == "task_instance" and group in reset):
             mismatches.append(
                 f"{name} [{group}]: the restore wrote {(mine or '0').split(':')[0]} rows, the backup has "
                 f"{(wrote or '0').split(':')[0]} for it (content hash differs)"
@@ -2007,7 +2036,7 @@ def _verify_delta(session, name, spec, entry, whole, own_dags, written):
     return sum(r for r, *_ in scan.values()), mismatches
 
 
-def _verify(session, manifest, specs, own_dags, written):
+def _verify(session, manifest, specs, own_dags, written, reset=()):
     """Every table's rows on the target against the manifest: counts and content digests (a delta's
     history tables: :func:`_verify_delta`). Returns rows per table; raises (DeltaRefused for a delta)
     naming the first group that differs."""
@@ -2019,7 +2048,9 @@ def _verify(session, manifest, specs, own_dags, written):
         if name in ORM_TABLES:
             got = orm_hash(session, name, own_dags)
         elif name in specs and entry.get("delta"):
-            counts[name], wrong = _verify_delta(session, name, specs[name], entry, whole, own_dags, written)
+            counts[name], wrong = _verify_delta(
+                session, name, specs[name], entry, whole, own_dags, written, reset
+            )
             mismatches += wrong
             continue
         elif name in specs and specs[name].verify:

@@ -348,6 +348,68 @@ def test_the_delta_restore_catches_a_row_the_target_changed_and_checks_only_what
     assert again.outcome["ok"] and again.note.get("already") is True, again.outcome
 
 
+def test_a_row_a_transaction_open_across_a_restore_wrote_after_it_is_caught_by_the_next(
+    stack: CopyStack,
+) -> None:
+    """A transaction on the target that got its id before a restore and writes after it (a UI clear
+    that started earlier) has an id below that restore's: "written since" is "not seen by the previous
+    restore" (its snapshot, in the marker), not "a higher transaction id"."""
+    first = "SELECT dag_id, run_id, task_id, map_index FROM task_instance ORDER BY 1, 2, 3, 4 LIMIT 1"
+    stack.psql(
+        "dst",
+        "CREATE TABLE late_keep AS SELECT t.* FROM task_instance t "
+        f"WHERE (dag_id, run_id, task_id, map_index) = ({first})",
+    )
+    key = "(t.dag_id, t.run_id, t.task_id, t.map_index) = (k.dag_id, k.run_id, k.task_id, k.map_index)"
+    args = [stack.cluster.tool("psql"), *stack.cluster._base_args(), "-d", "dst", "-X", "-q"]
+    session = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert session.stdin is not None
+        session.stdin.write("BEGIN; SELECT txid_current();\n")
+        session.stdin.flush()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'dst' "
+            "AND state = 'idle in transaction' AND backend_xid IS NOT NULL"
+        )
+        deadline = time.monotonic() + 30
+        while stack.psql("dst", waiting) != "1":
+            assert time.monotonic() < deadline, "the open transaction did not start"
+            time.sleep(0.2)
+        stack.backup("src", "p/late1", since="p/drift")
+        restored = stack.restore("dst", "p/late1")  # the open transaction is in its snapshot's list
+        assert restored.outcome["ok"] and restored.note["mode"] == "delta", restored.outcome
+        session.stdin.write(
+            f"UPDATE task_instance t SET hostname = 'written-late' FROM late_keep k WHERE {key}; COMMIT;\n"
+        )
+        session.stdin.close()
+        session.wait(timeout=30)
+    finally:
+        if session.poll() is None:
+            session.kill()
+    assert stack.psql("dst", "SELECT count(*) FROM task_instance WHERE hostname = 'written-late'") == "1"
+    stack.backup("src", "p/late2", since="p/late1")
+    refused = stack.restore("dst", "p/late2")
+    assert not refused.outcome["ok"] and refused.note["delta_refused"] is True
+    assert "task_instance [" in refused.note["error"] and "content hash differs" in refused.note["error"]
+    stack.psql("dst", f"UPDATE task_instance t SET hostname = k.hostname FROM late_keep k WHERE {key}")
+    stack.psql("dst", "DROP TABLE late_keep")
+    restored = stack.restore("dst", "p/late2")
+    assert restored.outcome["ok"] and restored.note["mode"] == "delta", restored.outcome
+    _same(stack)
+
+    # A task instance still running in the backup (a forced drain) is reset on the target after the
+    # verification; the same restore run again (a resumed cutover) verifies and accepts it.
+    running = (
+        f"UPDATE task_instance SET state = 'running' WHERE (dag_id, run_id, task_id, map_index) = ({first})"
+    )
+    stack.psql("src", running)
+    stack.backup("src", "p/late3", since="p/late2")
+    restored = stack.restore("dst", "p/late3")
+    assert restored.outcome["ok"] and len(restored.note["reset"]) == 1, restored.outcome
+    again = stack.restore("dst", "p/late3")
+    assert again.outcome["ok"] and again.note.get("already") is True, again.outcome
+
+
 NEW_DAG = r"""
 import pathlib, sys, tempfile
 
