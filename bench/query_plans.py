@@ -462,7 +462,8 @@ def run_size(server: ScratchServer, runner: Runner, rows: int) -> dict[str, Any]
     timed("target copy", lambda: server.psql(f'CREATE DATABASE "{target}" TEMPLATE "{source}"'))
     server.psql(
         "INSERT INTO variable (key, val, is_encrypted) VALUES ('mwaa_iac_restore', "
-        "json_build_object('backup', 'qp/pass1', 'restored_at', now(), 'xid', txid_current())::text, false)",
+        "json_build_object('backup', 'qp/pass1', 'restored_at', now(), 'xid', txid_current(), "
+        "'snapshot', txid_current_snapshot()::text)::text, false)",
         target,
     )
     timed("activity", lambda: server.psql(activity_sql(rows), source))
