@@ -6,6 +6,7 @@ the task's log)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -267,6 +268,37 @@ def test_an_unexpected_failure_of_a_delta_restore_is_refused_and_changes_nothing
     assert json.loads(marker)["backup"] == "p/delta"
 
 
+@contextlib.contextmanager
+def open_transaction(stack: CopyStack, database: str, begin: str) -> Iterator[subprocess.Popen[str]]:
+    """A psql session of ``database`` left idle inside a transaction that has an id (``begin`` runs
+    first); write more SQL to its stdin. Killed if the test fails first."""
+    args = [stack.cluster.tool("psql"), *stack.cluster._base_args(), "-d", database, "-X", "-q"]
+    session = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert session.stdin is not None
+        session.stdin.write(f"BEGIN; SELECT txid_current(); {begin}\n")
+        session.stdin.flush()
+        waiting = (
+            f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}' "
+            "AND state = 'idle in transaction' AND backend_xid IS NOT NULL"
+        )
+        deadline = time.monotonic() + 30
+        while stack.psql(database, waiting) != "1":
+            assert time.monotonic() < deadline, "the open transaction did not start"
+            time.sleep(0.2)
+        yield session
+    finally:
+        if session.poll() is None:
+            session.kill()
+
+
+def _finish(session: subprocess.Popen[str], sql: str) -> None:
+    assert session.stdin is not None
+    session.stdin.write(f"{sql}\n")
+    session.stdin.close()
+    session.wait(timeout=30)
+
+
 def test_a_row_a_subtransaction_wrote_during_the_base_backup_is_caught_by_the_hash(stack: CopyStack) -> None:
     """A row written in a subtransaction that was open while the base was taken looks older than the
     base (its xid is in no snapshot's list); with one base row of the same DAG deleted, the DAG's
@@ -274,28 +306,10 @@ def test_a_row_a_subtransaction_wrote_during_the_base_backup_is_caught_by_the_ha
     whole."""
     insert = "INSERT INTO log (dttm, dag_id, event) VALUES (now(), 'sub_dag', 'e')"
     stack.psql("src", f"{insert}; {insert}")
-    args = [stack.cluster.tool("psql"), *stack.cluster._base_args(), "-d", "src", "-X", "-q"]
-    session = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    try:
-        assert session.stdin is not None
-        session.stdin.write(f"BEGIN; SELECT txid_current(); SAVEPOINT s; {insert}; RELEASE SAVEPOINT s;\n")
-        session.stdin.flush()
-        waiting = (
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'src' "
-            "AND state = 'idle in transaction' AND backend_xid IS NOT NULL"
-        )
-        deadline = time.monotonic() + 30
-        while stack.psql("src", waiting) != "1":
-            assert time.monotonic() < deadline, "the open transaction did not start"
-            time.sleep(0.2)
+    with open_transaction(stack, "src", f"SAVEPOINT s; {insert}; RELEASE SAVEPOINT s;") as session:
         base = stack.backup("src", "p/sub-base")
         assert base.outcome["ok"], base.outcome
-        session.stdin.write("COMMIT;\n")
-        session.stdin.close()
-        session.wait(timeout=30)
-    finally:
-        if session.poll() is None:
-            session.kill()
+        _finish(session, "COMMIT;")
     snapshot = stack.manifest("p/sub-base")["snapshot"]
     looks_old = (
         f"SELECT txid_visible_in_snapshot(xmin::text::bigint, '{snapshot}') FROM log "
@@ -361,31 +375,14 @@ def test_a_row_a_transaction_open_across_a_restore_wrote_after_it_is_caught_by_t
         f"WHERE (dag_id, run_id, task_id, map_index) = ({first})",
     )
     key = "(t.dag_id, t.run_id, t.task_id, t.map_index) = (k.dag_id, k.run_id, k.task_id, k.map_index)"
-    args = [stack.cluster.tool("psql"), *stack.cluster._base_args(), "-d", "dst", "-X", "-q"]
-    session = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    try:
-        assert session.stdin is not None
-        session.stdin.write("BEGIN; SELECT txid_current();\n")
-        session.stdin.flush()
-        waiting = (
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'dst' "
-            "AND state = 'idle in transaction' AND backend_xid IS NOT NULL"
-        )
-        deadline = time.monotonic() + 30
-        while stack.psql("dst", waiting) != "1":
-            assert time.monotonic() < deadline, "the open transaction did not start"
-            time.sleep(0.2)
+    with open_transaction(stack, "dst", "") as session:
         stack.backup("src", "p/late1", since="p/drift")
         restored = stack.restore("dst", "p/late1")  # the open transaction is in its snapshot's list
         assert restored.outcome["ok"] and restored.note["mode"] == "delta", restored.outcome
-        session.stdin.write(
-            f"UPDATE task_instance t SET hostname = 'written-late' FROM late_keep k WHERE {key}; COMMIT;\n"
+        _finish(
+            session,
+            f"UPDATE task_instance t SET hostname = 'written-late' FROM late_keep k WHERE {key}; COMMIT;",
         )
-        session.stdin.close()
-        session.wait(timeout=30)
-    finally:
-        if session.poll() is None:
-            session.kill()
     assert stack.psql("dst", "SELECT count(*) FROM task_instance WHERE hostname = 'written-late'") == "1"
     stack.backup("src", "p/late2", since="p/late1")
     refused = stack.restore("dst", "p/late2")
