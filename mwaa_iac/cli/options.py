@@ -77,7 +77,12 @@ PollOpt = Annotated[
     ),
 ]
 RunPollOpt = Annotated[
-    float, typer.Option("--run-poll", envvar="MWAA_IAC_RUN_POLL", help="Seconds between DAG-run polls.")
+    float,
+    typer.Option(
+        "--run-poll",
+        envvar="MWAA_IAC_RUN_POLL",
+        help="Seconds between DAG-run polls (at most 1 inside a cutover's freeze).",
+    ),
 ]
 BreakLockOpt = Annotated[bool, typer.Option("--break-lock", help="Take the lock from a dead workflow.")]
 BreakGlassOpt = Annotated[

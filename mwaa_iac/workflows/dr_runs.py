@@ -66,6 +66,9 @@ class SchedulerDownError(ProbeError):
 # How long a wait goes on before Airflow's health is read, and how often it is read again (each
 # read is one InvokeRestApi call; MWAA allows about 10 a second per environment).
 HEALTH_AFTER_SECONDS = 30.0
+# Inside the freeze (the source paused, go-live not done) a wait polls at least this often, whatever
+# --run-poll says: frozen time is the users' downtime, and a poll is one REST call.
+FREEZE_POLL_SECONDS = 1.0
 HEALTH_EVERY_SECONDS = 60.0
 
 
@@ -205,7 +208,8 @@ class DagRunner:
     ) -> dict[str, Any]:
         """Trigger ``dag_id`` and wait for its run. Polls back off from ``run_poll_seconds`` up to 5x
         it, except with ``backoff=False`` (inside the freeze window, where a run noticed late is
-        frozen time: a steady poll costs at most one interval per run). A run that stays queued
+        frozen time: a steady poll, at most FREEZE_POLL_SECONDS apart, costs at most one interval per
+        run). A run that stays queued
         has Airflow's health read: its events then say when the scheduler is down."""
         self.start(dag_id, run_id, marker, conf)
         return self.wait(dag_id, run_id, backoff=backoff)
@@ -245,6 +249,8 @@ class DagRunner:
         name = self.api.environment
         start = self.clock()
         delay = self.options.run_poll_seconds
+        if not backoff:  # inside the freeze
+            delay = min(delay, FREEZE_POLL_SECONDS)
         queued_since: float | None = None
         while True:
             task = self.task_state(dag_id, run_id) if by_task else None

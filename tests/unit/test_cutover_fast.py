@@ -42,6 +42,7 @@ from mwaa_iac.core.cutover_steps import (
 from mwaa_iac.core.findings import Finding
 from mwaa_iac.core.status import Observation
 from mwaa_iac.errors import MwaaIacError
+from mwaa_iac.events import EventKind
 from mwaa_iac.workflows.cutover import JOURNAL, Cutover, CutoverOptions, cleanup, rollback
 from mwaa_iac.workflows.dr_runs import CutoverError, SchedulerDownError
 from mwaa_iac.workflows.journal import Journal
@@ -1226,6 +1227,26 @@ def test_drain_timeout_aborts_the_freeze_and_resume_freezes_again_with_a_fresh_b
     assert all(_done_count(journal, s) == 2 for s in (Step.RECORD_DAGS, Step.PAUSE_SOURCE))
     assert "after-abort" in world.envs[TARGET].airflow.history
     _assert_live_on_target(ws, world)
+
+
+def test_the_freeze_polls_every_second_with_the_default_run_poll(ws, world) -> None:
+    """Frozen time is the users' downtime: inside the freeze the drain (and every DR run's wait) polls
+    at most a second apart, whatever --run-poll (5 s here, its default) says."""
+    world.envs[SOURCE].airflow.tis.append(
+        {"dag_id": "etl_orders", "dag_run_id": "r1", "task_id": "load", "state": "running"}
+    )
+    waited: list[float] = []
+    emit = world.emit
+
+    def recording(item: dict[str, Any]) -> None:
+        if item.get("event") == EventKind.FREEZE_DRAINING:
+            waited.append(item["waited_s"])
+        emit(item)
+
+    world.emit = recording  # type: ignore[method-assign]
+    with pytest.raises(CutoverError, match="still executing"):
+        _run(ws, world, drain_timeout_seconds=5)
+    assert waited == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
 
 
 def test_force_drain_goes_on_and_reports_what_may_run_twice(ws, world) -> None:

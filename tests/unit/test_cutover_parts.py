@@ -90,12 +90,12 @@ class _FakeApi:
         return {"state": "success" if self.polls < 0 else "running"}
 
 
-def _sleeps(backoff: bool) -> list[float]:
+def _sleeps(backoff: bool, every: float = 1.0) -> list[float]:
     from types import SimpleNamespace
 
     from mwaa_iac.workflows.dr_runs import DagRunner
 
-    options = SimpleNamespace(dag_timeout_seconds=60, run_timeout_seconds=600, run_poll_seconds=1.0)
+    options = SimpleNamespace(dag_timeout_seconds=60, run_timeout_seconds=600, run_poll_seconds=every)
     sleeps: list[float] = []
     api = _FakeApi(polls=8)
     result = DagRunner(api, options, lambda e: None, sleep=sleeps.append).run(
@@ -108,6 +108,12 @@ def _sleeps(backoff: bool) -> list[float]:
 def test_dag_run_polls_back_off_outside_the_freeze_and_stay_steady_inside() -> None:
     assert _sleeps(backoff=True) == [1.0, 1.5, 2.25, 3.375, 5.0, 5.0, 5.0, 5.0]
     assert _sleeps(backoff=False) == [1.0] * 8  # a run noticed late would be frozen time
+
+
+def test_inside_the_freeze_dag_runs_are_polled_every_second_whatever_run_poll_says() -> None:
+    assert _sleeps(backoff=True, every=5.0)[:3] == [5.0, 7.5, 11.25]
+    assert _sleeps(backoff=False, every=5.0) == [1.0] * 8  # --run-poll 5 (the default): frozen time
+    assert _sleeps(backoff=False, every=0.5) == [0.5] * 8  # a shorter --run-poll is kept
 
 
 def test_target_uses_the_source_requirements_unchanged() -> None:

@@ -16,8 +16,9 @@ from mwaa_iac.adapters.mwaa import MwaaClient
 from mwaa_iac.adapters.routing import Routing
 from mwaa_iac.adapters.storage import S3
 from mwaa_iac.core.config import Color, Deployment, EnvironmentConfig
+from mwaa_iac.core.cutover_steps import Step
 from mwaa_iac.events import Emit, EventKind, event
-from mwaa_iac.workflows.dr_runs import DagRunner
+from mwaa_iac.workflows.dr_runs import FREEZE_POLL_SECONDS, DagRunner
 from mwaa_iac.workflows.engine import DeploymentEngine, engine_for
 from mwaa_iac.workflows.journal import Journal
 from mwaa_iac.workflows.preflight import Check
@@ -123,6 +124,15 @@ class Context:
     def runner(self, name: str) -> DagRunner:
         """Runs DR DAGs on environment ``name``."""
         return DagRunner(self.api(name), self.options, self.emit, self.sleep, self.clock)
+
+    def frozen(self) -> bool:
+        """Inside the freeze: the source paused, go-live not done."""
+        return self.journal.state(Step.PAUSE_SOURCE) == "done" and self.journal.state(Step.GO_LIVE) != "done"
+
+    def poll_seconds(self) -> float:
+        """Seconds between polls: --run-poll, at most FREEZE_POLL_SECONDS inside the freeze."""
+        every = self.options.run_poll_seconds
+        return min(every, FREEZE_POLL_SECONDS) if self.frozen() else every
 
     def today(self) -> date:
         return self.options.today or date.today()

@@ -254,11 +254,6 @@ class Copy:
     def _run_id(self, dag_id: str, label: str, attempt: int) -> str:
         return dr.run_id(dag_id, self.ctx.journal.run_id, label if attempt <= 0 else f"{label}a{attempt}")
 
-    def _source_paused(self) -> bool:
-        """Inside the freeze (the source paused, go-live not done): DR runs poll without backoff."""
-        journal = self.ctx.journal
-        return journal.state(Step.PAUSE_SOURCE) == "done" and journal.state(Step.GO_LIVE) != "done"
-
     # -- the pass steps ----------------------------------------------------------------------------
 
     def backup(self, label: str) -> dict[str, Any]:
@@ -277,7 +272,7 @@ class Copy:
             self._run_id(dr.BACKUP_DAG_ID, label, attempt),
             self._markers(label)[dr.BACKUP_DAG_ID],
             conf,
-            backoff=not self._source_paused(),
+            backoff=not self.ctx.frozen(),
         )
         return {**run, "prefix": prefix, "since": since}
 
@@ -354,7 +349,7 @@ class Copy:
             run_id,
             self._markers(label)[dr.RESTORE_DAG_ID],
             conf,
-            backoff=not self._source_paused(),
+            backoff=not self.ctx.frozen(),
         )
         self._hold_warning(outcome)
         return {**outcome, "run_id": run_id}

@@ -128,7 +128,7 @@ class Freeze:
         names, waited = wait_for_executing(
             ctx.api(ctx.source),
             options.drain_timeout_seconds,
-            options.run_poll_seconds,
+            ctx.poll_seconds(),
             ctx.sleep,
             ctx.clock,
             draining,

@@ -253,7 +253,7 @@ def wait_for_parse(
                 waited_s=waited,
             )
         )
-        ctx.sleep(ctx.options.run_poll_seconds)
+        ctx.sleep(ctx.poll_seconds())
 
 
 def import_failures(errors: list[dict[str, Any]], files: dict[str, str]) -> dict[str, str]:
