@@ -20,7 +20,7 @@ $(BIN)/mwaa-iac: pyproject.toml
 	@touch $@
 
 # Lint, unit + integration tests, the offline `terraform test` suite, the IaC scanner.
-test: setup lint docs-build schema-lint unit tf-test scan ## Everything CI runs (about 37-42 min on 2 cores: real Airflow end to end)
+test: setup lint docs-build schema-lint unit tf-test scan ## Everything CI runs (about 35-42 min on 2 cores: real Airflow end to end)
 
 # The quick loop: lint + the tests that need neither the local stack nor Terraform (under 2 minutes).
 check: setup lint ## Lint, types + fast tests (no local stack, no Terraform), under 2 minutes
