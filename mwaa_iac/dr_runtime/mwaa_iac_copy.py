@@ -1329,11 +1329,12 @@ def _plan_from_base(session, specs, own_dags, since_uri, now_xmax):
         whole.update(g for g in groups if old.get(g) != hashes[table].get(g))
     # Every DAG's digest now: a DAG copied whole hashed (through the dag_id index), the others the
     # base's plus their new rows' (found by ctid).
-    every, added = {}, {}
+    every, added, ctids = {}, {}, {}
     for table, scan in scans.items():
         spec = specs[table]
-        ctids = [c for g, (_, new, _, found) in scan.items() if new and g not in whole for c in found]
-        added[table] = digests(session, spec, own_dags, CTIDS, {"ctids": tid_array(ctids)}) if ctids else {}
+        found = [c for g, (_, new, _, at) in scan.items() if new and g not in whole for c in at]
+        ctids[table] = tid_array(found)  # the new rows of the DAGs not copied whole
+        added[table] = digests(session, spec, own_dags, CTIDS, {"ctids": ctids[table]}) if found else {}
         every[table] = (
             digests(session, spec, own_dags, spec.member, {"groups": sorted(whole)}) if whole else {}
         )
@@ -1342,16 +1343,7 @@ def _plan_from_base(session, specs, own_dags, since_uri, now_xmax):
                 every[table][group] = add_digests(hashes[table].get(group), added[table].get(group))
             if int(every[table].get(group, "0").split(":")[0]) != now:
                 raise CopyError(f"{table} [{group}]: {now} rows, the digest counts a different number")
-    changed = whole | {g for scan in scans.values() for g, (_, new, *_) in scan.items() if new}
-    return {
-        "snapshot": snapshot,
-        "scans": scans,
-        "whole": whole,
-        "changed": changed,
-        "checked": {t: sorted(g) for t, g in check.items()},
-        "digests": every,
-        "added": added,
-    }, None
+    return {"scans": scans, "whole": whole, "ctids": ctids, "digests": every, "added": added}, None
 
 
 def _export(session, base, specs, own_dags, delta):
@@ -1364,11 +1356,7 @@ def _export(session, base, specs, own_dags, delta):
         partial = delta is not None and name in delta["scans"]
         if partial:
             select = delta_select(spec)
-            ctids = [
-                c for g, (_, new, _, found) in delta["scans"][name].items() if new and g not in delta["whole"]
-                for c in found
-            ]  # fmt: skip
-            params = _own_params(own_dags, groups=sorted(delta["whole"]), ctids=tid_array(ctids))
+            params = _own_params(own_dags, groups=sorted(delta["whole"]), ctids=delta["ctids"][name])
         else:
             select, params = spec.select, _own_params(own_dags)
         with _open(f"{base}/{name}.csv", "wb") as out:
