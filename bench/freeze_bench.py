@@ -430,6 +430,11 @@ def measure(
         "pass2_fallback": pass2.get("fallback"),
         "pass2_rows_copied": rows_p2,
         "pass2_copied": copied,
+        # the restore's own seconds per phase (delete, stage, write, verify, commit) and the DAGs it
+        # hashed whole because something had written to them on the target since pass 1
+        "pass2_restore": pass2.get("restore"),
+        # pass 1's restore vacuumed the history tables it rewrote (outside the freeze)
+        "pass1_vacuum": (cutover.journal.data("restore-p1").get("result") or {}).get("vacuum"),
         "rows_copied": report["rows_copied"],
         "rows_per_s": round(rows_p2 / freeze) if freeze else None,
         "pause_s": pause_s,
@@ -562,6 +567,25 @@ def table(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def restore_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Where pass 2's restore spent its time (its own clock, inside the restore step), and pass 1's
+    vacuum of the rewritten history tables (before the freeze)."""
+    lines = []
+    for r in results:
+        restore = r.get("pass2_restore") or {}
+        phases = ", ".join(f"{k} {v:g}" for k, v in (restore.get("phases") or {}).items())
+        rehashed = restore.get("rehashed") or {}
+        vacuum = r.get("pass1_vacuum") or {}
+        lines.append(
+            f"- {r['size']}: pass 2's restore {restore.get('seconds', '?')} s "
+            f"({phases + ' s' if phases else 'no phases recorded'}); "
+            f"DAGs hashed whole because the target had written to them: "
+            f"{', '.join(f'{t} {n}' for t, n in rehashed.items()) or 'none'}; "
+            f"pass 1's vacuum {vacuum.get('seconds', vacuum.get('error', '?'))} s"
+        )
+    return ["", *lines] if lines else []
+
+
 def machine() -> str:
     memory = ""
     try:
@@ -640,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
         "one old run deleted\n"
     )
     print("\n".join(table(results)))
+    for line in restore_lines(results):
+        print(line)
     print(
         f"\nMWAA's task start latency model: {latency or 'off'}; pass 2's copiers "
         f"{'armed before the freeze' if not args.no_armed_copy else 'triggered inside the freeze'}"

@@ -1814,6 +1814,8 @@ def restore(factory, context, own_dags):
                 result.setdefault("after", {})[table.name] = _retrying(
                     table.name, lambda t=table, e=entry: _apply_after(base, t.name, e, own_dags)
                 )
+        if not delta:
+            result["vacuum"] = _vacuum([n for n in HISTORY if n in manifest["tables"]])
     except Exception as exc:
         error = describe_error(exc)
         if isinstance(exc, DeltaRefused) or delta:
@@ -1826,6 +1828,26 @@ def restore(factory, context, own_dags):
         result["armed"] = armed
     _note(context, result)
     return result
+
+
+def _vacuum(names):
+    """VACUUM (ANALYZE) the history tables a full restore rewrote, once it committed (VACUUM runs
+    outside a transaction). Pass 1's restore is followed by a freeze whose verification reads every
+    row of these tables: vacuumed now, that read finds their rows' commit status already recorded
+    (the first read after a bulk insert otherwise writes every page back) and autovacuum has nothing
+    left to do on them while the freeze runs; the planner's statistics fit the restored sizes. Best
+    effort: a failure is reported in the note, never fatal (the rows are restored and verified)."""
+    from airflow.settings import Session
+
+    started = time.monotonic()
+    try:
+        with Session() as session:
+            connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            for name in names:
+                connection.exec_driver_sql(f"VACUUM (ANALYZE) {_q(BY_NAME[name].table)}")
+    except Exception as exc:
+        return {"tables": len(names), "error": describe_error(exc)[:300]}
+    return {"tables": len(names), "seconds": round(time.monotonic() - started, 1)}
 
 
 def _stage(session, cursor, base, name, spec, entry, own_dags):
@@ -1846,9 +1868,22 @@ def _with_session(action):
         return action(session)
 
 
+class _Phases:
+    """Seconds per phase of a restore, for its note (where the time of a freeze goes)."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock, self.at, self.seconds = clock, clock(), {}
+
+    def done(self, name):
+        now = self.clock()
+        self.seconds[name] = round(now - self.at, 3)
+        self.at = now
+
+
 def _restore_once(base, prefix, manifest, own_dags):
     from airflow.settings import Session
 
+    phases, rehashed = _Phases(), {}
     tables = manifest["tables"]
     delta = manifest.get("mode") == "delta"
     csv_columns = {
@@ -1868,10 +1903,14 @@ def _restore_once(base, prefix, manifest, own_dags):
             written = _writes(session, marker.get("xid"), marker)
             # It reset the task instances executing in the backup after verifying them.
             counts = _verify(
-                session, manifest, specs, own_dags, written, set(manifest.get("executing") or ())
+                session, manifest, specs, own_dags, written, set(manifest.get("executing") or ()), rehashed
             )
             session.rollback()
-            return {"ok": True, "mode": "delta", "tables": counts, "already": True, "reset": []}
+            phases.done("verify")
+            return {
+                "ok": True, "mode": "delta", "tables": counts, "already": True, "reset": [],
+                "phases": phases.seconds, "rehashed": rehashed,
+            }  # fmt: skip
         if delta and held != manifest.get("base"):
             raise DeltaRefused(
                 f"the target holds backup {held or 'none (no marker)'}, "
@@ -1899,10 +1938,12 @@ def _restore_once(base, prefix, manifest, own_dags):
         for name in EMPTIED:
             if name in specs:
                 _run(session, f"DELETE FROM {BY_NAME[name].table}")
+        phases.done("delete")
         cursor = _raw_cursor(session)
         for name, spec in specs.items():
             _stage(session, cursor, base, name, spec, tables[name], own_dags)
         orm_rows = {name: _jsonl(base, name) for name in ORM_TABLES if name in tables}
+        phases.done("stage")
         for name in RESTORE_ORDER:
             if name in orm_rows:
                 _restore_orm(session, name, orm_rows[name], delta)
@@ -1930,8 +1971,10 @@ def _restore_once(base, prefix, manifest, own_dags):
                     f"GREATEST((SELECT COALESCE(max(id), 0) FROM {name}), 1))",
                 )
         session.flush()
+        phases.done("write")
         mine = _run(session, "SELECT txid_current()").scalar()
-        counts = _verify(session, manifest, specs, own_dags, _writes(session, mine, marker))
+        counts = _verify(session, manifest, specs, own_dags, _writes(session, mine, marker), (), rehashed)
+        phases.done("verify")
         reset = [
             f"{dag_id}/{run_id}/{task_id}[{map_index}]"
             for dag_id, run_id, task_id, map_index in _run(
@@ -1945,6 +1988,7 @@ def _restore_once(base, prefix, manifest, own_dags):
         _write_marker(session, prefix)
         _write_hold(session, f"restored from {prefix}")
         session.commit()
+    phases.done("commit")
     copied = {name: entry.get("copied", entry.get("rows")) for name, entry in tables.items()}
     return {
         "ok": True,
@@ -1953,6 +1997,8 @@ def _restore_once(base, prefix, manifest, own_dags):
         "copied": sum(v for v in copied.values() if isinstance(v, int)),
         "deleted_before": sum(deleted.values()),
         "reset": reset,
+        "phases": phases.seconds,
+        "rehashed": rehashed,
     }
 
 
@@ -1999,7 +2045,7 @@ def _verify_delta(session, name, spec, entry, whole, own_dags, written, reset=()
     new rows); a DAG that something else wrote to since the previous restore: all its rows. A DAG
     nothing wrote to holds the rows the previous restore verified. ``reset``: DAGs whose task
     instances the restore reset after verifying (a restore verified again: their digest is not the
-    backup's, their counts are). Returns (rows, mismatches)."""
+    backup's, their counts are). Returns (rows, mismatches, groups hashed whole because they drifted)."""
     scan = written_scan(session, spec, own_dags, written)
     want = {str(k): int(v) for k, v in entry["counts"].items()}
     expected, added = entry.get("groups", {}), entry.get("added", {})
@@ -2021,25 +2067,29 @@ def _verify_delta(session, name, spec, entry, whole, own_dags, written, reset=()
         got = table_hash(session, spec, own_dags, only=drifted)
         if any(got["groups"].get(g) != expected.get(g) for g in drifted):
             mismatches.append(_first_difference(name, {"groups": {g: expected.get(g) for g in drifted}}, got))
-    return sum(r for r, *_ in scan.values()), mismatches
+    return sum(r for r, *_ in scan.values()), mismatches, len(drifted)
 
 
-def _verify(session, manifest, specs, own_dags, written, reset=()):
+def _verify(session, manifest, specs, own_dags, written, reset=(), rehashed=None):
     """Every table's rows on the target against the manifest: counts and content digests (a delta's
-    history tables: :func:`_verify_delta`). Returns rows per table; raises (DeltaRefused for a delta)
-    naming the first group that differs."""
+    history tables: :func:`_verify_delta`; ``rehashed`` gets, per table, how many of its DAGs it hashed
+    whole because something else wrote to them). Returns rows per table; raises (DeltaRefused for a
+    delta) naming the first group that differs."""
     delta = manifest.get("mode") == "delta"
     whole = set(manifest.get("whole") or ())
     mismatches = []
     counts = {}
+    rehashed = {} if rehashed is None else rehashed
     for name, entry in manifest["tables"].items():
         if name in ORM_TABLES:
             got = orm_hash(session, name, own_dags)
         elif name in specs and entry.get("delta"):
-            counts[name], wrong = _verify_delta(
+            counts[name], wrong, drifted = _verify_delta(
                 session, name, specs[name], entry, whole, own_dags, written, reset
             )
             mismatches += wrong
+            if drifted:
+                rehashed[name] = drifted
             continue
         elif name in specs and specs[name].verify:
             got = table_hash(session, specs[name], own_dags)

@@ -199,6 +199,16 @@ def test_hostile_ids_and_text_survive_a_full_then_a_delta_copy(stack: CopyStack)
     restored = stack.restore("dst", "p/full")
     assert restored.outcome["ok"] and restored.note["ok"], restored.outcome
     _same(stack)
+    # The full restore vacuumed what it rewrote (outside its transaction): nothing left for the
+    # freeze's first read or autovacuum; where its time went is in the note.
+    assert restored.note["vacuum"]["tables"] >= 5 and "error" not in restored.note["vacuum"], restored.note
+    vacuumed = stack.psql(
+        "dst",
+        "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'task_instance' "
+        "AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL",
+    )
+    assert vacuumed == "1"
+    assert set(restored.note["phases"]) == {"delete", "stage", "write", "verify", "commit"}
 
     _seed(stack, 1)  # new runs of every DAG, an updated task instance, ':word' log rows
     delta = stack.backup("src", "p/delta", since="p/full")
@@ -212,6 +222,7 @@ def test_hostile_ids_and_text_survive_a_full_then_a_delta_copy(stack: CopyStack)
     )
     restored = stack.restore("dst", "p/delta")
     assert restored.outcome["ok"] and restored.note["mode"] == "delta", restored.outcome
+    assert "vacuum" not in restored.note and restored.note["rehashed"] == {}  # nothing else wrote
     _same(stack)
 
 
@@ -357,6 +368,7 @@ def test_the_delta_restore_catches_a_row_the_target_changed_and_checks_only_what
     stack.psql("dst", "DROP TABLE drift_keep")
     restored = stack.restore("dst", "p/drift")
     assert restored.outcome["ok"] and restored.note["mode"] == "delta", restored.outcome
+    assert restored.note["rehashed"] == {"task_instance": 1}  # the DAG written to, hashed whole
     _same(stack)
     again = stack.restore("dst", "p/drift")  # a resumed cutover runs the same restore again
     assert again.outcome["ok"] and again.note.get("already") is True, again.outcome

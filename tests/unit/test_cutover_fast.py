@@ -509,6 +509,7 @@ class FakeAirflow:
                 dag["is_paused"] = True
             tables = {t: 1 for t in dr.REQUIRED_TABLES} | {"dag_run": len(self.history)}
             note = {"ok": True, "tables": tables, "reset": [], "prefix": conf["prefix"]}
+            note |= {"seconds": 0.4, "phases": {"write": 0.1, "verify": 0.2}, "rehashed": {}}
             run.update(state="success", note=json.dumps(note))
         else:
             raise AssertionError(f"unexpected run of {dag_id}")
@@ -1032,6 +1033,8 @@ def test_pass_two_is_a_delta_against_the_backup_the_target_holds(ws, world) -> N
         "copied": {**dict.fromkeys(dr.REQUIRED_TABLES, 1), "dag_run": 1},
         "whole": [],
         "fallback": None,
+        # where the restore's time went, as its note says
+        "restore": {"seconds": 0.4, "phases": {"write": 0.1, "verify": 0.2}, "rehashed": {}},
     }
     assert "between-passes" in world.envs[TARGET].airflow.history
     _assert_live_on_target(ws, world)

@@ -18,6 +18,9 @@ from mwaa_iac.workflows.cutover.context import Context, Emit
 from mwaa_iac.workflows.dr_runs import DeltaRefused, deploy_dr_files, remove_dr_files, run_note
 
 COPY_FIELDS = ("mode", "base", "copied", "whole", "fallback")  # how pass 2 copied (the report's pass2)
+# where pass 2's restore spent its time (seconds per phase) and which DAGs it hashed whole, per table,
+# because something else had written to them on the target (the report's pass2.restore)
+RESTORE_FIELDS = ("seconds", "phases", "rehashed")
 UNPAUSE = "unpause"  # the armed copier that unpauses the recorded DAGs on a 2.x target at go-live
 
 
@@ -407,6 +410,8 @@ class Copy:
         journal = self.ctx.journal
         backup_step, verify_step = COPY_STEPS[PASS_2][:2]
         copy = {k: self.ctx.result(verify_step).get(k) for k in COPY_FIELDS}
+        restored = self.ctx.result(COPY_STEPS[PASS_2][2])
+        copy["restore"] = {k: restored[k] for k in RESTORE_FIELDS if restored.get(k) is not None}
         recorded = journal.data(backup_step)
         refused = recorded.get("refused")
         if refused and copy["mode"] == "full":
