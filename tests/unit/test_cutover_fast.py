@@ -1521,6 +1521,51 @@ def test_500_dags_are_paused_and_unpaused_in_a_handful_of_calls(ws, world) -> No
     assert {d for d, paused in target.flips if not paused and d not in dr.MWAA_IAC_DAG_IDS} == live
 
 
+def test_check_target_reuses_the_listing_taken_before_the_freeze_and_reads_import_errors_in_it(
+    ws, world
+) -> None:
+    """500 DAGs: the target's listing (5 pages) is taken as the copiers are armed, before the freeze;
+    inside it check-target reads only the import errors (one call). A DAG file that breaks during the
+    freeze still stops go-live; --resume arms again (a listing with it) and goes live once fixed."""
+    dags = _many_dags_world(world)
+    broken = sorted(d for d, paused in dags.items() if not paused)[0]
+    world.envs[SOURCE].airflow.dags[broken]["fileloc"] = f"/usr/local/airflow/dags/{broken}.py"
+    target_errors: list[dict[str, Any]] = []
+    emit = world.emit
+
+    def breaks_in_the_freeze(event: dict[str, Any]) -> None:
+        if event.get("event") == "freeze.recorded" and not target_errors:
+            world.envs[TARGET].airflow.import_errors = target_errors
+            target_errors.append(
+                {"filename": f"/usr/local/airflow/dags/{broken}.py", "stack_trace": "ImportError: gone"}
+            )
+        emit(event)
+
+    world.emit = breaks_in_the_freeze  # type: ignore[method-assign]
+    with pytest.raises(CutoverError) as caught:
+        _run(ws, world)
+    assert f"{broken}: ImportError: gone" in caught.value.message
+    journal = _journal(ws)
+    assert journal.data(Step.CHECK_TARGET).get("result") is None and TARGET not in world.routing
+    world.emit = emit  # type: ignore[method-assign]
+    target_errors.clear()  # the DAG file fixed
+    _run(ws, world, resume=True)
+    journal = _journal(ws)
+    assert _outcome(journal) == "succeeded"
+    assert journal.attempts(Step.ARM_COPIERS) == 2  # the resumed freeze armed (and listed) again
+    assert _step_result(journal, Step.CHECK_TARGET)["calls"] == 1
+
+
+def test_check_target_in_the_freeze_is_one_call_for_500_dags(ws, world) -> None:
+    _many_dags_world(world)
+    _run(ws, world)
+    journal = _journal(ws)
+    assert _outcome(journal) == "succeeded"
+    # the import errors; the listing of 500 DAGs (5 pages) was taken before the freeze
+    assert _step_result(journal, Step.CHECK_TARGET)["calls"] == 1
+    assert _step_result(journal, Step.CHECK_TARGET)["unparsed"] == []
+
+
 def test_500_dags_a_pause_killed_half_way_resumes_with_what_is_still_unpaused(ws, world) -> None:
     dags = _many_dags_world(world)
     live = {d for d, paused in dags.items() if not paused}

@@ -243,7 +243,7 @@ class Cutover:
             # Pass 2's DAG files are deployed and parsed before the freeze: parsing is not frozen time.
             Step.DEPLOY_DR_P2: lambda: copy.deploy_dr_dags(factory, PASS_2),
             Step.PARSE_DR_P2: copy.wait_for_p2_dags,
-            Step.ARM_COPIERS: copy.arm,
+            Step.ARM_COPIERS: lambda: target.list_before_freeze(copy.arm()),
             Step.RECORD_DAGS: freeze.record_unpaused,
             Step.PAUSE_SOURCE: freeze.pause_source,
             Step.DRAIN_SOURCE: freeze.drain,

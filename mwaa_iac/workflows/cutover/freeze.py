@@ -17,10 +17,10 @@ from mwaa_iac.events import EventKind, event
 from mwaa_iac.workflows.cutover.context import Context
 from mwaa_iac.workflows.cutover.copy import Copy
 from mwaa_iac.workflows.cutover.db_pause import record_by_copier, unpause_by_copier
+from mwaa_iac.workflows.cutover.target import recent_listing
 from mwaa_iac.workflows.dr_runs import CutoverError
 
 EXECUTING_STATES = ("queued", "running", "restarting")  # what the drain waits for
-LISTING_MAX_AGE_SECONDS = 300.0  # go-live plans with check-target's listing when it is this recent
 
 
 class Freeze:
@@ -196,7 +196,7 @@ class Freeze:
         calls = api.calls
         by_copier = unpause_by_copier(ctx, dags, api)
         if by_copier is None:
-            api.set_paused_many(dags, False, known=self._recent_listing(ctx.target))
+            api.set_paused_many(dags, False, known=recent_listing(ctx, ctx.target))
         unpaused_at = time.time()
         calls = api.calls - calls
         if by_copier is None and ctx.result(Step.ARM_COPIERS).get("armed"):
@@ -205,12 +205,6 @@ class Freeze:
         ctx.emit(event(EventKind.CUTOVER_LIVE, environment=ctx.target, unpaused=len(dags), calls=calls))
         result = {"unpaused": dags, "unpaused_at": unpaused_at, "version": version, "calls": calls}
         return result | (by_copier or {})
-
-    def _recent_listing(self, environment: str) -> list[dict[str, Any]] | None:
-        taken = self.ctx.listings.pop(environment, None)
-        if taken is None or self.ctx.clock() - taken[0] > LISTING_MAX_AGE_SECONDS:
-            return None
-        return taken[1]
 
     def route_back(self) -> None:
         """Routing and the deployment record back on the source (undoing a half-done go-live)."""

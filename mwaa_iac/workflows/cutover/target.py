@@ -178,21 +178,37 @@ class Target:
 
     # -- the go-live gate --------------------------------------------------------------------------
 
+    def list_before_freeze(self, armed: dict[str, Any]) -> dict[str, Any]:
+        """The target's DAG listing, taken just before the freeze (with pass 2's copiers armed):
+        check-target inside the freeze reuses it when it shows every recorded DAG parsed (the listing
+        is paged, one REST call per 100 DAGs; parsing only moves forward), so the freeze pays only
+        for the import errors. Not journaled: a resumed cutover lists again."""
+        ctx = self.ctx
+        ctx.listings[ctx.target] = (ctx.clock(), ctx.api(ctx.target).list_dags())
+        return armed
+
     def check_imports(self) -> dict[str, Any]:
         """Before go-live: every DAG recorded unpaused on the source is parsed by the target, and
         none of their files fails to import there (Airflow's importErrors). After an upgrade (into
         3.x inside the freeze, or a single pass's) the target's DAG processor has parsed every file
         again first: a DAG counts once its ``last_parsed_time`` is after the target's last upgrade.
         Waits up to the DAG timeout for the parse; refuses go-live on a failing or unparsed DAG
-        unless --accept-import-errors."""
+        unless --accept-import-errors. A listing taken before the freeze (:meth:`list_before_freeze`)
+        that shows every DAG parsed spares listing them again."""
         ctx = self.ctx
         recorded = ctx.result(Step.RECORD_DAGS)
         dags: list[str] = recorded.get("dags", [])
         files: dict[str, str] = recorded.get("files", {})
         since = self._last_upgrade_at()
-        version = ctx.mwaa.get_environment(ctx.target).get("AirflowVersion", ctx.to_version)
-        failing, unparsed, waited = wait_for_parse(ctx, ctx.api(ctx.target), ctx.target, dags, files, since)
-        result = {"dags": len(dags), "failing": failing, "unparsed": unparsed, "waited_s": waited}
+        api = ctx.api(ctx.target)
+        calls = api.calls
+        failing, unparsed, waited = wait_for_parse(
+            ctx, api, ctx.target, dags, files, since, known=recent_listing(ctx, ctx.target, pop=False)
+        )
+        result = {
+            "dags": len(dags), "failing": failing, "unparsed": unparsed, "waited_s": waited,
+            "calls": api.calls - calls,
+        }  # fmt: skip
         if not failing and not unparsed:
             ctx.emit(event(EventKind.TARGET_CHECKED, environment=ctx.target, dags=len(dags), waited_s=waited))
             return result
@@ -211,6 +227,7 @@ class Target:
             )
             return {**result, "accepted": True}
         count = len(failing) + len(unparsed)
+        version = ctx.mwaa.get_environment(ctx.target).get("AirflowVersion", ctx.to_version)
         raise CutoverError(
             f"{count} DAG(s) unpaused on {ctx.source} would not run on {ctx.target} "
             f"(Airflow {version}): {listed_text}",
@@ -228,19 +245,40 @@ class Target:
         return done[-1]["at"] if done else None
 
 
+LISTING_MAX_AGE_SECONDS = 300.0  # a DAG listing this recent stands for the environment's DAGs
+
+
+def recent_listing(ctx: Context, environment: str, *, pop: bool = True) -> list[dict[str, Any]] | None:
+    """The DAG listing of ``environment`` taken in the last LISTING_MAX_AGE_SECONDS (None without
+    one); ``pop``: used up (go-live changes what it shows)."""
+    taken = ctx.listings.pop(environment, None) if pop else ctx.listings.get(environment)
+    if taken is None or ctx.clock() - taken[0] > LISTING_MAX_AGE_SECONDS:
+        return None
+    return taken[1]
+
+
 def wait_for_parse(
-    ctx: Context, api: Any, environment: str, dags: list[str], files: dict[str, str], since: float | None
+    ctx: Context,
+    api: Any,
+    environment: str,
+    dags: list[str],
+    files: dict[str, str],
+    since: float | None,
+    known: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, str], list[str], float]:
     """Wait (up to the DAG timeout) until each of ``dags`` is parsed on ``api``'s environment (after
     ``since``, when given) or its file is in the import errors: ``(failing: {dag_id: error},
-    unparsed, seconds waited)``."""
+    unparsed, seconds waited)``. The import errors are read every time; ``known``: a recent listing,
+    used instead of listing again when it shows every DAG parsed."""
     start = ctx.clock()
     while True:
         errors = import_failures(api.import_errors(), files)
-        listing = api.list_dags()
-        ctx.listings[environment] = (ctx.clock(), listing)
-        listed = {d["dag_id"]: d for d in listing}
-        unparsed = [d for d in dags if d not in errors and not parsed_since(listed.get(d), since)]
+        unparsed = _not_parsed(known, dags, errors, since) if known is not None else None
+        if unparsed != []:
+            listing = api.list_dags()
+            ctx.listings[environment] = (ctx.clock(), listing)
+            unparsed = _not_parsed(listing, dags, errors, since)
+        known = None
         waited = round(ctx.clock() - start, 1)
         if not unparsed or waited > ctx.options.dag_timeout_seconds:
             return {d: errors[d] for d in dags if d in errors}, unparsed, waited
@@ -254,6 +292,14 @@ def wait_for_parse(
             )
         )
         ctx.sleep(ctx.poll_seconds())
+
+
+def _not_parsed(
+    listing: list[dict[str, Any]], dags: list[str], errors: dict[str, str], since: float | None
+) -> list[str]:
+    """Which of ``dags`` ``listing`` does not show parsed (after ``since``) and no import error names."""
+    listed = {d["dag_id"]: d for d in listing}
+    return [d for d in dags if d not in errors and not parsed_since(listed.get(d), since)]
 
 
 def import_failures(errors: list[dict[str, Any]], files: dict[str, str]) -> dict[str, str]:
