@@ -57,9 +57,12 @@ which quote row values. Python 3.10 compatible (MWAA runs Airflow 2.4.3-2.6.3 on
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import functools
 import hashlib
 import json
+import tempfile
 import time
 
 FORMAT = 2  # 2: per-group digests that add up (rows:hi:lo); 1 hashed sorted rows
@@ -895,10 +898,34 @@ def orm_hash(session, table, own_dags):
 # -- storage ------------------------------------------------------------------------------------------
 
 
-def _open(uri, mode):
+SPOOL_BYTES = 16 * 2**20  # a small object's buffer spills to a temporary file past this
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_s3_client():
+    return _s3_client()
+
+
+@contextlib.contextmanager
+def _open(uri, mode, small=False):
+    """smart_open's ``open``. On S3, one client for every object of the task (a client per object,
+    smart_open's default, costs more than the request); ``small`` (a delta's tables, the JSON lines,
+    the manifest): written in one PutObject from a buffer (spilling to a temporary file past
+    SPOOL_BYTES) instead of a multipart upload's three requests. A full backup's tables stream as
+    multipart uploads (constant memory at any size)."""
     import smart_open
 
-    return smart_open.open(uri, mode)
+    if not str(uri).startswith("s3://"):
+        with smart_open.open(uri, mode) as handle:
+            yield handle
+        return
+    params = {"client": _shared_s3_client()}
+    with contextlib.ExitStack() as stack:
+        if small and "w" in mode:
+            buffer = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))
+            params.update(multipart_upload=False, writebuffer=buffer)
+        with smart_open.open(uri, mode, transport_params=params) as handle:
+            yield handle
 
 
 # -- an armed run: started before the freeze, it waits for its go signal -----------------------------
@@ -1359,7 +1386,7 @@ def _export(session, base, specs, own_dags, delta):
             params = _own_params(own_dags, groups=sorted(delta["whole"]), ctids=delta["ctids"][name])
         else:
             select, params = spec.select, _own_params(own_dags)
-        with _open(f"{base}/{name}.csv", "wb") as out:
+        with _open(f"{base}/{name}.csv", "wb", small=delta is not None) as out:
             _copy_out(session, cursor, select, params, out)
         entry = {"columns": spec.columns, "file": f"{name}.csv"}
         if partial:
@@ -1442,7 +1469,7 @@ def _backup(factory, context, own_dags):
             tables = _export(session, base, specs, own_dags, None)
         for name in ORM_TABLES:
             groups = {}
-            with _open(f"{base}/{name}.jsonl", "wb") as out:
+            with _open(f"{base}/{name}.jsonl", "wb", small=True) as out:
                 for key, row in _orm_rows(session, name, own_dags):
                     out.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
                     groups[key] = f"1:{_row_digest(row)}"
@@ -1473,7 +1500,7 @@ def _backup(factory, context, own_dags):
         "fallback": fallback,
         "tables": tables,
     }
-    with _open(f"{base}/manifest.json", "wb") as out:
+    with _open(f"{base}/manifest.json", "wb", small=True) as out:
         out.write(json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8"))
     return {
         "ok": True,

@@ -155,3 +155,37 @@ def test_the_restore_marker_has_one_name_on_both_sides_and_is_never_copied() -> 
 
 def test_the_tool_reads_the_manifest_format_the_copy_module_writes() -> None:
     assert dr.MANIFEST_FORMAT == copy.FORMAT
+
+
+def _stubbed_s3(monkeypatch):
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client(
+        "s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
+        endpoint_url="http://127.0.0.1:9",
+    )  # fmt: skip
+    monkeypatch.setattr(copy, "_shared_s3_client", lambda: client)
+    return Stubber(client)
+
+
+def test_a_small_object_is_one_put_and_a_full_table_a_multipart_upload_on_one_client(monkeypatch) -> None:
+    """In the freeze a delta backup writes ~30 small objects: one PutObject each on the task's one
+    client (a multipart upload is three requests, a client per object costs more than the request);
+    a full backup's table streams as a multipart upload, whatever its size."""
+    from botocore.stub import ANY
+
+    stub = _stubbed_s3(monkeypatch)
+    stub.add_response("put_object", {}, {"Bucket": "b", "Key": "p/log.csv", "Body": ANY})
+    upload = {"Bucket": "b", "Key": "p/full.csv"}
+    stub.add_response("create_multipart_upload", {"UploadId": "u1"}, upload)
+    stub.add_response(
+        "upload_part", {"ETag": '"e1"'}, {**upload, "UploadId": "u1", "PartNumber": 1, "Body": ANY}
+    )
+    stub.add_response("complete_multipart_upload", {}, {**upload, "UploadId": "u1", "MultipartUpload": ANY})
+    with stub:
+        with copy._open("s3://b/p/log.csv", "wb", small=True) as out:
+            out.write(b"a|b\r\n" * 3)
+        with copy._open("s3://b/p/full.csv", "wb") as out:
+            out.write(b"x|y\n")
+        stub.assert_no_pending_responses()
