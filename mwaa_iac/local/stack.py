@@ -606,9 +606,23 @@ def down(
                 f"{directory} does not look like a local stack state directory; not removing it",
                 hint="remove it by hand if you are sure",
             )
-        shutil.rmtree(directory)
+        _remove_tree(directory)
         result.removed_state = True
     return result
+
+
+def _remove_tree(directory: Path, attempts: int = 5) -> None:
+    """Remove ``directory``. A process that is still exiting (PostgreSQL removes files of its own as it
+    stops) may remove or add files meanwhile (a file gone before rmtree got to it, a directory not
+    empty yet): tried again a moment later."""
+    for attempt in range(attempts):
+        try:
+            shutil.rmtree(directory)
+            return
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def status(state_dir: str | Path | None = None) -> StackStatus:
