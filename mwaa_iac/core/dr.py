@@ -239,12 +239,16 @@ def probe_conf(bucket: str, base_prefix: str, deployment: str, probe_id: str) ->
     return {"bucket": bucket, "key": f"{prefix}/probe.txt"}
 
 
-def copy_conf(bucket: str, prefix: str, since: str | None = None) -> dict[str, str]:
+def copy_conf(bucket: str, prefix: str, since: str | None = None, vacuum: bool = False) -> dict[str, Any]:
     """Run conf of the backup and restore DAGs: where the backup is (each attempt its own prefix);
-    ``since``: a backup's prefix in the same bucket, the one the target holds (a delta backup)."""
-    conf = {"bucket": bucket, "prefix": prefix}
+    ``since``: a backup's prefix in the same bucket, the one the target holds (a delta backup);
+    ``vacuum``: a full restore then vacuums the history tables it rewrote (a restore outside the
+    freeze, with a freeze to come: pass 1)."""
+    conf: dict[str, Any] = {"bucket": bucket, "prefix": prefix}
     if since:
         conf["since"] = since
+    if vacuum:
+        conf["vacuum"] = True
     return conf
 
 

@@ -61,8 +61,8 @@ import contextlib
 import datetime
 import functools
 import hashlib
+import io
 import json
-import tempfile
 import time
 
 FORMAT = 2  # 2: per-group digests that add up (rows:hi:lo); 1 hashed sorted rows
@@ -898,7 +898,7 @@ def orm_hash(session, table, own_dags):
 # -- storage ------------------------------------------------------------------------------------------
 
 
-SPOOL_BYTES = 16 * 2**20  # a small object's buffer spills to a temporary file past this
+SINGLE_PUT_BYTES = 32 * 2**20  # an object written whole below this is one PutObject
 
 
 @functools.lru_cache(maxsize=1)
@@ -906,26 +906,65 @@ def _shared_s3_client():
     return _s3_client()
 
 
+class _Upload:
+    """A new S3 object, written: kept in memory and sent in one PutObject when it ends below
+    SINGLE_PUT_BYTES (a delta's tables, the JSON lines, the manifest: a multipart upload is three
+    requests); past that, streamed as smart_open's multipart upload (a full backup's large tables:
+    memory stays bounded at any size)."""
+
+    def __init__(self, client, uri):
+        self.client, self.uri = client, uri
+        self.bucket, _, self.key = uri[len("s3://") :].partition("/")
+        self.buffer, self.stream = io.BytesIO(), None
+
+    def write(self, data):
+        if self.stream is not None:
+            return self.stream.write(data)
+        written = self.buffer.write(data)
+        if self.buffer.tell() >= SINGLE_PUT_BYTES:
+            import smart_open
+
+            self.stream = smart_open.open(self.uri, "wb", transport_params={"client": self.client})
+            self.stream.write(self.buffer.getvalue())
+            self.buffer = io.BytesIO()
+        return written
+
+    def finish(self):
+        if self.stream is not None:
+            self.stream.close()
+        else:
+            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self.buffer.getvalue())
+
+    def abandon(self):
+        """Nothing is written (a multipart upload begun is aborted)."""
+        if self.stream is not None:
+            terminate = getattr(self.stream, "terminate", None)
+            if terminate is not None:
+                terminate()
+
+
 @contextlib.contextmanager
-def _open(uri, mode, small=False):
-    """smart_open's ``open``. On S3, one client for every object of the task (a client per object,
-    smart_open's default, costs more than the request); ``small`` (a delta's tables, the JSON lines,
-    the manifest): written in one PutObject from a buffer (spilling to a temporary file past
-    SPOOL_BYTES) instead of a multipart upload's three requests. A full backup's tables stream as
-    multipart uploads (constant memory at any size)."""
+def _open(uri, mode):
+    """smart_open's ``open``; on S3 with one client for every object of the task (a client per
+    object, smart_open's default, costs more than the request), and a new object written by
+    :class:`_Upload` (nothing written when the block fails)."""
     import smart_open
 
     if not str(uri).startswith("s3://"):
         with smart_open.open(uri, mode) as handle:
             yield handle
         return
-    params = {"client": _shared_s3_client()}
-    with contextlib.ExitStack() as stack:
-        if small and "w" in mode:
-            buffer = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))
-            params.update(multipart_upload=False, writebuffer=buffer)
-        with smart_open.open(uri, mode, transport_params=params) as handle:
+    if "w" not in mode:
+        with smart_open.open(uri, mode, transport_params={"client": _shared_s3_client()}) as handle:
             yield handle
+        return
+    upload = _Upload(_shared_s3_client(), str(uri))
+    try:
+        yield upload
+    except BaseException:
+        upload.abandon()
+        raise
+    upload.finish()
 
 
 # -- an armed run: started before the freeze, it waits for its go signal -----------------------------
@@ -1199,7 +1238,8 @@ def _note(context, result):
     text = json.dumps(result, sort_keys=True, default=str)
     print(f"mwaa-iac: {text}")
     if len(text) > NOTE_LIMIT:
-        keep = ("ok", "error", "mode", "fallback", "delta_refused", "hold", "armed", "prefix")
+        keep = ("ok", "error", "mode", "fallback", "delta_refused", "hold", "armed", "prefix", "seconds")
+        keep += ("phases", "vacuum", "rehashed")
         short = {k: result[k] for k in keep if k in result}
         short["truncated"] = True
         text = json.dumps(short, sort_keys=True, default=str)[:NOTE_LIMIT]
@@ -1386,7 +1426,7 @@ def _export(session, base, specs, own_dags, delta):
             params = _own_params(own_dags, groups=sorted(delta["whole"]), ctids=delta["ctids"][name])
         else:
             select, params = spec.select, _own_params(own_dags)
-        with _open(f"{base}/{name}.csv", "wb", small=delta is not None) as out:
+        with _open(f"{base}/{name}.csv", "wb") as out:
             _copy_out(session, cursor, select, params, out)
         entry = {"columns": spec.columns, "file": f"{name}.csv"}
         if partial:
@@ -1469,7 +1509,7 @@ def _backup(factory, context, own_dags):
             tables = _export(session, base, specs, own_dags, None)
         for name in ORM_TABLES:
             groups = {}
-            with _open(f"{base}/{name}.jsonl", "wb", small=True) as out:
+            with _open(f"{base}/{name}.jsonl", "wb") as out:
                 for key, row in _orm_rows(session, name, own_dags):
                     out.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
                     groups[key] = f"1:{_row_digest(row)}"
@@ -1500,7 +1540,7 @@ def _backup(factory, context, own_dags):
         "fallback": fallback,
         "tables": tables,
     }
-    with _open(f"{base}/manifest.json", "wb", small=True) as out:
+    with _open(f"{base}/manifest.json", "wb") as out:
         out.write(json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8"))
     return {
         "ok": True,
@@ -1841,7 +1881,7 @@ def restore(factory, context, own_dags):
                 result.setdefault("after", {})[table.name] = _retrying(
                     table.name, lambda t=table, e=entry: _apply_after(base, t.name, e, own_dags)
                 )
-        if not delta:
+        if not delta and _conf(context).get("vacuum"):  # pass 1: a freeze comes later, not now
             result["vacuum"] = _vacuum([n for n in HISTORY if n in manifest["tables"]])
     except Exception as exc:
         error = describe_error(exc)
@@ -1866,15 +1906,22 @@ def _vacuum(names):
     effort: a failure is reported in the note, never fatal (the rows are restored and verified)."""
     from airflow.settings import Session
 
-    started = time.monotonic()
+    started, failed = time.monotonic(), []
     try:
         with Session() as session:
             connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            # Never long behind another's lock (e.g. an anti-wraparound autovacuum): that table is skipped.
+            connection.exec_driver_sql("SET lock_timeout = '10s'")
             for name in names:
-                connection.exec_driver_sql(f"VACUUM (ANALYZE) {_q(BY_NAME[name].table)}")
+                try:
+                    connection.exec_driver_sql(f"VACUUM (ANALYZE) {_q(BY_NAME[name].table)}")
+                except Exception as exc:
+                    failed.append(f"{name}: {describe_error(exc)}"[:100])
+            connection.exec_driver_sql("RESET lock_timeout")
     except Exception as exc:
-        return {"tables": len(names), "error": describe_error(exc)[:300]}
-    return {"tables": len(names), "seconds": round(time.monotonic() - started, 1)}
+        return {"tables": 0, "failed": [describe_error(exc)[:100]]}
+    result = {"tables": len(names) - len(failed), "seconds": round(time.monotonic() - started, 1)}
+    return {**result, "failed": failed[:2]} if failed else result
 
 
 def _stage(session, cursor, base, name, spec, entry, own_dags):

@@ -169,14 +169,15 @@ def _stubbed_s3(monkeypatch):
     return Stubber(client)
 
 
-def test_a_small_object_is_one_put_and_a_full_table_a_multipart_upload_on_one_client(monkeypatch) -> None:
+def test_an_object_is_one_put_below_the_threshold_and_a_multipart_upload_past_it(monkeypatch) -> None:
     """In the freeze a delta backup writes ~30 small objects: one PutObject each on the task's one
-    client (a multipart upload is three requests, a client per object costs more than the request);
-    a full backup's table streams as a multipart upload, whatever its size."""
+    client (a multipart upload is three requests; a client per object costs more than the request).
+    An object past the threshold (a full backup's large table) streams as a multipart upload."""
     from botocore.stub import ANY
 
     stub = _stubbed_s3(monkeypatch)
-    stub.add_response("put_object", {}, {"Bucket": "b", "Key": "p/log.csv", "Body": ANY})
+    monkeypatch.setattr(copy, "SINGLE_PUT_BYTES", 64)
+    stub.add_response("put_object", {}, {"Bucket": "b", "Key": "p/log.csv", "Body": b"a|b\r\n" * 3})
     upload = {"Bucket": "b", "Key": "p/full.csv"}
     stub.add_response("create_multipart_upload", {"UploadId": "u1"}, upload)
     stub.add_response(
@@ -184,8 +185,28 @@ def test_a_small_object_is_one_put_and_a_full_table_a_multipart_upload_on_one_cl
     )
     stub.add_response("complete_multipart_upload", {}, {**upload, "UploadId": "u1", "MultipartUpload": ANY})
     with stub:
-        with copy._open("s3://b/p/log.csv", "wb", small=True) as out:
+        with copy._open("s3://b/p/log.csv", "wb") as out:
             out.write(b"a|b\r\n" * 3)
         with copy._open("s3://b/p/full.csv", "wb") as out:
-            out.write(b"x|y\n")
+            for _ in range(10):
+                out.write(b"x|y|z|\r|\n" * 2)
+        stub.assert_no_pending_responses()
+
+
+def test_an_object_whose_writing_fails_is_not_written(monkeypatch) -> None:
+    """A backup that fails half-way leaves no object behind (below the threshold nothing was sent;
+    past it the multipart upload is aborted)."""
+    stub = _stubbed_s3(monkeypatch)
+    monkeypatch.setattr(copy, "SINGLE_PUT_BYTES", 8)
+    upload = {"Bucket": "b", "Key": "p/big.csv"}
+    stub.add_response("create_multipart_upload", {"UploadId": "u2"}, upload)
+    stub.add_response("abort_multipart_upload", {}, {**upload, "UploadId": "u2"})
+    with stub:
+        for key, size in (("p/small.csv", 4), ("p/big.csv", 16)):
+            try:
+                with copy._open(f"s3://b/{key}", "wb") as out:
+                    out.write(b"x" * size)
+                    raise RuntimeError("the export failed")
+            except RuntimeError:
+                pass
         stub.assert_no_pending_responses()

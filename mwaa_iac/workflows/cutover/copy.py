@@ -345,7 +345,8 @@ class Copy:
         if armed is not None:
             self._hold_warning(armed)
             return armed
-        conf = dr.copy_conf(ctx.config.dr.backup_bucket, prefix)
+        # Outside the freeze (pass 1), a full restore vacuums what it rewrote, before the freeze reads it.
+        conf = dr.copy_conf(ctx.config.dr.backup_bucket, prefix, vacuum=not ctx.frozen())
         run_id = self._run_id(dr.RESTORE_DAG_ID, label, attempt)
         outcome = run_restore(
             ctx.runner(ctx.target),
