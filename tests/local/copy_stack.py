@@ -166,8 +166,8 @@ class CopyStack:
     def backup(self, name: str, prefix: str, since: str | None = None) -> TaskRun:
         return self._task(name, dr.BACKUP_DAG_ID, dr.copy_conf(BUCKET, prefix, since))
 
-    def restore(self, name: str, prefix: str) -> TaskRun:
-        return self._task(name, dr.RESTORE_DAG_ID, dr.copy_conf(BUCKET, prefix))
+    def restore(self, name: str, prefix: str, vacuum: bool = False) -> TaskRun:
+        return self._task(name, dr.RESTORE_DAG_ID, dr.copy_conf(BUCKET, prefix, vacuum=vacuum))
 
     def manifest(self, prefix: str) -> dict[str, Any]:
         body = self.s3.get_object(Bucket=BUCKET, Key=f"{prefix}/{dr.MANIFEST}")["Body"].read()

@@ -169,6 +169,25 @@ def _stubbed_s3(monkeypatch):
     return Stubber(client)
 
 
+class _Holds:
+    """Equal to a request body (bytes, or the buffer smart_open reuses) that holds ``data``, read when
+    the stubbed request is made."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, bytes):
+            return other == self.data
+        at = other.tell()  # type: ignore[attr-defined]
+        other.seek(0)  # type: ignore[attr-defined]
+        held = other.read()  # type: ignore[attr-defined]
+        other.seek(at)  # type: ignore[attr-defined]
+        return bool(held == self.data)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def test_an_object_is_one_put_below_the_threshold_and_a_multipart_upload_past_it(monkeypatch) -> None:
     """In the freeze a delta backup writes ~30 small objects: one PutObject each on the task's one
     client (a multipart upload is three requests; a client per object costs more than the request).
@@ -177,11 +196,12 @@ def test_an_object_is_one_put_below_the_threshold_and_a_multipart_upload_past_it
 
     stub = _stubbed_s3(monkeypatch)
     monkeypatch.setattr(copy, "SINGLE_PUT_BYTES", 64)
+    whole = b"x|y|z|\r|\n" * 20  # every byte written, the first 64 (buffered before the switch) too
     stub.add_response("put_object", {}, {"Bucket": "b", "Key": "p/log.csv", "Body": b"a|b\r\n" * 3})
     upload = {"Bucket": "b", "Key": "p/full.csv"}
     stub.add_response("create_multipart_upload", {"UploadId": "u1"}, upload)
     stub.add_response(
-        "upload_part", {"ETag": '"e1"'}, {**upload, "UploadId": "u1", "PartNumber": 1, "Body": ANY}
+        "upload_part", {"ETag": '"e1"'}, {**upload, "UploadId": "u1", "PartNumber": 1, "Body": _Holds(whole)}
     )
     stub.add_response("complete_multipart_upload", {}, {**upload, "UploadId": "u1", "MultipartUpload": ANY})
     with stub:

@@ -961,6 +961,10 @@ def test_copiers_past_their_deadline_fall_back_to_runs_triggered_in_the_freeze(w
     restore = _journal(ws).data(Step.RESTORE_P2)["result"]["run_id"]
     ran = world.envs[TARGET].airflow.runs[(dr.RESTORE_DAG_ID, restore)]["ran_with"]
     assert ran["prefix"] == _journal(ws).data(Step.BACKUP_P2)["result"]["prefix"]
+    # pass 1's restore (before the freeze) vacuums what it rewrote; one inside the freeze never does
+    assert "vacuum" not in ran
+    first = _journal(ws).data(Step.RESTORE_P1)["result"]["run_id"]
+    assert world.envs[TARGET].airflow.runs[(dr.RESTORE_DAG_ID, first)]["ran_with"]["vacuum"] is True
 
 
 def test_copiers_no_worker_starts_are_cancelled_and_the_freeze_triggers_its_runs(ws, world) -> None:
