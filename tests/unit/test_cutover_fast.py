@@ -2030,6 +2030,24 @@ def test_an_unpause_copier_that_does_not_answer_falls_back_to_rest(ws, world) ->
     assert reasons == ["unpause over REST: no answer to the unpause signal within 10 s"]
 
 
+def test_go_live_over_rest_never_plans_with_the_listing_taken_before_the_freeze(ws, world) -> None:
+    """A DAG unpaused by hand on the target before the freeze shows so in the listing taken as the
+    copiers are armed; pass 2's restore pauses it again. go-live (over REST: the unpause copier
+    does not answer) must unpause it, not take it for done from that listing."""
+    world.copier_unpause = "silent"
+    emit = world.emit
+
+    def unpaused_by_hand(event: dict[str, Any]) -> None:
+        if event.get("event") == "copier.armed" and event.get("dag_id") == dr.RESTORE_DAG_ID:
+            world.envs[TARGET].airflow.dags[LIVE[0]]["is_paused"] = False
+        emit(event)
+
+    world.emit = unpaused_by_hand  # type: ignore[method-assign]
+    _run(ws, world)
+    _assert_live_on_target(ws, world)
+    assert world.envs[TARGET].airflow.paused()[LIVE[0]] is False
+
+
 def test_a_go_live_killed_after_the_unpause_signal_finds_the_answer_again_on_resume(ws, world) -> None:
     world.stop_at, world.kill = ".unpaused.json", True  # killed reading the unpause copier's answer
     with pytest.raises(Killed):

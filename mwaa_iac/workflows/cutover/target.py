@@ -182,9 +182,13 @@ class Target:
         """The target's DAG listing, taken just before the freeze (with pass 2's copiers armed):
         check-target inside the freeze reuses it when it shows every recorded DAG parsed (the listing
         is paged, one REST call per 100 DAGs; parsing only moves forward), so the freeze pays only
-        for the import errors. Not journaled: a resumed cutover lists again."""
+        for the import errors. Not journaled: a resumed cutover lists again. Best effort: without it,
+        check-target lists inside the freeze."""
         ctx = self.ctx
-        ctx.listings[ctx.target] = (ctx.clock(), ctx.api(ctx.target).list_dags())
+        try:
+            ctx.listings[ctx.target] = (ctx.clock(), ctx.api(ctx.target).list_dags())
+        except MwaaIacError:
+            ctx.listings.pop(ctx.target, None)
         return armed
 
     def check_imports(self) -> dict[str, Any]:
@@ -203,7 +207,7 @@ class Target:
         api = ctx.api(ctx.target)
         calls = api.calls
         failing, unparsed, waited = wait_for_parse(
-            ctx, api, ctx.target, dags, files, since, known=recent_listing(ctx, ctx.target, pop=False)
+            ctx, api, ctx.target, dags, files, since, known=recent_listing(ctx, ctx.target)
         )
         result = {
             "dags": len(dags), "failing": failing, "unparsed": unparsed, "waited_s": waited,
@@ -248,10 +252,11 @@ class Target:
 LISTING_MAX_AGE_SECONDS = 300.0  # a DAG listing this recent stands for the environment's DAGs
 
 
-def recent_listing(ctx: Context, environment: str, *, pop: bool = True) -> list[dict[str, Any]] | None:
+def recent_listing(ctx: Context, environment: str) -> list[dict[str, Any]] | None:
     """The DAG listing of ``environment`` taken in the last LISTING_MAX_AGE_SECONDS (None without
-    one); ``pop``: used up (go-live changes what it shows)."""
-    taken = ctx.listings.pop(environment, None) if pop else ctx.listings.get(environment)
+    one), used up: check-target uses the one taken before the freeze (pass 2's restore pauses every
+    DAG of the target after it), go-live the one check-target took inside the freeze."""
+    taken = ctx.listings.pop(environment, None)
     if taken is None or ctx.clock() - taken[0] > LISTING_MAX_AGE_SECONDS:
         return None
     return taken[1]
