@@ -48,7 +48,7 @@ def test_removing_the_state_tries_again_while_a_directory_is_still_being_written
     monkeypatch.setattr(stack.time, "sleep", lambda s: None)
     stack._remove_tree(state)
     assert not state.exists() and len(calls) == 2
-    with pytest.raises(PermissionError):  # anything else is not swallowed
+    with pytest.raises(PermissionError):  # still failing after the attempts: raised, not swallowed
         monkeypatch.setattr(
             stack.shutil, "rmtree", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "no"))
         )
