@@ -1855,7 +1855,6 @@ def restore(factory, context, own_dags):
     content hash equal the manifest's (tried again on a concurrent update); the DAGs are paused
     before it and their next intervals written after it. Any failure of a delta's restore is
     ``delta_refused`` (mwaa-iac then copies everything); no failure says a value of a row."""
-    started = time.monotonic()
     delta = False
     try:
         armed = _armed(context)
@@ -1867,6 +1866,7 @@ def restore(factory, context, own_dags):
             result = unpause_dags(own_dags, _s3_client(), conf["bucket"], conf["unpause"])
             _note(context, {**result, "armed": armed})
             return result
+        started = time.monotonic()  # the restore's own time (an armed one waited for its go until now)
         base = _location(factory, context)
         manifest = _read_manifest(base)
         delta = manifest.get("mode") == "delta"
