@@ -80,7 +80,7 @@ demo: setup ## The main job on the local stack: blue 2.9.2 with history, cutover
 # Freeze window vs raw copy vs in-place upgrade, 500 DAGs, 3,000 / 100,000 / 1,000,000 task
 # instances (bench/out/); one size: `.venv/bin/python bench/freeze_bench.py --sizes 3k`.
 BENCH_SIZES ?= 3k,100k,1m
-bench: setup ## Freeze window at 3k/100k/1M task instances, without then with MWAA's latency model (bench/out/; hours)
+bench: setup ## Freeze window at 3k/100k/1M task instances, without then with MWAA's latency model (bench/out/; about 1.5 h)
 	$(BIN)/python bench/freeze_bench.py --sizes $(BENCH_SIZES) --out bench/out/freeze.json
 	$(BIN)/python bench/freeze_bench.py --sizes $(BENCH_SIZES) --mwaa-latency \
 		--baseline bench/out/freeze.json --out bench/out/freeze-mwaa-latency.json
