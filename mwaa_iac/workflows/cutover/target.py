@@ -182,9 +182,13 @@ class Target:
         """The target's DAG listing, taken just before the freeze (with pass 2's copiers armed):
         check-target inside the freeze reuses it when it shows every recorded DAG parsed (the listing
         is paged, one REST call per 100 DAGs; parsing only moves forward), so the freeze pays only
-        for the import errors. Not journaled: a resumed cutover lists again. Best effort: without it,
+        for the import errors. Only with the copiers armed (go-live's unpause is then the copier's,
+        needing no listing; over REST it lists again: pass 2's restore paused every DAG of the target
+        after this listing). Not journaled: a resumed cutover lists again. Best effort: without it,
         check-target lists inside the freeze."""
         ctx = self.ctx
+        if not armed.get("armed"):
+            return armed
         try:
             ctx.listings[ctx.target] = (ctx.clock(), ctx.api(ctx.target).list_dags())
         except MwaaIacError:
